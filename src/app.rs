@@ -1,0 +1,103 @@
+//! Start-up and shutdown: config → upstreams (all connecting concurrently, in the background)
+//! → HTTP router → serve until SIGINT/SIGTERM → stop every upstream.
+
+use std::net::{SocketAddr, TcpListener};
+use std::time::Duration;
+
+use anyhow::Context;
+
+use crate::config::{Config, ServeOptions};
+use crate::http::{self, AppState};
+use crate::upstream::{Upstream, UpstreamOptions};
+
+/// Runs the daemon until a shutdown signal arrives.
+pub async fn run(config: Config, options: ServeOptions) -> anyhow::Result<()> {
+    let upstream_options = UpstreamOptions {
+        connect_timeout: options.connect_timeout,
+        default_call_timeout: options.tool_timeout,
+        ..UpstreamOptions::default()
+    };
+    // Bind first: a port conflict should fail fast, before any child process starts.
+    let listener = bind(&options)?;
+    let local = listener.local_addr()?;
+    let upstreams: Vec<Upstream> = config
+        .servers
+        .into_iter()
+        .map(|server| Upstream::start(server, upstream_options.clone()))
+        .collect();
+    let state = AppState::new(options.clone(), upstreams);
+    let app = http::router(state.clone());
+    banner(&options, local, &state);
+    http::serve(app, &options, listener, shutdown_signal()).await?;
+    tracing::info!("shutting down: stopping upstream servers");
+    tokio::time::timeout(Duration::from_secs(15), state.shutdown())
+        .await
+        .ok();
+    Ok(())
+}
+
+fn bind(options: &ServeOptions) -> anyhow::Result<TcpListener> {
+    let host = options.host.trim_start_matches('[').trim_end_matches(']');
+    let addr: SocketAddr = format!("{host}:{}", options.port)
+        .parse()
+        .or_else(|_| {
+            use std::net::ToSocketAddrs;
+            (host, options.port)
+                .to_socket_addrs()?
+                .next()
+                .ok_or_else(|| std::io::Error::other("no address"))
+        })
+        .with_context(|| format!("invalid --host '{}'", options.host))?;
+    let listener = TcpListener::bind(addr).with_context(|| format!("cannot listen on {addr}"))?;
+    listener.set_nonblocking(true)?;
+    Ok(listener)
+}
+
+fn banner(options: &ServeOptions, local: SocketAddr, state: &AppState) {
+    let scheme = if options.tls.is_some() {
+        "https"
+    } else {
+        "http"
+    };
+    let host = if local.ip().is_unspecified() {
+        "localhost".to_owned()
+    } else {
+        local.ip().to_string()
+    };
+    let base = format!("{scheme}://{host}:{}{}", local.port(), options.root_path);
+    tracing::info!("mcpo {} listening on {local}", env!("CARGO_PKG_VERSION"));
+    if options.single_server {
+        tracing::info!("docs: {base}{}docs", options.path_prefix);
+    } else {
+        tracing::info!("docs: {base}/docs   combined spec: {base}/openapi.json");
+        for name in state.server_names() {
+            tracing::info!(
+                "server '{name}': {base}{}{name}/openapi.json (connecting in the background)",
+                options.path_prefix
+            );
+        }
+    }
+}
+
+/// Resolves on SIGINT (Ctrl-C) or SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+    tracing::info!("shutdown signal received");
+}

@@ -1,0 +1,510 @@
+//! Command-line flags (Python mcpo compatible), as a clap derive. Nothing else lives here:
+//! [`crate::config::from_cli`] turns a [`Cli`] into the validated configuration.
+//!
+//! Two deliberate differences from Python mcpo: `-h` is `--help` (Python: host; use `--host`)
+//! and `-V`/`--version` prints mcpo's own version (Python: the API version; use `--api-version`
+//! or `-v`).
+//!
+//! The server command is only taken after `--` (`last = true`), so a subcommand such as
+//! `mcpo validate` can be added later without changing how `mcpo -- validate ...` parses: add
+//! `#[command(subcommand)] pub action: Option<Action>` and skip [`Cli::check_mode`] when it is set.
+
+use std::ffi::OsString;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::builder::BoolishValueParser;
+use clap::error::ErrorKind;
+use clap::{CommandFactory, Parser, ValueEnum};
+
+const EXAMPLES: &str = "\
+Examples:
+  mcpo --port 8000 --api-key top-secret -- uvx mcp-server-time --local-timezone=America/New_York
+  mcpo --type streamable-http -- http://127.0.0.1:8080/mcp
+  mcpo --config config.json --hot-reload
+
+Every option can also be set with an MCPO_* environment variable (shown in brackets).
+Differences from Python mcpo: -h is --help (use --host), -V/--version prints mcpo's version
+(use --api-version or -v for the API version).";
+
+/// Publish the tools of MCP servers as a plain HTTP/OpenAPI tool server.
+#[derive(Debug, Clone, Parser)]
+#[command(name = "mcpo", version, after_help = EXAMPLES)]
+pub struct Cli {
+    /// Address to listen on.
+    #[arg(long, env = "MCPO_HOST", default_value = "0.0.0.0")]
+    pub host: String,
+
+    /// Port to listen on.
+    #[arg(short, long, env = "MCPO_PORT", default_value_t = 8000)]
+    pub port: u16,
+
+    /// API key that callers must send as `Authorization: Bearer <key>` on tool routes.
+    #[arg(short = 'k', long, env = "MCPO_API_KEY", hide_env_values = true)]
+    pub api_key: Option<String>,
+
+    /// Also require the API key for /docs and the OpenAPI specs (HTTP Basic accepted too).
+    #[arg(long, env = "MCPO_STRICT_AUTH", value_parser = BoolishValueParser::new())]
+    pub strict_auth: bool,
+
+    /// Origin allowed to call from a browser; repeat or separate with commas. "*" allows any.
+    #[arg(
+        long,
+        env = "MCPO_CORS_ALLOW_ORIGINS",
+        value_name = "ORIGIN",
+        value_delimiter = ',',
+        default_value = "*"
+    )]
+    pub cors_allow_origins: Vec<String>,
+
+    /// Set an environment variable for mcpo and every server it starts; repeatable.
+    #[arg(short, long, env = "MCPO_ENV", value_name = "KEY=VALUE", value_parser = parse_env_assignment)]
+    pub env: Vec<(String, String)>,
+
+    /// Load environment variables from a dotenv file (variables already set win).
+    #[arg(long, env = "MCPO_ENV_PATH", value_name = "FILE")]
+    pub env_path: Option<PathBuf>,
+
+    /// Transport of the server given after `--` [default: stdio].
+    #[arg(
+        long = "type",
+        visible_alias = "server-type",
+        env = "MCPO_TYPE",
+        value_enum
+    )]
+    pub server_type: Option<ServerType>,
+
+    /// Config file with several servers (Claude Desktop `mcpServers` format, comments allowed).
+    #[arg(short, long, env = "MCPO_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
+    /// Watch the config file and apply changes without a restart.
+    #[arg(long, env = "MCPO_HOT_RELOAD", value_parser = BoolishValueParser::new())]
+    pub hot_reload: bool,
+
+    /// Title of the OpenAPI documents.
+    #[arg(short, long, env = "MCPO_NAME", default_value = "MCP OpenAPI Proxy")]
+    pub name: String,
+
+    /// Description of the OpenAPI documents.
+    #[arg(
+        short,
+        long,
+        env = "MCPO_DESCRIPTION",
+        default_value = "Automatically generated API from MCP Tool Schemas"
+    )]
+    pub description: String,
+
+    /// Version of the OpenAPI documents (Python mcpo's `--version`/`-v`).
+    #[arg(short = 'v', long, env = "MCPO_API_VERSION", default_value = "1.0")]
+    pub api_version: String,
+
+    /// TLS certificate (PEM); serve HTTPS. Needs --ssl-keyfile.
+    #[arg(short = 't', long, env = "MCPO_SSL_CERTFILE", value_name = "FILE")]
+    pub ssl_certfile: Option<PathBuf>,
+
+    /// TLS private key (PEM). Needs --ssl-certfile.
+    #[arg(short = 'K', long, env = "MCPO_SSL_KEYFILE", value_name = "FILE")]
+    pub ssl_keyfile: Option<PathBuf>,
+
+    /// Sub-path a reverse proxy serves mcpo under (like /mcpo); used in links and specs.
+    #[arg(long, env = "MCPO_ROOT_PATH", value_name = "PATH", default_value = "")]
+    pub root_path: String,
+
+    /// Prefix for the per-server routes: {prefix}{server}/{tool}.
+    #[arg(
+        long,
+        env = "MCPO_PATH_PREFIX",
+        value_name = "PREFIX",
+        default_value = "/"
+    )]
+    pub path_prefix: String,
+
+    /// Headers for the sse / streamable-http server after `--`: a JSON object, or `Name: value`; repeatable.
+    #[arg(short = 'H', long, env = "MCPO_HEADER", value_name = "JSON")]
+    pub header: Vec<String>,
+
+    /// Log level: trace, debug, info, warn(ing), error, critical, off. RUST_LOG, if set, wins.
+    #[arg(
+        long,
+        env = "MCPO_LOG_LEVEL",
+        value_enum,
+        ignore_case = true,
+        default_value = "info"
+    )]
+    pub log_level: LogLevel,
+
+    /// Largest request body accepted, in bytes.
+    #[arg(long, env = "MCPO_MAX_BODY_BYTES", value_name = "BYTES", default_value = "10485760", value_parser = parse_positive_bytes)]
+    pub max_body_bytes: usize,
+
+    /// Seconds a tool call may take when its server sets no `timeout` (fractions allowed).
+    #[arg(long, env = "MCPO_TOOL_TIMEOUT", value_name = "SECONDS", default_value = "300", value_parser = parse_seconds)]
+    pub tool_timeout: Duration,
+
+    /// Seconds allowed for connecting to and initializing one server (fractions allowed).
+    #[arg(long, env = "MCPO_CONNECT_TIMEOUT", value_name = "SECONDS", default_value = "30", value_parser = parse_seconds)]
+    pub connect_timeout: Duration,
+
+    /// Python mcpo's header-forwarding config; accepted so old command lines run, but ignored.
+    #[arg(long, env = "MCPO_CLIENT_HEADER_FORWARDING", hide = true)]
+    pub client_header_forwarding: Option<String>,
+
+    /// The MCP server: a command and its arguments, or (with --type sse|streamable-http) its URL.
+    #[arg(last = true, value_name = "COMMAND_OR_URL", allow_hyphen_values = true)]
+    pub command: Vec<String>,
+}
+
+/// How to reach the single server given after `--`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ServerType {
+    /// Run a local command and talk over its stdin/stdout.
+    Stdio,
+    /// Legacy HTTP+SSE.
+    Sse,
+    /// Streamable HTTP.
+    #[value(
+        name = "streamable-http",
+        alias = "streamable_http",
+        alias = "streamablehttp",
+        alias = "http"
+    )]
+    StreamableHttp,
+}
+
+/// `--log-level`, accepting Python's names too.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogLevel {
+    Trace,
+    Debug,
+    Info,
+    #[value(alias = "warning")]
+    Warn,
+    #[value(alias = "critical", alias = "fatal")]
+    Error,
+    Off,
+}
+
+impl LogLevel {
+    /// The `tracing_subscriber::EnvFilter` directive for this level (used when RUST_LOG is unset).
+    pub fn as_directive(self) -> &'static str {
+        match self {
+            LogLevel::Trace => "trace",
+            LogLevel::Debug => "debug",
+            LogLevel::Info => "info",
+            LogLevel::Warn => "warn",
+            LogLevel::Error => "error",
+            LogLevel::Off => "off",
+        }
+    }
+}
+
+impl Cli {
+    /// Parse `std::env::args_os()`; print help, version or a usage error and exit (code 2 on
+    /// errors) like clap does, including when neither `--config` nor a command is given.
+    pub fn parse_and_check() -> Cli {
+        let cli = Cli::parse();
+        if let Err(err) = cli.check_mode() {
+            err.exit();
+        }
+        cli
+    }
+
+    /// [`Cli::parse_and_check`] for given arguments, returning the error instead of exiting.
+    pub fn try_parse_and_check_from<I, T>(args: I) -> Result<Cli, clap::Error>
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<OsString> + Clone,
+    {
+        let cli = Cli::try_parse_from(args)?;
+        cli.check_mode()?;
+        Ok(cli)
+    }
+
+    /// A server must come from somewhere: `--config FILE` or a command after `--`.
+    pub fn check_mode(&self) -> Result<(), clap::Error> {
+        if self.config.is_some() || !self.command.is_empty() {
+            return Ok(());
+        }
+        Err(Cli::command().error(
+            ErrorKind::MissingRequiredArgument,
+            "no MCP server given: use --config FILE, or put the server command after '--'\n\n\
+             Examples:\n  \
+             mcpo --port 8000 -- uvx mcp-server-time --local-timezone=America/New_York\n  \
+             mcpo --config config.json",
+        ))
+    }
+}
+
+/// `KEY=VALUE` for `--env`.
+fn parse_env_assignment(text: &str) -> Result<(String, String), String> {
+    let (key, value) = text
+        .split_once('=')
+        .ok_or_else(|| format!("'{text}' is not KEY=VALUE"))?;
+    if key.is_empty() || key.contains('\0') || value.contains('\0') {
+        return Err(format!("'{text}' is not KEY=VALUE with a non-empty KEY"));
+    }
+    Ok((key.to_owned(), value.to_owned()))
+}
+
+/// A positive, finite number of seconds, like `30` or `2.5`.
+fn parse_seconds(text: &str) -> Result<Duration, String> {
+    let seconds: f64 = text
+        .trim()
+        .parse()
+        .map_err(|_| format!("'{text}' is not a number of seconds"))?;
+    if seconds.is_nan() || seconds <= 0.0 {
+        return Err(format!("'{text}' must be more than 0 seconds"));
+    }
+    Duration::try_from_secs_f64(seconds).map_err(|_| format!("'{text}' seconds is too long"))
+}
+
+fn parse_positive_bytes(text: &str) -> Result<usize, String> {
+    match text.trim().parse::<usize>() {
+        Ok(0) => Err("must be at least 1 byte".to_owned()),
+        Ok(n) => Ok(n),
+        Err(_) => Err(format!("'{text}' is not a whole number of bytes")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Cli {
+        Cli::try_parse_and_check_from(args).unwrap_or_else(|e| panic!("{args:?}: {e}"))
+    }
+
+    fn parse_err(args: &[&str]) -> clap::Error {
+        match Cli::try_parse_and_check_from(args) {
+            Ok(cli) => panic!("{args:?} parsed: {cli:?}"),
+            Err(err) => err,
+        }
+    }
+
+    #[test]
+    fn clap_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn python_style_stdio_invocation() {
+        let cli = parse(&[
+            "mcpo",
+            "--port",
+            "8000",
+            "--api-key",
+            "top-secret",
+            "--",
+            "uvx",
+            "mcp-server-time",
+            "--local-timezone=America/New_York",
+        ]);
+        assert_eq!(cli.port, 8000);
+        assert_eq!(cli.api_key.as_deref(), Some("top-secret"));
+        assert_eq!(
+            cli.command,
+            [
+                "uvx",
+                "mcp-server-time",
+                "--local-timezone=America/New_York"
+            ]
+        );
+        assert_eq!(cli.server_type, None);
+        assert!(cli.config.is_none());
+    }
+
+    #[test]
+    fn python_style_remote_invocation() {
+        let cli = parse(&[
+            "mcpo",
+            "--type",
+            "streamable-http",
+            "--",
+            "http://127.0.0.1:8080/mcp",
+        ]);
+        assert_eq!(cli.server_type, Some(ServerType::StreamableHttp));
+        assert_eq!(cli.command, ["http://127.0.0.1:8080/mcp"]);
+    }
+
+    #[test]
+    fn python_style_config_invocation() {
+        let cli = parse(&["mcpo", "-c", "config.json", "--hot-reload"]);
+        assert_eq!(cli.config, Some(PathBuf::from("config.json")));
+        assert!(cli.hot_reload);
+        assert!(cli.command.is_empty());
+    }
+
+    #[test]
+    fn defaults_match_python_mcpo() {
+        let cli = parse(&["mcpo", "--", "cmd"]);
+        assert_eq!(cli.host, "0.0.0.0");
+        assert_eq!(cli.port, 8000);
+        assert_eq!(cli.cors_allow_origins, ["*"]);
+        assert_eq!(cli.name, "MCP OpenAPI Proxy");
+        assert_eq!(
+            cli.description,
+            "Automatically generated API from MCP Tool Schemas"
+        );
+        assert_eq!(cli.api_version, "1.0");
+        assert_eq!(cli.path_prefix, "/");
+        assert_eq!(cli.root_path, "");
+        assert_eq!(cli.log_level, LogLevel::Info);
+        assert_eq!(cli.max_body_bytes, 10 * 1024 * 1024);
+        assert_eq!(cli.tool_timeout, Duration::from_secs(300));
+        assert_eq!(cli.connect_timeout, Duration::from_secs(30));
+        assert!(!cli.strict_auth && !cli.hot_reload);
+    }
+
+    #[test]
+    fn short_flags() {
+        let cli = parse(&[
+            "mcpo", "-p", "9000", "-k", "key", "-e", "A=1", "-e", "B=x=y", "-n", "N", "-d", "D",
+            "-v", "2.0", "-t", "c.pem", "-K", "k.pem", "-H", "{}", "-c", "f.json",
+        ]);
+        assert_eq!(cli.port, 9000);
+        assert_eq!(cli.api_key.as_deref(), Some("key"));
+        assert_eq!(
+            cli.env,
+            [("A".into(), "1".into()), ("B".into(), "x=y".into())]
+        );
+        assert_eq!((cli.name.as_str(), cli.description.as_str()), ("N", "D"));
+        assert_eq!(cli.api_version, "2.0");
+        assert_eq!(cli.ssl_certfile, Some(PathBuf::from("c.pem")));
+        assert_eq!(cli.ssl_keyfile, Some(PathBuf::from("k.pem")));
+        assert_eq!(cli.header, ["{}"]);
+    }
+
+    #[test]
+    fn server_type_aliases() {
+        for (value, expected) in [
+            ("stdio", ServerType::Stdio),
+            ("sse", ServerType::Sse),
+            ("streamable-http", ServerType::StreamableHttp),
+            ("streamable_http", ServerType::StreamableHttp),
+            ("streamablehttp", ServerType::StreamableHttp),
+            ("http", ServerType::StreamableHttp),
+        ] {
+            let cli = parse(&["mcpo", "--server-type", value, "--", "x"]);
+            assert_eq!(cli.server_type, Some(expected), "{value}");
+        }
+        parse_err(&["mcpo", "--type", "websocket", "--", "x"]);
+    }
+
+    #[test]
+    fn python_log_level_names() {
+        for (value, expected) in [
+            ("DEBUG", LogLevel::Debug),
+            ("INFO", LogLevel::Info),
+            ("WARNING", LogLevel::Warn),
+            ("warn", LogLevel::Warn),
+            ("ERROR", LogLevel::Error),
+            ("CRITICAL", LogLevel::Error),
+            ("trace", LogLevel::Trace),
+        ] {
+            let cli = parse(&["mcpo", "--log-level", value, "--", "x"]);
+            assert_eq!(cli.log_level, expected, "{value}");
+        }
+        assert_eq!(LogLevel::Warn.as_directive(), "warn");
+    }
+
+    #[test]
+    fn repeatable_and_comma_separated_origins() {
+        let cli = parse(&[
+            "mcpo",
+            "--cors-allow-origins",
+            "https://a.example",
+            "--cors-allow-origins",
+            "https://b.example,https://c.example",
+            "--",
+            "x",
+        ]);
+        assert_eq!(
+            cli.cors_allow_origins,
+            [
+                "https://a.example",
+                "https://b.example",
+                "https://c.example"
+            ]
+        );
+    }
+
+    #[test]
+    fn command_keeps_hyphens_and_is_only_taken_after_double_dash() {
+        let cli = parse(&["mcpo", "-p", "1", "--", "npx", "-y", "--port", "9", "--"]);
+        assert_eq!(cli.command, ["npx", "-y", "--port", "9", "--"]);
+        assert_eq!(cli.port, 1);
+        // Without `--` a bare word is refused (Python mcpo also requires `--`).
+        assert_eq!(
+            parse_err(&["mcpo", "uvx", "mcp-server-time"]).kind(),
+            ErrorKind::UnknownArgument
+        );
+    }
+
+    #[test]
+    fn neither_config_nor_command_is_a_usage_error() {
+        for args in [&["mcpo"][..], &["mcpo", "--port", "1"], &["mcpo", "--"]] {
+            let err = parse_err(args);
+            assert_eq!(err.kind(), ErrorKind::MissingRequiredArgument);
+            assert_eq!(err.exit_code(), 2);
+            let text = err.to_string();
+            assert!(
+                text.contains("--config") && text.contains("mcpo --port 8000 --"),
+                "{text}"
+            );
+        }
+    }
+
+    #[test]
+    fn config_and_command_together_parse() {
+        // from_cli decides (the config wins, with a warning).
+        let cli = parse(&["mcpo", "--config", "c.json", "--", "uvx", "x"]);
+        assert!(cli.config.is_some() && !cli.command.is_empty());
+    }
+
+    #[test]
+    fn help_and_version_are_ours() {
+        assert_eq!(parse_err(&["mcpo", "-h"]).kind(), ErrorKind::DisplayHelp);
+        assert_eq!(parse_err(&["mcpo", "-V"]).kind(), ErrorKind::DisplayVersion);
+        assert_eq!(
+            parse_err(&["mcpo", "--version"]).kind(),
+            ErrorKind::DisplayVersion
+        );
+    }
+
+    #[test]
+    fn numeric_flags_are_checked() {
+        let cli = parse(&[
+            "mcpo",
+            "--tool-timeout",
+            "2.5",
+            "--connect-timeout",
+            "0.25",
+            "--max-body-bytes",
+            "1024",
+            "--",
+            "x",
+        ]);
+        assert_eq!(cli.tool_timeout, Duration::from_millis(2500));
+        assert_eq!(cli.connect_timeout, Duration::from_millis(250));
+        assert_eq!(cli.max_body_bytes, 1024);
+        for bad in [
+            &["mcpo", "--tool-timeout", "0", "--", "x"][..],
+            &["mcpo", "--tool-timeout=-1", "--", "x"],
+            &["mcpo", "--tool-timeout", "NaN", "--", "x"],
+            &["mcpo", "--connect-timeout", "soon", "--", "x"],
+            &["mcpo", "--max-body-bytes", "0", "--", "x"],
+            &["mcpo", "--port", "70000", "--", "x"],
+            &["mcpo", "-e", "NOEQUALS", "--", "x"],
+            &["mcpo", "-e", "=value", "--", "x"],
+        ] {
+            assert_eq!(parse_err(bad).kind(), ErrorKind::ValueValidation, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn hidden_python_flag_is_accepted() {
+        let cli = parse(&["mcpo", "--client-header-forwarding", "{}", "--", "x"]);
+        assert_eq!(cli.client_header_forwarding.as_deref(), Some("{}"));
+    }
+}

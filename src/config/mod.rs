@@ -1,0 +1,187 @@
+//! The `mcpServers` file (or the single server given after `--`) turned into a validated
+//! [`Config`]. Everything past this module reads these types, never raw JSON or clap types.
+//!
+//! Start-up order (see [`apply_env_flags`] for why): parse the [`crate::cli::Cli`], call
+//! `apply_env_flags` while the process has one thread, then [`from_cli`]. Hot reload calls
+//! [`load_file`] again.
+
+mod command_line;
+mod dotenv;
+mod error;
+mod expand;
+mod file;
+mod jsonc;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+pub use command_line::{apply_env_flags, from_cli, planned_env};
+pub use error::{COMMAND_LINE, ConfigError, ConfigWarning, Problem};
+pub use file::{OAUTH_EXTRA_KEYS, RESERVED_SERVER_NAMES};
+
+/// Default `--max-body-bytes`: 10 MiB.
+pub const DEFAULT_MAX_BODY_BYTES: usize = 10 * 1024 * 1024;
+/// Default `--tool-timeout`.
+pub const DEFAULT_TOOL_TIMEOUT: Duration = Duration::from_secs(300);
+/// Default `--connect-timeout`.
+pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
+/// Default `oauth.callback_port`.
+pub const DEFAULT_OAUTH_CALLBACK_PORT: u16 = 3030;
+
+/// Read and validate a config file; `${VAR}` is resolved from the process environment.
+pub fn load_file(path: &Path) -> Result<(Config, Vec<ConfigWarning>), ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        path: path.to_owned(),
+        source,
+    })?;
+    from_str(&text, &path.display().to_string())
+}
+
+/// Validate config text; `source_name` (usually the file name) starts every message.
+pub fn from_str(
+    text: &str,
+    source_name: &str,
+) -> Result<(Config, Vec<ConfigWarning>), ConfigError> {
+    from_str_with_env(text, source_name, &|name| std::env::var(name).ok())
+}
+
+/// [`from_str`] with `${VAR}` looked up through `lookup` instead of the process environment.
+pub fn from_str_with_env(
+    text: &str,
+    source_name: &str,
+    lookup: &dyn Fn(&str) -> Option<String>,
+) -> Result<(Config, Vec<ConfigWarning>), ConfigError> {
+    file::parse_config(text, source_name, lookup)
+}
+
+/// Every upstream server mcpo should connect to, in the order the file lists them.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    pub servers: Vec<ServerConfig>,
+}
+
+/// One entry of `mcpServers`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ServerConfig {
+    /// The key in `mcpServers`; also the URL segment `/{name}/...`.
+    pub name: String,
+    pub transport: TransportConfig,
+    /// Tools hidden from routes and specs (`disabledTools` / `disabled_tools`).
+    pub disabled_tools: BTreeSet<String>,
+    /// Per-call timeout (`timeout`, seconds); `None` means the global default.
+    pub timeout: Option<Duration>,
+    /// The `oauth` block, validated; only meaningful for streamable HTTP.
+    pub oauth: Option<OAuthConfig>,
+}
+
+/// How to reach one upstream.
+#[derive(Debug, Clone, PartialEq)]
+pub enum TransportConfig {
+    Stdio {
+        command: String,
+        args: Vec<String>,
+        /// Merged over mcpo's own environment.
+        env: BTreeMap<String, String>,
+        cwd: Option<PathBuf>,
+    },
+    /// Legacy HTTP+SSE (2024-11-05 protocol).
+    Sse {
+        url: url::Url,
+        headers: BTreeMap<String, String>,
+    },
+    StreamableHttp {
+        url: url::Url,
+        headers: BTreeMap<String, String>,
+    },
+}
+
+/// Where OAuth tokens are kept.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum TokenStorage {
+    #[default]
+    File,
+    Memory,
+}
+
+/// The `oauth` block of a streamable-HTTP server (see the OAuth guide).
+#[derive(Debug, Clone, PartialEq)]
+pub struct OAuthConfig {
+    /// Where discovery starts; defaults to the origin of the server's `url`.
+    pub server_url: Option<url::Url>,
+    pub storage_type: TokenStorage,
+    pub callback_port: u16,
+    pub use_loopback: bool,
+    pub client_id: Option<String>,
+    pub client_secret: Option<String>,
+    /// Static RFC 7591 client metadata, kept as given.
+    pub client_metadata: Option<serde_json::Map<String, serde_json::Value>>,
+    /// Every other key of the block, kept for the OAuth and multi-user features.
+    pub extra: serde_json::Map<String, serde_json::Value>,
+}
+
+/// How the HTTP side is served: everything from the command line that is not a server.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ServeOptions {
+    pub host: String,
+    pub port: u16,
+    /// `--api-key`: required as `Authorization: Bearer` on tool routes.
+    pub api_key: Option<String>,
+    /// `--strict-auth`: the key also protects docs and specs; HTTP Basic accepted.
+    pub strict_auth: bool,
+    /// `--cors-allow-origins`; `["*"]` means any origin.
+    pub cors_allow_origins: Vec<String>,
+    /// Normalised to start and end with `/` (`"/"` by default).
+    pub path_prefix: String,
+    /// `--root-path`: the sub-path a reverse proxy serves us under ("" by default, no trailing `/`).
+    pub root_path: String,
+    pub tls: Option<TlsFiles>,
+    /// Root document title (`--name`), description (`--description`), version (`--api-version`).
+    pub name: String,
+    pub description: String,
+    pub api_version: String,
+    /// Largest accepted request body.
+    pub max_body_bytes: usize,
+    /// Per-call timeout when a server sets none.
+    pub tool_timeout: Duration,
+    /// Time allowed for connecting to and initializing one upstream.
+    pub connect_timeout: Duration,
+    /// Single-server mode (`mcpo -- cmd`): the one server's routes sit at the prefix root.
+    pub single_server: bool,
+    /// The `--config` file the servers came from (`None` in single-server mode).
+    pub config_path: Option<PathBuf>,
+    /// `--hot-reload`: watch `config_path` (only ever true when there is one).
+    pub hot_reload: bool,
+}
+
+impl Default for ServeOptions {
+    /// The command-line defaults, with no API key, TLS or config file.
+    fn default() -> Self {
+        ServeOptions {
+            host: "0.0.0.0".to_owned(),
+            port: 8000,
+            api_key: None,
+            strict_auth: false,
+            cors_allow_origins: vec!["*".to_owned()],
+            path_prefix: "/".to_owned(),
+            root_path: String::new(),
+            tls: None,
+            name: "MCP OpenAPI Proxy".to_owned(),
+            description: "Automatically generated API from MCP Tool Schemas".to_owned(),
+            api_version: "1.0".to_owned(),
+            max_body_bytes: DEFAULT_MAX_BODY_BYTES,
+            tool_timeout: DEFAULT_TOOL_TIMEOUT,
+            connect_timeout: DEFAULT_CONNECT_TIMEOUT,
+            single_server: false,
+            config_path: None,
+            hot_reload: false,
+        }
+    }
+}
+
+/// `--ssl-certfile` / `--ssl-keyfile`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TlsFiles {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+}

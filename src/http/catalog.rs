@@ -1,0 +1,157 @@
+//! What the HTTP side knows about each server: its prepared tools (schemas normalised,
+//! validators compiled) and its serialized spec, rebuilt only when the upstream publishes a new
+//! session or tool list (its `generation` changes), never per request.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use bytes::Bytes;
+
+use crate::openapi::{self, PreparedTool, SpecInfo};
+use crate::upstream::{Session, Status, Upstream};
+
+/// One configured server and the cache derived from its current session.
+pub struct ServerEntry {
+    pub upstream: Upstream,
+    cache: Mutex<Option<Arc<Catalog>>>,
+}
+
+/// A consistent snapshot: the session and the tools/spec that were built from it.
+pub struct Catalog {
+    pub session: Arc<Session>,
+    pub tools: Vec<PreparedTool>,
+    index: HashMap<String, usize>,
+    /// The per-server document as served at `{server}/openapi.json`.
+    pub spec: Bytes,
+}
+
+impl Catalog {
+    pub fn tool(&self, name: &str) -> Option<&PreparedTool> {
+        self.index.get(name).map(|&i| &self.tools[i])
+    }
+}
+
+impl ServerEntry {
+    pub fn new(upstream: Upstream) -> Self {
+        Self {
+            upstream,
+            cache: Mutex::new(None),
+        }
+    }
+
+    pub fn name(&self) -> &str {
+        &self.upstream.name
+    }
+
+    /// The catalog of the current session, or the reason there is none.
+    pub fn catalog(&self, spec: &SpecContext) -> Result<Arc<Catalog>, Status> {
+        let session = match self.upstream.status() {
+            Status::Ready(session) => session,
+            other => return Err(other),
+        };
+        let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(c) = cache.as_ref()
+            && c.session.generation == session.generation
+        {
+            return Ok(c.clone());
+        }
+        let built = Arc::new(build(self.name(), session, spec));
+        *cache = Some(built.clone());
+        Ok(built)
+    }
+}
+
+/// What every spec needs from the serve options.
+pub struct SpecContext {
+    /// `--root-path` + `--path-prefix`, without the trailing `/`: where server routes live.
+    pub base: String,
+    pub root_path: String,
+    pub api_key_security: bool,
+    pub single_server: bool,
+}
+
+impl SpecContext {
+    pub fn from_options(o: &crate::config::ServeOptions) -> Self {
+        Self {
+            base: format!("{}{}", o.root_path, o.path_prefix.trim_end_matches('/')),
+            root_path: o.root_path.clone(),
+            api_key_security: o.api_key.is_some(),
+            single_server: o.single_server,
+        }
+    }
+}
+
+fn build(server: &str, session: Arc<Session>, ctx: &SpecContext) -> Catalog {
+    let tools: Vec<PreparedTool> = session
+        .tools
+        .iter()
+        .map(|t| openapi::prepare_tool(server, t))
+        .collect();
+    let index = tools
+        .iter()
+        .enumerate()
+        .map(|(i, t)| (t.name().to_owned(), i))
+        .collect();
+    let info = server_info(server, &session, ctx);
+    let doc = openapi::server_document(&info, server, &tools, |tool| format!("/{tool}"));
+    let spec = Bytes::from(serde_json::to_vec(&doc).unwrap_or_default());
+    Catalog {
+        session,
+        tools,
+        index,
+        spec,
+    }
+}
+
+/// Title, version and description of a server's own document: what the server said about
+/// itself, falling back to its configured name.
+fn server_info(server: &str, session: &Session, ctx: &SpecContext) -> SpecInfo {
+    let meta = &session.meta;
+    let title = meta
+        .title
+        .clone()
+        .or_else(|| meta.name.clone())
+        .unwrap_or_else(|| server.to_owned());
+    let description = match (&meta.instructions, &meta.description) {
+        (Some(i), _) => Some(i.clone()),
+        (None, Some(d)) => Some(d.clone()),
+        (None, None) => Some(format!("{server} MCP server")),
+    };
+    let server_url = if ctx.single_server {
+        ctx.base.clone()
+    } else {
+        format!("{}/{server}", ctx.base)
+    };
+    SpecInfo {
+        title,
+        version: meta.version.clone().unwrap_or_else(|| "1.0.0".into()),
+        description,
+        server_url: Some(if server_url.is_empty() {
+            "/".into()
+        } else {
+            server_url
+        }),
+        api_key_security: ctx.api_key_security,
+    }
+}
+
+/// The combined root document, cached by the generations of the sessions it was built from.
+#[derive(Default)]
+pub struct CombinedCache {
+    inner: Mutex<Option<(Vec<u64>, Bytes)>>,
+}
+
+impl CombinedCache {
+    pub fn get(&self, servers: &[(String, Arc<Catalog>)], build: impl FnOnce() -> Bytes) -> Bytes {
+        let key: Vec<u64> = servers.iter().map(|(_, c)| c.session.generation).collect();
+        let mut inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((k, bytes)) = inner.as_ref()
+            && *k == key
+        {
+            return bytes.clone();
+        }
+        let bytes = build();
+        *inner = Some((key, bytes.clone()));
+        bytes
+    }
+}

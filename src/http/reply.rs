@@ -1,0 +1,258 @@
+//! MCP tool results and errors → HTTP bodies and statuses.
+//!
+//! The mapping keeps everything the tool returned: `structuredContent` when present; otherwise
+//! each content item becomes a JSON value (text parsed as JSON when it is JSON, images and audio
+//! as `data:` URLs, embedded resources and resource links as objects), a single item unwrapped,
+//! several as an array in order.
+
+use rmcp::model::{CallToolResult, ContentBlock, ResourceContents};
+use serde_json::{Map, Value, json};
+
+use super::error::ApiError;
+use crate::upstream::CallError;
+
+/// The body of a successful call, or the 500 of a tool that reported `isError`.
+pub fn tool_result(result: CallToolResult) -> Result<Value, ApiError> {
+    if result.is_error == Some(true) {
+        let message = error_text(&result.content);
+        let data = result.structured_content.or_else(|| {
+            // Keep non-text items (an error screenshot, say) rather than dropping them.
+            let rich: Vec<Value> = result
+                .content
+                .iter()
+                .filter(|c| !matches!(c, ContentBlock::Text(_)))
+                .map(content_value)
+                .collect();
+            (!rich.is_empty()).then_some(Value::Array(rich))
+        });
+        return Err(ApiError::ToolError { message, data });
+    }
+    if let Some(structured) = result.structured_content {
+        return Ok(structured);
+    }
+    let mut content = result.content;
+    Ok(match content.len() {
+        1 => content_value_owned(content.remove(0)),
+        _ => Value::Array(content.iter().map(content_value).collect()),
+    })
+}
+
+/// The tool's own words for an `isError` result: its text items joined, used as-is (no
+/// "Unexpected error" wrapping as in Python mcpo).
+fn error_text(content: &[ContentBlock]) -> String {
+    let texts: Vec<&str> = content
+        .iter()
+        .filter_map(|c| match c {
+            ContentBlock::Text(t) => Some(t.text.as_str()),
+            _ => None,
+        })
+        .collect();
+    if texts.is_empty() {
+        "the tool reported an error without a message".to_owned()
+    } else {
+        texts.join("\n")
+    }
+}
+
+/// Moves a text item's string instead of copying it: the common single-text result.
+fn content_value_owned(item: ContentBlock) -> Value {
+    match item {
+        ContentBlock::Text(t) => text_value(t.text),
+        other => content_value(&other),
+    }
+}
+
+fn content_value(item: &ContentBlock) -> Value {
+    match item {
+        ContentBlock::Text(t) => text_value(t.text.clone()),
+        ContentBlock::Image(i) => Value::String(data_url(&i.mime_type, &i.data)),
+        ContentBlock::Audio(a) => Value::String(data_url(&a.mime_type, &a.data)),
+        ContentBlock::Resource(r) => resource_value(&r.resource),
+        ContentBlock::ResourceLink(link) => {
+            let mut v = serde_json::to_value(link).unwrap_or(Value::Null);
+            if let Value::Object(map) = &mut v {
+                map.insert("type".into(), json!("resource_link"));
+            }
+            v
+        }
+        // Content kinds newer than this code: pass them on as MCP sent them.
+        other => serde_json::to_value(other).unwrap_or(Value::Null),
+    }
+}
+
+/// Text that is JSON becomes that JSON value (a tool returning `{"a":1}` as text yields an
+/// object); anything else stays a string.
+fn text_value(text: String) -> Value {
+    let trimmed = text.trim_start();
+    let looks_json = matches!(
+        trimmed.as_bytes().first(),
+        Some(b'{' | b'[' | b'"' | b'-' | b'0'..=b'9' | b't' | b'f' | b'n')
+    );
+    if looks_json && let Ok(v) = serde_json::from_str::<Value>(&text) {
+        return v;
+    }
+    Value::String(text)
+}
+
+fn data_url(mime: &str, base64: &str) -> String {
+    let mime = if mime.is_empty() {
+        "application/octet-stream"
+    } else {
+        mime
+    };
+    format!("data:{mime};base64,{base64}")
+}
+
+fn resource_value(resource: &ResourceContents) -> Value {
+    let mut map = Map::new();
+    match resource {
+        ResourceContents::TextResourceContents {
+            uri,
+            mime_type,
+            text,
+            ..
+        } => {
+            map.insert("uri".into(), json!(uri));
+            if let Some(m) = mime_type {
+                map.insert("mimeType".into(), json!(m));
+            }
+            map.insert("text".into(), json!(text));
+        }
+        ResourceContents::BlobResourceContents {
+            uri,
+            mime_type,
+            blob,
+            ..
+        } => {
+            map.insert("uri".into(), json!(uri));
+            if let Some(m) = mime_type {
+                map.insert("mimeType".into(), json!(m));
+            }
+            map.insert("blob".into(), json!(blob));
+        }
+        other => return serde_json::to_value(other).unwrap_or(Value::Null),
+    }
+    Value::Object(map)
+}
+
+/// JSON-RPC error codes and transport failures → HTTP statuses.
+pub fn call_error(server: &str, tool: &str, err: CallError) -> ApiError {
+    match err {
+        CallError::Mcp(data) => {
+            let message = data.message.to_string();
+            let extra = data.data.clone();
+            match data.code.0 {
+                -32700 | -32600 => ApiError::BadRequest {
+                    message,
+                    data: extra,
+                },
+                -32601 => ApiError::NotFound(message),
+                -32602 => ApiError::Unprocessable {
+                    message,
+                    data: extra,
+                },
+                code => ApiError::BadGateway {
+                    message,
+                    data: Some(json!({ "code": code, "data": extra })),
+                },
+            }
+        }
+        CallError::Timeout(after) => ApiError::GatewayTimeout(format!(
+            "tool '{tool}' on server '{server}' did not answer within {:.1} s; the call was cancelled upstream",
+            after.as_secs_f64()
+        )),
+        CallError::Disconnected(reason) => ApiError::BadGateway {
+            message: format!(
+                "the connection to server '{server}' was lost during the call ({reason}); it was not retried because the tool may have run"
+            ),
+            data: None,
+        },
+        CallError::Other(reason) => ApiError::BadGateway {
+            message: format!("server '{server}' failed to answer: {reason}"),
+            data: None,
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rmcp::model::{Content, ErrorCode, ErrorData};
+
+    fn ok(items: Vec<ContentBlock>) -> Value {
+        tool_result(CallToolResult::success(items)).expect("success")
+    }
+
+    #[test]
+    fn single_text_that_is_json_is_parsed() {
+        assert_eq!(ok(vec![Content::text("{\"a\": 1}")]), json!({"a": 1}));
+        assert_eq!(ok(vec![Content::text("5")]), json!(5));
+        assert_eq!(ok(vec![Content::text("not json {")]), json!("not json {"));
+        assert_eq!(ok(vec![Content::text("true story")]), json!("true story"));
+    }
+
+    #[test]
+    fn images_become_data_urls_and_items_keep_their_order() {
+        let v = ok(vec![
+            Content::text("first"),
+            Content::image("AAAA", "image/png"),
+            ContentBlock::Resource(rmcp::model::EmbeddedResource::new(ResourceContents::text(
+                "body",
+                "fixture://n",
+            ))),
+        ]);
+        assert_eq!(
+            v,
+            json!(["first", "data:image/png;base64,AAAA", {"uri": "fixture://n", "mimeType": "text/plain", "text": "body"}])
+        );
+    }
+
+    #[test]
+    fn structured_content_wins() {
+        let mut r = CallToolResult::success(vec![Content::text("ignored")]);
+        r.structured_content = Some(json!({"x": 1}));
+        assert_eq!(tool_result(r).expect("ok"), json!({"x": 1}));
+    }
+
+    #[test]
+    fn is_error_is_a_500_with_the_tools_own_text() {
+        let r = CallToolResult::error(vec![Content::text("boom")]);
+        match tool_result(r) {
+            Err(ApiError::ToolError { message, .. }) => assert_eq!(message, "boom"),
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+
+    #[test]
+    fn error_codes_map_to_statuses() {
+        let e = |code| CallError::Mcp(ErrorData::new(ErrorCode(code), "m", None));
+        assert!(matches!(
+            call_error("s", "t", e(-32700)),
+            ApiError::BadRequest { .. }
+        ));
+        assert!(matches!(
+            call_error("s", "t", e(-32600)),
+            ApiError::BadRequest { .. }
+        ));
+        assert!(matches!(
+            call_error("s", "t", e(-32601)),
+            ApiError::NotFound(_)
+        ));
+        assert!(matches!(
+            call_error("s", "t", e(-32602)),
+            ApiError::Unprocessable { .. }
+        ));
+        assert!(matches!(
+            call_error("s", "t", e(-32603)),
+            ApiError::BadGateway { .. }
+        ));
+        assert!(matches!(
+            call_error(
+                "s",
+                "t",
+                CallError::Timeout(std::time::Duration::from_secs(1))
+            ),
+            ApiError::GatewayTimeout(_)
+        ));
+    }
+}

@@ -1,0 +1,129 @@
+//! `POST {prefix}{server}/{tool}`: JSON body → MCP `tools/call` → JSON reply.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde_json::Value;
+
+use super::AppState;
+use super::catalog::ServerEntry;
+use super::error::ApiError;
+use super::reply;
+use crate::upstream::Status;
+
+pub async fn call(
+    State(state): State<Arc<AppState>>,
+    Path((server, tool)): Path<(String, String)>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let entry = state
+        .server(&server)
+        .ok_or_else(|| ApiError::NotFound(format!("no server named '{server}' is configured")))?;
+    invoke(&state, entry, &tool, body).await
+}
+
+/// Single-server mode: `POST {prefix}{tool}`.
+pub async fn call_single(
+    State(state): State<Arc<AppState>>,
+    Path(tool): Path<String>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let entry = state
+        .only_server()
+        .ok_or_else(|| ApiError::NotFound("no server is configured".into()))?;
+    invoke(&state, entry, &tool, body).await
+}
+
+async fn invoke(
+    state: &AppState,
+    entry: &Arc<ServerEntry>,
+    tool_name: &str,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let server = entry.name();
+    let catalog = entry
+        .catalog(&state.spec)
+        .map_err(|status| unavailable(server, status))?;
+    let tool = catalog.tool(tool_name).ok_or_else(|| {
+        ApiError::NotFound(format!("server '{server}' has no tool named '{tool_name}'"))
+    })?;
+    let body = body.map_err(|rejection| {
+        if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::PayloadTooLarge(state.options.max_body_bytes)
+        } else {
+            ApiError::BadRequest {
+                message: format!("cannot read the request body: {rejection}"),
+                data: None,
+            }
+        }
+    })?;
+    let value = parse_body(&body)?;
+    tool.validate(&value).map_err(|e| ApiError::Unprocessable {
+        message: e.message.clone(),
+        data: Some(serde_json::to_value(&e).unwrap_or(Value::Null)),
+    })?;
+    let arguments = tool.arguments(value);
+    let started = Instant::now();
+    let result = catalog.session.call_tool(tool_name, Some(arguments)).await;
+    let outcome = result
+        .map_err(|e| reply::call_error(server, tool_name, e))
+        .and_then(reply::tool_result);
+    tracing::debug!(
+        server = %server,
+        tool = %tool_name,
+        ok = outcome.is_ok(),
+        elapsed_ms = started.elapsed().as_secs_f64() * 1e3,
+        "tool call"
+    );
+    Ok(Json(outcome?).into_response())
+}
+
+/// An empty body means "no arguments"; anything else must be JSON.
+fn parse_body(body: &[u8]) -> Result<Value, ApiError> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(Value::Object(Default::default()));
+    }
+    serde_json::from_slice(body).map_err(|e| ApiError::BadRequest {
+        message: format!("request body is not valid JSON: {e}"),
+        data: None,
+    })
+}
+
+/// 503 while a server is (re)connecting, naming why the last attempt failed.
+pub fn unavailable(server: &str, status: Status) -> ApiError {
+    match status {
+        Status::Connecting {
+            last_error,
+            retry_at,
+            ..
+        } => {
+            let retry_after_secs = retry_at
+                .map(|t| t.saturating_duration_since(Instant::now()).as_secs() + 1)
+                .unwrap_or(1);
+            let message = match last_error {
+                Some(e) => format!(
+                    "server '{server}' is not connected (last error: {e}); retrying in {retry_after_secs} s"
+                ),
+                None => format!("server '{server}' is still connecting"),
+            };
+            ApiError::Unavailable {
+                message,
+                retry_after_secs,
+            }
+        }
+        Status::Stopped => ApiError::Unavailable {
+            message: format!("server '{server}' has been stopped"),
+            retry_after_secs: 5,
+        },
+        Status::Ready(_) => ApiError::Unavailable {
+            message: format!("server '{server}' changed state; retry"),
+            retry_after_secs: 1,
+        },
+    }
+}

@@ -1,0 +1,63 @@
+//! `mcpo`: parse flags, apply env flags, start logging, run the daemon.
+
+use std::process::ExitCode;
+
+use mcpo::cli::Cli;
+use tracing_subscriber::EnvFilter;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse_and_check();
+    // `--env`/`--env-path` change mcpo's own environment, which every stdio child inherits and
+    // `${VAR}` expansion reads; it must happen before any thread (the runtime) exists.
+    // SAFETY: nothing has spawned a thread yet (no runtime, no logging workers).
+    if let Err(e) = unsafe { mcpo::config::apply_env_flags(&cli) } {
+        eprintln!("mcpo: {e}");
+        return ExitCode::from(2);
+    }
+    init_logging(cli.log_level.as_directive());
+    let (config, options, warnings) = match mcpo::config::from_cli(&cli) {
+        Ok(parts) => parts,
+        Err(e) => {
+            eprintln!("mcpo: invalid configuration:\n{e}");
+            return ExitCode::from(2);
+        }
+    };
+    for w in &warnings {
+        tracing::warn!("{w}");
+    }
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("mcpo: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(mcpo::app::run(config, options)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!("{e:#}");
+            eprintln!("mcpo: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// `RUST_LOG` wins; otherwise `--log-level`.
+/// rmcp logs every session's full `initialize` exchange at info; keep it to warnings unless
+/// the user asked for debug output.
+fn init_logging(level: &str) {
+    let directives = match level {
+        "debug" | "trace" => level.to_owned(),
+        _ => format!("{level},rmcp=warn"),
+    };
+    let filter = EnvFilter::try_from_default_env()
+        .or_else(|_| EnvFilter::try_new(&directives))
+        .unwrap_or_else(|_| EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}

@@ -1,0 +1,319 @@
+//! Opening one MCP session: pick the transport from the config, run `initialize`, list tools.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::process::Stdio;
+use std::sync::{Arc, Mutex};
+
+use rmcp::ServiceExt;
+use rmcp::handler::client::ClientHandler;
+use rmcp::model::{ClientCapabilities, ClientConfig, Implementation, Tool};
+use rmcp::service::{NotificationContext, RoleClient, RunningService};
+use rmcp::transport::TokioChildProcess;
+use rmcp::transport::streamable_http_client::{
+    StreamableHttpClientTransport, StreamableHttpClientTransportConfig,
+};
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::sync::Notify;
+
+use super::{ServerMeta, UpstreamOptions, sse};
+use crate::config::{ServerConfig, TransportConfig};
+
+/// Longest stderr line we log; the rest is cut so a chatty child can't flood memory or logs.
+const MAX_STDERR_LINE: usize = 8 * 1024;
+/// Stderr lines kept to explain why a stdio server exited.
+const STDERR_TAIL: usize = 20;
+/// Largest single SSE event accepted from an HTTP upstream.
+const MAX_EVENT_BYTES: usize = 16 * 1024 * 1024;
+
+/// Why a connection attempt failed; shown in logs and in 503 bodies, so it names causes, not
+/// header values or tokens.
+#[derive(Debug, thiserror::Error)]
+pub enum ConnectError {
+    #[error("cannot start '{command}': {source}")]
+    Spawn {
+        command: String,
+        source: std::io::Error,
+    },
+    #[error("invalid header '{0}'")]
+    Header(String),
+    #[error("legacy SSE connection failed: {0}")]
+    Sse(#[from] sse::SseError),
+    #[error("MCP initialize failed: {0}{1}")]
+    Initialize(String, String),
+    #[error("tools/list failed: {0}")]
+    ListTools(String),
+}
+
+/// A freshly initialized session and what the supervisor needs to watch it.
+pub struct Live {
+    pub service: RunningService<RoleClient, McpoClient>,
+    pub meta: ServerMeta,
+    pub tools: Vec<Tool>,
+    pub tools_changed: Arc<Notify>,
+    pub diagnostics: Diagnostics,
+}
+
+/// Our side of the MCP session: identifies as mcpo and turns `tools/list_changed`
+/// notifications into a wake-up for the supervisor.
+pub struct McpoClient {
+    info: ClientConfig,
+    tools_changed: Arc<Notify>,
+}
+
+impl ClientHandler for McpoClient {
+    fn get_info(&self) -> ClientConfig {
+        self.info.clone()
+    }
+
+    async fn on_tool_list_changed(&self, _context: NotificationContext<RoleClient>) {
+        self.tools_changed.notify_one();
+    }
+}
+
+/// Last words of a stdio child, to explain a lost connection.
+#[derive(Clone, Default)]
+pub struct Diagnostics {
+    stderr_tail: Option<Arc<Mutex<VecDeque<String>>>>,
+}
+
+impl Diagnostics {
+    pub async fn describe_exit(&self) -> Option<String> {
+        let tail = self.stderr_tail.as_ref()?;
+        // Give the stderr reader a moment to drain what the child wrote before dying.
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        let lines = tail.lock().ok()?;
+        if lines.is_empty() {
+            return None;
+        }
+        Some(format!(
+            "last stderr lines: {}",
+            lines.iter().cloned().collect::<Vec<_>>().join(" | ")
+        ))
+    }
+}
+
+pub async fn connect(
+    config: &ServerConfig,
+    options: &UpstreamOptions,
+) -> Result<Live, ConnectError> {
+    let _ = options;
+    let tools_changed = Arc::new(Notify::new());
+    let handler = McpoClient {
+        info: ClientConfig::new(
+            ClientCapabilities::default(),
+            Implementation::new("mcpo", env!("CARGO_PKG_VERSION")),
+        ),
+        tools_changed: tools_changed.clone(),
+    };
+    let mut diagnostics = Diagnostics::default();
+    let service = match &config.transport {
+        TransportConfig::Stdio {
+            command,
+            args,
+            env,
+            cwd,
+        } => {
+            let (transport, stderr) = spawn_child(command, args, env, cwd.as_deref())?;
+            if let Some(stderr) = stderr {
+                diagnostics.stderr_tail = Some(forward_stderr(config.name.clone(), stderr));
+            }
+            handler.serve(transport).await
+        }
+        TransportConfig::StreamableHttp { url, headers } => {
+            let (auth, custom) = split_headers(headers)?;
+            let mut cfg = StreamableHttpClientTransportConfig::with_uri(url.as_str())
+                .custom_headers(custom)
+                .max_sse_event_size(MAX_EVENT_BYTES)
+                // Bridge callers come in parallel; rmcp's default of 16 in-flight POSTs
+                // would queue them behind each other.
+                .max_concurrent_requests(256)
+                .reinit_on_expired_session(true);
+            if let Some(token) = auth {
+                cfg = cfg.auth_header(token);
+            }
+            let transport = StreamableHttpClientTransport::with_client(http_client(), cfg);
+            handler.serve(transport).await
+        }
+        TransportConfig::Sse { url, headers } => {
+            let mut map = reqwest::header::HeaderMap::new();
+            for (k, v) in headers {
+                let name = reqwest::header::HeaderName::from_bytes(k.as_bytes())
+                    .map_err(|_| ConnectError::Header(k.clone()))?;
+                let value = reqwest::header::HeaderValue::from_str(v)
+                    .map_err(|_| ConnectError::Header(k.clone()))?;
+                map.insert(name, value);
+            }
+            let opts = sse::SseOptions {
+                max_event_bytes: MAX_EVENT_BYTES,
+                ..Default::default()
+            };
+            let transport = sse::connect(http_client(), url.clone(), map, opts).await?;
+            handler.serve(transport).await
+        }
+    };
+    let service = match service {
+        Ok(s) => s,
+        Err(e) => {
+            let extra = diagnostics
+                .describe_exit()
+                .await
+                .map(|d| format!(" ({d})"))
+                .unwrap_or_default();
+            return Err(ConnectError::Initialize(e.to_string(), extra));
+        }
+    };
+    let meta = service
+        .peer()
+        .peer_info()
+        .map(|info| {
+            let implementation = info.server_info.clone();
+            ServerMeta {
+                name: implementation.as_ref().map(|i| i.name.clone()),
+                title: implementation.as_ref().and_then(|i| i.title.clone()),
+                version: implementation.as_ref().map(|i| i.version.clone()),
+                description: implementation.as_ref().and_then(|i| i.description.clone()),
+                instructions: info.instructions.clone(),
+            }
+        })
+        .unwrap_or_default();
+    let has_tools = service
+        .peer()
+        .peer_info()
+        .map(|i| i.capabilities.tools.is_some())
+        .unwrap_or(true);
+    // A server without the tools capability is served with zero tools, not failed:
+    // Python mcpo crashed on those (its issue #237).
+    let tools = if has_tools {
+        service
+            .peer()
+            .list_all_tools()
+            .await
+            .map_err(|e| ConnectError::ListTools(e.to_string()))?
+    } else {
+        Vec::new()
+    };
+    Ok(Live {
+        service,
+        meta,
+        tools,
+        tools_changed,
+        diagnostics,
+    })
+}
+
+fn http_client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .connect_timeout(std::time::Duration::from_secs(10))
+        .build()
+        .unwrap_or_default()
+}
+
+/// Splits the configured headers into rmcp's bearer slot and the rest. rmcp owns the
+/// `Authorization` header of streamable HTTP, so a configured `Bearer …` goes there.
+fn split_headers(
+    headers: &BTreeMap<String, String>,
+) -> Result<(Option<String>, HashMap<http::HeaderName, http::HeaderValue>), ConnectError> {
+    let mut auth = None;
+    let mut custom = HashMap::new();
+    for (k, v) in headers {
+        if k.eq_ignore_ascii_case("authorization") {
+            if let Some(token) = v
+                .strip_prefix("Bearer ")
+                .or_else(|| v.strip_prefix("bearer "))
+            {
+                auth = Some(token.trim().to_owned());
+                continue;
+            }
+        }
+        let name = http::HeaderName::from_bytes(k.as_bytes())
+            .map_err(|_| ConnectError::Header(k.clone()))?;
+        let value = http::HeaderValue::from_str(v).map_err(|_| ConnectError::Header(k.clone()))?;
+        custom.insert(name, value);
+    }
+    Ok((auth, custom))
+}
+
+fn spawn_child(
+    command: &str,
+    args: &[String],
+    env: &BTreeMap<String, String>,
+    cwd: Option<&std::path::Path>,
+) -> Result<(TokioChildProcess, Option<tokio::process::ChildStderr>), ConnectError> {
+    let mut cmd = tokio::process::Command::new(command);
+    cmd.args(args).envs(env);
+    if let Some(dir) = cwd {
+        cmd.current_dir(dir);
+    }
+    let mut wrapped = process_wrap::tokio::CommandWrap::from(cmd);
+    // Own process group: stopping the server stops the grandchildren npx/uvx start, and a
+    // Ctrl-C in mcpo's terminal reaches mcpo only, which then shuts children down in order.
+    #[cfg(unix)]
+    wrapped.wrap(process_wrap::tokio::ProcessGroup::leader());
+    wrapped.wrap(process_wrap::tokio::KillOnDrop);
+    TokioChildProcess::builder(wrapped)
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|source| ConnectError::Spawn {
+            command: command.to_owned(),
+            source,
+        })
+}
+
+/// Logs the child's stderr line by line under the server's name and keeps the last lines.
+fn forward_stderr(
+    server: String,
+    stderr: tokio::process::ChildStderr,
+) -> Arc<Mutex<VecDeque<String>>> {
+    let tail = Arc::new(Mutex::new(VecDeque::with_capacity(STDERR_TAIL)));
+    let keep = tail.clone();
+    tokio::spawn(async move {
+        let mut reader = BufReader::new(stderr);
+        let mut buf = Vec::with_capacity(256);
+        loop {
+            buf.clear();
+            match read_capped_line(&mut reader, &mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(_) => {}
+            }
+            let line = String::from_utf8_lossy(&buf);
+            let line = line.trim_end();
+            if line.is_empty() {
+                continue;
+            }
+            tracing::info!(target: "mcpo::upstream::stderr", server = %server, "{line}");
+            if let Ok(mut t) = keep.lock() {
+                if t.len() == STDERR_TAIL {
+                    t.pop_front();
+                }
+                t.push_back(line.to_owned());
+            }
+        }
+    });
+    tail
+}
+
+/// Reads one line but keeps at most [`MAX_STDERR_LINE`] bytes of it; returns bytes consumed.
+async fn read_capped_line<R: tokio::io::AsyncBufRead + Unpin>(
+    reader: &mut R,
+    out: &mut Vec<u8>,
+) -> std::io::Result<usize> {
+    let mut consumed = 0;
+    loop {
+        let available = reader.fill_buf().await?;
+        if available.is_empty() {
+            return Ok(consumed);
+        }
+        let (chunk, done) = match available.iter().position(|&b| b == b'\n') {
+            Some(i) => (&available[..=i], true),
+            None => (available, false),
+        };
+        let room = MAX_STDERR_LINE.saturating_sub(out.len());
+        out.extend_from_slice(&chunk[..chunk.len().min(room)]);
+        let n = chunk.len();
+        reader.consume(n);
+        consumed += n;
+        if done {
+            return Ok(consumed);
+        }
+    }
+}
