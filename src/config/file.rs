@@ -80,6 +80,14 @@ pub(crate) fn parse_config(
     })?;
     let mut problems = Vec::new();
     let mut warnings = Vec::new();
+    for name in duplicate_server_names(text) {
+        warnings.push(ConfigWarning::new(
+            source,
+            Some(&name),
+            None,
+            "the name appears more than once in 'mcpServers'; only the last definition is used",
+        ));
+    }
     let Some(entries) = server_entries(root, source, &mut problems) else {
         return Err(ConfigError::Invalid { problems });
     };
@@ -110,6 +118,56 @@ pub(crate) fn parse_config(
     } else {
         Err(ConfigError::Invalid { problems })
     }
+}
+
+/// Server names that appear twice: a JSON object keeps only the last, which hides a copy-paste
+/// mistake, so a second, order-keeping read of the (already valid) text finds them.
+fn duplicate_server_names(text: &str) -> Vec<String> {
+    #[derive(serde::Deserialize)]
+    struct Root {
+        #[serde(rename = "mcpServers", default)]
+        servers: Option<KeysOnly>,
+    }
+    struct KeysOnly(Vec<String>);
+    impl<'de> serde::Deserialize<'de> for KeysOnly {
+        fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            struct Keys;
+            impl<'de> serde::de::Visitor<'de> for Keys {
+                type Value = KeysOnly;
+                fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                    f.write_str("an object")
+                }
+                fn visit_map<A: serde::de::MapAccess<'de>>(
+                    self,
+                    mut map: A,
+                ) -> Result<KeysOnly, A::Error> {
+                    let mut keys = Vec::new();
+                    while let Some((key, _)) = map.next_entry::<String, serde::de::IgnoredAny>()? {
+                        keys.push(key);
+                    }
+                    Ok(KeysOnly(keys))
+                }
+            }
+            d.deserialize_map(Keys)
+        }
+    }
+    let Ok(json) = jsonc::to_json(text) else {
+        return Vec::new();
+    };
+    let Ok(Root {
+        servers: Some(KeysOnly(keys)),
+    }) = serde_json::from_str::<Root>(&json)
+    else {
+        return Vec::new();
+    };
+    let mut seen = BTreeSet::new();
+    let mut duplicates = Vec::new();
+    for key in keys {
+        if !seen.insert(key.clone()) && !duplicates.contains(&key) {
+            duplicates.push(key);
+        }
+    }
+    duplicates
 }
 
 /// The non-empty `mcpServers` object, or `None` with the reason recorded.
@@ -484,6 +542,21 @@ fn read_stdio(report: &mut Report<'_>, fields: &mut Fields) -> Option<TransportC
     let args = string_list(report, fields, "args").unwrap_or_default();
     let env = string_map(report, fields, "env").unwrap_or_default();
     let cwd = non_empty_string(report, fields, "cwd").map(PathBuf::from);
+    for name in env.keys() {
+        if name.is_empty() || name.contains(['=', '\0']) {
+            report.problem(
+                Some(&format!("env.{name}")),
+                "is not a usable environment variable name (empty, or has '=' or NUL)",
+            );
+        }
+    }
+    let has_nul = |s: &String| s.contains('\0');
+    if command.as_ref().is_some_and(has_nul)
+        || args.iter().any(has_nul)
+        || env.values().any(has_nul)
+    {
+        report.problem(None, "has a NUL character in 'command', 'args' or 'env'");
+    }
     if fields.take("headers").is_some() {
         report.warn(
             Some("headers"),
@@ -1053,6 +1126,14 @@ mod tests {
                 "config.json: server 's': field 'env.PORT' must be a string, not a number (put it in quotes)",
             ),
             (
+                r#"{"command": "x", "env": {"A=B": "1"}}"#,
+                "config.json: server 's': field 'env.A=B' is not a usable environment variable name",
+            ),
+            (
+                r#"{"command": "x", "args": ["a\u0000b"]}"#,
+                "config.json: server 's': has a NUL character",
+            ),
+            (
                 r#"{"command": "x", "env": []}"#,
                 "config.json: server 's': field 'env' must be an object of strings, not a list",
             ),
@@ -1283,6 +1364,23 @@ mod tests {
         );
         assert_eq!(warnings[0].server.as_deref(), Some("s"));
         assert_eq!(warnings[0].source, "config.json");
+    }
+
+    #[test]
+    fn duplicate_server_names_warn() {
+        let (config, warnings) = load(
+            r#"{"mcpServers": {"a": {"command": "first"}, "b": {"command": "x"}, "a": {"command": "second"}}}"#,
+        );
+        assert_eq!(config.servers.len(), 2);
+        assert!(matches!(
+            &config.servers[0].transport,
+            TransportConfig::Stdio { command, .. } if command == "second"
+        ));
+        assert_eq!(warnings.len(), 1);
+        assert_eq!(
+            warnings[0].to_string(),
+            "config.json: server 'a': the name appears more than once in 'mcpServers'; only the last definition is used"
+        );
     }
 
     #[test]

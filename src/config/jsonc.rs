@@ -83,7 +83,14 @@ fn blank_trailing_commas(bytes: &mut [u8]) {
                     .iter()
                     .find(|b| !b.is_ascii_whitespace())
                     .copied();
-                if matches!(next, Some(b'}' | b']')) {
+                // `[,]` and `[1,,]` stay errors: only a comma after a value is forgiven.
+                let previous = bytes[..i]
+                    .iter()
+                    .rev()
+                    .find(|b| !b.is_ascii_whitespace())
+                    .copied();
+                let after_value = !matches!(previous, None | Some(b'[' | b'{' | b','));
+                if after_value && matches!(next, Some(b'}' | b']')) {
                     bytes[i] = b' ';
                 }
                 i += 1;
@@ -207,6 +214,14 @@ mod tests {
     fn trailing_comma_before_comment_then_bracket() {
         let text = "[1, // one\n 2, /* two */\n]";
         assert_eq!(parse(text).unwrap(), json!([1, 2]));
+    }
+
+    #[test]
+    fn only_a_comma_after_a_value_is_forgiven() {
+        assert!(parse("[,]").is_err());
+        assert!(parse("{,}").is_err());
+        assert!(parse("[1,,]").is_err());
+        assert!(parse("[1, /* c */ , ]").is_err());
     }
 
     #[test]

@@ -177,7 +177,7 @@ pub fn call_error(server: &str, tool: &str, err: CallError) -> ApiError {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use rmcp::model::{Content, ErrorCode, ErrorData};
+    use rmcp::model::{ContentBlock as Content, ErrorCode, ErrorData};
 
     fn ok(items: Vec<ContentBlock>) -> Value {
         tool_result(CallToolResult::success(items)).expect("success")

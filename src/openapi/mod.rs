@@ -9,7 +9,9 @@
 //! `const`, `$defs`, `not`, `if`/`then`/`else`, boolean schemas, `default: null`, … and
 //! Python mcpo's conversion also loses `enum`, `oneOf`/`allOf`, formats and constraints.
 //! Only `$schema`, `$id` and anchors are removed (they would change how references resolve
-//! inside the document), and OpenAPI 3.0's `nullable` becomes a `"null"` type (3.1 has none).
+//! inside the document). A few forms that mean something else (or nothing) in 3.1 are
+//! translated, not dropped: OpenAPI 3.0 `nullable` becomes a `"null"` type, and draft-04/07
+//! boolean `exclusiveMinimum`, tuple `items` and `dependencies` take their 2020-12 forms.
 //!
 //! **What is hoisted.** Inside the document a `$ref` resolves against the document root, and
 //! Open WebUI only follows `#/components/schemas/…`. So every `$defs`/`definitions` entry (at

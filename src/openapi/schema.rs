@@ -470,6 +470,7 @@ impl Normalizer<'_> {
                 }
             }
         }
+        upgrade_keywords(&mut out);
         out
     }
 
@@ -532,6 +533,64 @@ impl Normalizer<'_> {
     }
 }
 
+/// Rewrites older-draft keywords whose form is invalid in 2020-12 (the dialect of OpenAPI
+/// 3.1) into their 2020-12 equivalents, so document readers see the same constraints the
+/// validator (which reads the original draft) enforces:
+/// - draft-04 boolean `exclusiveMinimum`/`exclusiveMaximum` → the numeric form;
+/// - draft-07 tuple `items: [..]` → `prefixItems`, and its `additionalItems` → `items`;
+/// - draft-07 `dependencies` → `dependentRequired` (arrays) / `dependentSchemas` (schemas).
+///
+/// Done on the emitted copy, after cuts were decided on the original layout.
+fn upgrade_keywords(obj: &mut Map<String, Value>) {
+    for (exclusive, bound) in [
+        ("exclusiveMinimum", "minimum"),
+        ("exclusiveMaximum", "maximum"),
+    ] {
+        if let Some(Value::Bool(flag)) = obj.get(exclusive) {
+            let flag = *flag;
+            obj.remove(exclusive);
+            if flag && let Some(limit) = obj.remove(bound) {
+                obj.insert(exclusive.into(), limit);
+            }
+        }
+    }
+    if matches!(obj.get("items"), Some(Value::Array(_))) && !obj.contains_key("prefixItems") {
+        if let Some(tuple) = obj.remove("items") {
+            obj.insert("prefixItems".into(), tuple);
+        }
+        if let Some(rest) = obj.remove("additionalItems") {
+            obj.insert("items".into(), rest);
+        }
+    }
+    if let Some(Value::Object(deps)) = obj.get("dependencies")
+        && !obj.contains_key("dependentRequired")
+        && !obj.contains_key("dependentSchemas")
+    {
+        let (required, schemas): (Map<String, Value>, Map<String, Value>) = deps
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .partition(|(_, v)| v.is_array());
+        obj.remove("dependencies");
+        if !required.is_empty() {
+            obj.insert("dependentRequired".into(), Value::Object(required));
+        }
+        if !schemas.is_empty() {
+            obj.insert("dependentSchemas".into(), Value::Object(schemas));
+        }
+    }
+}
+
+/// The schema a same-document reference (`#/…`) points to, if any. For quick looks at the
+/// original schema, such as whether a `$ref`'d top level requires properties.
+pub(crate) fn local_target<'a>(root: &'a Value, reference: &str) -> Option<&'a Value> {
+    let fragment = percent_decode(reference.strip_prefix('#')?)?;
+    if fragment.is_empty() {
+        Some(root)
+    } else {
+        root.pointer(&canonical_pointer(&fragment))
+    }
+}
+
 /// A readable local name for a cut-out location: the root gets `root_name`, anything else its
 /// pointer without the `properties` steps (`/properties/user/properties/address` →
 /// `user.address`).
@@ -573,6 +632,35 @@ pub(crate) fn rebase_refs(value: &mut Value, from: &str, to: &str) {
             mapping.values_mut().for_each(fix);
         }
     });
+}
+
+/// Percent-encodes the characters a URI reference may not contain in every reference of a
+/// schema, in place. Our own resolution decodes them again, so this only helps validators
+/// that insist on valid URIs.
+pub(crate) fn encode_refs(schema: &mut Value) {
+    visit_schemas_mut(schema, &mut |obj| {
+        for keyword in REFERENCES {
+            if let Some(Value::String(r)) = obj.get_mut(*keyword) {
+                *r = percent_encode_uri(r);
+            }
+        }
+    });
+}
+
+fn percent_encode_uri(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        let keep = c.is_ascii_alphanumeric() || "-._~:/?#[]@!$&'()*+,;=%".contains(c);
+        if keep {
+            out.push(c);
+        } else {
+            let mut buf = [0u8; 4];
+            for b in c.encode_utf8(&mut buf).bytes() {
+                out.push_str(&format!("%{b:02X}"));
+            }
+        }
+    }
+    out
 }
 
 // ---------------------------------------------------------------------------------------------

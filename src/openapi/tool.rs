@@ -1,6 +1,8 @@
 //! One MCP tool, prepared once per tool list: its schemas normalised for the documents and its
 //! argument validator compiled for the requests.
 
+use jsonschema::ValidationError;
+use jsonschema::error::ValidationErrorKind;
 use serde::Serialize;
 use serde_json::{Map, Value, json};
 
@@ -113,6 +115,47 @@ fn truncate(mut s: String) -> String {
     s
 }
 
+/// Pushes the issues one validation error stands for (paths prefixed by `at`). A failed
+/// `anyOf`/`oneOf` where every branch but one fails only on the value's type is replaced by
+/// that branch's own errors: `"address": {"anyOf": [{"$ref": "…/Address"}, {"type": "null"}]}`
+/// then reports `/address/zip: "12" is not of type "integer"`, not "not valid under any of
+/// the schemas", which tells a model nothing about what to fix.
+fn push_issues(error: &ValidationError<'_>, at: &str, out: &mut Vec<ArgumentIssue>) {
+    match only_relevant_branch(error) {
+        Some(branch) => branch.iter().for_each(|e| push_issues(e, at, out)),
+        None => out.push(ArgumentIssue {
+            message: truncate(error.to_string()),
+            instance_path: format!("{at}{}", error.instance_path().as_str()),
+            schema_path: error.schema_path().as_str().to_owned(),
+        }),
+    }
+}
+
+fn only_relevant_branch<'e>(
+    error: &'e ValidationError<'_>,
+) -> Option<&'e [ValidationError<'static>]> {
+    let context = match error.kind() {
+        ValidationErrorKind::AnyOf { context } | ValidationErrorKind::OneOfNotValid { context } => {
+            context
+        }
+        _ => return None,
+    };
+    let here = error.instance_path();
+    let wrong_type = |e: &ValidationError<'_>| {
+        matches!(
+            e.kind(),
+            ValidationErrorKind::Type { .. } | ValidationErrorKind::FalseSchema
+        ) && e.instance_path() == here
+    };
+    let mut relevant = context
+        .iter()
+        .filter(|branch| !branch.iter().all(&wrong_type));
+    match (relevant.next(), relevant.next()) {
+        (Some(branch), None) => Some(branch.as_slice()),
+        _ => None,
+    }
+}
+
 /// Prepares one tool: normalises its input and output schemas (see the module docs) and
 /// compiles its argument validator. Never fails: a schema the validator cannot compile (remote
 /// `$ref`, a regex it does not support, …) leaves the tool unvalidated, with a warning, and
@@ -178,15 +221,18 @@ fn compile(schema: &Value) -> Result<jsonschema::Validator, String> {
         Ok(v) => return Ok(v),
         Err(e) => e.to_string(),
     };
-    // An unknown `$schema` URI is the usual reason; the schema often works as 2020-12.
-    if let Some(obj) = schema.as_object()
-        && obj.contains_key("$schema")
+    // Servers get two things wrong that the validator is strict about, while the schema is
+    // otherwise fine: an unknown `$schema` URI (then 2020-12 is assumed) and references with
+    // characters a URI may not contain (`#/$defs/Foo Bar`), which are percent-encoded.
+    let mut repaired = schema.clone();
+    if let Some(obj) = repaired.as_object_mut() {
+        obj.remove("$schema");
+    }
+    schema::encode_refs(&mut repaired);
+    if repaired != *schema
+        && let Ok(v) = options.build(&repaired)
     {
-        let mut bare = obj.clone();
-        bare.remove("$schema");
-        if let Ok(v) = options.build(&Value::Object(bare)) {
-            return Ok(v);
-        }
+        return Ok(v);
     }
     Err(first)
 }
@@ -271,11 +317,20 @@ fn is_any_object(obj: &Map<String, Value>) -> bool {
         .all(|(k, v)| matches!(k, "properties" | "patternProperties" | "required") && empty(v))
 }
 
+/// Whether the top level requires properties, looking through a top-level `$ref` (some
+/// generators emit `{"$ref": "#/$defs/Args", "$defs": {…}}`).
 fn has_required(schema: &Value) -> bool {
-    schema
-        .get("required")
-        .and_then(Value::as_array)
-        .is_some_and(|r| !r.is_empty())
+    let requires = |s: &Value| {
+        s.get("required")
+            .and_then(Value::as_array)
+            .is_some_and(|r| !r.is_empty())
+    };
+    requires(schema)
+        || schema
+            .get("$ref")
+            .and_then(Value::as_str)
+            .and_then(|r| schema::local_target(schema, r))
+            .is_some_and(requires)
 }
 
 /// The operation summary: the tool's title, else its annotations' title, else its name.
@@ -434,17 +489,17 @@ impl PreparedTool {
         let Some(validator) = &self.validator else {
             return;
         };
-        for error in validator.iter_errors(instance) {
-            if issues.len() == MAX_ISSUES {
-                *truncated = true;
+        let mut errors = validator.iter_errors(instance);
+        for error in errors.by_ref() {
+            push_issues(&error, at, issues);
+            if issues.len() >= MAX_ISSUES {
                 break;
             }
-            issues.push(ArgumentIssue {
-                message: truncate(error.to_string()),
-                instance_path: format!("{at}{}", error.instance_path().as_str()),
-                schema_path: error.schema_path().as_str().to_owned(),
-            });
         }
+        if issues.len() > MAX_ISSUES || errors.next().is_some() {
+            *truncated = true;
+        }
+        issues.truncate(MAX_ISSUES);
     }
 
     /// The schemas for a document that names this tool's components `{prefix}__{Name}`

@@ -65,7 +65,11 @@ impl Output {
     }
 
     /// Waits until a line satisfies `pick`, returning what it picked.
-    pub fn wait_for<T>(&self, timeout: Duration, mut pick: impl FnMut(&str) -> Option<T>) -> Option<T> {
+    pub fn wait_for<T>(
+        &self,
+        timeout: Duration,
+        mut pick: impl FnMut(&str) -> Option<T>,
+    ) -> Option<T> {
         let deadline = Instant::now() + timeout;
         loop {
             if let Some(found) = self.0.lock().unwrap().iter().find_map(|l| pick(l)) {
@@ -265,4 +269,31 @@ pub fn assert_valid_openapi(doc: &Value, what: &str) {
 /// A config entry running the fixture over stdio.
 pub fn fixture_stdio_entry() -> Value {
     serde_json::json!({ "command": fixture_bin().to_str().unwrap(), "args": ["stdio"] })
+}
+
+/// Every `$ref` in `doc` points into `#/components/schemas` (Open WebUI follows no other) and
+/// names a schema that exists.
+pub fn assert_refs_resolve(doc: &Value) {
+    fn walk(v: &Value, doc: &Value, seen: &mut usize) {
+        match v {
+            Value::Object(map) => {
+                if let Some(Value::String(r)) = map.get("$ref") {
+                    let name = r
+                        .strip_prefix("#/components/schemas/")
+                        .unwrap_or_else(|| panic!("$ref outside components: {r}"));
+                    assert!(
+                        doc["components"]["schemas"].get(name).is_some(),
+                        "dangling $ref {r}"
+                    );
+                    *seen += 1;
+                }
+                map.values().for_each(|x| walk(x, doc, seen));
+            }
+            Value::Array(items) => items.iter().for_each(|x| walk(x, doc, seen)),
+            _ => {}
+        }
+    }
+    let mut seen = 0;
+    walk(doc, doc, &mut seen);
+    assert!(seen > 0, "no $ref at all: the test would prove nothing");
 }
