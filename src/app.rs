@@ -8,24 +8,24 @@ use anyhow::Context;
 
 use crate::config::{Config, ServeOptions};
 use crate::http::{self, AppState};
-use crate::upstream::{Upstream, UpstreamOptions};
+use crate::upstream::UpstreamOptions;
 
 /// Runs the daemon until a shutdown signal arrives.
 pub async fn run(config: Config, options: ServeOptions) -> anyhow::Result<()> {
+    let limits = &options.upstream;
     let upstream_options = UpstreamOptions {
         connect_timeout: options.connect_timeout,
         default_call_timeout: options.tool_timeout,
-        ..UpstreamOptions::default()
+        backoff_initial: limits.reconnect_min_delay,
+        backoff_max: limits.reconnect_max_delay,
+        keepalive_interval: limits.keepalive_interval,
+        max_concurrent_calls: limits.max_concurrent_calls,
+        max_queued_calls: limits.max_queued_calls,
     };
     // Bind first: a port conflict should fail fast, before any child process starts.
     let listener = bind(&options)?;
     let local = listener.local_addr()?;
-    let upstreams: Vec<Upstream> = config
-        .servers
-        .into_iter()
-        .map(|server| Upstream::start(server, upstream_options.clone()))
-        .collect();
-    let state = AppState::new(options.clone(), upstreams);
+    let state = AppState::new(options.clone(), upstream_options, config);
     let app = http::router(state.clone());
     banner(&options, local, &state);
     http::serve(app, &options, listener, shutdown_signal()).await?;
@@ -70,7 +70,8 @@ fn banner(options: &ServeOptions, local: SocketAddr, state: &AppState) {
         tracing::info!("docs: {base}{}docs", options.path_prefix);
     } else {
         tracing::info!("docs: {base}/docs   combined spec: {base}/openapi.json");
-        for name in state.server_names() {
+        for entry in state.registry.snapshot().iter() {
+            let name = entry.name();
             tracing::info!(
                 "server '{name}': {base}{}{name}/openapi.json (connecting in the background)",
                 options.path_prefix

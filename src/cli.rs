@@ -146,6 +146,45 @@ pub struct Cli {
     #[arg(long, env = "MCPO_CONNECT_TIMEOUT", value_name = "SECONDS", default_value = "30", value_parser = parse_seconds)]
     pub connect_timeout: Duration,
 
+    /// Seconds in-flight calls may take to finish after SIGINT/SIGTERM before mcpo stops anyway.
+    #[arg(long, env = "MCPO_SHUTDOWN_GRACE", value_name = "SECONDS", default_value = "10", value_parser = parse_seconds)]
+    pub shutdown_grace: Duration,
+
+    /// First delay before reconnecting a failed server; doubles up to --reconnect-max-delay.
+    #[arg(long, env = "MCPO_RECONNECT_MIN_DELAY", value_name = "SECONDS", default_value = "1", value_parser = parse_seconds)]
+    pub reconnect_min_delay: Duration,
+
+    /// Longest delay between reconnect attempts.
+    #[arg(long, env = "MCPO_RECONNECT_MAX_DELAY", value_name = "SECONDS", default_value = "60", value_parser = parse_seconds)]
+    pub reconnect_max_delay: Duration,
+
+    /// Seconds between MCP pings on an idle session, so dead connections are noticed before a
+    /// call hits them.
+    #[arg(long, env = "MCPO_KEEPALIVE_INTERVAL", value_name = "SECONDS", default_value = "30", value_parser = parse_seconds_or_zero)]
+    pub keepalive_interval: Duration,
+
+    /// Seconds a call to a server that is reconnecting waits for it before answering 503.
+    #[arg(long, env = "MCPO_RECONNECT_WAIT", value_name = "SECONDS", default_value = "5", value_parser = parse_seconds)]
+    pub reconnect_wait: Duration,
+
+    /// Calls in flight at once per server; more wait in a queue.
+    #[arg(
+        long,
+        env = "MCPO_MAX_CONCURRENT_CALLS",
+        value_name = "N",
+        default_value = "256"
+    )]
+    pub max_concurrent_calls: usize,
+
+    /// Calls waiting per server beyond --max-concurrent-calls; more are refused with 503.
+    #[arg(
+        long,
+        env = "MCPO_MAX_QUEUED_CALLS",
+        value_name = "N",
+        default_value = "1024"
+    )]
+    pub max_queued_calls: usize,
+
     /// Python mcpo's header-forwarding config; accepted so old command lines run, but ignored.
     #[arg(long, env = "MCPO_CLIENT_HEADER_FORWARDING", hide = true)]
     pub client_header_forwarding: Option<String>,
@@ -257,6 +296,14 @@ fn parse_seconds(text: &str) -> Result<Duration, String> {
         return Err(format!("'{text}' must be more than 0 seconds"));
     }
     Duration::try_from_secs_f64(seconds).map_err(|_| format!("'{text}' seconds is too long"))
+}
+
+/// Like [`parse_seconds`], but 0 is allowed (it turns the feature off).
+fn parse_seconds_or_zero(text: &str) -> Result<Duration, String> {
+    if text.trim().parse::<f64>() == Ok(0.0) {
+        return Ok(Duration::ZERO);
+    }
+    parse_seconds(text)
 }
 
 fn parse_positive_bytes(text: &str) -> Result<usize, String> {

@@ -212,6 +212,15 @@ fn serve_options(
         connect_timeout: cli.connect_timeout,
         single_server: cli.config.is_none(),
         config_path: cli.config.clone(),
+        upstream: super::UpstreamLimits {
+            shutdown_grace: cli.shutdown_grace,
+            reconnect_min_delay: cli.reconnect_min_delay,
+            reconnect_max_delay: cli.reconnect_max_delay.max(cli.reconnect_min_delay),
+            keepalive_interval: cli.keepalive_interval,
+            reconnect_wait: cli.reconnect_wait,
+            max_concurrent_calls: cli.max_concurrent_calls.max(1),
+            max_queued_calls: cli.max_queued_calls,
+        },
         hot_reload: cli.hot_reload && cli.config.is_some(),
     }
 }

@@ -152,6 +152,35 @@ pub struct ServeOptions {
     pub config_path: Option<PathBuf>,
     /// `--hot-reload`: watch `config_path` (only ever true when there is one).
     pub hot_reload: bool,
+    /// How the upstream supervisors behave (timeouts, backoff, limits).
+    pub upstream: UpstreamLimits,
+}
+
+/// Supervisor knobs from the command line, applied to every upstream.
+#[derive(Debug, Clone, PartialEq)]
+pub struct UpstreamLimits {
+    pub shutdown_grace: Duration,
+    pub reconnect_min_delay: Duration,
+    pub reconnect_max_delay: Duration,
+    /// Zero disables keep-alive pings.
+    pub keepalive_interval: Duration,
+    pub reconnect_wait: Duration,
+    pub max_concurrent_calls: usize,
+    pub max_queued_calls: usize,
+}
+
+impl Default for UpstreamLimits {
+    fn default() -> Self {
+        Self {
+            shutdown_grace: Duration::from_secs(10),
+            reconnect_min_delay: Duration::from_secs(1),
+            reconnect_max_delay: Duration::from_secs(60),
+            keepalive_interval: Duration::from_secs(30),
+            reconnect_wait: Duration::from_secs(5),
+            max_concurrent_calls: 256,
+            max_queued_calls: 1024,
+        }
+    }
 }
 
 impl Default for ServeOptions {
@@ -175,6 +204,7 @@ impl Default for ServeOptions {
             single_server: false,
             config_path: None,
             hot_reload: false,
+            upstream: UpstreamLimits::default(),
         }
     }
 }

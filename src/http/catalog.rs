@@ -45,19 +45,32 @@ impl ServerEntry {
 
     /// The catalog of the current session, or the reason there is none.
     pub fn catalog(&self, spec: &SpecContext) -> Result<Arc<Catalog>, Status> {
-        let session = match self.upstream.status() {
-            Status::Ready(session) => session,
-            other => return Err(other),
-        };
+        match self.upstream.status() {
+            Status::Ready(session) => Ok(self.catalog_for(session, spec)),
+            other => Err(other),
+        }
+    }
+
+    /// Like [`ServerEntry::catalog`], but waits up to `wait` for a (re)connecting server.
+    pub async fn catalog_waiting(
+        &self,
+        spec: &SpecContext,
+        wait: std::time::Duration,
+    ) -> Result<Arc<Catalog>, Status> {
+        let session = self.upstream.ready_session(wait).await?;
+        Ok(self.catalog_for(session, spec))
+    }
+
+    fn catalog_for(&self, session: Arc<Session>, spec: &SpecContext) -> Arc<Catalog> {
         let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(c) = cache.as_ref()
             && c.session.generation == session.generation
         {
-            return Ok(c.clone());
+            return c.clone();
         }
         let built = Arc::new(build(self.name(), session, spec));
         *cache = Some(built.clone());
-        Ok(built)
+        built
     }
 }
 

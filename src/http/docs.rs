@@ -28,7 +28,7 @@ fn json_bytes(bytes: Bytes) -> Response {
         .into_response()
 }
 
-fn server_or_404<'a>(state: &'a AppState, name: &str) -> Result<&'a Arc<ServerEntry>, ApiError> {
+fn server_or_404(state: &AppState, name: &str) -> Result<Arc<ServerEntry>, ApiError> {
     state
         .server(name)
         .ok_or_else(|| ApiError::NotFound(format!("no server named '{name}' is configured")))
@@ -39,14 +39,14 @@ pub async fn server_spec(
     Path(server): Path<String>,
 ) -> Result<Response, ApiError> {
     let entry = server_or_404(&state, &server)?;
-    spec_of(&state, entry)
+    spec_of(&state, &entry)
 }
 
 pub async fn single_spec(State(state): State<Arc<AppState>>) -> Result<Response, ApiError> {
     let entry = state
         .only_server()
         .ok_or_else(|| ApiError::NotFound("no server is configured".into()))?;
-    spec_of(&state, entry)
+    spec_of(&state, &entry)
 }
 
 fn spec_of(state: &AppState, entry: &ServerEntry) -> Result<Response, ApiError> {
@@ -61,7 +61,8 @@ fn spec_of(state: &AppState, entry: &ServerEntry) -> Result<Response, ApiError> 
 pub async fn combined_spec(State(state): State<Arc<AppState>>) -> Response {
     let mut ready: Vec<(String, Arc<Catalog>)> = Vec::new();
     let mut waiting = Vec::new();
-    for entry in state.servers() {
+    let snapshot = state.registry.snapshot();
+    for entry in snapshot.iter() {
         match entry.catalog(&state.spec) {
             Ok(c) => ready.push((entry.name().to_owned(), c)),
             Err(_) => waiting.push(entry.name().to_owned()),
@@ -76,8 +77,8 @@ pub async fn combined_spec(State(state): State<Arc<AppState>>) -> Response {
                 waiting.join(", ")
             ));
         }
-        let links: Vec<String> = state
-            .servers()
+        let links: Vec<String> = snapshot
+            .iter()
             .map(|s| {
                 format!(
                     "- [{name}]({base}/{name}/docs)",
@@ -115,7 +116,9 @@ pub async fn combined_spec(State(state): State<Arc<AppState>>) -> Response {
 pub async fn index(State(state): State<Arc<AppState>>) -> Json<Value> {
     let base = &state.spec.base;
     let servers: Vec<Value> = state
-        .servers()
+        .registry
+        .snapshot()
+        .iter()
         .map(|s| {
             let name = s.name();
             let (status, tools, error) = match s.upstream.status() {
@@ -141,10 +144,6 @@ pub async fn index(State(state): State<Arc<AppState>>) -> Json<Value> {
         "docs": format!("{root}/docs"),
         "servers": servers,
     }))
-}
-
-pub async fn healthz() -> Json<Value> {
-    Json(json!({ "status": "ok" }))
 }
 
 pub async fn not_found(uri: Uri) -> ApiError {

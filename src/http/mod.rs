@@ -10,9 +10,10 @@ mod catalog;
 mod docs;
 pub mod error;
 mod reply;
+mod servers;
+mod status;
 mod tools;
 
-use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
@@ -21,59 +22,44 @@ use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post};
 use tower_http::cors::{AllowOrigin, CorsLayer};
 
-use crate::config::ServeOptions;
-use crate::upstream::Upstream;
+use crate::config::{Config, ServeOptions};
+use crate::upstream::UpstreamOptions;
 use catalog::ServerEntry;
+pub use servers::{Registry, ReloadSummary};
 
-/// Everything a handler needs; cloned per request as one `Arc`.
+/// Everything a handler needs; shared by all requests as one `Arc`.
 pub struct AppState {
     pub options: ServeOptions,
-    /// Servers by name, in config order for listings.
-    servers: HashMap<String, Arc<ServerEntry>>,
-    order: Vec<String>,
+    pub registry: Registry,
     combined: catalog::CombinedCache,
     spec: catalog::SpecContext,
+    started_at: std::time::Instant,
 }
 
 impl AppState {
-    pub fn new(options: ServeOptions, upstreams: Vec<Upstream>) -> Arc<Self> {
-        let order = upstreams.iter().map(|u| u.name.clone()).collect();
-        let servers = upstreams
-            .into_iter()
-            .map(|u| (u.name.clone(), Arc::new(ServerEntry::new(u))))
-            .collect();
+    /// Starts every configured upstream (in the background) and returns the shared state.
+    pub fn new(options: ServeOptions, upstream: UpstreamOptions, config: Config) -> Arc<Self> {
         Arc::new(Self {
             spec: catalog::SpecContext::from_options(&options),
+            registry: Registry::start(config, upstream),
             options,
-            servers,
-            order,
             combined: Default::default(),
+            started_at: std::time::Instant::now(),
         })
     }
 
-    fn server(&self, name: &str) -> Option<&Arc<ServerEntry>> {
-        self.servers.get(name)
-    }
-
-    /// Configured server names, in config order.
-    pub fn server_names(&self) -> impl Iterator<Item = &str> {
-        self.order.iter().map(String::as_str)
-    }
-
-    /// Servers in config order.
-    fn servers(&self) -> impl Iterator<Item = &Arc<ServerEntry>> {
-        self.order.iter().filter_map(|n| self.servers.get(n))
+    fn server(&self, name: &str) -> Option<Arc<ServerEntry>> {
+        self.registry.snapshot().get(name).cloned()
     }
 
     /// The single server of `mcpo -- cmd` mode.
-    fn only_server(&self) -> Option<&Arc<ServerEntry>> {
-        self.servers().next()
+    fn only_server(&self) -> Option<Arc<ServerEntry>> {
+        self.registry.snapshot().iter().next().cloned()
     }
 
     /// Stops every upstream (children and sessions) in parallel.
     pub async fn shutdown(&self) {
-        let stops = self.servers().map(|s| s.upstream.shutdown());
-        futures::future::join_all(stops).await;
+        self.registry.shutdown().await;
     }
 }
 
@@ -102,7 +88,17 @@ pub fn router(state: Arc<AppState>) -> Router {
         auth::require_api_key,
     ));
 
-    let mut root = Router::new().route("/healthz", get(docs::healthz));
+    let mut root = Router::new()
+        .route("/healthz", get(status::healthz))
+        .route("/readyz", get(status::readyz))
+        .merge(
+            Router::new()
+                .route("/status", get(status::status))
+                .route_layer(axum::middleware::from_fn_with_state(
+                    state.clone(),
+                    auth::require_api_key,
+                )),
+        );
     if !opts.single_server {
         let index = Router::new()
             .route("/", get(docs::index))

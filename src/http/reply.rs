@@ -167,6 +167,10 @@ pub fn call_error(server: &str, tool: &str, err: CallError) -> ApiError {
             ),
             data: None,
         },
+        CallError::NotSent(reason) => ApiError::Unavailable {
+            message: format!("server '{server}' is reconnecting ({reason}); retry shortly"),
+            retry_after_secs: 1,
+        },
         CallError::Other(reason) => ApiError::BadGateway {
             message: format!("server '{server}' failed to answer: {reason}"),
             data: None,

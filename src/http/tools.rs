@@ -1,6 +1,7 @@
 //! `POST {prefix}{server}/{tool}`: JSON body → MCP `tools/call` → JSON reply.
 
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Instant;
 
 use axum::Json;
@@ -15,7 +16,7 @@ use super::AppState;
 use super::catalog::ServerEntry;
 use super::error::ApiError;
 use super::reply;
-use crate::upstream::Status;
+use crate::upstream::{CallError, Status};
 
 pub async fn call(
     State(state): State<Arc<AppState>>,
@@ -25,7 +26,7 @@ pub async fn call(
     let entry = state
         .server(&server)
         .ok_or_else(|| ApiError::NotFound(format!("no server named '{server}' is configured")))?;
-    invoke(&state, entry, &tool, body).await
+    invoke(&state, &entry, &tool, body).await
 }
 
 /// Single-server mode: `POST {prefix}{tool}`.
@@ -37,7 +38,7 @@ pub async fn call_single(
     let entry = state
         .only_server()
         .ok_or_else(|| ApiError::NotFound("no server is configured".into()))?;
-    invoke(&state, entry, &tool, body).await
+    invoke(&state, &entry, &tool, body).await
 }
 
 async fn invoke(
@@ -48,7 +49,8 @@ async fn invoke(
 ) -> Result<Response, ApiError> {
     let server = entry.name();
     let catalog = entry
-        .catalog(&state.spec)
+        .catalog_waiting(&state.spec, state.options.upstream.reconnect_wait)
+        .await
         .map_err(|status| unavailable(server, status))?;
     let tool = catalog.tool(tool_name).ok_or_else(|| {
         ApiError::NotFound(format!("server '{server}' has no tool named '{tool_name}'"))
@@ -69,8 +71,37 @@ async fn invoke(
         data: Some(serde_json::to_value(&e).unwrap_or(Value::Null)),
     })?;
     let arguments = tool.arguments(value);
+    let upstream = &entry.upstream;
+    let _slot = upstream.limiter.acquire().await.map_err(|busy| {
+        upstream.stats.rejected.fetch_add(1, Ordering::Relaxed);
+        ApiError::Unavailable {
+            message: format!("server '{server}' is overloaded: {busy}; retry shortly"),
+            retry_after_secs: 1,
+        }
+    })?;
     let started = Instant::now();
-    let result = catalog.session.call_tool(tool_name, Some(arguments)).await;
+    let mut result = catalog
+        .session
+        .call_tool(tool_name, Some(arguments.clone()))
+        .await;
+    if let Err(CallError::NotSent(reason)) = &result {
+        // The session died before our request left: it cannot have run, so try once more on
+        // the session the supervisor is bringing up.
+        tracing::info!(server = %server, tool = %tool_name, reason = %reason, "retrying a call on a new session");
+        let wait = state
+            .options
+            .upstream
+            .reconnect_wait
+            .max(std::time::Duration::from_secs(1));
+        match upstream
+            .next_session(catalog.session.generation, wait)
+            .await
+        {
+            Ok(session) => result = session.call_tool(tool_name, Some(arguments)).await,
+            Err(status) => return Err(unavailable(server, status)),
+        }
+    }
+    upstream.stats.calls.fetch_add(1, Ordering::Relaxed);
     let outcome = result
         .map_err(|e| reply::call_error(server, tool_name, e))
         .and_then(reply::tool_result);

@@ -15,8 +15,11 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use rmcp::model::{CallToolRequestParams, CallToolResult, ErrorData, JsonObject, Tool};
-use rmcp::service::{Peer, RoleClient, ServiceError};
+use rmcp::model::{
+    CallToolRequest, CallToolRequestParams, CallToolResult, ClientRequest, ErrorData, JsonObject,
+    ServerResult, Tool,
+};
+use rmcp::service::{Peer, PeerRequestOptions, RoleClient, ServiceError};
 use tokio::sync::{Notify, watch};
 
 use crate::config::ServerConfig;
@@ -31,6 +34,11 @@ pub struct UpstreamOptions {
     pub backoff_max: Duration,
     /// Per-call timeout used when the server entry sets none.
     pub default_call_timeout: Duration,
+    /// Idle time between MCP pings; zero disables them.
+    pub keepalive_interval: Duration,
+    /// Calls in flight at once, and calls allowed to wait for a slot.
+    pub max_concurrent_calls: usize,
+    pub max_queued_calls: usize,
 }
 
 impl Default for UpstreamOptions {
@@ -40,6 +48,9 @@ impl Default for UpstreamOptions {
             backoff_initial: Duration::from_secs(1),
             backoff_max: Duration::from_secs(60),
             default_call_timeout: Duration::from_secs(300),
+            keepalive_interval: Duration::from_secs(30),
+            max_concurrent_calls: 256,
+            max_queued_calls: 1024,
         }
     }
 }
@@ -64,6 +75,8 @@ pub struct Session {
     pub meta: ServerMeta,
     /// Tools after `disabledTools` filtering, in the server's order.
     pub tools: Arc<Vec<Tool>>,
+    /// When this connection was established (tool-list refreshes keep it).
+    pub connected_at: Instant,
     peer: Peer<RoleClient>,
     call_timeout: Duration,
 }
@@ -89,14 +102,19 @@ pub enum CallError {
     /// The connection broke before or while the call was in flight.
     #[error("upstream connection lost: {0}")]
     Disconnected(String),
+    /// The request never left mcpo (the session had closed): safe to retry elsewhere.
+    #[error("upstream session closed before the call was sent: {0}")]
+    NotSent(String),
     /// Anything else the MCP client reported (unexpected response, transport send failure…).
     #[error("upstream call failed: {0}")]
     Other(String),
 }
 
 impl Session {
-    /// Calls `name` with `arguments`, bounded by the server's call timeout. Dropping the
-    /// returned future (e.g. the HTTP client went away) cancels the request upstream too.
+    /// Calls `name` with `arguments`, bounded by the server's call timeout (on expiry rmcp sends
+    /// `notifications/cancelled`). Dropping the returned future (the HTTP client went away)
+    /// cancels the request upstream too. [`CallError::NotSent`] means the request provably
+    /// never left: the caller may retry it on a new session.
     pub async fn call_tool(
         &self,
         name: &str,
@@ -104,10 +122,51 @@ impl Session {
     ) -> Result<CallToolResult, CallError> {
         let mut params = CallToolRequestParams::new(name.to_owned());
         params.arguments = arguments;
-        match tokio::time::timeout(self.call_timeout, self.peer.call_tool(params)).await {
-            Err(_) => Err(CallError::Timeout(self.call_timeout)),
-            Ok(Ok(result)) => Ok(result),
-            Ok(Err(err)) => Err(classify(err)),
+        let request = ClientRequest::CallToolRequest(CallToolRequest::new(params));
+        let options = PeerRequestOptions::with_timeout(self.call_timeout);
+        let handle = match self.peer.send_request_with_option(request, options).await {
+            Ok(handle) => handle,
+            // The session's loop is gone: the request was never queued for the transport.
+            Err(ServiceError::TransportClosed) => {
+                return Err(CallError::NotSent("the session had already closed".into()));
+            }
+            Err(e) => return Err(classify(e)),
+        };
+        let mut guard = CancelOnDrop {
+            peer: self.peer.clone(),
+            id: Some(handle.id.clone()),
+        };
+        let outcome = handle.await_response().await;
+        guard.id = None;
+        match outcome {
+            Ok(ServerResult::CallToolResult(result)) => Ok(result),
+            Ok(_) => Err(CallError::Other(
+                "the server answered tools/call with another kind of result".into(),
+            )),
+            Err(e) => Err(classify(e)),
+        }
+    }
+}
+
+/// Sends `notifications/cancelled` for a request whose caller stopped waiting.
+struct CancelOnDrop {
+    peer: Peer<RoleClient>,
+    id: Option<rmcp::model::RequestId>,
+}
+
+impl Drop for CancelOnDrop {
+    fn drop(&mut self) {
+        let Some(id) = self.id.take() else { return };
+        let peer = self.peer.clone();
+        let notification =
+            rmcp::model::CancelledNotification::new(rmcp::model::CancelledNotificationParam::new(
+                Some(id),
+                Some("the HTTP caller went away".to_owned()),
+            ));
+        if let Ok(rt) = tokio::runtime::Handle::try_current() {
+            rt.spawn(async move {
+                let _ = peer.send_notification(notification.into()).await;
+            });
         }
     }
 }
@@ -116,7 +175,9 @@ fn classify(err: ServiceError) -> CallError {
     match err {
         ServiceError::McpError(data) => CallError::Mcp(data),
         ServiceError::Timeout { timeout } => CallError::Timeout(timeout),
-        ServiceError::TransportClosed => CallError::Disconnected("transport closed".into()),
+        ServiceError::TransportClosed => {
+            CallError::Disconnected("the connection closed before the answer came".into())
+        }
         ServiceError::Cancelled { reason } => CallError::Disconnected(
             reason.unwrap_or_else(|| "request cancelled by the session".into()),
         ),
@@ -143,7 +204,55 @@ pub enum Status {
 /// Counters an operator wants to see for one server.
 #[derive(Debug, Default)]
 pub struct Stats {
+    /// Successful connections after the first one.
     pub reconnects: AtomicU64,
+    /// Calls answered by the upstream (any outcome) and calls refused because the queue was full.
+    pub calls: AtomicU64,
+    pub rejected: AtomicU64,
+}
+
+/// Bounds the calls one upstream sees at once; beyond the queue limit callers get "busy" at
+/// once instead of piling up memory and latency.
+#[derive(Debug)]
+pub struct CallLimiter {
+    slots: Arc<tokio::sync::Semaphore>,
+    queued: AtomicU64,
+    max_queued: u64,
+}
+
+/// The queue of calls waiting for this upstream is full.
+#[derive(Debug, thiserror::Error)]
+#[error("too many calls waiting for this server ({0} queued)")]
+pub struct Busy(pub u64);
+
+impl CallLimiter {
+    fn new(max_concurrent: usize, max_queued: usize) -> Self {
+        Self {
+            slots: Arc::new(tokio::sync::Semaphore::new(max_concurrent.max(1))),
+            queued: AtomicU64::new(0),
+            max_queued: max_queued as u64,
+        }
+    }
+
+    /// A slot for one call, waiting in the bounded queue if all are taken.
+    pub async fn acquire(&self) -> Result<tokio::sync::OwnedSemaphorePermit, Busy> {
+        if let Ok(permit) = self.slots.clone().try_acquire_owned() {
+            return Ok(permit);
+        }
+        let queued = self.queued.fetch_add(1, Ordering::AcqRel);
+        if queued >= self.max_queued {
+            self.queued.fetch_sub(1, Ordering::AcqRel);
+            return Err(Busy(queued));
+        }
+        let permit = self.slots.clone().acquire_owned().await;
+        self.queued.fetch_sub(1, Ordering::AcqRel);
+        permit.map_err(|_| Busy(queued))
+    }
+
+    /// Calls currently waiting for a slot.
+    pub fn queued(&self) -> u64 {
+        self.queued.load(Ordering::Relaxed)
+    }
 }
 
 /// The handle to one supervised upstream server.
@@ -151,6 +260,9 @@ pub struct Upstream {
     pub name: String,
     pub config: ServerConfig,
     pub stats: Arc<Stats>,
+    pub limiter: CallLimiter,
+    /// When the supervisor started (for uptime in `/status`).
+    pub started_at: Instant,
     status: watch::Receiver<Status>,
     shutdown: Arc<Notify>,
     task: tokio::task::JoinHandle<()>,
@@ -168,16 +280,19 @@ impl Upstream {
         let stats = Arc::new(Stats::default());
         let supervisor = Supervisor {
             config: config.clone(),
-            options,
+            options: options.clone(),
             status: tx,
             shutdown: shutdown.clone(),
             stats: stats.clone(),
         };
+        let limiter = CallLimiter::new(options.max_concurrent_calls, options.max_queued_calls);
         let task = tokio::spawn(supervisor.run());
         Self {
             name: config.name.clone(),
             config,
             stats,
+            limiter,
+            started_at: Instant::now(),
             status: rx,
             shutdown,
             task,
@@ -194,6 +309,56 @@ impl Upstream {
         match &*self.status.borrow() {
             Status::Ready(session) => Some(session.clone()),
             _ => None,
+        }
+    }
+
+    /// The current session; if the server is (re)connecting, waits up to `wait` for it, so a
+    /// call that arrives while a crashed server restarts is served instead of refused. Returns
+    /// the last status when no session came in time.
+    pub async fn ready_session(&self, wait: Duration) -> Result<Arc<Session>, Status> {
+        match self.status() {
+            Status::Ready(session) => return Ok(session),
+            // Backing off past the wait: answer now rather than hold the caller for nothing.
+            Status::Connecting {
+                retry_at: Some(at), ..
+            } if at.saturating_duration_since(Instant::now()) > wait => {
+                return Err(self.status());
+            }
+            _ => {}
+        }
+        let mut rx = self.status.clone();
+        let outcome = tokio::time::timeout(
+            wait,
+            rx.wait_for(|s| matches!(s, Status::Ready(_) | Status::Stopped)),
+        )
+        .await;
+        let status = match outcome {
+            Ok(Ok(s)) => s.clone(),
+            _ => self.status(),
+        };
+        match status {
+            Status::Ready(session) => Ok(session),
+            other => Err(other),
+        }
+    }
+
+    /// Waits up to `wait` for a session other than generation `stale` (after a reconnect).
+    pub async fn next_session(&self, stale: u64, wait: Duration) -> Result<Arc<Session>, Status> {
+        let mut rx = self.status.clone();
+        let fresh = |s: &Status| match s {
+            Status::Ready(session) => session.generation != stale,
+            Status::Stopped => true,
+            Status::Connecting { .. } => false,
+        };
+        let _ = tokio::time::timeout(wait, rx.wait_for(fresh)).await;
+        match self.status() {
+            Status::Ready(session) if session.generation != stale => Ok(session),
+            Status::Ready(_) => Err(Status::Connecting {
+                attempts: 0,
+                last_error: Some("the session closed and no new one came in time".into()),
+                retry_at: None,
+            }),
+            other => Err(other),
         }
     }
 
@@ -317,6 +482,7 @@ impl Supervisor {
             .config
             .timeout
             .unwrap_or(self.options.default_call_timeout);
+        let connected_at = Instant::now();
         let publish = |tools: Vec<Tool>| {
             let tools = self.filter(tools);
             tracing::info!(server = %name, tools = tools.len(), "upstream ready");
@@ -324,6 +490,7 @@ impl Supervisor {
                 generation: next_generation(),
                 meta: meta.clone(),
                 tools: Arc::new(tools),
+                connected_at,
                 peer: peer.clone(),
                 call_timeout,
             })));
@@ -332,6 +499,14 @@ impl Supervisor {
         let cancel = service.cancellation_token();
         let waiting = service.waiting();
         tokio::pin!(waiting);
+        let keepalive = self.options.keepalive_interval;
+        let mut ping = tokio::time::interval(if keepalive.is_zero() {
+            Duration::from_secs(3600 * 24 * 365)
+        } else {
+            keepalive
+        });
+        ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        ping.reset();
         loop {
             tokio::select! {
                 biased;
@@ -350,6 +525,21 @@ impl Supervisor {
                         reason.push_str(&extra);
                     }
                     return Ended::Lost(reason);
+                }
+                _ = ping.tick(), if !keepalive.is_zero() => {
+                    let probe = peer.send_request(rmcp::model::ClientRequest::PingRequest(Default::default()));
+                    match tokio::time::timeout(self.options.connect_timeout.min(Duration::from_secs(15)), probe).await {
+                        Ok(Ok(_)) => {}
+                        Ok(Err(ServiceError::McpError(_))) => {} // answered, even if it dislikes ping
+                        Ok(Err(e)) => {
+                            cancel.cancel();
+                            return Ended::Lost(format!("keep-alive ping failed: {e}"));
+                        }
+                        Err(_) => {
+                            cancel.cancel();
+                            return Ended::Lost("keep-alive ping got no answer".into());
+                        }
+                    }
                 }
                 _ = tools_changed.notified() => {
                     match tokio::time::timeout(self.options.connect_timeout, peer.list_all_tools()).await {
