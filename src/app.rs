@@ -27,6 +27,9 @@ pub async fn run(config: Config, options: ServeOptions) -> anyhow::Result<()> {
     let local = listener.local_addr()?;
     let state = AppState::new(options.clone(), upstream_options, config);
     let app = http::router(state.clone());
+    if let Some(path) = &options.config_path {
+        crate::reload::spawn(state.clone(), path.clone(), options.hot_reload);
+    }
     banner(&options, local, &state);
     http::serve(app, &options, listener, shutdown_signal()).await?;
     tracing::info!("shutting down: stopping upstream servers");

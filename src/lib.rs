@@ -8,4 +8,5 @@ pub mod cli;
 pub mod config;
 pub mod http;
 pub mod openapi;
+pub mod reload;
 pub mod upstream;

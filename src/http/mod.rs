@@ -154,11 +154,12 @@ pub async fn serve(
     listener: std::net::TcpListener,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
+    let grace = options.upstream.shutdown_grace;
     let handle = axum_server::Handle::<SocketAddr>::new();
     let h = handle.clone();
     tokio::spawn(async move {
         shutdown.await;
-        h.graceful_shutdown(Some(std::time::Duration::from_secs(10)));
+        h.graceful_shutdown(Some(grace));
     });
     let make = app.into_make_service();
     match &options.tls {

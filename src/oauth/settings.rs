@@ -1,0 +1,224 @@
+//! The `oauth` block of one server, checked once and turned into what the flows read.
+
+use std::time::Duration;
+
+use serde_json::Value;
+use url::Url;
+
+use super::OAuthError;
+use crate::config::{OAuthConfig, ServerConfig, TokenStorage, TransportConfig};
+
+/// Default bound on waiting for the user to finish signing in.
+pub const DEFAULT_LOGIN_TIMEOUT: Duration = Duration::from_secs(300);
+
+/// How mcpo gets tokens for one server.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Grant {
+    /// A user signs in through a browser (loopback or copy/paste).
+    AuthorizationCode,
+    /// Machine-to-machine: the client's own credentials, no user.
+    ClientCredentials,
+}
+
+/// Everything the OAuth flows need about one server, validated.
+#[derive(Clone)]
+pub(crate) struct Settings {
+    pub server: String,
+    /// The MCP endpoint: the default RFC 8707 resource and where discovery starts.
+    pub resource_url: Url,
+    /// `oauth.server_url`: where authorization-server metadata is looked for when the MCP
+    /// endpoint does not lead to any.
+    pub server_url: Option<Url>,
+    pub storage: TokenStorage,
+    pub callback_port: u16,
+    pub use_loopback: bool,
+    pub login_timeout: Duration,
+    pub grant: Grant,
+    pub client_id: Option<String>,
+    pub client_secret: Option<String>,
+    /// RFC 7591 metadata sent when registering (`oauth.client_metadata`).
+    pub client_metadata: Option<serde_json::Map<String, Value>>,
+    /// SEP-991 Client ID Metadata Document URL (`oauth.client_metadata_url`).
+    pub client_metadata_url: Option<String>,
+    /// `oauth.scopes`: overrides the scopes discovery would pick.
+    pub scopes: Option<Vec<String>>,
+}
+
+impl std::fmt::Debug for Settings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Settings")
+            .field("server", &self.server)
+            .field("resource_url", &self.resource_url.as_str())
+            .field("grant", &self.grant)
+            .field("client_id", &self.client_id)
+            .field("client_secret", &self.client_secret.as_ref().map(|_| "[redacted]"))
+            .finish_non_exhaustive()
+    }
+}
+
+impl Settings {
+    pub fn from_server(server: &ServerConfig) -> Result<Self, OAuthError> {
+        let fail = |message: String| OAuthError::Config {
+            server: server.name.clone(),
+            message,
+        };
+        let TransportConfig::StreamableHttp { url, .. } = &server.transport else {
+            return Err(fail(
+                "OAuth is only supported on streamable-http servers".to_owned(),
+            ));
+        };
+        let Some(oauth) = &server.oauth else {
+            return Err(fail("has no \"oauth\" block".to_owned()));
+        };
+        let grant = match oauth.extra.get("grant_type").and_then(Value::as_str) {
+            None | Some("authorization_code") => Grant::AuthorizationCode,
+            Some("client_credentials") => Grant::ClientCredentials,
+            Some(other) => {
+                return Err(fail(format!(
+                    "oauth.grant_type must be \"authorization_code\" or \"client_credentials\", \
+                     not \"{other}\""
+                )));
+            }
+        };
+        if oauth.client_secret.is_some() && oauth.client_id.is_none() {
+            return Err(fail(
+                "oauth.client_secret is set without oauth.client_id".to_owned(),
+            ));
+        }
+        if grant == Grant::ClientCredentials
+            && (oauth.client_id.is_none() || oauth.client_secret.is_none())
+        {
+            return Err(fail(
+                "oauth.grant_type \"client_credentials\" needs oauth.client_id and \
+                 oauth.client_secret (private_key_jwt is not supported yet)"
+                    .to_owned(),
+            ));
+        }
+        let login_timeout = match oauth.extra.get("login_timeout") {
+            None => DEFAULT_LOGIN_TIMEOUT,
+            Some(v) => match v.as_f64() {
+                Some(secs) if secs > 0.0 && secs.is_finite() => Duration::from_secs_f64(secs),
+                _ => {
+                    return Err(fail(
+                        "oauth.login_timeout must be a positive number of seconds".to_owned(),
+                    ));
+                }
+            },
+        };
+        Ok(Settings {
+            server: server.name.clone(),
+            resource_url: url.clone(),
+            server_url: oauth.server_url.clone(),
+            storage: oauth.storage_type,
+            callback_port: oauth.callback_port,
+            use_loopback: oauth.use_loopback,
+            login_timeout,
+            grant,
+            client_id: oauth.client_id.clone(),
+            client_secret: oauth.client_secret.clone(),
+            client_metadata: oauth.client_metadata.clone(),
+            client_metadata_url: oauth
+                .extra
+                .get("client_metadata_url")
+                .and_then(Value::as_str)
+                .map(str::to_owned),
+            scopes: scopes(oauth),
+        })
+    }
+
+    /// Where the authorization server sends the browser back to.
+    pub fn redirect_uri(&self) -> String {
+        format!("http://localhost:{}/callback", self.callback_port)
+    }
+}
+
+fn scopes(oauth: &OAuthConfig) -> Option<Vec<String>> {
+    let list: Vec<String> = match oauth.extra.get("scopes")? {
+        Value::String(s) => s.split_whitespace().map(str::to_owned).collect(),
+        Value::Array(items) => items
+            .iter()
+            .filter_map(Value::as_str)
+            .flat_map(str::split_whitespace)
+            .map(str::to_owned)
+            .collect(),
+        _ => return None,
+    };
+    (!list.is_empty()).then_some(list)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    pub(crate) fn server(oauth: serde_json::Value) -> ServerConfig {
+        let Value::Object(mut map) = oauth else {
+            panic!("object")
+        };
+        let take_str = |map: &mut serde_json::Map<String, Value>, k: &str| {
+            map.remove(k).and_then(|v| v.as_str().map(str::to_owned))
+        };
+        let client_id = take_str(&mut map, "client_id");
+        let client_secret = take_str(&mut map, "client_secret");
+        ServerConfig {
+            name: "srv".to_owned(),
+            transport: TransportConfig::StreamableHttp {
+                url: Url::parse("http://127.0.0.1:9/mcp").unwrap(),
+                headers: Default::default(),
+            },
+            disabled_tools: Default::default(),
+            timeout: None,
+            oauth: Some(OAuthConfig {
+                server_url: None,
+                storage_type: TokenStorage::Memory,
+                callback_port: 3030,
+                use_loopback: true,
+                client_id,
+                client_secret,
+                client_metadata: None,
+                extra: map,
+            }),
+        }
+    }
+
+    #[test]
+    fn defaults_and_extras() {
+        let s = Settings::from_server(&server(serde_json::json!({}))).unwrap();
+        assert_eq!(s.grant, Grant::AuthorizationCode);
+        assert_eq!(s.login_timeout, DEFAULT_LOGIN_TIMEOUT);
+        assert_eq!(s.redirect_uri(), "http://localhost:3030/callback");
+        assert_eq!(s.scopes, None);
+
+        let s = Settings::from_server(&server(serde_json::json!({
+            "scopes": "a b", "login_timeout": 2.5
+        })))
+        .unwrap();
+        assert_eq!(s.scopes, Some(vec!["a".to_owned(), "b".to_owned()]));
+        assert_eq!(s.login_timeout, Duration::from_millis(2500));
+    }
+
+    #[test]
+    fn rejects_inconsistent_blocks() {
+        for (block, needle) in [
+            (serde_json::json!({"grant_type": "password"}), "grant_type"),
+            (serde_json::json!({"client_secret": "s"}), "without oauth.client_id"),
+            (
+                serde_json::json!({"grant_type": "client_credentials", "client_id": "c"}),
+                "needs oauth.client_id and oauth.client_secret",
+            ),
+            (serde_json::json!({"login_timeout": 0}), "login_timeout"),
+        ] {
+            let err = Settings::from_server(&server(block)).unwrap_err().to_string();
+            assert!(err.contains(needle), "{err}");
+            assert!(err.contains("'srv'"), "{err}");
+        }
+    }
+
+    #[test]
+    fn debug_hides_the_secret() {
+        let s = Settings::from_server(&server(serde_json::json!({
+            "client_id": "c", "client_secret": "hunter2"
+        })))
+        .unwrap();
+        assert!(!format!("{s:?}").contains("hunter2"));
+    }
+}
