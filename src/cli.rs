@@ -185,6 +185,23 @@ pub struct Cli {
     )]
     pub max_queued_calls: usize,
 
+    /// Open WebUI's WEBUI_SECRET_KEY: verifies callers' JWTs for servers in multi-user mode.
+    #[arg(
+        long,
+        env = "WEBUI_SECRET_KEY",
+        value_name = "SECRET",
+        hide_env_values = true
+    )]
+    pub webui_secret_key: Option<String>,
+
+    /// Open WebUI's base URL, used to resolve `sk-…` API keys to users.
+    #[arg(long, env = "WEBUI_URL", value_name = "URL")]
+    pub webui_url: Option<String>,
+
+    /// The URL users reach mcpo at (for login links); default: the request's scheme and host.
+    #[arg(long, env = "MCPO_PUBLIC_URL", value_name = "URL")]
+    pub public_url: Option<String>,
+
     /// Python mcpo's header-forwarding config; accepted so old command lines run, but ignored.
     #[arg(long, env = "MCPO_CLIENT_HEADER_FORWARDING", hide = true)]
     pub client_header_forwarding: Option<String>,

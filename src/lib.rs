@@ -7,6 +7,8 @@ pub mod app;
 pub mod cli;
 pub mod config;
 pub mod http;
+pub mod oauth;
 pub mod openapi;
 pub mod reload;
+pub mod sessions;
 pub mod upstream;

@@ -33,6 +33,11 @@ pub fn planned_env(
         planned.extend(entries.into_iter().filter(|(key, _)| lookup(key).is_none()));
     }
     planned.extend(cli.env.iter().cloned());
+    // Config loading (also on hot reload) reads the global secret from the environment; stdio
+    // children never inherit it (see upstream::connect).
+    if let Some(secret) = &cli.webui_secret_key {
+        planned.push(("WEBUI_SECRET_KEY".to_owned(), secret.clone()));
+    }
     Ok(planned)
 }
 
@@ -212,6 +217,8 @@ fn serve_options(
         connect_timeout: cli.connect_timeout,
         single_server: cli.config.is_none(),
         config_path: cli.config.clone(),
+        webui_url: cli.webui_url.clone(),
+        public_url: cli.public_url.clone(),
         upstream: super::UpstreamLimits {
             shutdown_grace: cli.shutdown_grace,
             reconnect_min_delay: cli.reconnect_min_delay,
@@ -356,6 +363,7 @@ fn single_server(
         disabled_tools: Default::default(),
         timeout: None,
         oauth: None,
+        multi_user: None,
     })
 }
 

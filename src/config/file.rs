@@ -11,7 +11,8 @@ use super::error::{ConfigError, ConfigWarning, Problem};
 use super::expand;
 use super::jsonc;
 use super::{
-    Config, DEFAULT_OAUTH_CALLBACK_PORT, OAuthConfig, ServerConfig, TokenStorage, TransportConfig,
+    Config, DEFAULT_OAUTH_CALLBACK_PORT, MultiUser, OAuthConfig, ServerConfig, TokenStorage,
+    TransportConfig,
 };
 
 /// Names a server cannot take because mcpo serves its own routes there.
@@ -38,6 +39,10 @@ const SERVER_KEYS: &[&str] = &[
     "disabled_tools",
     "timeout",
     "oauth",
+    "multi_user",
+    "webui_secret_key",
+    "session_timeout_minutes",
+    "max_sessions",
     "description",
     "disabled",
     "alwaysAllow",
@@ -332,6 +337,7 @@ fn read_server(
     let oauth = fields
         .take("oauth")
         .and_then(|v| read_oauth(report, v, transport.as_ref()));
+    let multi_user = read_multi_user(report, &mut fields, oauth.as_ref(), lookup);
 
     // Accepted for Claude Desktop / Python mcpo files; nothing to do with them.
     fields.take("description");
@@ -352,10 +358,92 @@ fn read_server(
                 disabled_tools,
                 timeout,
                 oauth,
+                multi_user,
             }))
         }
         _ => Entry::Invalid,
     }
+}
+
+/// Multi-user settings, from the server entry or (the OAuth guide's place) its `oauth` block.
+///
+/// The OAuth guide turns `multi_user` on by default for OAuth servers and skips signature checks
+/// without a secret, which lets anyone claim any identity. mcpo turns it on only where a secret
+/// is configured, and `multi_user: true` without one is an error that names the key to set.
+fn read_multi_user(
+    report: &mut Report<'_>,
+    fields: &mut Fields,
+    oauth: Option<&OAuthConfig>,
+    lookup: &dyn Fn(&str) -> Option<String>,
+) -> Option<MultiUser> {
+    let extra = oauth.map(|o| &o.extra);
+    let from_extra = |key: &str| extra.and_then(|e| e.get(key)).cloned();
+    let explicit = match fields.take("multi_user") {
+        Some(Value::Bool(b)) => Some(b),
+        Some(other) => {
+            report.problem(Some("multi_user"), must_be_bool(&other));
+            None
+        }
+        None => from_extra("multi_user").and_then(|v| v.as_bool()),
+    };
+    let secret = match fields.take("webui_secret_key") {
+        Some(Value::String(s)) if !s.is_empty() => Some(s),
+        Some(other) => {
+            report.problem(Some("webui_secret_key"), must_be_string(&other));
+            None
+        }
+        None => from_extra("webui_secret_key")
+            .and_then(|v| v.as_str().map(str::to_owned))
+            .filter(|s| !s.is_empty()),
+    }
+    .or_else(|| lookup("WEBUI_SECRET_KEY").filter(|s| !s.is_empty()));
+    let minutes = match fields.take("session_timeout_minutes") {
+        Some(v) => match v.as_f64() {
+            Some(n) if n > 0.0 => Some(n),
+            _ => {
+                report.problem(
+                    Some("session_timeout_minutes"),
+                    format!("must be a positive number of minutes, not {}", show(&v)),
+                );
+                None
+            }
+        },
+        None => from_extra("session_timeout_minutes").and_then(|v| v.as_f64()),
+    };
+    let max_sessions = match fields.take("max_sessions") {
+        Some(v) => match v.as_u64() {
+            Some(n) if n > 0 => Some(n as usize),
+            _ => {
+                report.problem(
+                    Some("max_sessions"),
+                    format!("must be a positive whole number, not {}", show(&v)),
+                );
+                None
+            }
+        },
+        None => from_extra("max_sessions")
+            .and_then(|v| v.as_u64())
+            .map(|n| n as usize),
+    };
+    // The guide's default: an OAuth server is multi-user unless it says otherwise.
+    let wanted = explicit.unwrap_or(oauth.is_some());
+    if !wanted {
+        return None;
+    }
+    let Some(secret) = secret else {
+        if explicit == Some(true) {
+            report.problem(
+                Some("multi_user"),
+                "needs the Open WebUI secret to verify callers: set \"webui_secret_key\" on this server (or in its \"oauth\" block), or start mcpo with --webui-secret-key / WEBUI_SECRET_KEY",
+            );
+        }
+        return None;
+    };
+    Some(MultiUser {
+        secret,
+        session_timeout: Duration::from_secs_f64(minutes.unwrap_or(30.0) * 60.0),
+        max_sessions: max_sessions.unwrap_or(100),
+    })
 }
 
 /// A server name becomes one URL path segment, `{prefix}{name}/...`.

@@ -73,6 +73,20 @@ pub struct ServerConfig {
     pub timeout: Option<Duration>,
     /// The `oauth` block, validated; only meaningful for streamable HTTP.
     pub oauth: Option<OAuthConfig>,
+    /// Open WebUI multi-user mode: one upstream session per verified caller.
+    pub multi_user: Option<MultiUser>,
+}
+
+/// Per-user sessions for one server (`multi_user`, on the server or in its `oauth` block).
+#[derive(Debug, Clone, PartialEq)]
+pub struct MultiUser {
+    /// HS256 secret Open WebUI signs its JWTs with (server's `webui_secret_key`, else the
+    /// global `--webui-secret-key` / `WEBUI_SECRET_KEY`).
+    pub secret: String,
+    /// A user's session closes after this long without a call or spec fetch.
+    pub session_timeout: Duration,
+    /// Live per-user sessions kept at most; the least recently used is closed first.
+    pub max_sessions: usize,
 }
 
 /// How to reach one upstream.
@@ -154,6 +168,10 @@ pub struct ServeOptions {
     pub hot_reload: bool,
     /// How the upstream supervisors behave (timeouts, backoff, limits).
     pub upstream: UpstreamLimits,
+    /// `--webui-url`: Open WebUI's base URL (resolves `sk-…` API keys).
+    pub webui_url: Option<String>,
+    /// `--public-url`: where users reach mcpo (login links).
+    pub public_url: Option<String>,
 }
 
 /// Supervisor knobs from the command line, applied to every upstream.
@@ -205,6 +223,8 @@ impl Default for ServeOptions {
             config_path: None,
             hot_reload: false,
             upstream: UpstreamLimits::default(),
+            webui_url: None,
+            public_url: None,
         }
     }
 }

@@ -7,13 +7,24 @@ use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 
+use crate::config::MultiUser;
 use crate::openapi::{self, PreparedTool, SpecInfo};
-use crate::upstream::{Session, Status, Upstream};
+use crate::sessions::UserPool;
+use crate::upstream::{Session, Status, Upstream, UpstreamOptions};
 
 /// One configured server and the cache derived from its current session.
 pub struct ServerEntry {
     pub upstream: Upstream,
     cache: Mutex<Option<Arc<Catalog>>>,
+    /// Multi-user mode: one entry (own upstream session, own spec cache) per caller.
+    pub users: Option<Users>,
+}
+
+/// The per-user side of a multi-user server.
+pub struct Users {
+    pub settings: MultiUser,
+    pub pool: UserPool<ServerEntry>,
+    options: UpstreamOptions,
 }
 
 /// A consistent snapshot: the session and the tools/spec that were built from it.
@@ -36,7 +47,94 @@ impl ServerEntry {
         Self {
             upstream,
             cache: Mutex::new(None),
+            users: None,
         }
+    }
+
+    /// A multi-user server. `discovery` is a first session used only to learn the tool list
+    /// (so the spec lists tools before anyone calls); once its catalog is cached it is closed.
+    /// A background sweep closes users' sessions after the idle timeout.
+    pub fn new_multi(
+        discovery: Upstream,
+        settings: MultiUser,
+        options: UpstreamOptions,
+        spec: Arc<SpecContext>,
+    ) -> Arc<Self> {
+        let pool = UserPool::new(settings.max_sessions, settings.session_timeout);
+        let sweep = pool.sweep_interval();
+        let entry = Arc::new(Self {
+            upstream: discovery,
+            cache: Mutex::new(None),
+            users: Some(Users {
+                settings,
+                pool,
+                options,
+            }),
+        });
+        let weak = Arc::downgrade(&entry);
+        let mut status = entry.upstream.subscribe();
+        tokio::spawn(async move {
+            let ready = status
+                .wait_for(|s| matches!(s, Status::Ready(_) | Status::Stopped))
+                .await
+                .map(|s| s.clone());
+            if let (Ok(Status::Ready(session)), Some(entry)) = (ready, weak.upgrade()) {
+                entry.catalog_for(session, &spec);
+                tracing::info!(server = %entry.name(), "tool list learned; closing the discovery session");
+                entry.upstream.shutdown().await;
+            }
+        });
+        let weak = Arc::downgrade(&entry);
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(sweep).await;
+                let Some(entry) = weak.upgrade() else { break };
+                let Some(users) = &entry.users else { break };
+                let idle = users.pool.take_idle();
+                if !idle.is_empty() {
+                    tracing::info!(server = %entry.name(), closed = idle.len(), live = users.pool.len(), "closing idle user sessions");
+                }
+                for e in idle {
+                    tokio::spawn(async move { e.shutdown().await });
+                }
+            }
+        });
+        entry
+    }
+
+    /// The entry serving `user`: their own session, started on first use. Sessions evicted to
+    /// keep within `max_sessions` are closed in the background.
+    pub fn for_user(&self, user: &str) -> Option<Arc<ServerEntry>> {
+        let users = self.users.as_ref()?;
+        let (entry, evicted) = users.pool.get_or_create(user, || {
+            ServerEntry::new(Upstream::start(
+                self.upstream.config.clone(),
+                users.options.clone(),
+            ))
+        });
+        for e in evicted {
+            tracing::info!(server = %self.name(), "closing the least recently used user session (max_sessions reached)");
+            tokio::spawn(async move { e.shutdown().await });
+        }
+        Some(entry)
+    }
+
+    /// The last catalog built, even if its session is gone (multi-user discovery).
+    pub fn cached_catalog(&self) -> Option<Arc<Catalog>> {
+        self.cache.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Stops the shared session and every user session.
+    pub fn shutdown(&self) -> futures::future::BoxFuture<'_, ()> {
+        Box::pin(async move {
+            let drained = self
+                .users
+                .as_ref()
+                .map(|u| u.pool.drain())
+                .unwrap_or_default();
+            let users = futures::future::join_all(drained.iter().map(|e| e.shutdown()));
+            futures::future::join(self.upstream.shutdown(), users).await;
+        })
     }
 
     pub fn name(&self) -> &str {

@@ -6,13 +6,15 @@ use std::sync::Arc;
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
-use axum::http::{HeaderValue, StatusCode, Uri, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
 use axum::response::{Html, IntoResponse, Response};
 use serde_json::{Value, json};
 
 use super::AppState;
+use super::auth::with_basic_challenge;
 use super::catalog::{Catalog, ServerEntry};
 use super::error::ApiError;
+use super::identity::{Caller, authorize};
 use super::tools::unavailable;
 use crate::openapi::{self, SpecInfo};
 use crate::upstream::Status;
@@ -37,23 +39,49 @@ fn server_or_404(state: &AppState, name: &str) -> Result<Arc<ServerEntry>, ApiEr
 pub async fn server_spec(
     State(state): State<Arc<AppState>>,
     Path(server): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    let result = match server_or_404(&state, &server) {
+        Ok(entry) => spec_of(&state, &entry, &headers).await,
+        Err(e) => Err(e),
+    };
+    result.unwrap_or_else(|e| with_basic_challenge(&state, e.into_response()))
+}
+
+pub async fn single_spec(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Response {
+    let result = match state.only_server() {
+        Some(entry) => spec_of(&state, &entry, &headers).await,
+        None => Err(ApiError::NotFound("no server is configured".into())),
+    };
+    result.unwrap_or_else(|e| with_basic_challenge(&state, e.into_response()))
+}
+
+/// How long a user's spec fetch may wait for their own session to come up before falling back
+/// to the server's known tool list (Open WebUI gives a spec fetch 10 s).
+const USER_SPEC_WAIT: std::time::Duration = std::time::Duration::from_secs(6);
+
+async fn spec_of(
+    state: &AppState,
+    entry: &ServerEntry,
+    headers: &HeaderMap,
 ) -> Result<Response, ApiError> {
-    let entry = server_or_404(&state, &server)?;
-    spec_of(&state, &entry)
-}
-
-pub async fn single_spec(State(state): State<Arc<AppState>>) -> Result<Response, ApiError> {
-    let entry = state
-        .only_server()
-        .ok_or_else(|| ApiError::NotFound("no server is configured".into()))?;
-    spec_of(&state, &entry)
-}
-
-fn spec_of(state: &AppState, entry: &ServerEntry) -> Result<Response, ApiError> {
-    let catalog = entry
-        .catalog(&state.spec)
-        .map_err(|s| unavailable(entry.name(), s))?;
-    Ok(json_bytes(catalog.spec.clone()))
+    let multi = entry.users.as_ref().map(|u| &u.settings);
+    let caller = authorize(&state.options, multi, headers, false)?;
+    if let Caller::User(id) = &caller
+        && let Some(own) = entry.for_user(id)
+        && let Ok(catalog) = own.catalog_waiting(&state.spec, USER_SPEC_WAIT).await
+    {
+        return Ok(json_bytes(catalog.spec.clone()));
+    }
+    match entry.catalog(&state.spec) {
+        Ok(catalog) => Ok(json_bytes(catalog.spec.clone())),
+        Err(status) => match (multi, entry.cached_catalog()) {
+            // Multi-user specs never fail: the last known tools, or none yet.
+            (Some(_), Some(catalog)) => Ok(json_bytes(catalog.spec.clone())),
+            (Some(_), None) => Ok(json_bytes(empty_spec(entry.name(), &state.spec))),
+            (None, _) => Err(unavailable(entry.name(), status)),
+        },
+    }
 }
 
 /// `GET /openapi.json`: every connected server's tools in one document, so Open WebUI can
@@ -63,9 +91,13 @@ pub async fn combined_spec(State(state): State<Arc<AppState>>) -> Response {
     let mut waiting = Vec::new();
     let snapshot = state.registry.snapshot();
     for entry in snapshot.iter() {
-        match entry.catalog(&state.spec) {
-            Ok(c) => ready.push((entry.name().to_owned(), c)),
-            Err(_) => waiting.push(entry.name().to_owned()),
+        let known = entry.catalog(&state.spec).ok().or_else(|| {
+            // A multi-user server's discovery session is closed once its tools are known.
+            entry.users.as_ref().and_then(|_| entry.cached_catalog())
+        });
+        match known {
+            Some(c) => ready.push((entry.name().to_owned(), c)),
+            None => waiting.push(entry.name().to_owned()),
         }
     }
     let bytes = state.combined.get(&ready, || {
@@ -153,14 +185,23 @@ pub async fn not_found(uri: Uri) -> ApiError {
 pub async fn server_docs(
     State(state): State<Arc<AppState>>,
     Path(server): Path<String>,
+    headers: HeaderMap,
     uri: Uri,
 ) -> Result<Response, ApiError> {
-    server_or_404(&state, &server)?;
+    let entry = server_or_404(&state, &server)?;
+    docs_guard(&state, &entry, &headers)?;
     let spec = format!("{}/{server}/openapi.json", state.spec.base);
     Ok(docs_page(&spec, &format!("{server} tools"), uri.path()))
 }
 
-pub async fn single_docs(State(state): State<Arc<AppState>>, uri: Uri) -> Response {
+pub async fn single_docs(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    uri: Uri,
+) -> Response {
+    if let Err(e) = authorize(&state.options, None, &headers, false) {
+        return with_basic_challenge(&state, e.into_response());
+    }
     let spec = format!("{}/openapi.json", state.spec.base);
     docs_page(&spec, &state.options.name, uri.path())
 }
@@ -173,8 +214,10 @@ pub async fn root_docs(State(state): State<Arc<AppState>>, uri: Uri) -> Response
 pub async fn server_docs_asset(
     State(state): State<Arc<AppState>>,
     Path((server, file)): Path<(String, String)>,
+    headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    server_or_404(&state, &server)?;
+    let entry = server_or_404(&state, &server)?;
+    docs_guard(&state, &entry, &headers)?;
     let spec = format!("{}/{server}/openapi.json", state.spec.base);
     swagger_asset(&file, &spec)
 }
@@ -182,7 +225,9 @@ pub async fn server_docs_asset(
 pub async fn single_docs_asset(
     State(state): State<Arc<AppState>>,
     Path(file): Path<String>,
+    headers: HeaderMap,
 ) -> Result<Response, ApiError> {
+    authorize(&state.options, None, &headers, false)?;
     let spec = format!("{}/openapi.json", state.spec.base);
     swagger_asset(&file, &spec)
 }
@@ -193,6 +238,27 @@ pub async fn root_docs_asset(
 ) -> Result<Response, ApiError> {
     let spec = format!("{}/openapi.json", state.spec.root_path);
     swagger_asset(&file, &spec)
+}
+
+/// Docs pages follow the same rule as specs (open unless `--strict-auth`).
+fn docs_guard(state: &AppState, entry: &ServerEntry, headers: &HeaderMap) -> Result<(), ApiError> {
+    let multi = entry.users.as_ref().map(|u| &u.settings);
+    authorize(&state.options, multi, headers, false).map(|_| ())
+}
+
+/// A document with no operations, for a multi-user server whose tools are not known yet.
+fn empty_spec(server: &str, ctx: &super::catalog::SpecContext) -> Bytes {
+    let info = SpecInfo {
+        title: server.to_owned(),
+        version: "0.0.0".into(),
+        description: Some(format!(
+            "The tools of '{server}' are not known yet; they appear once a user has connected."
+        )),
+        server_url: Some(format!("{}/{server}", ctx.base)),
+        api_key_security: ctx.api_key_security,
+    };
+    let doc = openapi::server_document(&info, server, &[], |t| format!("/{t}"));
+    Bytes::from(serde_json::to_vec(&doc).unwrap_or_default())
 }
 
 /// Our own small HTML page, so the asset links work both at `…/docs` and `…/docs/` and behind

@@ -9,6 +9,7 @@ mod auth;
 mod catalog;
 mod docs;
 pub mod error;
+mod identity;
 mod reply;
 mod servers;
 mod status;
@@ -32,16 +33,17 @@ pub struct AppState {
     pub options: ServeOptions,
     pub registry: Registry,
     combined: catalog::CombinedCache,
-    spec: catalog::SpecContext,
+    spec: Arc<catalog::SpecContext>,
     started_at: std::time::Instant,
 }
 
 impl AppState {
     /// Starts every configured upstream (in the background) and returns the shared state.
     pub fn new(options: ServeOptions, upstream: UpstreamOptions, config: Config) -> Arc<Self> {
+        let spec = Arc::new(catalog::SpecContext::from_options(&options));
         Arc::new(Self {
-            spec: catalog::SpecContext::from_options(&options),
-            registry: Registry::start(config, upstream),
+            registry: Registry::start(config, upstream, spec.clone()),
+            spec,
             options,
             combined: Default::default(),
             started_at: std::time::Instant::now(),
@@ -83,10 +85,6 @@ pub fn router(state: Arc<AppState>) -> Router {
             .route("/{server}/docs/{*file}", get(docs::server_docs_asset))
             .route("/{server}/{tool}", post(tools::call));
     }
-    let servers = servers.route_layer(axum::middleware::from_fn_with_state(
-        state.clone(),
-        auth::require_api_key,
-    ));
 
     let mut root = Router::new()
         .route("/healthz", get(status::healthz))
@@ -96,7 +94,7 @@ pub fn router(state: Arc<AppState>) -> Router {
                 .route("/status", get(status::status))
                 .route_layer(axum::middleware::from_fn_with_state(
                     state.clone(),
-                    auth::require_api_key,
+                    auth::require_api_key_always,
                 )),
         );
     if !opts.single_server {

@@ -7,7 +7,7 @@
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
-use super::catalog::ServerEntry;
+use super::catalog::{ServerEntry, SpecContext};
 use crate::config::{Config, ServerConfig};
 use crate::upstream::{Upstream, UpstreamOptions};
 
@@ -50,17 +50,19 @@ pub struct ReloadSummary {
 pub struct Registry {
     current: RwLock<Arc<Servers>>,
     options: UpstreamOptions,
+    spec: Arc<SpecContext>,
     /// Serialises reloads (file watcher and SIGHUP may race).
     reload_lock: tokio::sync::Mutex<()>,
 }
 
 impl Registry {
     /// Starts every configured server (each connects in the background).
-    pub fn start(config: Config, options: UpstreamOptions) -> Self {
-        let servers = build(config.servers, &HashMap::new(), &options).0;
+    pub fn start(config: Config, options: UpstreamOptions, spec: Arc<SpecContext>) -> Self {
+        let servers = build(config.servers, &HashMap::new(), &options, &spec).0;
         Self {
             current: RwLock::new(Arc::new(servers)),
             options,
+            spec,
             reload_lock: tokio::sync::Mutex::new(()),
         }
     }
@@ -77,7 +79,7 @@ impl Registry {
     pub async fn reload(&self, config: Config) -> ReloadSummary {
         let _guard = self.reload_lock.lock().await;
         let old = self.snapshot();
-        let (servers, mut summary) = build(config.servers, &old.map, &self.options);
+        let (servers, mut summary) = build(config.servers, &old.map, &self.options, &self.spec);
         let removed: Vec<Arc<ServerEntry>> = old
             .iter()
             .filter(|e| match servers.map.get(e.name()) {
@@ -93,14 +95,14 @@ impl Registry {
             .collect();
         *self.current.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(servers);
         // Stop replaced servers after the swap, so new requests already see the new set.
-        futures::future::join_all(removed.iter().map(|e| e.upstream.shutdown())).await;
+        futures::future::join_all(removed.iter().map(|e| e.shutdown())).await;
         summary
     }
 
     /// Stops every upstream (sessions and child processes) in parallel.
     pub async fn shutdown(&self) {
         let servers = self.snapshot();
-        futures::future::join_all(servers.iter().map(|e| e.upstream.shutdown())).await;
+        futures::future::join_all(servers.iter().map(|e| e.shutdown())).await;
     }
 }
 
@@ -109,6 +111,7 @@ fn build(
     configs: Vec<ServerConfig>,
     old: &HashMap<String, Arc<ServerEntry>>,
     options: &UpstreamOptions,
+    spec: &Arc<SpecContext>,
 ) -> (Servers, ReloadSummary) {
     let mut servers = Servers::default();
     let mut summary = ReloadSummary::default();
@@ -125,7 +128,13 @@ fn build(
                 } else {
                     summary.added.push(name.clone());
                 }
-                Arc::new(ServerEntry::new(Upstream::start(config, options.clone())))
+                let upstream = Upstream::start(config.clone(), options.clone());
+                match config.multi_user.clone() {
+                    Some(multi) => {
+                        ServerEntry::new_multi(upstream, multi, options.clone(), spec.clone())
+                    }
+                    None => Arc::new(ServerEntry::new(upstream)),
+                }
             }
         };
         servers.order.push(name.clone());

@@ -8,48 +8,60 @@ use axum::Json;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, State};
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::Value;
 
 use super::AppState;
 use super::catalog::ServerEntry;
 use super::error::ApiError;
+use super::identity::authorize;
 use super::reply;
 use crate::upstream::{CallError, Status};
 
 pub async fn call(
     State(state): State<Arc<AppState>>,
     Path((server, tool)): Path<(String, String)>,
+    headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
     let entry = state
         .server(&server)
         .ok_or_else(|| ApiError::NotFound(format!("no server named '{server}' is configured")))?;
-    invoke(&state, &entry, &tool, body).await
+    invoke(&state, &entry, &tool, &headers, body).await
 }
 
 /// Single-server mode: `POST {prefix}{tool}`.
 pub async fn call_single(
     State(state): State<Arc<AppState>>,
     Path(tool): Path<String>,
+    headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
     let entry = state
         .only_server()
         .ok_or_else(|| ApiError::NotFound("no server is configured".into()))?;
-    invoke(&state, &entry, &tool, body).await
+    invoke(&state, &entry, &tool, &headers, body).await
 }
 
 async fn invoke(
     state: &AppState,
     entry: &Arc<ServerEntry>,
     tool_name: &str,
+    headers: &HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
     let server = entry.name();
-    let catalog = entry
-        .catalog_waiting(&state.spec, state.options.upstream.reconnect_wait)
+    let multi = entry.users.as_ref().map(|u| &u.settings);
+    let caller = authorize(&state.options, multi, headers, true)?;
+    // In multi-user mode every caller has their own session; the first call starts it, so it
+    // may wait for a whole connect rather than a reconnect.
+    let (target, wait) = match entry.for_user(caller.session_key()) {
+        Some(own) => (own, state.options.connect_timeout),
+        None => (entry.clone(), state.options.upstream.reconnect_wait),
+    };
+    let catalog = target
+        .catalog_waiting(&state.spec, wait)
         .await
         .map_err(|status| unavailable(server, status))?;
     let tool = catalog.tool(tool_name).ok_or_else(|| {
@@ -108,6 +120,7 @@ async fn invoke(
     tracing::debug!(
         server = %server,
         tool = %tool_name,
+        caller = %caller.log_id(),
         ok = outcome.is_ok(),
         elapsed_ms = started.elapsed().as_secs_f64() * 1e3,
         "tool call"

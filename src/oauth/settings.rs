@@ -51,7 +51,10 @@ impl std::fmt::Debug for Settings {
             .field("resource_url", &self.resource_url.as_str())
             .field("grant", &self.grant)
             .field("client_id", &self.client_id)
-            .field("client_secret", &self.client_secret.as_ref().map(|_| "[redacted]"))
+            .field(
+                "client_secret",
+                &self.client_secret.as_ref().map(|_| "[redacted]"),
+            )
             .finish_non_exhaustive()
     }
 }
@@ -147,9 +150,10 @@ fn scopes(oauth: &OAuthConfig) -> Option<Vec<String>> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests_support {
     use super::*;
 
+    /// A streamable-HTTP server `srv` at `http://127.0.0.1:9/mcp` with this `oauth` block.
     pub(crate) fn server(oauth: serde_json::Value) -> ServerConfig {
         let Value::Object(mut map) = oauth else {
             panic!("object")
@@ -177,8 +181,15 @@ mod tests {
                 client_metadata: None,
                 extra: map,
             }),
+            multi_user: None,
         }
     }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::tests_support::server;
+    use super::*;
 
     #[test]
     fn defaults_and_extras() {
@@ -200,14 +211,19 @@ mod tests {
     fn rejects_inconsistent_blocks() {
         for (block, needle) in [
             (serde_json::json!({"grant_type": "password"}), "grant_type"),
-            (serde_json::json!({"client_secret": "s"}), "without oauth.client_id"),
+            (
+                serde_json::json!({"client_secret": "s"}),
+                "without oauth.client_id",
+            ),
             (
                 serde_json::json!({"grant_type": "client_credentials", "client_id": "c"}),
                 "needs oauth.client_id and oauth.client_secret",
             ),
             (serde_json::json!({"login_timeout": 0}), "login_timeout"),
         ] {
-            let err = Settings::from_server(&server(block)).unwrap_err().to_string();
+            let err = Settings::from_server(&server(block))
+                .unwrap_err()
+                .to_string();
             assert!(err.contains(needle), "{err}");
             assert!(err.contains("'srv'"), "{err}");
         }

@@ -240,6 +240,8 @@ fn spawn_child(
     cwd: Option<&std::path::Path>,
 ) -> Result<(TokioChildProcess, Option<tokio::process::ChildStderr>), ConnectError> {
     let mut cmd = tokio::process::Command::new(command);
+    // Open WebUI's signing secret is mcpo's to verify callers, not the tools' to read.
+    cmd.env_remove("WEBUI_SECRET_KEY");
     cmd.args(args).envs(env);
     if let Some(dir) = cwd {
         cmd.current_dir(dir);

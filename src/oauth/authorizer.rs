@@ -1,0 +1,755 @@
+//! [`Authorizer`]: the OAuth state of one upstream, kept across reconnects.
+
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use rmcp::transport::auth::{AuthClient, AuthError, AuthorizationManager, ClientCredentialsConfig};
+use subtle::ConstantTimeEq;
+use tokio::sync::OnceCell;
+use tracing::instrument::WithSubscriber;
+use tracing::subscriber::NoSubscriber;
+
+use super::browser;
+use super::callback::{self, CallbackListener, Page, Params, PasteSource};
+use super::discovery::{self, Discovered};
+use super::register::{self, Identity};
+use super::settings::{Grant, Settings};
+use super::store::Store;
+use super::{AuthOptions, AuthorizedClient, OAuthError};
+use crate::config::ServerConfig;
+
+/// Default first cool-down after a login the user did not complete.
+const DEFAULT_COOL_DOWN: Duration = Duration::from_secs(60);
+/// Longest cool-down, reached by doubling.
+const MAX_COOL_DOWN: Duration = Duration::from_secs(15 * 60);
+
+/// Where a server's login stands, for status pages and 503 bodies.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LoginState {
+    /// Nothing checked yet.
+    Unknown,
+    /// Tokens are there and were usable at the last check.
+    Authorized,
+    /// A login is under way; `url` is where the user signs in, once known.
+    Pending { url: Option<String> },
+    /// The last attempt failed. `retry_after`: time left before mcpo will start another
+    /// interactive login on its own (`None`: it may retry at any time).
+    Failed {
+        reason: String,
+        retry_after: Option<Duration>,
+    },
+}
+
+/// The OAuth client of one upstream. Cheap to clone; clones share everything.
+#[derive(Clone)]
+pub struct Authorizer {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    settings: Settings,
+    options: AuthOptions,
+    store: Store,
+    /// rmcp's manager (behind its mutex), created on first use because creating it means
+    /// discovery, which needs the network.
+    client: OnceCell<AuthClient<reqwest::Client>>,
+    /// One login at a time per server.
+    login_lock: tokio::sync::Mutex<()>,
+    status: Mutex<Status>,
+    /// Counts successful logins, so a request that was refused can tell whether a newer
+    /// login already happened while it waited.
+    generation: AtomicU64,
+    /// Scope step-ups since the last request that got through.
+    step_ups: AtomicU32,
+}
+
+struct Status {
+    state: LoginState,
+    cool_down_until: Option<Instant>,
+    failures: u32,
+}
+
+/// What a login is for.
+#[derive(Default)]
+pub(crate) struct LoginRequest {
+    /// `WWW-Authenticate` of the response that asked for it.
+    pub challenge: Option<String>,
+    /// Scopes to ask for instead of discovery's pick (step-up).
+    pub scopes: Option<Vec<String>>,
+    /// Ignore valid tokens and the cool-down (`mcpo auth login`).
+    pub force: bool,
+    /// The login generation the caller saw; if a newer login happened since, none is needed.
+    pub seen_generation: Option<u64>,
+}
+
+enum TokenCheck {
+    Valid,
+    NeedLogin,
+    ClientRejected,
+    Failed(OAuthError),
+}
+
+/// What the flow makes of one authorization response.
+enum Verdict {
+    /// Not for this login (or not usable): answer the browser, keep waiting.
+    Ignore(String),
+    Done(Result<(), OAuthError>),
+}
+
+impl Authorizer {
+    /// Checks the server's `oauth` block; no I/O.
+    pub fn new(server: &ServerConfig, options: AuthOptions) -> Result<Authorizer, OAuthError> {
+        let settings = Settings::from_server(server)?;
+        let store = Store::new(
+            settings.storage,
+            &settings.server,
+            settings.resource_url.as_str(),
+            options.token_dir.as_deref(),
+        );
+        Ok(Authorizer {
+            inner: Arc::new(Inner {
+                settings,
+                options,
+                store,
+                client: OnceCell::new(),
+                login_lock: tokio::sync::Mutex::new(()),
+                status: Mutex::new(Status {
+                    state: LoginState::Unknown,
+                    cool_down_until: None,
+                    failures: 0,
+                }),
+                generation: AtomicU64::new(0),
+                step_ups: AtomicU32::new(0),
+            }),
+        })
+    }
+
+    /// Returns once there are usable tokens: stored ones (refreshed if needed), else after a
+    /// login (browser or paste, as configured; untimed apart from `login_timeout`). During
+    /// the cool-down after a failed login it fails at once with [`OAuthError::CoolingDown`].
+    pub async fn ensure_authorized(&self) -> Result<(), OAuthError> {
+        let client = self.client().await.inspect_err(|e| self.failed(e))?;
+        match self.check_tokens(client).await {
+            TokenCheck::Valid => {
+                self.authorized();
+                return Ok(());
+            }
+            TokenCheck::NeedLogin => {}
+            TokenCheck::ClientRejected => self.client_rejected()?,
+            TokenCheck::Failed(e) => {
+                self.failed(&e);
+                return Err(e);
+            }
+        }
+        self.login(LoginRequest::default()).await
+    }
+
+    /// The HTTP client for `StreamableHttpClientTransport::with_client`: requests go out
+    /// through `http` with the bearer token. Call [`Self::ensure_authorized`] first.
+    pub fn http_client(&self, http: reqwest::Client) -> AuthorizedClient {
+        AuthorizedClient::new(self.clone(), http)
+    }
+
+    /// Where the login stands now.
+    pub fn state(&self) -> LoginState {
+        let status = self.status();
+        match &status.state {
+            LoginState::Failed { reason, .. } => LoginState::Failed {
+                reason: reason.clone(),
+                retry_after: status
+                    .cool_down_until
+                    .and_then(|until| until.checked_duration_since(Instant::now()))
+                    .filter(|left| !left.is_zero()),
+            },
+            other => other.clone(),
+        }
+    }
+
+    /// The server this authorizer is for.
+    pub fn server(&self) -> &str {
+        &self.inner.settings.server
+    }
+
+    /// The token file (`None` with memory storage).
+    pub fn token_file(&self) -> Option<&std::path::Path> {
+        self.inner.store.tokens_path()
+    }
+
+    /// A fresh interactive login now (`mcpo auth login`).
+    pub(crate) async fn login_now(&self) -> Result<(), OAuthError> {
+        self.login(LoginRequest {
+            force: true,
+            ..Default::default()
+        })
+        .await
+    }
+
+    /// Forgets stored tokens and registration (`mcpo auth logout`).
+    pub(crate) fn forget(&self) -> Result<bool, OAuthError> {
+        let tokens = self
+            .inner
+            .store
+            .clear_tokens()
+            .map_err(|e| self.storage(e))?;
+        let client = self
+            .inner
+            .store
+            .clear_registration()
+            .map_err(|e| self.storage(e))?;
+        Ok(tokens || client)
+    }
+
+    pub(crate) fn generation(&self) -> u64 {
+        self.inner.generation.load(Ordering::SeqCst)
+    }
+
+    pub(crate) fn step_ups(&self) -> &AtomicU32 {
+        &self.inner.step_ups
+    }
+
+    /// rmcp's client, created (with discovery and the stored identity) on first use.
+    pub(crate) async fn client(&self) -> Result<&AuthClient<reqwest::Client>, OAuthError> {
+        self.inner
+            .client
+            .get_or_try_init(|| async {
+                let settings = &self.inner.settings;
+                let mut manager = discovery::manager(settings).await?;
+                manager.set_credential_store(self.inner.store.clone());
+                let found = discovery::discover(&manager, settings, None).await?;
+                self.adopt(&mut manager, found, None).await?;
+                Ok(AuthClient::new(reqwest::Client::new(), manager))
+            })
+            .await
+    }
+
+    /// Runs a login unless one is no longer needed; see [`LoginRequest`].
+    pub(crate) async fn login(&self, request: LoginRequest) -> Result<(), OAuthError> {
+        let _one_at_a_time = self.inner.login_lock.lock().await;
+        let client = self.client().await.inspect_err(|e| self.failed(e))?;
+        if let Some(seen) = request.seen_generation
+            && seen != self.generation()
+        {
+            return Ok(());
+        }
+        if !request.force && request.scopes.is_none() && request.seen_generation.is_none() {
+            // Another caller may have finished a login while this one waited for the lock.
+            if let TokenCheck::Valid = self.check_tokens(client).await {
+                self.authorized();
+                return Ok(());
+            }
+        }
+        if !request.force
+            && let Some(e) = self.cooling_down()
+        {
+            return Err(e);
+        }
+        let result = match self.inner.settings.grant {
+            Grant::ClientCredentials => self.client_credentials(client).await,
+            Grant::AuthorizationCode => self.interactive(client, &request).await,
+        };
+        match &result {
+            Ok(()) => {
+                self.inner.generation.fetch_add(1, Ordering::SeqCst);
+                self.authorized();
+                tracing::info!("server '{}': OAuth login complete", self.server());
+            }
+            Err(e) => {
+                tracing::warn!("{e}");
+                self.failed(e);
+            }
+        }
+        result
+    }
+
+    /// Drops a registration the server no longer knows (`invalid_client`), so the next
+    /// login registers again; a configured client cannot be replaced, so that is an error.
+    pub(crate) fn client_rejected(&self) -> Result<(), OAuthError> {
+        let settings = &self.inner.settings;
+        if let Some(id) = &settings.client_id {
+            let e = OAuthError::Token {
+                server: settings.server.clone(),
+                message: format!(
+                    "the authorization server rejected client '{id}' (invalid_client); check \
+                     oauth.client_id and oauth.client_secret"
+                ),
+            };
+            self.failed(&e);
+            return Err(e);
+        }
+        tracing::warn!(
+            "server '{}': the authorization server no longer knows mcpo's OAuth client \
+             (invalid_client); registering again",
+            settings.server
+        );
+        let _ = self.inner.store.clear_tokens();
+        self.inner
+            .store
+            .clear_registration()
+            .map_err(|e| self.storage(e))?;
+        Ok(())
+    }
+
+    async fn check_tokens(&self, client: &AuthClient<reqwest::Client>) -> TokenCheck {
+        let manager = client.auth_manager.lock().await;
+        match manager.get_access_token().await {
+            Ok(_) => TokenCheck::Valid,
+            Err(AuthError::AuthorizationRequired | AuthError::TokenRefreshRejected(_)) => {
+                TokenCheck::NeedLogin
+            }
+            // Tokens stored without a usable client (the registration was lost).
+            Err(AuthError::InternalError(_)) => TokenCheck::NeedLogin,
+            Err(AuthError::TokenRefreshFailed(m)) if m.contains("invalid_client") => {
+                TokenCheck::ClientRejected
+            }
+            Err(e) => TokenCheck::Failed(OAuthError::Token {
+                server: self.server().to_owned(),
+                message: format!("refreshing the access token failed: {e}"),
+            }),
+        }
+    }
+
+    /// Installs discovered metadata and the client identity in `manager`; registers a new
+    /// client when `register` gives the scopes to register with and none is usable.
+    async fn adopt(
+        &self,
+        manager: &mut AuthorizationManager,
+        found: Discovered,
+        register: Option<&[String]>,
+    ) -> Result<(), OAuthError> {
+        let settings = &self.inner.settings;
+        let mut metadata = found.metadata;
+        let identity: Option<Identity> = match settings.grant {
+            Grant::ClientCredentials => None,
+            Grant::AuthorizationCode => match register::configured(settings, &metadata) {
+                Some(id) => Some(id),
+                None => match register::stored(
+                    self.inner.store.load_registration(),
+                    settings,
+                    &metadata,
+                ) {
+                    Some(id) => Some(id),
+                    None => match register {
+                        Some(scopes) => {
+                            let reg = register::register(
+                                &discovery::http_client(),
+                                settings,
+                                &metadata,
+                                scopes,
+                            )
+                            .await?;
+                            self.inner
+                                .store
+                                .save_registration(&reg)
+                                .map_err(|e| self.storage(e))?;
+                            Some(register::from_registration(&reg))
+                        }
+                        None => None,
+                    },
+                },
+            },
+        };
+        // rmcp picks HTTP Basic unless the server offers only client_secret_post; narrow
+        // what it sees to the method this client was registered (or configured) with.
+        if let Some(method) = identity.as_ref().and_then(|i| i.auth_method.as_deref())
+            && matches!(method, "client_secret_basic" | "client_secret_post")
+        {
+            metadata.additional_fields.insert(
+                "token_endpoint_auth_methods_supported".to_owned(),
+                serde_json::json!([method]),
+            );
+        }
+        let issuer = metadata.issuer.clone();
+        manager.set_metadata(metadata);
+        let expected_client = match &identity {
+            Some(id) => {
+                manager
+                    .configure_client(id.config.clone())
+                    .map_err(|e| OAuthError::Login {
+                        server: settings.server.clone(),
+                        message: e.to_string(),
+                    })?;
+                Some(id.client_id().to_owned())
+            }
+            None => settings.client_id.clone(),
+        };
+        // Tokens of another client or authorization server are of no use here.
+        if let Some(stored) = self.inner.store.load_tokens() {
+            let other_client = expected_client.as_deref() != Some(stored.client_id.as_str());
+            let other_issuer =
+                issuer.is_some() && stored.issuer.is_some() && stored.issuer != issuer;
+            if other_client || other_issuer {
+                tracing::info!(
+                    "server '{}': discarding stored OAuth tokens of another client or \
+                     authorization server",
+                    settings.server
+                );
+                self.inner
+                    .store
+                    .clear_tokens()
+                    .map_err(|e| self.storage(e))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The authorization-code login: discovery, identity, URL, browser or paste, callback,
+    /// code exchange.
+    async fn interactive(
+        &self,
+        client: &AuthClient<reqwest::Client>,
+        request: &LoginRequest,
+    ) -> Result<(), OAuthError> {
+        let settings = &self.inner.settings;
+        let server = settings.server.clone();
+        let lock = if settings.use_loopback {
+            callback::port_lock(settings.callback_port)
+        } else {
+            callback::stdin_lock()
+        };
+        self.set_state(LoginState::Pending { url: None });
+        let _port = lock.lock_owned().await;
+        // Listen before the browser can come back.
+        let mut listener = if settings.use_loopback {
+            Some(
+                CallbackListener::bind(settings.callback_port)
+                    .await
+                    .map_err(|e| OAuthError::CallbackPort {
+                        server: server.clone(),
+                        port: settings.callback_port,
+                        message: e.to_string(),
+                    })?,
+            )
+        } else {
+            None
+        };
+        let (url, expected_state) = {
+            let mut manager = client.auth_manager.lock().await;
+            let found =
+                discovery::discover(&manager, settings, request.challenge.as_deref()).await?;
+            let scopes = match (&request.scopes, &settings.scopes) {
+                (Some(scopes), _) | (None, Some(scopes)) => scopes.clone(),
+                (None, None) => manager.select_initial_scopes(&[]).await,
+            };
+            self.adopt(&mut manager, found, Some(&scopes)).await?;
+            let refs: Vec<&str> = scopes.iter().map(String::as_str).collect();
+            let url =
+                manager
+                    .get_authorization_url(&refs)
+                    .await
+                    .map_err(|e| OAuthError::Login {
+                        server: server.clone(),
+                        message: e.to_string(),
+                    })?;
+            let state = url::Url::parse(&url)
+                .ok()
+                .and_then(|u| {
+                    u.query_pairs()
+                        .find(|(k, _)| k == "state")
+                        .map(|(_, v)| v.into_owned())
+                })
+                .ok_or_else(|| OAuthError::Login {
+                    server: server.clone(),
+                    message: "the authorization URL has no state".to_owned(),
+                })?;
+            (url, state)
+        };
+        self.set_state(LoginState::Pending {
+            url: Some(url.clone()),
+        });
+        tracing::info!(
+            "server '{server}': waiting up to {} s for the OAuth login",
+            settings.login_timeout.as_secs()
+        );
+        browser::print_url(&server, &url, settings.use_loopback);
+        let wait = async {
+            match listener.as_mut() {
+                Some(listener) => {
+                    if let Err(why) = browser::open(&url, self.inner.options.browser.as_ref()).await
+                    {
+                        eprintln!(
+                            "mcpo: {why}; open the URL above yourself. Waiting for the login..."
+                        );
+                    }
+                    self.wait_for_callback(client, listener, &expected_state)
+                        .await
+                }
+                None => self.wait_for_paste(client, &expected_state).await,
+            }
+        };
+        let result = tokio::time::timeout(settings.login_timeout, wait).await;
+        if let Some(listener) = listener {
+            listener.close().await;
+        }
+        match result {
+            Ok(done) => done,
+            Err(_) => Err(OAuthError::TimedOut {
+                server,
+                timeout: settings.login_timeout,
+            }),
+        }
+    }
+
+    async fn wait_for_callback(
+        &self,
+        client: &AuthClient<reqwest::Client>,
+        listener: &mut CallbackListener,
+        expected_state: &str,
+    ) -> Result<(), OAuthError> {
+        let server = self.server();
+        loop {
+            let Some(callback) = listener.next().await else {
+                return Err(self.login_error("the callback listener stopped".to_owned()));
+            };
+            match self
+                .consider(client, &callback.params, expected_state)
+                .await
+            {
+                Verdict::Ignore(why) => {
+                    let _ = callback.reply.send(Page::failure(
+                        reqwest::StatusCode::BAD_REQUEST,
+                        format!("{why} It was ignored; mcpo is still waiting for the login."),
+                    ));
+                }
+                Verdict::Done(Ok(())) => {
+                    let _ = callback.reply.send(Page::success(server));
+                    return Ok(());
+                }
+                Verdict::Done(Err(e)) => {
+                    let _ = callback.reply.send(Page::failure(
+                        reqwest::StatusCode::BAD_REQUEST,
+                        e.to_string(),
+                    ));
+                    return Err(e);
+                }
+            }
+        }
+    }
+
+    async fn wait_for_paste(
+        &self,
+        client: &AuthClient<reqwest::Client>,
+        expected_state: &str,
+    ) -> Result<(), OAuthError> {
+        let settings = &self.inner.settings;
+        let source = self
+            .inner
+            .options
+            .paste
+            .clone()
+            .unwrap_or(PasteSource::Stdin);
+        eprintln!(
+            "After you approve, the browser is sent to {}?code=... (the page may not load: \
+             that is expected).\nPaste that whole address here and press Enter:",
+            settings.redirect_uri()
+        );
+        loop {
+            let Some(line) = source.next_line().await else {
+                return Err(self.login_error(
+                    "standard input closed before a callback URL was pasted; run `mcpo auth \
+                     login` in a terminal"
+                        .to_owned(),
+                ));
+            };
+            if line.trim().is_empty() {
+                continue;
+            }
+            let params = match callback::params_of_url(&line) {
+                Ok(params) => params,
+                Err(why) => {
+                    eprintln!("mcpo: {why}");
+                    continue;
+                }
+            };
+            if !params.contains_key("code") && !params.contains_key("error") {
+                return Err(self.login_error(
+                    "the pasted URL has no `code` parameter: after approving, copy the whole \
+                     address of the page the browser was sent to (it starts with the callback \
+                     URL)"
+                        .to_owned(),
+                ));
+            }
+            match self.consider(client, &params, expected_state).await {
+                Verdict::Ignore(why) => eprintln!("mcpo: {why} Paste the URL of the latest login:"),
+                Verdict::Done(result) => return result,
+            }
+        }
+    }
+
+    /// Checks one authorization response and, when it carries this login's code, exchanges
+    /// it for tokens.
+    async fn consider(
+        &self,
+        client: &AuthClient<reqwest::Client>,
+        params: &Params,
+        expected_state: &str,
+    ) -> Verdict {
+        let state_ok = params
+            .get("state")
+            .is_some_and(|s| bool::from(s.as_bytes().ct_eq(expected_state.as_bytes())));
+        if !state_ok {
+            tracing::warn!(
+                "server '{}': ignored an OAuth callback whose state does not match the login \
+                 in progress",
+                self.server()
+            );
+            return Verdict::Ignore(
+                "This sign-in response does not belong to the login mcpo is waiting for \
+                 (wrong or missing state)."
+                    .to_owned(),
+            );
+        }
+        if let Some(error) = params.get("error") {
+            return Verdict::Done(Err(OAuthError::Denied {
+                server: self.server().to_owned(),
+                error: error.clone(),
+                description: params.get("error_description").cloned(),
+            }));
+        }
+        let Some(code) = params.get("code") else {
+            return Verdict::Done(Err(self.login_error(
+                "the authorization response has neither a code nor an error".to_owned(),
+            )));
+        };
+        let issuer = params.get("iss").map(String::as_str);
+        let manager = client.auth_manager.lock().await;
+        // rmcp logs the code and the token response at debug level here.
+        let exchanged = manager
+            .exchange_code_for_token_with_issuer(code, expected_state, issuer)
+            .with_subscriber(NoSubscriber::default())
+            .await;
+        match exchanged {
+            Ok(_) => Verdict::Done(Ok(())),
+            // rmcp keeps the PKCE verifier in this case, so the genuine response still works.
+            Err(
+                e @ (AuthError::AuthorizationServerMismatch { .. }
+                | AuthError::AuthorizationServerMissingIssuer { .. }),
+            ) => {
+                tracing::warn!("server '{}': ignored an OAuth callback: {e}", self.server());
+                Verdict::Ignore(format!(
+                    "This sign-in response came from the wrong server ({e})."
+                ))
+            }
+            Err(e) => Verdict::Done(Err(OAuthError::Token {
+                server: self.server().to_owned(),
+                message: format!("exchanging the authorization code failed: {e}"),
+            })),
+        }
+    }
+
+    /// The `client_credentials` grant: no user, no browser.
+    async fn client_credentials(
+        &self,
+        client: &AuthClient<reqwest::Client>,
+    ) -> Result<(), OAuthError> {
+        let settings = &self.inner.settings;
+        let mut manager = client.auth_manager.lock().await;
+        let found = discovery::discover(&manager, settings, None).await?;
+        let resource = found.resource.clone();
+        self.adopt(&mut manager, found, None).await?;
+        let scopes = match &settings.scopes {
+            Some(scopes) => scopes.clone(),
+            None => manager.select_initial_scopes(&[]).await,
+        };
+        let (Some(client_id), Some(client_secret)) = (&settings.client_id, &settings.client_secret)
+        else {
+            return Err(
+                self.login_error("client_credentials needs a client id and secret".to_owned())
+            );
+        };
+        let config = ClientCredentialsConfig::ClientSecret {
+            client_id: client_id.clone(),
+            client_secret: client_secret.clone(),
+            scopes,
+            resource: Some(resource),
+        };
+        let token_error = |e: AuthError| OAuthError::Token {
+            server: settings.server.clone(),
+            message: e.to_string(),
+        };
+        manager
+            .validate_client_credentials_metadata(&config)
+            .map_err(token_error)?;
+        manager
+            .configure_client_credentials(&config)
+            .map_err(token_error)?;
+        manager
+            .exchange_client_credentials(&config)
+            .with_subscriber(NoSubscriber::default())
+            .await
+            .map_err(token_error)?;
+        Ok(())
+    }
+
+    fn cooling_down(&self) -> Option<OAuthError> {
+        let status = self.status();
+        let left = status
+            .cool_down_until?
+            .checked_duration_since(Instant::now())
+            .filter(|d| !d.is_zero())?;
+        let reason = match &status.state {
+            LoginState::Failed { reason, .. } => reason.clone(),
+            _ => "the last login did not complete".to_owned(),
+        };
+        Some(OAuthError::CoolingDown {
+            server: self.server().to_owned(),
+            reason,
+            retry_after: left,
+        })
+    }
+
+    fn authorized(&self) {
+        let mut status = self.status();
+        status.state = LoginState::Authorized;
+        status.cool_down_until = None;
+        status.failures = 0;
+    }
+
+    fn failed(&self, e: &OAuthError) {
+        if let OAuthError::CoolingDown { .. } = e {
+            return;
+        }
+        let base = self.inner.options.cool_down.unwrap_or(DEFAULT_COOL_DOWN);
+        let mut status = self.status();
+        if e.involved_the_user() {
+            let wait = base
+                .saturating_mul(1 << status.failures.min(10))
+                .min(MAX_COOL_DOWN.max(base));
+            status.failures = status.failures.saturating_add(1);
+            status.cool_down_until = Some(Instant::now() + wait);
+        }
+        status.state = LoginState::Failed {
+            reason: e.to_string(),
+            retry_after: None,
+        };
+    }
+
+    fn set_state(&self, state: LoginState) {
+        self.status().state = state;
+    }
+
+    fn status(&self) -> std::sync::MutexGuard<'_, Status> {
+        self.inner.status.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn login_error(&self, message: String) -> OAuthError {
+        OAuthError::Login {
+            server: self.server().to_owned(),
+            message,
+        }
+    }
+
+    fn storage(&self, e: std::io::Error) -> OAuthError {
+        let file = self
+            .inner
+            .store
+            .tokens_path()
+            .and_then(|p| p.parent())
+            .map(|d| format!("{}: ", d.display()))
+            .unwrap_or_default();
+        OAuthError::Storage {
+            server: self.server().to_owned(),
+            message: format!("{file}{e}"),
+        }
+    }
+}

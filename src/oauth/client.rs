@@ -1,0 +1,303 @@
+//! [`AuthorizedClient`]: rmcp's `AuthClient` (bearer token, refresh before expiry, one
+//! refresh-and-retry on 401) plus what it leaves to the caller, handled in place so the MCP
+//! session survives:
+//! - 401 after the refresh failed (refresh token revoked or expired): a new login, then the
+//!   request again;
+//! - refresh refused with `invalid_client` (the server forgot a registered client): register
+//!   again, log in, then the request again;
+//! - 403 `insufficient_scope`: a login asking for the union of the granted and the required
+//!   scopes, then the request again, at most three step-ups in a row.
+//!
+//! Logins started here obey the same cool-down and single-flight rules as
+//! [`Authorizer::ensure_authorized`].
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use futures::stream::BoxStream;
+use http::{HeaderName, HeaderValue};
+use rmcp::model::ClientJsonRpcMessage;
+use rmcp::transport::auth::{AuthClient, AuthError, WWWAuthenticateParams};
+use rmcp::transport::streamable_http_client::{
+    SseError, StreamableHttpClient, StreamableHttpError, StreamableHttpPostResponse,
+};
+use sse_stream::Sse;
+
+use super::OAuthError;
+use super::authorizer::{Authorizer, LoginRequest};
+
+/// Scope step-ups allowed before a request that needs more scope fails for good.
+const MAX_STEP_UPS: u32 = 3;
+
+type Error = StreamableHttpError<reqwest::Error>;
+
+/// The HTTP client to give `StreamableHttpClientTransport::with_client` for an OAuth server.
+#[derive(Clone)]
+pub struct AuthorizedClient {
+    authorizer: Authorizer,
+    http: reqwest::Client,
+}
+
+impl std::fmt::Debug for AuthorizedClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AuthorizedClient")
+            .field("server", &self.authorizer.server())
+            .finish_non_exhaustive()
+    }
+}
+
+/// What a failed request asks for.
+enum Recovery {
+    Login {
+        challenge: Option<String>,
+    },
+    Register,
+    StepUp {
+        challenge: String,
+        scope: Option<String>,
+    },
+}
+
+impl AuthorizedClient {
+    pub(crate) fn new(authorizer: Authorizer, http: reqwest::Client) -> Self {
+        AuthorizedClient { authorizer, http }
+    }
+
+    async fn auth_client(&self) -> Result<AuthClient<reqwest::Client>, Error> {
+        let mut client = self
+            .authorizer
+            .client()
+            .await
+            .map_err(as_transport)?
+            .clone();
+        client.http_client = self.http.clone();
+        Ok(client)
+    }
+
+    /// Runs `call` and recovers from what the authorization server or the resource says.
+    async fn run<T, F, Fut>(&self, call: F) -> Result<T, Error>
+    where
+        F: Fn(AuthClient<reqwest::Client>) -> Fut,
+        Fut: Future<Output = Result<T, Error>>,
+    {
+        let client = self.auth_client().await?;
+        let mut logged_in_again = false;
+        loop {
+            let generation = self.authorizer.generation();
+            let error = match call(client.clone()).await {
+                Ok(value) => {
+                    self.authorizer.step_ups().store(0, Ordering::SeqCst);
+                    return Ok(value);
+                }
+                Err(error) => error,
+            };
+            let Some(recovery) = recovery(&error) else {
+                return Err(error);
+            };
+            let request = match recovery {
+                Recovery::Login { challenge } if !logged_in_again => {
+                    logged_in_again = true;
+                    LoginRequest {
+                        challenge,
+                        seen_generation: Some(generation),
+                        ..Default::default()
+                    }
+                }
+                Recovery::Register if !logged_in_again => {
+                    logged_in_again = true;
+                    self.authorizer.client_rejected().map_err(as_transport)?;
+                    LoginRequest {
+                        seen_generation: Some(generation),
+                        ..Default::default()
+                    }
+                }
+                Recovery::StepUp { challenge, scope } => {
+                    if self.authorizer.step_ups().fetch_add(1, Ordering::SeqCst) >= MAX_STEP_UPS {
+                        tracing::warn!(
+                            "server '{}': still insufficient scope after {MAX_STEP_UPS} step-up \
+                             logins; giving up",
+                            self.authorizer.server()
+                        );
+                        return Err(error);
+                    }
+                    let scopes = {
+                        let manager = client.auth_manager.lock().await;
+                        manager.select_scopes(scope.as_deref(), &[])
+                    };
+                    tracing::info!(
+                        "server '{}': the server wants more scope ({}); logging in again",
+                        self.authorizer.server(),
+                        scopes.join(" ")
+                    );
+                    LoginRequest {
+                        challenge: Some(challenge),
+                        scopes: Some(scopes),
+                        ..Default::default()
+                    }
+                }
+                _ => return Err(error),
+            };
+            self.authorizer.login(request).await.map_err(as_transport)?;
+        }
+    }
+}
+
+fn recovery(error: &Error) -> Option<Recovery> {
+    match error {
+        StreamableHttpError::AuthRequired(e) => Some(Recovery::Login {
+            challenge: Some(e.www_authenticate_header.clone()),
+        }),
+        StreamableHttpError::InsufficientScope(e) => Some(Recovery::StepUp {
+            challenge: e.www_authenticate_header.clone(),
+            scope: e.required_scope.clone().or_else(|| {
+                let base = url::Url::parse("http://localhost/").ok()?;
+                WWWAuthenticateParams::parse(&e.www_authenticate_header, &base).scope
+            }),
+        }),
+        StreamableHttpError::Auth(AuthError::TokenRefreshFailed(m))
+            if m.contains("invalid_client") =>
+        {
+            Some(Recovery::Register)
+        }
+        StreamableHttpError::Auth(
+            AuthError::AuthorizationRequired | AuthError::TokenRefreshRejected(_),
+        ) => Some(Recovery::Login { challenge: None }),
+        _ => None,
+    }
+}
+
+fn as_transport(e: OAuthError) -> Error {
+    StreamableHttpError::Auth(AuthError::AuthorizationFailed(e.to_string()))
+}
+
+impl StreamableHttpClient for AuthorizedClient {
+    type Error = reqwest::Error;
+
+    fn post_message(
+        &self,
+        uri: Arc<str>,
+        message: ClientJsonRpcMessage,
+        session_id: Option<Arc<str>>,
+        auth_header: Option<String>,
+        custom_headers: HashMap<HeaderName, HeaderValue>,
+    ) -> impl Future<Output = Result<StreamableHttpPostResponse, Error>> + Send + '_ {
+        self.run(move |c| {
+            let (uri, message, session_id, auth_header, custom_headers) = (
+                uri.clone(),
+                message.clone(),
+                session_id.clone(),
+                auth_header.clone(),
+                custom_headers.clone(),
+            );
+            async move {
+                c.post_message(uri, message, session_id, auth_header, custom_headers)
+                    .await
+            }
+        })
+    }
+
+    fn post_message_with_max_sse_event_size(
+        &self,
+        uri: Arc<str>,
+        message: ClientJsonRpcMessage,
+        session_id: Option<Arc<str>>,
+        auth_header: Option<String>,
+        custom_headers: HashMap<HeaderName, HeaderValue>,
+        max_sse_event_size: usize,
+    ) -> impl Future<Output = Result<StreamableHttpPostResponse, Error>> + Send + '_ {
+        self.run(move |c| {
+            let (uri, message, session_id, auth_header, custom_headers) = (
+                uri.clone(),
+                message.clone(),
+                session_id.clone(),
+                auth_header.clone(),
+                custom_headers.clone(),
+            );
+            async move {
+                c.post_message_with_max_sse_event_size(
+                    uri,
+                    message,
+                    session_id,
+                    auth_header,
+                    custom_headers,
+                    max_sse_event_size,
+                )
+                .await
+            }
+        })
+    }
+
+    fn delete_session(
+        &self,
+        uri: Arc<str>,
+        session_id: Arc<str>,
+        auth_header: Option<String>,
+        custom_headers: HashMap<HeaderName, HeaderValue>,
+    ) -> impl Future<Output = Result<(), Error>> + Send + '_ {
+        // Closing a session is not worth a login: one attempt, as rmcp makes it.
+        async move {
+            let client = self.auth_client().await?;
+            client
+                .delete_session(uri, session_id, auth_header, custom_headers)
+                .await
+        }
+    }
+
+    fn get_stream(
+        &self,
+        uri: Arc<str>,
+        session_id: Option<Arc<str>>,
+        last_event_id: Option<String>,
+        auth_header: Option<String>,
+        custom_headers: HashMap<HeaderName, HeaderValue>,
+    ) -> impl Future<Output = Result<BoxStream<'static, Result<Sse, SseError>>, Error>> + Send + '_
+    {
+        self.run(move |c| {
+            let (uri, session_id, last_event_id, auth_header, custom_headers) = (
+                uri.clone(),
+                session_id.clone(),
+                last_event_id.clone(),
+                auth_header.clone(),
+                custom_headers.clone(),
+            );
+            async move {
+                c.get_stream(uri, session_id, last_event_id, auth_header, custom_headers)
+                    .await
+            }
+        })
+    }
+
+    fn get_stream_with_max_sse_event_size(
+        &self,
+        uri: Arc<str>,
+        session_id: Option<Arc<str>>,
+        last_event_id: Option<String>,
+        auth_header: Option<String>,
+        custom_headers: HashMap<HeaderName, HeaderValue>,
+        max_sse_event_size: usize,
+    ) -> impl Future<Output = Result<BoxStream<'static, Result<Sse, SseError>>, Error>> + Send + '_
+    {
+        self.run(move |c| {
+            let (uri, session_id, last_event_id, auth_header, custom_headers) = (
+                uri.clone(),
+                session_id.clone(),
+                last_event_id.clone(),
+                auth_header.clone(),
+                custom_headers.clone(),
+            );
+            async move {
+                c.get_stream_with_max_sse_event_size(
+                    uri,
+                    session_id,
+                    last_event_id,
+                    auth_header,
+                    custom_headers,
+                    max_sse_event_size,
+                )
+                .await
+            }
+        })
+    }
+}

@@ -1,0 +1,304 @@
+//! Finding the authorization server of an MCP endpoint, per the MCP authorization spec.
+//!
+//! rmcp's `AuthorizationManager::resolve_metadata_from_challenge` does the main walk: the
+//! 401 challenge's `resource_metadata`, RFC 9728 protected-resource metadata (path-based,
+//! then root), then RFC 8414 / OpenID configuration (issuer paths included), then the
+//! 2025-03-26 default endpoints. Around it this module adds what mcpo needs:
+//! - the RFC 8707 resource: the metadata's `resource`, else the MCP endpoint, never a bare
+//!   base URL; a document that names another resource stops the login (rmcp skips a guessed
+//!   one silently and would go on to authorize);
+//! - `oauth.server_url`: where authorization-server metadata (and the 2025-03-26 defaults)
+//!   are looked for when the MCP endpoint leads nowhere.
+
+use std::time::Duration;
+
+use reqwest::StatusCode;
+use rmcp::transport::auth::{
+    AuthError, AuthorizationManager, AuthorizationMetadata, AuthorizationMetadataSource,
+    ProtectedResourceMetadataInvalidReason, WWWAuthenticateParams,
+};
+use serde_json::Value;
+use url::Url;
+
+use super::OAuthError;
+use super::settings::Settings;
+
+/// Bound on each discovery or registration request mcpo makes itself.
+const HTTP_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The client for mcpo's own OAuth requests: no redirects (a metadata or registration
+/// endpoint that redirects is refused), bounded time.
+pub(crate) fn http_client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(HTTP_TIMEOUT)
+        .build()
+        .unwrap_or_default()
+}
+
+/// What discovery settled on.
+pub(crate) struct Discovered {
+    pub metadata: AuthorizationMetadata,
+    /// The RFC 8707 resource indicator mcpo asks tokens for.
+    pub resource: String,
+}
+
+/// A manager for the MCP endpoint. Discovered hosts may be private addresses (mcpo bridges
+/// internal servers: docker service names, corporate SSO), loopback only when the endpoint
+/// itself is loopback; link-local and cloud-metadata addresses are always refused.
+pub(crate) async fn manager(settings: &Settings) -> Result<AuthorizationManager, OAuthError> {
+    AuthorizationManager::new_allowing_private_addresses(settings.resource_url.as_str())
+        .await
+        .map_err(|e| OAuthError::Discovery {
+            server: settings.server.clone(),
+            message: e.to_string(),
+        })
+}
+
+pub(crate) async fn discover(
+    manager: &AuthorizationManager,
+    settings: &Settings,
+    challenge: Option<&str>,
+) -> Result<Discovered, OAuthError> {
+    let http = http_client();
+    let failed = |message: String| OAuthError::Discovery {
+        server: settings.server.clone(),
+        message,
+    };
+    let resource = protected_resource(&http, settings, challenge).await?;
+    let resolution = manager
+        .resolve_metadata_from_challenge(challenge)
+        .await
+        .map_err(|e| match e {
+            AuthError::ProtectedResourceMetadataInvalid { url, reason } => match *reason {
+                ProtectedResourceMetadataInvalidReason::ResourceMismatch { permitted, .. } => {
+                    OAuthError::ResourceMismatch {
+                        server: settings.server.clone(),
+                        url: settings.resource_url.to_string(),
+                        resource: format!("{permitted} (in {url})"),
+                    }
+                }
+                reason => failed(format!(
+                    "protected resource metadata at {url} is unusable: {reason}"
+                )),
+            },
+            other => failed(other.to_string()),
+        })?;
+    let mut metadata = resolution.metadata;
+    if resolution.source == AuthorizationMetadataSource::LegacyEndpointFallback
+        && let Some(server_url) = &settings.server_url
+    {
+        metadata = match authorization_server_metadata(&http, server_url).await {
+            Some(found) => found,
+            None => legacy_endpoints(server_url),
+        };
+    }
+    if resolution.source == AuthorizationMetadataSource::LegacyEndpointFallback {
+        tracing::info!(
+            "server '{}': no OAuth metadata published; using the 2025-03-26 default endpoints \
+             ({})",
+            settings.server,
+            metadata.authorization_endpoint
+        );
+    }
+    Ok(Discovered {
+        metadata,
+        resource: resource.unwrap_or_else(|| settings.resource_url.to_string()),
+    })
+}
+
+/// The `resource` of the endpoint's protected-resource metadata, checked against the
+/// endpoint. `Ok(None)`: no metadata (or none naming a resource).
+async fn protected_resource(
+    http: &reqwest::Client,
+    settings: &Settings,
+    challenge: Option<&str>,
+) -> Result<Option<String>, OAuthError> {
+    let endpoint = &settings.resource_url;
+    let advertised = match challenge {
+        Some(header) => WWWAuthenticateParams::parse(header, endpoint).resource_metadata_url,
+        None => probe_challenge(http, endpoint).await,
+    };
+    // Path-based first (the document for exactly this endpoint), then the root one, which
+    // may describe another resource on the same host: a mismatch there is not ours.
+    let mut candidates: Vec<(Url, bool)> = Vec::new();
+    if let Some(url) = advertised {
+        candidates.push((url, true));
+    }
+    let path = endpoint.path().trim_matches('/');
+    if !path.is_empty() {
+        let mut url = endpoint.clone();
+        url.set_query(None);
+        url.set_path(&format!("/.well-known/oauth-protected-resource/{path}"));
+        candidates.push((url, true));
+    }
+    let mut root = endpoint.clone();
+    root.set_query(None);
+    root.set_path("/.well-known/oauth-protected-resource");
+    candidates.push((root, false));
+
+    for (url, binding) in candidates {
+        let Some(document) = get_json(http, &url).await else {
+            continue;
+        };
+        let Some(resource) = document.get("resource").and_then(Value::as_str) else {
+            continue;
+        };
+        if resource_matches(endpoint, resource) {
+            return Ok(Some(resource.to_owned()));
+        }
+        if binding {
+            return Err(OAuthError::ResourceMismatch {
+                server: settings.server.clone(),
+                url: endpoint.to_string(),
+                resource: format!("{resource} (in {url})"),
+            });
+        }
+    }
+    Ok(None)
+}
+
+/// The `resource_metadata` the endpoint names in its 401 challenge, if it does.
+async fn probe_challenge(http: &reqwest::Client, endpoint: &Url) -> Option<Url> {
+    let response = http
+        .get(endpoint.as_str())
+        .header("MCP-Protocol-Version", "2025-06-18")
+        .send()
+        .await
+        .ok()?;
+    if response.status() != StatusCode::UNAUTHORIZED {
+        return None;
+    }
+    response
+        .headers()
+        .get_all(reqwest::header::WWW_AUTHENTICATE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find_map(|h| WWWAuthenticateParams::parse(h, endpoint).resource_metadata_url)
+}
+
+async fn get_json(http: &reqwest::Client, url: &Url) -> Option<serde_json::Map<String, Value>> {
+    let response = http
+        .get(url.as_str())
+        .header("Accept", "application/json")
+        .send()
+        .await
+        .ok()?;
+    if response.status() != StatusCode::OK {
+        return None;
+    }
+    match response.json::<Value>().await.ok()? {
+        Value::Object(map) => Some(map),
+        _ => None,
+    }
+}
+
+/// RFC 9728 §3.3 as MCP applies it: the metadata's resource is the endpoint itself or a
+/// path prefix of it on the same origin.
+pub(crate) fn resource_matches(endpoint: &Url, resource: &str) -> bool {
+    let Ok(resource) = Url::parse(resource) else {
+        return false;
+    };
+    if resource.fragment().is_some()
+        || resource.scheme() != endpoint.scheme()
+        || resource.host_str() != endpoint.host_str()
+        || resource.port_or_known_default() != endpoint.port_or_known_default()
+    {
+        return false;
+    }
+    let (want, have) = (endpoint.path(), resource.path());
+    want == have
+        || want.trim_end_matches('/') == have.trim_end_matches('/')
+        || (want.starts_with(have) && (have.ends_with('/') || want[have.len()..].starts_with('/')))
+}
+
+/// RFC 8414 / OpenID metadata of the issuer `server_url`, with the issuer checked.
+async fn authorization_server_metadata(
+    http: &reqwest::Client,
+    server_url: &Url,
+) -> Option<AuthorizationMetadata> {
+    let path = server_url.path().trim_matches('/');
+    let suffixes: Vec<String> = if path.is_empty() {
+        vec![
+            "/.well-known/oauth-authorization-server".to_owned(),
+            "/.well-known/openid-configuration".to_owned(),
+        ]
+    } else {
+        vec![
+            format!("/.well-known/oauth-authorization-server/{path}"),
+            format!("/.well-known/openid-configuration/{path}"),
+            format!("/{path}/.well-known/openid-configuration"),
+        ]
+    };
+    let expected = server_url.as_str().trim_end_matches('/');
+    for suffix in suffixes {
+        let mut url = server_url.clone();
+        url.set_query(None);
+        url.set_path(&suffix);
+        let Some(document) = get_json(http, &url).await else {
+            continue;
+        };
+        let Ok(metadata) = serde_json::from_value::<AuthorizationMetadata>(Value::Object(document))
+        else {
+            continue;
+        };
+        match metadata.issuer.as_deref() {
+            Some(issuer) if issuer.trim_end_matches('/') == expected => return Some(metadata),
+            other => tracing::warn!(
+                "ignoring authorization server metadata at {url}: issuer {other:?} is not \
+                 {expected}"
+            ),
+        }
+    }
+    None
+}
+
+/// The 2025-03-26 defaults (`/authorize`, `/token`, `/register`) on `base`'s origin.
+fn legacy_endpoints(base: &Url) -> AuthorizationMetadata {
+    let at = |path: &str| {
+        let mut url = base.clone();
+        url.set_query(None);
+        url.set_fragment(None);
+        url.set_path(path);
+        url.to_string()
+    };
+    let mut metadata = AuthorizationMetadata::default();
+    metadata.authorization_endpoint = at("/authorize");
+    metadata.token_endpoint = at("/token");
+    metadata.registration_endpoint = Some(at("/register"));
+    metadata
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn resource_matching() {
+        let endpoint = Url::parse("https://h.example/api/mcp").unwrap();
+        assert!(resource_matches(&endpoint, "https://h.example/api/mcp"));
+        assert!(resource_matches(&endpoint, "https://h.example/api/mcp/"));
+        assert!(resource_matches(&endpoint, "https://h.example/api"));
+        assert!(resource_matches(&endpoint, "https://h.example/"));
+        assert!(resource_matches(&endpoint, "https://h.example:443/api/mcp"));
+        assert!(!resource_matches(&endpoint, "https://h.example/ap"));
+        assert!(!resource_matches(
+            &endpoint,
+            "https://other.example/api/mcp"
+        ));
+        assert!(!resource_matches(&endpoint, "http://h.example/api/mcp"));
+        assert!(!resource_matches(&endpoint, "https://h.example/api/mcp#x"));
+        assert!(!resource_matches(&endpoint, "not a url"));
+    }
+
+    #[test]
+    fn legacy_endpoints_use_the_origin() {
+        let m = legacy_endpoints(&Url::parse("http://127.0.0.1:5/base/path?q").unwrap());
+        assert_eq!(m.authorization_endpoint, "http://127.0.0.1:5/authorize");
+        assert_eq!(m.token_endpoint, "http://127.0.0.1:5/token");
+        assert_eq!(
+            m.registration_endpoint.as_deref(),
+            Some("http://127.0.0.1:5/register")
+        );
+    }
+}

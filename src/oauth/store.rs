@@ -1,0 +1,411 @@
+//! Where tokens and client registrations live: files under `~/.mcpo/tokens/` (or
+//! `$MCPO_TOKEN_DIR`), or process memory.
+//!
+//! One pair of files per server, named by a hash of the server's name and URL:
+//! `<hash>_tokens.json` (rmcp's [`StoredCredentials`]) and `<hash>_client.json` (the full
+//! client registration, which rmcp does not keep: it stores only the client id). The
+//! directory is 0700, the files 0600, and every write goes to a temporary file that is then
+//! renamed over the old one, so a crash never leaves half a file. A file that cannot be read
+//! or parsed is reported once as a warning and treated as absent: the next login replaces it.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, LazyLock, Mutex};
+
+use rmcp::transport::auth::{AuthError, CredentialStore, StoredCredentials};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+
+use crate::config::TokenStorage;
+
+/// Overrides the token directory (tests use it).
+pub const TOKEN_DIR_ENV: &str = "MCPO_TOKEN_DIR";
+
+/// A client identity obtained by registration (RFC 7591 or a metadata-document URL), kept
+/// whole so a restart can use the same client: rmcp remembers only the client id.
+#[derive(Clone, Serialize, Deserialize)]
+pub(crate) struct Registration {
+    /// The authorization server that issued it; a registration is only used with the same one.
+    pub issuer: Option<String>,
+    /// The redirect URI it was registered with.
+    pub redirect_uri: String,
+    pub client_id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_secret: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_endpoint_auth_method: Option<String>,
+    /// The registration response as the server sent it.
+    #[serde(default)]
+    pub response: serde_json::Map<String, Value>,
+    /// Seconds since the Unix epoch.
+    #[serde(default)]
+    pub registered_at: u64,
+}
+
+impl std::fmt::Debug for Registration {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Registration")
+            .field("issuer", &self.issuer)
+            .field("redirect_uri", &self.redirect_uri)
+            .field("client_id", &self.client_id)
+            .field(
+                "client_secret",
+                &self.client_secret.as_ref().map(|_| "[redacted]"),
+            )
+            .finish_non_exhaustive()
+    }
+}
+
+#[derive(Default, Clone)]
+struct MemoryEntry {
+    tokens: Option<StoredCredentials>,
+    registration: Option<Registration>,
+}
+
+/// `storage_type: memory` entries, shared by every authorizer of the process.
+static MEMORY: LazyLock<Mutex<HashMap<String, MemoryEntry>>> = LazyLock::new(Default::default);
+
+/// The token store of one server. Clones share the same backing files or memory entry.
+#[derive(Clone, Debug)]
+pub(crate) struct Store {
+    backend: Arc<Backend>,
+}
+
+#[derive(Debug)]
+enum Backend {
+    File {
+        dir: PathBuf,
+        tokens: PathBuf,
+        client: PathBuf,
+    },
+    Memory {
+        key: String,
+    },
+}
+
+impl Store {
+    /// The store for server `name` at `url`; `dir` overrides the default token directory.
+    pub fn new(storage: TokenStorage, name: &str, url: &str, dir: Option<&Path>) -> Store {
+        let key = file_key(name, url);
+        let backend = match storage {
+            TokenStorage::Memory => Backend::Memory { key },
+            TokenStorage::File => {
+                let dir = dir.map(Path::to_path_buf).unwrap_or_else(default_token_dir);
+                Backend::File {
+                    tokens: dir.join(format!("{key}_tokens.json")),
+                    client: dir.join(format!("{key}_client.json")),
+                    dir,
+                }
+            }
+        };
+        Store {
+            backend: Arc::new(backend),
+        }
+    }
+
+    /// The token file, for messages (`None` with memory storage).
+    pub fn tokens_path(&self) -> Option<&Path> {
+        match &*self.backend {
+            Backend::File { tokens, .. } => Some(tokens),
+            Backend::Memory { .. } => None,
+        }
+    }
+
+    /// The registration file (`None` with memory storage).
+    #[cfg(test)]
+    pub fn client_path(&self) -> Option<&Path> {
+        match &*self.backend {
+            Backend::File { client, .. } => Some(client),
+            Backend::Memory { .. } => None,
+        }
+    }
+
+    pub fn load_tokens(&self) -> Option<StoredCredentials> {
+        match &*self.backend {
+            Backend::File { tokens, .. } => read_json(tokens),
+            Backend::Memory { key } => memory(key, |e| e.tokens.clone()),
+        }
+    }
+
+    pub fn save_tokens(&self, credentials: &StoredCredentials) -> std::io::Result<()> {
+        match &*self.backend {
+            Backend::File { dir, tokens, .. } => write_json(dir, tokens, credentials),
+            Backend::Memory { key } => {
+                memory(key, |e| e.tokens = Some(credentials.clone()));
+                Ok(())
+            }
+        }
+    }
+
+    pub fn clear_tokens(&self) -> std::io::Result<bool> {
+        match &*self.backend {
+            Backend::File { tokens, .. } => remove(tokens),
+            Backend::Memory { key } => Ok(memory(key, |e| e.tokens.take().is_some())),
+        }
+    }
+
+    pub fn load_registration(&self) -> Option<Registration> {
+        match &*self.backend {
+            Backend::File { client, .. } => read_json(client),
+            Backend::Memory { key } => memory(key, |e| e.registration.clone()),
+        }
+    }
+
+    pub fn save_registration(&self, registration: &Registration) -> std::io::Result<()> {
+        match &*self.backend {
+            Backend::File { dir, client, .. } => write_json(dir, client, registration),
+            Backend::Memory { key } => {
+                memory(key, |e| e.registration = Some(registration.clone()));
+                Ok(())
+            }
+        }
+    }
+
+    pub fn clear_registration(&self) -> std::io::Result<bool> {
+        match &*self.backend {
+            Backend::File { client, .. } => remove(client),
+            Backend::Memory { key } => Ok(memory(key, |e| e.registration.take().is_some())),
+        }
+    }
+}
+
+fn store_error(e: std::io::Error) -> AuthError {
+    AuthError::CredentialStoreError(e.to_string())
+}
+
+#[async_trait::async_trait]
+impl CredentialStore for Store {
+    async fn load(&self) -> Result<Option<StoredCredentials>, AuthError> {
+        Ok(self.load_tokens())
+    }
+
+    async fn save(&self, credentials: StoredCredentials) -> Result<(), AuthError> {
+        self.save_tokens(&credentials).map_err(store_error)
+    }
+
+    async fn clear(&self) -> Result<(), AuthError> {
+        self.clear_tokens().map(|_| ()).map_err(store_error)
+    }
+
+    /// A refresh token the server refused is useless; forget it so the next check asks for
+    /// a new login instead of retrying it. The registration stays.
+    async fn on_refresh_token_rejected(
+        &self,
+        credentials: &StoredCredentials,
+    ) -> Result<(), AuthError> {
+        let current = self.load_tokens();
+        let same = current.as_ref().is_some_and(|c| {
+            c.client_id == credentials.client_id
+                && c.token_received_at == credentials.token_received_at
+        });
+        if same {
+            self.clear_tokens().map_err(store_error)?;
+        }
+        Ok(())
+    }
+}
+
+/// `$MCPO_TOKEN_DIR`, else `~/.mcpo/tokens`.
+pub fn default_token_dir() -> PathBuf {
+    if let Some(dir) = std::env::var_os(TOKEN_DIR_ENV).filter(|d| !d.is_empty()) {
+        return PathBuf::from(dir);
+    }
+    dirs::home_dir()
+        .unwrap_or_else(std::env::temp_dir)
+        .join(".mcpo")
+        .join("tokens")
+}
+
+/// First 16 hex digits of SHA-256 over the server's name and URL.
+fn file_key(name: &str, url: &str) -> String {
+    let digest = Sha256::digest(format!("{name}\n{url}").as_bytes());
+    digest.iter().take(8).map(|b| format!("{b:02x}")).collect()
+}
+
+fn memory<T>(key: &str, f: impl FnOnce(&mut MemoryEntry) -> T) -> T {
+    let mut map = MEMORY.lock().unwrap_or_else(|e| e.into_inner());
+    f(map.entry(key.to_owned()).or_default())
+}
+
+fn read_json<T: for<'de> Deserialize<'de>>(path: &Path) -> Option<T> {
+    let bytes = match std::fs::read(path) {
+        Ok(b) => b,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return None,
+        Err(e) => {
+            tracing::warn!(
+                "cannot read {}: {e}; a new OAuth login will replace it",
+                path.display()
+            );
+            return None;
+        }
+    };
+    match serde_json::from_slice(&bytes) {
+        Ok(value) => Some(value),
+        Err(e) => {
+            // Only the position: serde's message can quote values from the file.
+            tracing::warn!(
+                "{} is not valid ({:?} error at line {} column {}); a new OAuth login will \
+                 replace it",
+                path.display(),
+                e.classify(),
+                e.line(),
+                e.column()
+            );
+            None
+        }
+    }
+}
+
+static TMP_COUNTER: AtomicU64 = AtomicU64::new(0);
+
+fn write_json<T: Serialize>(dir: &Path, path: &Path, value: &T) -> std::io::Result<()> {
+    ensure_private_dir(dir)?;
+    let bytes = serde_json::to_vec_pretty(value).map_err(std::io::Error::other)?;
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let tmp = dir.join(format!(
+        ".{name}.{}-{}.tmp",
+        std::process::id(),
+        TMP_COUNTER.fetch_add(1, Ordering::Relaxed)
+    ));
+    let result = (|| {
+        use std::io::Write;
+        let mut file = private_file(&tmp)?;
+        file.write_all(&bytes)?;
+        file.sync_all()?;
+        std::fs::rename(&tmp, path)
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result
+}
+
+fn remove(path: &Path) -> std::io::Result<bool> {
+    match std::fs::remove_file(path) {
+        Ok(()) => Ok(true),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
+#[cfg(unix)]
+fn ensure_private_dir(dir: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)?;
+    let meta = std::fs::metadata(dir)?;
+    if meta.permissions().mode() & 0o777 != 0o700 {
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;
+    }
+    Ok(())
+}
+
+#[cfg(not(unix))]
+fn ensure_private_dir(dir: &Path) -> std::io::Result<()> {
+    std::fs::create_dir_all(dir)
+}
+
+#[cfg(unix)]
+fn private_file(path: &Path) -> std::io::Result<std::fs::File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+}
+
+#[cfg(not(unix))]
+fn private_file(path: &Path) -> std::io::Result<std::fs::File> {
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tokens(client_id: &str) -> StoredCredentials {
+        StoredCredentials::new(client_id.to_owned(), None, vec!["s".to_owned()], Some(1))
+    }
+
+    fn registration() -> Registration {
+        Registration {
+            issuer: Some("http://as".to_owned()),
+            redirect_uri: "http://localhost:3030/callback".to_owned(),
+            client_id: "cid".to_owned(),
+            client_secret: Some("topsecret".to_owned()),
+            token_endpoint_auth_method: Some("client_secret_basic".to_owned()),
+            response: Default::default(),
+            registered_at: 0,
+        }
+    }
+
+    #[test]
+    fn key_depends_on_name_and_url() {
+        let a = file_key("a", "http://h/mcp");
+        assert_eq!(a.len(), 16);
+        assert_ne!(a, file_key("b", "http://h/mcp"));
+        assert_ne!(a, file_key("a", "http://h/other"));
+        assert_eq!(a, file_key("a", "http://h/mcp"));
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn files_are_private_and_round_trip() {
+        use std::os::unix::fs::PermissionsExt;
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("tokens");
+        let store = Store::new(TokenStorage::File, "s", "http://h/mcp", Some(&dir));
+        assert!(store.load_tokens().is_none());
+        store.save_tokens(&tokens("cid")).unwrap();
+        store.save_registration(&registration()).unwrap();
+        assert_eq!(store.load_tokens().unwrap().client_id, "cid");
+        let reg = store.load_registration().unwrap();
+        assert_eq!(reg.client_secret.as_deref(), Some("topsecret"));
+        assert!(!format!("{reg:?}").contains("topsecret"));
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&dir), 0o700);
+        assert_eq!(mode(store.tokens_path().unwrap()), 0o600);
+        assert_eq!(mode(store.client_path().unwrap()), 0o600);
+        // No temporary files left behind.
+        assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 2);
+        assert!(store.clear_tokens().unwrap());
+        assert!(!store.clear_tokens().unwrap());
+        assert!(store.load_tokens().is_none());
+        assert!(store.load_registration().is_some());
+    }
+
+    #[test]
+    fn corrupt_files_read_as_absent() {
+        let tmp = tempfile::tempdir().unwrap();
+        let store = Store::new(TokenStorage::File, "s", "http://h/mcp", Some(tmp.path()));
+        std::fs::write(store.tokens_path().unwrap(), b"{not json").unwrap();
+        std::fs::write(store.client_path().unwrap(), b"[]").unwrap();
+        assert!(store.load_tokens().is_none());
+        assert!(store.load_registration().is_none());
+        // The next save replaces the broken file.
+        store.save_tokens(&tokens("cid")).unwrap();
+        assert!(store.load_tokens().is_some());
+    }
+
+    #[test]
+    fn memory_is_shared_within_the_process() {
+        let a = Store::new(TokenStorage::Memory, "mem-test", "http://h/mcp", None);
+        let b = Store::new(TokenStorage::Memory, "mem-test", "http://h/mcp", None);
+        a.save_tokens(&tokens("cid")).unwrap();
+        assert_eq!(b.load_tokens().unwrap().client_id, "cid");
+        assert!(a.tokens_path().is_none());
+        b.clear_tokens().unwrap();
+        assert!(a.load_tokens().is_none());
+    }
+}
