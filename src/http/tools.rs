@@ -17,7 +17,7 @@ use super::catalog::ServerEntry;
 use super::error::ApiError;
 use super::identity::authorize;
 use super::reply;
-use crate::upstream::{CallError, Status};
+use crate::upstream::Status;
 
 pub async fn call(
     State(state): State<Arc<AppState>>,
@@ -92,27 +92,23 @@ async fn invoke(
         }
     })?;
     let started = Instant::now();
-    let mut result = catalog
-        .session
-        .call_tool(tool_name, Some(arguments.clone()))
-        .await;
-    if let Err(CallError::NotSent(reason)) = &result {
-        // The session died before our request left: it cannot have run, so try once more on
-        // the session the supervisor is bringing up.
-        tracing::info!(server = %server, tool = %tool_name, reason = %reason, "retrying a call on a new session");
+    let mut session = catalog.session.clone();
+    if session.is_closed() {
+        // The session died and the supervisor has not noticed yet: nothing was sent, so wait
+        // for the session it is bringing up rather than fail a call that cannot have run.
+        tracing::info!(server = %server, tool = %tool_name, "session closed; waiting for the new one");
         let wait = state
             .options
             .upstream
             .reconnect_wait
             .max(std::time::Duration::from_secs(1));
-        match upstream
-            .next_session(catalog.session.generation, wait)
+        session = target
+            .upstream
+            .next_session(session.generation, wait)
             .await
-        {
-            Ok(session) => result = session.call_tool(tool_name, Some(arguments)).await,
-            Err(status) => return Err(unavailable(server, status)),
-        }
+            .map_err(|status| unavailable(server, status))?;
     }
+    let result = session.call_tool(tool_name, Some(arguments)).await;
     upstream.stats.calls.fetch_add(1, Ordering::Relaxed);
     let outcome = result
         .map_err(|e| reply::call_error(server, tool_name, e))

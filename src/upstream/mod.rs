@@ -111,6 +111,11 @@ pub enum CallError {
 }
 
 impl Session {
+    /// The session's connection has ended (the supervisor will replace it).
+    pub fn is_closed(&self) -> bool {
+        self.peer.is_transport_closed()
+    }
+
     /// Calls `name` with `arguments`, bounded by the server's call timeout (on expiry rmcp sends
     /// `notifications/cancelled`). Dropping the returned future (the HTTP client went away)
     /// cancels the request upstream too. [`CallError::NotSent`] means the request provably
