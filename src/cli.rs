@@ -209,6 +209,36 @@ pub struct Cli {
     /// The MCP server: a command and its arguments, or (with --type sse|streamable-http) its URL.
     #[arg(last = true, value_name = "COMMAND_OR_URL", allow_hyphen_values = true)]
     pub command: Vec<String>,
+
+    /// Something other than serving: check a config, list tools, shell completions, man page.
+    #[command(subcommand)]
+    pub action: Option<Action>,
+}
+
+/// `mcpo <action>`: tools for operators, run instead of the daemon.
+#[derive(Debug, Clone, clap::Subcommand)]
+pub enum Action {
+    /// Check a config file without starting anything; prints every problem, exit code 0 or 2.
+    Validate {
+        /// The config file to check.
+        #[arg(short, long, value_name = "FILE")]
+        config: PathBuf,
+    },
+    /// Connect to the servers of a config file and list the tools each one exposes.
+    Tools {
+        /// The config file.
+        #[arg(short, long, value_name = "FILE")]
+        config: PathBuf,
+        /// Only this server.
+        server: Option<String>,
+    },
+    /// Print a shell completion script.
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff).
+    Man,
 }
 
 /// How to reach the single server given after `--`.
@@ -279,7 +309,7 @@ impl Cli {
 
     /// A server must come from somewhere: `--config FILE` or a command after `--`.
     pub fn check_mode(&self) -> Result<(), clap::Error> {
-        if self.config.is_some() || !self.command.is_empty() {
+        if self.action.is_some() || self.config.is_some() || !self.command.is_empty() {
             return Ok(());
         }
         Err(Cli::command().error(

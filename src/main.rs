@@ -7,6 +7,10 @@ use tracing_subscriber::EnvFilter;
 
 fn main() -> ExitCode {
     let cli = Cli::parse_and_check();
+    if let Some(action) = &cli.action {
+        init_logging("warn");
+        return mcpo::commands::run(action);
+    }
     // `--env`/`--env-path` change mcpo's own environment, which every stdio child inherits and
     // `${VAR}` expansion reads; it must happen before any thread (the runtime) exists.
     // SAFETY: nothing has spawned a thread yet (no runtime, no logging workers).

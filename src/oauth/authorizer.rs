@@ -292,7 +292,15 @@ impl Authorizer {
 
     async fn check_tokens(&self, client: &AuthClient<reqwest::Client>) -> TokenCheck {
         let manager = client.auth_manager.lock().await;
-        match manager.get_access_token().await {
+        let mut result = manager.get_access_token().await;
+        if let Err(AuthError::TokenRefreshFailed(m)) = &result
+            && !m.contains("invalid_client")
+        {
+            // Often a pooled connection the server closed (it restarted); one more try.
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            result = manager.get_access_token().await;
+        }
+        match result {
             Ok(_) => TokenCheck::Valid,
             Err(AuthError::AuthorizationRequired | AuthError::TokenRefreshRejected(_)) => {
                 TokenCheck::NeedLogin

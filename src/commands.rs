@@ -1,0 +1,177 @@
+//! `mcpo validate`, `mcpo tools`, `mcpo completions`, `mcpo man`: operator tools that run
+//! instead of the daemon.
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::CommandFactory;
+
+use crate::cli::{Action, Cli};
+use crate::config::{self, ServerConfig};
+use crate::upstream::{Status, Upstream, UpstreamOptions};
+
+/// Runs `action`; the exit code is for scripts (0 fine, 1 a server failed, 2 bad config).
+pub fn run(action: &Action) -> ExitCode {
+    match action {
+        Action::Validate { config } => validate(config),
+        Action::Tools { config, server } => tools(config, server.as_deref()),
+        Action::Completions { shell } => {
+            let mut cmd = Cli::command();
+            clap_complete::generate(*shell, &mut cmd, "mcpo", &mut std::io::stdout());
+            ExitCode::SUCCESS
+        }
+        Action::Man => {
+            let man = clap_mangen::Man::new(Cli::command());
+            match man.render(&mut std::io::stdout()) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("mcpo: cannot write the man page: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+    }
+}
+
+fn validate(path: &std::path::Path) -> ExitCode {
+    match config::load_file(path) {
+        Ok((cfg, warnings)) => {
+            for w in &warnings {
+                println!("warning: {w}");
+            }
+            println!(
+                "{}: OK ({} server{}{})",
+                path.display(),
+                cfg.servers.len(),
+                if cfg.servers.len() == 1 { "" } else { "s" },
+                if warnings.is_empty() {
+                    String::new()
+                } else {
+                    format!(", {} warning(s)", warnings.len())
+                }
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("{e}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn tools(path: &std::path::Path, only: Option<&str>) -> ExitCode {
+    let (cfg, warnings) = match config::load_file(path) {
+        Ok(parts) => parts,
+        Err(e) => {
+            eprintln!("{e}");
+            return ExitCode::from(2);
+        }
+    };
+    for w in &warnings {
+        eprintln!("warning: {w}");
+    }
+    let servers: Vec<ServerConfig> = cfg
+        .servers
+        .into_iter()
+        .filter(|s| only.is_none_or(|o| o == s.name))
+        .collect();
+    if servers.is_empty() {
+        eprintln!(
+            "{}: no server named '{}'",
+            path.display(),
+            only.unwrap_or_default()
+        );
+        return ExitCode::from(2);
+    }
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("mcpo: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    runtime.block_on(async {
+        let options = UpstreamOptions::default();
+        let upstreams: Vec<Upstream> = servers
+            .into_iter()
+            .map(|s| Upstream::start(s, options.clone()))
+            .collect();
+        let mut failed = false;
+        for up in &upstreams {
+            let mut rx = up.subscribe();
+            let settled = tokio::time::timeout(
+                options.connect_timeout + Duration::from_secs(1),
+                rx.wait_for(|s| {
+                    matches!(
+                        s,
+                        Status::Ready(_)
+                            | Status::Connecting {
+                                last_error: Some(_),
+                                ..
+                            }
+                    )
+                }),
+            )
+            .await;
+            let status = match settled {
+                Ok(Ok(s)) => s.clone(),
+                _ => up.status(),
+            };
+            match status {
+                Status::Ready(session) => {
+                    println!("{} ({} tools)", up.name, session.tools.len());
+                    for tool in session.tools.iter() {
+                        println!("  {}", tool.name);
+                        if let Some(d) = &tool.description {
+                            let first = d.lines().next().unwrap_or_default();
+                            println!("      {first}");
+                        }
+                        let props = tool
+                            .input_schema
+                            .get("properties")
+                            .and_then(|p| p.as_object());
+                        let required: Vec<&str> = tool
+                            .input_schema
+                            .get("required")
+                            .and_then(|r| r.as_array())
+                            .map(|r| r.iter().filter_map(|v| v.as_str()).collect())
+                            .unwrap_or_default();
+                        for (name, schema) in props.into_iter().flatten() {
+                            let ty = schema
+                                .get("type")
+                                .map(|t| t.to_string().replace('"', ""))
+                                .unwrap_or_else(|| "any".into());
+                            let req = if required.contains(&name.as_str()) {
+                                ", required"
+                            } else {
+                                ""
+                            };
+                            println!("      - {name} ({ty}{req})");
+                        }
+                    }
+                }
+                Status::Connecting { last_error, .. } => {
+                    failed = true;
+                    println!(
+                        "{}: not connected: {}",
+                        up.name,
+                        last_error.unwrap_or_else(|| "timed out".into())
+                    );
+                }
+                Status::Stopped => {
+                    failed = true;
+                    println!("{}: stopped", up.name);
+                }
+            }
+        }
+        futures::future::join_all(upstreams.iter().map(|u| u.shutdown())).await;
+        if failed {
+            ExitCode::FAILURE
+        } else {
+            ExitCode::SUCCESS
+        }
+    })
+}
