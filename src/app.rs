@@ -24,6 +24,7 @@ pub async fn run(config: Config, options: ServeOptions) -> anyhow::Result<()> {
     };
     // Bind first: a port conflict should fail fast, before any child process starts.
     let listener = bind(&options)?;
+    let tls = http::load_tls(&options).await?;
     let local = listener.local_addr()?;
     let state = AppState::new(options.clone(), upstream_options, config);
     let app = http::router(state.clone());
@@ -31,7 +32,7 @@ pub async fn run(config: Config, options: ServeOptions) -> anyhow::Result<()> {
         crate::reload::spawn(state.clone(), path.clone(), options.hot_reload);
     }
     banner(&options, local, &state);
-    http::serve(app, &options, listener, shutdown_signal()).await?;
+    http::serve(app, &options, listener, tls, shutdown_signal()).await?;
     tracing::info!("shutting down: stopping upstream servers");
     tokio::time::timeout(Duration::from_secs(15), state.shutdown())
         .await

@@ -134,6 +134,10 @@ pub struct Cli {
     )]
     pub log_level: LogLevel,
 
+    /// Log line format: human-readable text, or one JSON object per line for log collectors.
+    #[arg(long, env = "MCPO_LOG_FORMAT", value_enum, default_value = "text")]
+    pub log_format: LogFormat,
+
     /// Largest request body accepted, in bytes.
     #[arg(long, env = "MCPO_MAX_BODY_BYTES", value_name = "BYTES", default_value = "10485760", value_parser = parse_positive_bytes)]
     pub max_body_bytes: usize,
@@ -239,6 +243,13 @@ pub enum Action {
     },
     /// Print the man page (roff).
     Man,
+}
+
+/// `--log-format`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
 }
 
 /// How to reach the single server given after `--`.

@@ -2,13 +2,13 @@
 
 use std::process::ExitCode;
 
-use mcpo::cli::Cli;
+use mcpo::cli::{Cli, LogFormat};
 use tracing_subscriber::EnvFilter;
 
 fn main() -> ExitCode {
     let cli = Cli::parse_and_check();
     if let Some(action) = &cli.action {
-        init_logging("warn");
+        init_logging("warn", LogFormat::Text);
         return mcpo::commands::run(action);
     }
     // `--env`/`--env-path` change mcpo's own environment, which every stdio child inherits and
@@ -18,7 +18,7 @@ fn main() -> ExitCode {
         eprintln!("mcpo: {e}");
         return ExitCode::from(2);
     }
-    init_logging(cli.log_level.as_directive());
+    init_logging(cli.log_level.as_directive(), cli.log_format);
     let (config, options, warnings) = match mcpo::config::from_cli(&cli) {
         Ok(parts) => parts,
         Err(e) => {
@@ -52,7 +52,7 @@ fn main() -> ExitCode {
 /// `RUST_LOG` wins; otherwise `--log-level`.
 /// rmcp logs every session's full `initialize` exchange at info; keep it to warnings unless
 /// the user asked for debug output.
-fn init_logging(level: &str) {
+fn init_logging(level: &str, format: LogFormat) {
     let directives = match level {
         "debug" | "trace" => level.to_owned(),
         _ => format!("{level},rmcp=warn"),
@@ -60,8 +60,12 @@ fn init_logging(level: &str) {
     let filter = EnvFilter::try_from_default_env()
         .or_else(|_| EnvFilter::try_new(&directives))
         .unwrap_or_else(|_| EnvFilter::new("info"));
-    tracing_subscriber::fmt()
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
-        .init();
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().flatten_event(true).init(),
+    }
 }

@@ -189,7 +189,9 @@ pub async fn server_docs(
     uri: Uri,
 ) -> Result<Response, ApiError> {
     let entry = server_or_404(&state, &server)?;
-    docs_guard(&state, &entry, &headers)?;
+    if let Err(e) = docs_guard(&state, &entry, &headers) {
+        return Ok(with_basic_challenge(&state, e.into_response()));
+    }
     let spec = format!("{}/{server}/openapi.json", state.spec.base);
     Ok(docs_page(&spec, &format!("{server} tools"), uri.path()))
 }
@@ -217,7 +219,9 @@ pub async fn server_docs_asset(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let entry = server_or_404(&state, &server)?;
-    docs_guard(&state, &entry, &headers)?;
+    if let Err(e) = docs_guard(&state, &entry, &headers) {
+        return Ok(with_basic_challenge(&state, e.into_response()));
+    }
     let spec = format!("{}/{server}/openapi.json", state.spec.base);
     swagger_asset(&file, &spec)
 }
@@ -227,7 +231,9 @@ pub async fn single_docs_asset(
     Path(file): Path<String>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    authorize(&state.options, None, &headers, false)?;
+    if let Err(e) = authorize(&state.options, None, &headers, false) {
+        return Ok(with_basic_challenge(&state, e.into_response()));
+    }
     let spec = format!("{}/openapi.json", state.spec.base);
     swagger_asset(&file, &spec)
 }

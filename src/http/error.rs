@@ -47,6 +47,11 @@ pub enum ApiError {
 }
 
 impl ApiError {
+    /// The HTTP status this error answers with.
+    pub fn status(&self) -> StatusCode {
+        self.parts().0
+    }
+
     fn parts(&self) -> (StatusCode, Value) {
         fn body(message: &str, data: &Option<Value>) -> Value {
             match data {

@@ -145,11 +145,31 @@ fn cors(origins: &[String]) -> CorsLayer {
         .max_age(std::time::Duration::from_secs(600))
 }
 
-/// Serves `app` until `shutdown` resolves, over TLS when configured.
+/// Loads the TLS certificate and key, before anything starts, so a bad file fails fast.
+pub async fn load_tls(
+    options: &ServeOptions,
+) -> anyhow::Result<Option<axum_server::tls_rustls::RustlsConfig>> {
+    let Some(tls) = &options.tls else {
+        return Ok(None);
+    };
+    let config = axum_server::tls_rustls::RustlsConfig::from_pem_file(&tls.cert, &tls.key)
+        .await
+        .map_err(|e| {
+            anyhow::anyhow!(
+                "cannot load TLS certificate '{}' / key '{}': {e}",
+                tls.cert.display(),
+                tls.key.display()
+            )
+        })?;
+    Ok(Some(config))
+}
+
+/// Serves `app` until `shutdown` resolves, over TLS when `tls` is given.
 pub async fn serve(
     app: Router,
     options: &ServeOptions,
     listener: std::net::TcpListener,
+    tls: Option<axum_server::tls_rustls::RustlsConfig>,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let grace = options.upstream.shutdown_grace;
@@ -160,17 +180,8 @@ pub async fn serve(
         h.graceful_shutdown(Some(grace));
     });
     let make = app.into_make_service();
-    match &options.tls {
-        Some(tls) => {
-            let config = axum_server::tls_rustls::RustlsConfig::from_pem_file(&tls.cert, &tls.key)
-                .await
-                .map_err(|e| {
-                    anyhow::anyhow!(
-                        "cannot load TLS certificate '{}' / key '{}': {e}",
-                        tls.cert.display(),
-                        tls.key.display()
-                    )
-                })?;
+    match tls {
+        Some(config) => {
             axum_server::from_tcp_rustls(listener, config)?
                 .handle(handle)
                 .serve(make)

@@ -113,11 +113,12 @@ async fn invoke(
     let outcome = result
         .map_err(|e| reply::call_error(server, tool_name, e))
         .and_then(reply::tool_result);
-    tracing::debug!(
+    // One line per call; never arguments (they may carry secrets) nor tokens.
+    tracing::info!(
         server = %server,
         tool = %tool_name,
         caller = %caller.log_id(),
-        ok = outcome.is_ok(),
+        status = outcome.as_ref().map_or_else(|e| e.status().as_u16(), |_| 200),
         elapsed_ms = started.elapsed().as_secs_f64() * 1e3,
         "tool call"
     );

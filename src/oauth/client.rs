@@ -229,20 +229,18 @@ impl StreamableHttpClient for AuthorizedClient {
         })
     }
 
-    fn delete_session(
+    async fn delete_session(
         &self,
         uri: Arc<str>,
         session_id: Arc<str>,
         auth_header: Option<String>,
         custom_headers: HashMap<HeaderName, HeaderValue>,
-    ) -> impl Future<Output = Result<(), Error>> + Send + '_ {
+    ) -> Result<(), Error> {
         // Closing a session is not worth a login: one attempt, as rmcp makes it.
-        async move {
-            let client = self.auth_client().await?;
-            client
-                .delete_session(uri, session_id, auth_header, custom_headers)
-                .await
-        }
+        let client = self.auth_client().await?;
+        client
+            .delete_session(uri, session_id, auth_header, custom_headers)
+            .await
     }
 
     fn get_stream(

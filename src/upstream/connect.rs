@@ -159,7 +159,7 @@ pub async fn connect(
                 .await
                 .map(|d| format!(" ({d})"))
                 .unwrap_or_default();
-            return Err(ConnectError::Initialize(e.to_string(), extra));
+            return Err(ConnectError::Initialize(describe(&e), extra));
         }
     };
     let meta = service
@@ -201,6 +201,34 @@ pub async fn connect(
     })
 }
 
+/// An error and its causes in one readable line, without the Rust type names rmcp puts in
+/// transport errors (`Transport [rmcp::transport::worker::…] error:`): operators need the
+/// cause ("Connection refused"), not our internals.
+fn describe(error: &dyn std::error::Error) -> String {
+    let mut text = strip_type_names(&error.to_string());
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let part = strip_type_names(&cause.to_string());
+        if !text.contains(&part) {
+            text.push_str(": ");
+            text.push_str(&part);
+        }
+        source = cause.source();
+    }
+    text
+}
+
+fn strip_type_names(text: &str) -> String {
+    let mut out = text.to_owned();
+    while let Some(start) = out.find("Transport [") {
+        let Some(end) = out[start..].find("] error: ") else {
+            break;
+        };
+        out.replace_range(start..start + end + "] error: ".len(), "");
+    }
+    out
+}
+
 fn http_client() -> reqwest::Client {
     reqwest::Client::builder()
         .connect_timeout(std::time::Duration::from_secs(10))
@@ -240,8 +268,11 @@ fn spawn_child(
     cwd: Option<&std::path::Path>,
 ) -> Result<(TokioChildProcess, Option<tokio::process::ChildStderr>), ConnectError> {
     let mut cmd = tokio::process::Command::new(command);
-    // Open WebUI's signing secret is mcpo's to verify callers, not the tools' to read.
-    cmd.env_remove("WEBUI_SECRET_KEY");
+    // mcpo's own secrets (Open WebUI's signing key, the API key) are for verifying callers,
+    // not for the tools to read; a server that needs one can still get it through `env`.
+    for secret in ["WEBUI_SECRET_KEY", "MCPO_API_KEY"] {
+        cmd.env_remove(secret);
+    }
     cmd.args(args).envs(env);
     if let Some(dir) = cwd {
         cmd.current_dir(dir);
