@@ -22,6 +22,13 @@ struct Slot<T> {
     last_used: Instant,
 }
 
+impl<T> Slot<T> {
+    /// Someone besides the pool holds the value: a call (or spec fetch) is using it.
+    fn busy(&self) -> bool {
+        Arc::strong_count(&self.value) > 1
+    }
+}
+
 impl<T> UserPool<T> {
     pub fn new(max: usize, idle: Duration) -> Self {
         Self {
@@ -42,8 +49,12 @@ impl<T> UserPool<T> {
         }
         let mut evicted = Vec::new();
         while slots.len() >= self.max {
+            // Only idle values can go: one a caller still holds is serving a call (or starting
+            // its session). When every value is busy the pool runs over its bound briefly
+            // rather than break calls in flight.
             let Some(oldest) = slots
                 .iter()
+                .filter(|(_, s)| !s.busy())
                 .min_by_key(|(_, s)| s.last_used)
                 .map(|(k, _)| k.clone())
             else {
@@ -78,7 +89,7 @@ impl<T> UserPool<T> {
         let mut slots = self.slots.lock().unwrap_or_else(|p| p.into_inner());
         let expired: Vec<String> = slots
             .iter()
-            .filter(|(_, s)| now.duration_since(s.last_used) > self.idle)
+            .filter(|(_, s)| !s.busy() && now.duration_since(s.last_used) > self.idle)
             .map(|(k, _)| k.clone())
             .collect();
         expired
@@ -125,6 +136,20 @@ mod tests {
         // Reuse does not create.
         let (v, evicted) = pool.get_or_create("a", || 99);
         assert_eq!((*v, evicted.len()), (1, 0));
+    }
+
+    #[test]
+    fn values_in_use_are_never_evicted_or_expired() {
+        let pool = UserPool::new(1, Duration::from_millis(10));
+        let (held, _) = pool.get_or_create("a", || 1);
+        let (_, evicted) = pool.get_or_create("b", || 2);
+        assert!(evicted.is_empty(), "a busy value was evicted");
+        assert_eq!(pool.len(), 2);
+        std::thread::sleep(Duration::from_millis(30));
+        let idle: Vec<i32> = pool.take_idle().iter().map(|v| **v).collect();
+        assert_eq!(idle, vec![2]);
+        drop(held);
+        assert_eq!(pool.take_idle().len(), 1);
     }
 
     #[test]

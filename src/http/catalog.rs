@@ -119,6 +119,13 @@ impl ServerEntry {
         Some(entry)
     }
 
+    /// Ready to serve: connected, or (multi-user) its tool list is known and users get their
+    /// own sessions on demand.
+    pub fn is_ready(&self) -> bool {
+        matches!(self.upstream.status(), Status::Ready(_))
+            || (self.users.is_some() && self.cached_catalog().is_some())
+    }
+
     /// The last catalog built, even if its session is gone (multi-user discovery).
     pub fn cached_catalog(&self) -> Option<Arc<Catalog>> {
         self.cache.lock().unwrap_or_else(|p| p.into_inner()).clone()

@@ -155,6 +155,11 @@ pub async fn index(State(state): State<Arc<AppState>>) -> Json<Value> {
             let name = s.name();
             let (status, tools, error) = match s.upstream.status() {
                 Status::Ready(session) => ("connected", Some(session.tools.len()), None),
+                Status::Stopped if s.is_ready() => (
+                    "multi-user",
+                    s.cached_catalog().map(|c| c.tools.len()),
+                    None,
+                ),
                 Status::Connecting { last_error, .. } => ("connecting", None, last_error),
                 Status::Stopped => ("stopped", None, None),
             };

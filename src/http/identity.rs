@@ -151,7 +151,9 @@ pub fn authorize(
                 .map(Caller::User)
                 .map_err(|why| ApiError::Unauthorized(format!("invalid Open WebUI token: {why}")))
         }
-        (Presented::None, Some(_)) if tool_call || needs_key => Err(ApiError::Unauthorized(
+        // Multi-user tool calls need a verified identity: no header, Basic or any other
+        // scheme is refused (only the API key and user JWTs got through above).
+        (_, Some(_)) if tool_call || needs_key => Err(ApiError::Unauthorized(
             "this server is in multi-user mode: send 'Authorization: Bearer <Open WebUI JWT>' (tool server auth type 'session')".into(),
         )),
         (Presented::None, _) if needs_key => Err(ApiError::Unauthorized(

@@ -10,6 +10,7 @@ mod catalog;
 mod docs;
 pub mod error;
 mod identity;
+mod metrics;
 mod reply;
 mod servers;
 mod status;
@@ -35,6 +36,7 @@ pub struct AppState {
     combined: catalog::CombinedCache,
     spec: Arc<catalog::SpecContext>,
     started_at: std::time::Instant,
+    metrics: metrics::Metrics,
 }
 
 impl AppState {
@@ -47,6 +49,7 @@ impl AppState {
             options,
             combined: Default::default(),
             started_at: std::time::Instant::now(),
+            metrics: Default::default(),
         })
     }
 
@@ -92,6 +95,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .merge(
             Router::new()
                 .route("/status", get(status::status))
+                .route("/metrics", get(metrics::metrics))
                 .route_layer(axum::middleware::from_fn_with_state(
                     state.clone(),
                     auth::require_api_key_always,

@@ -21,7 +21,7 @@ pub async fn readyz(State(state): State<Arc<AppState>>) -> (StatusCode, Json<Val
     let servers = state.registry.snapshot();
     let waiting: Vec<&str> = servers
         .iter()
-        .filter(|e| !matches!(e.upstream.status(), Status::Ready(_)))
+        .filter(|e| !e.is_ready())
         .map(|e| e.name())
         .collect();
     if waiting.is_empty() {
@@ -72,7 +72,19 @@ pub async fn status(State(state): State<Arc<AppState>>) -> Json<Value> {
                     "last_error": last_error,
                     "next_attempt_in_seconds": retry_at.map(|t| t.saturating_duration_since(now).as_secs_f64()),
                 }),
+                Status::Stopped if e.is_ready() => json!({
+                    "state": "multi-user",
+                    "tools": e.cached_catalog().map(|c| c.tools.len()),
+                }),
                 Status::Stopped => json!({ "state": "stopped" }),
+            };
+            let fields = match (fields, &e.users) {
+                (Value::Object(mut f), Some(users)) => {
+                    f.insert("user_sessions".into(), json!(users.pool.len()));
+                    f.insert("max_sessions".into(), json!(users.settings.max_sessions));
+                    Value::Object(f)
+                }
+                (f, _) => f,
             };
             if let (Value::Object(m), Value::Object(f)) = (&mut v, fields) {
                 m.extend(f);

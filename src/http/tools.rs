@@ -15,7 +15,7 @@ use serde_json::Value;
 use super::AppState;
 use super::catalog::ServerEntry;
 use super::error::ApiError;
-use super::identity::authorize;
+use super::identity::{Caller, authorize};
 use super::reply;
 use crate::upstream::Status;
 
@@ -92,6 +92,7 @@ async fn invoke(
         }
     })?;
     let started = Instant::now();
+    let _in_flight = state.metrics.start_call();
     let mut session = catalog.session.clone();
     if session.is_closed() {
         // The session died and the supervisor has not noticed yet: nothing was sent, so wait
@@ -113,13 +114,22 @@ async fn invoke(
     let outcome = result
         .map_err(|e| reply::call_error(server, tool_name, e))
         .and_then(reply::tool_result);
+    if let (Some(users), Caller::User(_) | Caller::Service) = (&entry.users, &caller) {
+        // The end of a call is activity too: a long call must not look idle when it ends.
+        users.pool.touch(caller.session_key());
+    }
+    let status = outcome
+        .as_ref()
+        .map_or_else(|e| e.status().as_u16(), |_| 200);
+    let elapsed = started.elapsed().as_secs_f64();
+    state.metrics.record(server, tool_name, status, elapsed);
     // One line per call; never arguments (they may carry secrets) nor tokens.
     tracing::info!(
         server = %server,
         tool = %tool_name,
         caller = %caller.log_id(),
-        status = outcome.as_ref().map_or_else(|e| e.status().as_u16(), |_| 200),
-        elapsed_ms = started.elapsed().as_secs_f64() * 1e3,
+        status,
+        elapsed_ms = elapsed * 1e3,
         "tool call"
     );
     Ok(Json(outcome?).into_response())

@@ -1,6 +1,6 @@
 //! [`Authorizer`]: the OAuth state of one upstream, kept across reconnects.
 
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -129,7 +129,7 @@ impl Authorizer {
     /// login (browser or paste, as configured; untimed apart from `login_timeout`). During
     /// the cool-down after a failed login it fails at once with [`OAuthError::CoolingDown`].
     pub async fn ensure_authorized(&self) -> Result<(), OAuthError> {
-        let client = self.client().await.inspect_err(|e| self.failed(e))?;
+        let client = self.client().await.inspect_err(|e| self.failed(e, false))?;
         match self.check_tokens(client).await {
             TokenCheck::Valid => {
                 self.authorized();
@@ -138,7 +138,7 @@ impl Authorizer {
             TokenCheck::NeedLogin => {}
             TokenCheck::ClientRejected => self.client_rejected()?,
             TokenCheck::Failed(e) => {
-                self.failed(&e);
+                self.failed(&e, false);
                 return Err(e);
             }
         }
@@ -226,7 +226,7 @@ impl Authorizer {
     /// Runs a login unless one is no longer needed; see [`LoginRequest`].
     pub(crate) async fn login(&self, request: LoginRequest) -> Result<(), OAuthError> {
         let _one_at_a_time = self.inner.login_lock.lock().await;
-        let client = self.client().await.inspect_err(|e| self.failed(e))?;
+        let client = self.client().await.inspect_err(|e| self.failed(e, false))?;
         if let Some(seen) = request.seen_generation
             && seen != self.generation()
         {
@@ -244,10 +244,13 @@ impl Authorizer {
         {
             return Err(e);
         }
+        let prompted = AtomicBool::new(false);
+        let interrupted = Interrupted(self);
         let result = match self.inner.settings.grant {
             Grant::ClientCredentials => self.client_credentials(client).await,
-            Grant::AuthorizationCode => self.interactive(client, &request).await,
+            Grant::AuthorizationCode => self.interactive(client, &request, &prompted).await,
         };
+        std::mem::forget(interrupted);
         match &result {
             Ok(()) => {
                 self.inner.generation.fetch_add(1, Ordering::SeqCst);
@@ -256,7 +259,9 @@ impl Authorizer {
             }
             Err(e) => {
                 tracing::warn!("{e}");
-                self.failed(e);
+                // Only a failure after the user was asked imposes a wait: retrying at once
+                // would open another browser window.
+                self.failed(e, prompted.load(Ordering::SeqCst));
             }
         }
         result
@@ -274,7 +279,7 @@ impl Authorizer {
                      oauth.client_id and oauth.client_secret"
                 ),
             };
-            self.failed(&e);
+            self.failed(&e, false);
             return Err(e);
         }
         tracing::warn!(
@@ -407,6 +412,7 @@ impl Authorizer {
         &self,
         client: &AuthClient<reqwest::Client>,
         request: &LoginRequest,
+        prompted: &AtomicBool,
     ) -> Result<(), OAuthError> {
         let settings = &self.inner.settings;
         let server = settings.server.clone();
@@ -431,37 +437,16 @@ impl Authorizer {
         } else {
             None
         };
-        let (url, expected_state) = {
-            let mut manager = client.auth_manager.lock().await;
-            let found =
-                discovery::discover(&manager, settings, request.challenge.as_deref()).await?;
-            let scopes = match (&request.scopes, &settings.scopes) {
-                (Some(scopes), _) | (None, Some(scopes)) => scopes.clone(),
-                (None, None) => manager.select_initial_scopes(&[]).await,
-            };
-            self.adopt(&mut manager, found, Some(&scopes)).await?;
-            let refs: Vec<&str> = scopes.iter().map(String::as_str).collect();
-            let url =
-                manager
-                    .get_authorization_url(&refs)
-                    .await
-                    .map_err(|e| OAuthError::Login {
-                        server: server.clone(),
-                        message: e.to_string(),
-                    })?;
-            let state = url::Url::parse(&url)
-                .ok()
-                .and_then(|u| {
-                    u.query_pairs()
-                        .find(|(k, _)| k == "state")
-                        .map(|(_, v)| v.into_owned())
-                })
-                .ok_or_else(|| OAuthError::Login {
-                    server: server.clone(),
-                    message: "the authorization URL has no state".to_owned(),
-                })?;
-            (url, state)
+        let (url, expected_state) = match self.prepare_login(client, request).await {
+            Ok(prepared) => prepared,
+            Err(e) => {
+                if let Some(listener) = listener {
+                    listener.close().await;
+                }
+                return Err(e);
+            }
         };
+        prompted.store(true, Ordering::SeqCst);
         self.set_state(LoginState::Pending {
             url: Some(url.clone()),
         });
@@ -496,6 +481,43 @@ impl Authorizer {
                 timeout: settings.login_timeout,
             }),
         }
+    }
+
+    /// Discovery, client identity and the authorization URL; returns it with its `state`.
+    async fn prepare_login(
+        &self,
+        client: &AuthClient<reqwest::Client>,
+        request: &LoginRequest,
+    ) -> Result<(String, String), OAuthError> {
+        let settings = &self.inner.settings;
+        let server = settings.server.clone();
+        let mut manager = client.auth_manager.lock().await;
+        let found = discovery::discover(&manager, settings, request.challenge.as_deref()).await?;
+        let scopes = match (&request.scopes, &settings.scopes) {
+            (Some(scopes), _) | (None, Some(scopes)) => scopes.clone(),
+            (None, None) => manager.select_initial_scopes(&[]).await,
+        };
+        self.adopt(&mut manager, found, Some(&scopes)).await?;
+        let refs: Vec<&str> = scopes.iter().map(String::as_str).collect();
+        let url = manager
+            .get_authorization_url(&refs)
+            .await
+            .map_err(|e| OAuthError::Login {
+                server: server.clone(),
+                message: e.to_string(),
+            })?;
+        let state = url::Url::parse(&url)
+            .ok()
+            .and_then(|u| {
+                u.query_pairs()
+                    .find(|(k, _)| k == "state")
+                    .map(|(_, v)| v.into_owned())
+            })
+            .ok_or_else(|| OAuthError::Login {
+                server: server.clone(),
+                message: "the authorization URL has no state".to_owned(),
+            })?;
+        Ok((url, state))
     }
 
     async fn wait_for_callback(
@@ -713,13 +735,13 @@ impl Authorizer {
         status.failures = 0;
     }
 
-    fn failed(&self, e: &OAuthError) {
+    fn failed(&self, e: &OAuthError, cool_down: bool) {
         if let OAuthError::CoolingDown { .. } = e {
             return;
         }
         let base = self.inner.options.cool_down.unwrap_or(DEFAULT_COOL_DOWN);
         let mut status = self.status();
-        if e.involved_the_user() {
+        if cool_down {
             let wait = base
                 .saturating_mul(1 << status.failures.min(10))
                 .min(MAX_COOL_DOWN.max(base));
@@ -758,6 +780,22 @@ impl Authorizer {
         OAuthError::Storage {
             server: self.server().to_owned(),
             message: format!("{file}{e}"),
+        }
+    }
+}
+
+/// Leaves a clear state behind when a login is abandoned half-way (its future dropped:
+/// the server was removed, the daemon is stopping).
+struct Interrupted<'a>(&'a Authorizer);
+
+impl Drop for Interrupted<'_> {
+    fn drop(&mut self) {
+        let mut status = self.0.status();
+        if let LoginState::Pending { .. } = status.state {
+            status.state = LoginState::Failed {
+                reason: "the login was interrupted".to_owned(),
+                retry_after: None,
+            };
         }
     }
 }

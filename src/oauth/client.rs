@@ -149,13 +149,16 @@ fn recovery(error: &Error) -> Option<Recovery> {
         StreamableHttpError::AuthRequired(e) => Some(Recovery::Login {
             challenge: Some(e.www_authenticate_header.clone()),
         }),
-        StreamableHttpError::InsufficientScope(e) => Some(Recovery::StepUp {
-            challenge: e.www_authenticate_header.clone(),
-            scope: e.required_scope.clone().or_else(|| {
-                let base = url::Url::parse("http://localhost/").ok()?;
-                WWWAuthenticateParams::parse(&e.www_authenticate_header, &base).scope
-            }),
-        }),
+        StreamableHttpError::InsufficientScope(e) => {
+            // rmcp reports any 403 with a challenge this way; only insufficient_scope asks
+            // for a step-up.
+            let base = url::Url::parse("http://localhost/").ok()?;
+            let params = WWWAuthenticateParams::parse(&e.www_authenticate_header, &base);
+            params.is_insufficient_scope().then(|| Recovery::StepUp {
+                challenge: e.www_authenticate_header.clone(),
+                scope: e.required_scope.clone().or(params.scope),
+            })
+        }
         StreamableHttpError::Auth(AuthError::TokenRefreshFailed(m))
             if m.contains("invalid_client") =>
         {

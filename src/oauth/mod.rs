@@ -106,18 +106,6 @@ impl OAuthError {
             _ => None,
         }
     }
-
-    /// Whether this failure happened after the user was asked to sign in (and so should
-    /// not be retried at once: that would open another browser window).
-    fn involved_the_user(&self) -> bool {
-        matches!(
-            self,
-            OAuthError::Denied { .. }
-                | OAuthError::TimedOut { .. }
-                | OAuthError::Login { .. }
-                | OAuthError::Token { .. }
-        )
-    }
 }
 
 /// How logins reach the user, and where tokens go. `Default` is what the daemon and the

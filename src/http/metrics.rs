@@ -1,0 +1,183 @@
+//! `GET /metrics` in the Prometheus text format: calls by server/tool/status, a latency
+//! histogram per server, calls in flight, upstream state and reconnects, live per-user
+//! sessions. Hand-written (a few counters do not justify a metrics framework), behind the
+//! API key when one is set.
+
+use std::collections::HashMap;
+use std::fmt::Write;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use axum::extract::State;
+use axum::http::header;
+use axum::response::IntoResponse;
+
+use super::AppState;
+
+/// Upper bounds of the latency buckets, in seconds.
+const BUCKETS: [f64; 12] = [
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0, 5.0, 30.0,
+];
+
+#[derive(Default)]
+struct Histogram {
+    counts: [u64; BUCKETS.len()],
+    count: u64,
+    sum: f64,
+}
+
+/// Counters shared by every request.
+#[derive(Default)]
+pub struct Metrics {
+    calls: Mutex<HashMap<(String, String, u16), u64>>,
+    latency: Mutex<HashMap<String, Histogram>>,
+    in_flight: AtomicI64,
+}
+
+/// Decrements the in-flight gauge when the call ends, however it ends.
+pub struct InFlight<'a>(&'a AtomicI64);
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+impl Metrics {
+    pub fn start_call(&self) -> InFlight<'_> {
+        self.in_flight.fetch_add(1, Ordering::Relaxed);
+        InFlight(&self.in_flight)
+    }
+
+    pub fn record(&self, server: &str, tool: &str, status: u16, seconds: f64) {
+        {
+            let mut calls = self.calls.lock().unwrap_or_else(|p| p.into_inner());
+            match calls.get_mut(&(server.to_owned(), tool.to_owned(), status)) {
+                Some(n) => *n += 1,
+                None => {
+                    calls.insert((server.to_owned(), tool.to_owned(), status), 1);
+                }
+            }
+        }
+        let mut latency = self.latency.lock().unwrap_or_else(|p| p.into_inner());
+        let h = match latency.get_mut(server) {
+            Some(h) => h,
+            None => latency.entry(server.to_owned()).or_default(),
+        };
+        for (i, bound) in BUCKETS.iter().enumerate() {
+            if seconds <= *bound {
+                h.counts[i] += 1;
+            }
+        }
+        h.count += 1;
+        h.sum += seconds;
+    }
+}
+
+/// Label values are quoted strings: escape backslash, quote and newline.
+fn label(v: &str) -> String {
+    v.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+pub async fn metrics(State(state): State<Arc<AppState>>) -> impl IntoResponse {
+    let m = &state.metrics;
+    let mut out = String::with_capacity(4096);
+    out.push_str("# HELP mcpo_tool_calls_total Tool calls answered, by server, tool and HTTP status.\n# TYPE mcpo_tool_calls_total counter\n");
+    {
+        let calls = m.calls.lock().unwrap_or_else(|p| p.into_inner());
+        let mut rows: Vec<_> = calls.iter().collect();
+        rows.sort();
+        for ((server, tool, status), n) in rows {
+            let _ = writeln!(
+                out,
+                "mcpo_tool_calls_total{{server=\"{}\",tool=\"{}\",status=\"{status}\"}} {n}",
+                label(server),
+                label(tool)
+            );
+        }
+    }
+    out.push_str("# HELP mcpo_tool_call_duration_seconds Tool call latency through mcpo, by server.\n# TYPE mcpo_tool_call_duration_seconds histogram\n");
+    {
+        let latency = m.latency.lock().unwrap_or_else(|p| p.into_inner());
+        let mut servers: Vec<_> = latency.iter().collect();
+        servers.sort_by(|a, b| a.0.cmp(b.0));
+        for (server, h) in servers {
+            let s = label(server);
+            for (i, bound) in BUCKETS.iter().enumerate() {
+                let _ = writeln!(
+                    out,
+                    "mcpo_tool_call_duration_seconds_bucket{{server=\"{s}\",le=\"{bound}\"}} {}",
+                    h.counts[i]
+                );
+            }
+            let _ = writeln!(
+                out,
+                "mcpo_tool_call_duration_seconds_bucket{{server=\"{s}\",le=\"+Inf\"}} {}",
+                h.count
+            );
+            let _ = writeln!(
+                out,
+                "mcpo_tool_call_duration_seconds_sum{{server=\"{s}\"}} {}",
+                h.sum
+            );
+            let _ = writeln!(
+                out,
+                "mcpo_tool_call_duration_seconds_count{{server=\"{s}\"}} {}",
+                h.count
+            );
+        }
+    }
+    let _ = writeln!(
+        out,
+        "# HELP mcpo_tool_calls_in_flight Tool calls being served now.\n# TYPE mcpo_tool_calls_in_flight gauge\nmcpo_tool_calls_in_flight {}",
+        m.in_flight.load(Ordering::Relaxed)
+    );
+    let servers = state.registry.snapshot();
+    out.push_str("# HELP mcpo_upstream_connected 1 when the server's shared session is connected.\n# TYPE mcpo_upstream_connected gauge\n");
+    for e in servers.iter() {
+        let up = e.is_ready() as u8;
+        let _ = writeln!(
+            out,
+            "mcpo_upstream_connected{{server=\"{}\"}} {up}",
+            label(e.name())
+        );
+    }
+    out.push_str("# HELP mcpo_upstream_reconnects_total Successful reconnections after a lost session.\n# TYPE mcpo_upstream_reconnects_total counter\n");
+    for e in servers.iter() {
+        let n = e.upstream.stats.reconnects.load(Ordering::Relaxed);
+        let _ = writeln!(
+            out,
+            "mcpo_upstream_reconnects_total{{server=\"{}\"}} {n}",
+            label(e.name())
+        );
+    }
+    out.push_str("# HELP mcpo_upstream_rejected_calls_total Calls refused because the server's queue was full.\n# TYPE mcpo_upstream_rejected_calls_total counter\n");
+    for e in servers.iter() {
+        let n = e.upstream.stats.rejected.load(Ordering::Relaxed);
+        let _ = writeln!(
+            out,
+            "mcpo_upstream_rejected_calls_total{{server=\"{}\"}} {n}",
+            label(e.name())
+        );
+    }
+    out.push_str("# HELP mcpo_user_sessions Live per-user sessions of multi-user servers.\n# TYPE mcpo_user_sessions gauge\n");
+    for e in servers.iter() {
+        if let Some(users) = &e.users {
+            let _ = writeln!(
+                out,
+                "mcpo_user_sessions{{server=\"{}\"}} {}",
+                label(e.name()),
+                users.pool.len()
+            );
+        }
+    }
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        out,
+    )
+}
