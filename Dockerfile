@@ -6,12 +6,8 @@
 
 FROM rust:1.95-slim-bookworm AS build
 WORKDIR /src
-# Build dependencies first so source edits do not rebuild them.
-COPY Cargo.toml Cargo.lock ./
-RUN mkdir src && echo 'fn main() {}' > src/main.rs && echo '' > src/lib.rs \
-    && cargo build --release --locked --bin mcpo || true
-COPY src ./src
-RUN touch src/main.rs src/lib.rs && cargo build --release --locked --bin mcpo
+COPY . .
+RUN cargo build --release --locked --bin mcpo
 
 FROM debian:bookworm-slim
 RUN apt-get update \
