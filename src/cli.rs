@@ -236,6 +236,11 @@ pub enum Action {
         /// Only this server.
         server: Option<String>,
     },
+    /// Log in to an OAuth-protected server ahead of time, or forget its tokens.
+    Auth {
+        #[command(subcommand)]
+        op: AuthOp,
+    },
     /// Print a shell completion script.
     Completions {
         #[arg(value_enum)]
@@ -243,6 +248,27 @@ pub enum Action {
     },
     /// Print the man page (roff).
     Man,
+}
+
+/// `mcpo auth login|logout`.
+#[derive(Debug, Clone, clap::Subcommand)]
+pub enum AuthOp {
+    /// Run the OAuth login for a server now (browser or pasted URL, as configured).
+    Login {
+        /// The config file.
+        #[arg(short, long, value_name = "FILE")]
+        config: PathBuf,
+        /// The server to log in to.
+        server: String,
+    },
+    /// Delete a server's stored tokens and client registration.
+    Logout {
+        /// The config file.
+        #[arg(short, long, value_name = "FILE")]
+        config: PathBuf,
+        /// The server to forget.
+        server: String,
+    },
 }
 
 /// `--log-format`.

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use clap::CommandFactory;
 
-use crate::cli::{Action, Cli};
+use crate::cli::{Action, AuthOp, Cli};
 use crate::config::{self, ServerConfig};
 use crate::upstream::{Status, Upstream, UpstreamOptions};
 
@@ -15,6 +15,7 @@ pub fn run(action: &Action) -> ExitCode {
     match action {
         Action::Validate { config } => validate(config),
         Action::Tools { config, server } => tools(config, server.as_deref()),
+        Action::Auth { op } => auth(op),
         Action::Completions { shell } => {
             let mut cmd = Cli::command();
             clap_complete::generate(*shell, &mut cmd, "mcpo", &mut std::io::stdout());
@@ -174,4 +175,61 @@ fn tools(path: &std::path::Path, only: Option<&str>) -> ExitCode {
             ExitCode::SUCCESS
         }
     })
+}
+
+fn auth(op: &AuthOp) -> ExitCode {
+    let (path, name, login) = match op {
+        AuthOp::Login { config, server } => (config, server, true),
+        AuthOp::Logout { config, server } => (config, server, false),
+    };
+    let server = match config::load_file(path) {
+        Ok((cfg, _)) => cfg.servers.into_iter().find(|s| &s.name == name),
+        Err(e) => {
+            eprintln!("{e}");
+            return ExitCode::from(2);
+        }
+    };
+    let Some(server) = server.filter(|s| s.oauth.is_some()) else {
+        eprintln!(
+            "{}: no server named '{name}' with an \"oauth\" block",
+            path.display()
+        );
+        return ExitCode::from(2);
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("mcpo: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let options = crate::oauth::AuthOptions::default();
+    let outcome = runtime.block_on(async {
+        if login {
+            crate::oauth::login(&server, options)
+                .await
+                .map(|()| format!("{name}: logged in; tokens stored"))
+        } else {
+            crate::oauth::logout(&server, options).await.map(|had| {
+                if had {
+                    format!("{name}: tokens and client registration deleted")
+                } else {
+                    format!("{name}: nothing was stored")
+                }
+            })
+        }
+    });
+    match outcome {
+        Ok(message) => {
+            println!("{message}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("mcpo: {name}: {e}");
+            ExitCode::FAILURE
+        }
+    }
 }

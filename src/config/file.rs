@@ -58,6 +58,7 @@ pub const OAUTH_EXTRA_KEYS: &[&str] = &[
     "grant_type",
     "client_metadata_url",
     "scopes",
+    "login_timeout",
 ];
 
 const OAUTH_KEYS: &[&str] = &[
@@ -425,9 +426,17 @@ fn read_multi_user(
             .and_then(|v| v.as_u64())
             .map(|n| n as usize),
     };
-    // The guide's default: an OAuth server is multi-user unless it says otherwise.
-    let wanted = explicit.unwrap_or(oauth.is_some());
-    if !wanted {
+    // The OAuth guide makes OAuth servers multi-user by default; per-user OAuth tokens are not
+    // implemented yet, so an OAuth server stays single-user unless it asks, and asking is an
+    // error rather than every user silently sharing the daemon's login.
+    if explicit != Some(true) {
+        return None;
+    }
+    if oauth.is_some() {
+        report.problem(
+            Some("multi_user"),
+            "together with \"oauth\" is not supported yet (per-user OAuth logins are not implemented): remove \"multi_user\" to use one login for all callers",
+        );
         return None;
     }
     let Some(secret) = secret else {

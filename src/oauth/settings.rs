@@ -97,6 +97,21 @@ impl Settings {
                     .to_owned(),
             ));
         }
+        let client_metadata_url = oauth
+            .extra
+            .get("client_metadata_url")
+            .and_then(Value::as_str)
+            .map(str::to_owned);
+        if let Some(url) = &client_metadata_url {
+            let usable = Url::parse(url)
+                .is_ok_and(|u| u.scheme() == "https" && u.path() != "/" && u.host().is_some());
+            if !usable {
+                return Err(fail(format!(
+                    "oauth.client_metadata_url must be an https URL with a path (a Client ID \
+                     Metadata Document), not {url}"
+                )));
+            }
+        }
         let login_timeout = match oauth.extra.get("login_timeout") {
             None => DEFAULT_LOGIN_TIMEOUT,
             Some(v) => match v.as_f64() {
@@ -120,11 +135,7 @@ impl Settings {
             client_id: oauth.client_id.clone(),
             client_secret: oauth.client_secret.clone(),
             client_metadata: oauth.client_metadata.clone(),
-            client_metadata_url: oauth
-                .extra
-                .get("client_metadata_url")
-                .and_then(Value::as_str)
-                .map(str::to_owned),
+            client_metadata_url,
             scopes: scopes(oauth),
         })
     }
@@ -220,6 +231,10 @@ mod tests {
                 "needs oauth.client_id and oauth.client_secret",
             ),
             (serde_json::json!({"login_timeout": 0}), "login_timeout"),
+            (
+                serde_json::json!({"client_metadata_url": "http://mcpo.example/client.json"}),
+                "https URL",
+            ),
         ] {
             let err = Settings::from_server(&server(block))
                 .unwrap_err()

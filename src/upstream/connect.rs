@@ -92,9 +92,12 @@ impl Diagnostics {
     }
 }
 
+/// Opens one session. `auth` is the server's OAuth client (kept by the supervisor across
+/// reconnects); it must already hold usable tokens (see `Authorizer::ensure_authorized`).
 pub async fn connect(
     config: &ServerConfig,
     options: &UpstreamOptions,
+    auth: Option<&crate::oauth::Authorizer>,
 ) -> Result<Live, ConnectError> {
     let _ = options;
     let tools_changed = Arc::new(Notify::new());
@@ -120,7 +123,7 @@ pub async fn connect(
             handler.serve(transport).await
         }
         TransportConfig::StreamableHttp { url, headers } => {
-            let (auth, custom) = split_headers(headers)?;
+            let (bearer, custom) = split_headers(headers)?;
             let mut cfg = StreamableHttpClientTransportConfig::with_uri(url.as_str())
                 .custom_headers(custom)
                 .max_sse_event_size(MAX_EVENT_BYTES)
@@ -128,11 +131,22 @@ pub async fn connect(
                 // would queue them behind each other.
                 .max_concurrent_requests(256)
                 .reinit_on_expired_session(true);
-            if let Some(token) = auth {
-                cfg = cfg.auth_header(token);
+            match auth {
+                // The OAuth client puts its own (refreshed) bearer token on every request; a
+                // static header would win over it, so it is not set.
+                Some(authorizer) => {
+                    let client = authorizer.http_client(http_client());
+                    let transport = StreamableHttpClientTransport::with_client(client, cfg);
+                    handler.serve(transport).await
+                }
+                None => {
+                    if let Some(token) = bearer {
+                        cfg = cfg.auth_header(token);
+                    }
+                    let transport = StreamableHttpClientTransport::with_client(http_client(), cfg);
+                    handler.serve(transport).await
+                }
             }
-            let transport = StreamableHttpClientTransport::with_client(http_client(), cfg);
-            handler.serve(transport).await
         }
         TransportConfig::Sse { url, headers } => {
             let mut map = reqwest::header::HeaderMap::new();

@@ -283,9 +283,15 @@ impl Upstream {
         });
         let shutdown = Arc::new(Notify::new());
         let stats = Arc::new(Stats::default());
+        let auth = config.oauth.as_ref().and_then(|_| {
+            crate::oauth::Authorizer::new(&config, crate::oauth::AuthOptions::default())
+                .inspect_err(|e| tracing::error!(server = %config.name, error = %e, "invalid OAuth settings"))
+                .ok()
+        });
         let supervisor = Supervisor {
             config: config.clone(),
             options: options.clone(),
+            auth,
             status: tx,
             shutdown: shutdown.clone(),
             stats: stats.clone(),
@@ -391,6 +397,8 @@ impl Drop for Upstream {
 struct Supervisor {
     config: ServerConfig,
     options: UpstreamOptions,
+    /// The server's OAuth client, kept across reconnects (tokens, registration, login state).
+    auth: Option<crate::oauth::Authorizer>,
     status: watch::Sender<Status>,
     shutdown: Arc<Notify>,
     stats: Arc<Stats>,
@@ -418,6 +426,27 @@ impl Supervisor {
                 retry_at: None,
             });
             attempts += 1;
+            let authorized = tokio::select! {
+                biased;
+                _ = self.shutdown.notified() => break,
+                r = self.authorize(attempts) => r,
+            };
+            if let Err((error, retry_after)) = authorized {
+                tracing::warn!(server = %name, error = %error, "OAuth authorization failed");
+                let wait = retry_after.unwrap_or_else(|| jittered(delay));
+                self.status.send_replace(Status::Connecting {
+                    attempts,
+                    last_error: Some(format!("OAuth: {error}")),
+                    retry_at: Some(Instant::now() + wait),
+                });
+                tokio::select! {
+                    biased;
+                    _ = self.shutdown.notified() => break,
+                    _ = tokio::time::sleep(wait) => {}
+                }
+                delay = (delay * 2).min(self.options.backoff_max);
+                continue;
+            }
             let attempt = tokio::select! {
                 biased;
                 _ = self.shutdown.notified() => break,
@@ -468,7 +497,40 @@ impl Supervisor {
     }
 
     async fn connect(&self) -> Result<connect::Live, connect::ConnectError> {
-        connect::connect(&self.config, &self.options).await
+        connect::connect(&self.config, &self.options, self.auth.as_ref()).await
+    }
+
+    /// Makes sure an OAuth server has usable tokens before the (timed) connect: stored ones,
+    /// or a login that may take minutes. While a login waits for the user, the status says so
+    /// (with the sign-in URL), which is what 503 bodies show.
+    async fn authorize(&self, attempts: u32) -> Result<(), (String, Option<Duration>)> {
+        let Some(auth) = &self.auth else {
+            return Ok(());
+        };
+        let ensure = auth.ensure_authorized();
+        tokio::pin!(ensure);
+        let mut tick = tokio::time::interval(Duration::from_millis(250));
+        loop {
+            tokio::select! {
+                result = &mut ensure => {
+                    return result.map_err(|e| (e.to_string(), e.retry_after()));
+                }
+                _ = tick.tick() => {
+                    if let crate::oauth::LoginState::Pending { url } = auth.state() {
+                        let message = match url {
+                            Some(url) => format!("waiting for the OAuth login: sign in at {url}"),
+                            None => "waiting for the OAuth login to start".to_owned(),
+                        };
+                        self.status.send_if_modified(|s| {
+                            let next = Status::Connecting { attempts, last_error: Some(message.clone()), retry_at: None };
+                            let changed = !matches!(s, Status::Connecting { last_error: Some(m), .. } if *m == message);
+                            if changed { *s = next; }
+                            changed
+                        });
+                    }
+                }
+            }
+        }
     }
 
     /// Publishes the session and keeps its tool list current until the connection ends or
