@@ -14,11 +14,12 @@ if [ ! -x "$peers/node/node_modules/.bin/mcp-server-everything" ]; then
     @modelcontextprotocol/server-everything@2026.8.31
 fi
 
-if [ ! -x "$peers/venv/bin/mcp-server-time" ] || [ ! -x "$peers/venv/bin/openapi-spec-validator" ]; then
-  echo "installing mcp-server-time and openapi-spec-validator into $peers/venv"
+if [ ! -x "$peers/venv/bin/mcp-server-time" ] || [ ! -x "$peers/venv/bin/openapi-spec-validator" ] \
+  || ! "$peers/venv/bin/python" -c 'import prometheus_client' 2>/dev/null; then
+  echo "installing mcp-server-time, openapi-spec-validator and prometheus-client into $peers/venv"
   python3 -m venv "$peers/venv"
   "$peers/venv/bin/pip" install --quiet --disable-pip-version-check \
-    mcp-server-time==2026.10.19 openapi-spec-validator==0.9.0
+    mcp-server-time==2026.10.19 openapi-spec-validator==0.9.0 prometheus-client==0.21.1
 fi
 # The OAuth authorization server and protected MCP server (tests/oauth.rs).
 MCPO_TEST_PEERS="$peers" bash "$root/scripts/install-oauth-peers.sh"

@@ -1,0 +1,148 @@
+//! `/metrics` parses as Prometheus text (checked with the official Python client's parser) and
+//! counts what happened.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use serde_json::{Value, json};
+
+/// Parses Prometheus text with `prometheus_client` and returns `{family: [[labels, value]]}`.
+fn parse_prometheus(text: &str) -> Value {
+    let script = r#"
+import json, sys
+from prometheus_client.parser import text_string_to_metric_families
+out = {}
+for fam in text_string_to_metric_families(sys.stdin.read()):
+    out.setdefault(fam.name, [])
+    for s in fam.samples:
+        out[fam.name].append([s.name, s.labels, s.value])
+print(json.dumps(out))
+"#;
+    let mut child = std::process::Command::new(peer("venv/bin/python"))
+        .args(["-c", script])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("python");
+    std::io::Write::write_all(child.stdin.as_mut().unwrap(), text.as_bytes()).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "the Prometheus parser rejected /metrics:\n{}\n{text}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+fn sample<'a>(fams: &'a Value, family: &str, sample: &str, labels: &[(&str, &str)]) -> Option<f64> {
+    fams[family].as_array()?.iter().find_map(|s| {
+        let ok = s[0] == sample && labels.iter().all(|(k, v)| s[1][k] == *v);
+        ok.then(|| s[2].as_f64()).flatten()
+    })
+}
+
+#[tokio::test]
+async fn metrics_count_calls_and_parse_as_prometheus_text() {
+    let cfg = json!({"mcpServers": {"fx": fixture_stdio_entry()}});
+    let config = write_config(&cfg.to_string());
+    let mcpo = Mcpo::start(&[
+        "--config",
+        config.path().to_str().unwrap(),
+        "--api-key",
+        "k",
+    ]);
+    mcpo.wait_ok("/fx/openapi.json", Duration::from_secs(30))
+        .await;
+    let c = client();
+    for _ in 0..3 {
+        let r = c
+            .post(mcpo.url("/fx/echo"))
+            .bearer_auth("k")
+            .json(&json!({"text": "x"}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+    }
+    let r = c
+        .post(mcpo.url("/fx/fail"))
+        .bearer_auth("k")
+        .json(&json!({"message": "m"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 500);
+    // Behind the API key.
+    assert_eq!(
+        c.get(mcpo.url("/metrics")).send().await.unwrap().status(),
+        401
+    );
+    let text = c
+        .get(mcpo.url("/metrics"))
+        .bearer_auth("k")
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let fams = parse_prometheus(&text);
+    let calls = |tool: &str, status: &str| {
+        sample(
+            &fams,
+            "mcpo_tool_calls",
+            "mcpo_tool_calls_total",
+            &[("server", "fx"), ("tool", tool), ("status", status)],
+        )
+    };
+    assert_eq!(calls("echo", "200"), Some(3.0), "{text}");
+    assert_eq!(calls("fail", "500"), Some(1.0), "{text}");
+    assert_eq!(
+        sample(
+            &fams,
+            "mcpo_tool_call_duration_seconds",
+            "mcpo_tool_call_duration_seconds_count",
+            &[("server", "fx")]
+        ),
+        Some(4.0)
+    );
+    assert_eq!(
+        sample(
+            &fams,
+            "mcpo_tool_call_duration_seconds",
+            "mcpo_tool_call_duration_seconds_bucket",
+            &[("server", "fx"), ("le", "+Inf")]
+        ),
+        Some(4.0)
+    );
+    assert_eq!(
+        sample(
+            &fams,
+            "mcpo_upstream_connected",
+            "mcpo_upstream_connected",
+            &[("server", "fx")]
+        ),
+        Some(1.0)
+    );
+    assert_eq!(
+        sample(
+            &fams,
+            "mcpo_tool_calls_in_flight",
+            "mcpo_tool_calls_in_flight",
+            &[]
+        ),
+        Some(0.0)
+    );
+    assert_eq!(
+        sample(
+            &fams,
+            "mcpo_upstream_reconnects",
+            "mcpo_upstream_reconnects_total",
+            &[("server", "fx")]
+        ),
+        Some(0.0)
+    );
+}
