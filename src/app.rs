@@ -28,8 +28,9 @@ pub async fn run(config: Config, options: ServeOptions) -> anyhow::Result<()> {
     let local = listener.local_addr()?;
     let state = AppState::new(options.clone(), upstream_options, config);
     let app = http::router(state.clone());
-    if let Some(path) = &options.config_path {
-        crate::reload::spawn(state.clone(), path.clone(), options.hot_reload);
+    match &options.config_path {
+        Some(path) => crate::reload::spawn(state.clone(), path.clone(), options.hot_reload),
+        None => crate::reload::ignore_sighup(),
     }
     banner(&options, local, &state);
     http::serve(app, &options, listener, tls, shutdown_signal()).await?;

@@ -63,6 +63,9 @@ fn init_logging(level: &str, format: LogFormat) {
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        // With stderr closed (its reader gone), reporting the failed write would panic in
+        // whatever task logged; losing log lines is better than losing the daemon.
+        .log_internal_errors(false)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
     match format {
         LogFormat::Text => builder.init(),

@@ -39,16 +39,20 @@ pub fn spawn(state: Arc<AppState>, path: PathBuf, watch: bool) {
     let (tx, mut rx) = tokio::sync::mpsc::channel::<&'static str>(4);
     #[cfg(unix)]
     {
-        let tx = tx.clone();
-        tokio::spawn(async move {
-            use tokio::signal::unix::{SignalKind, signal};
-            let Ok(mut hup) = signal(SignalKind::hangup()) else {
-                return;
-            };
-            while hup.recv().await.is_some() {
-                let _ = tx.send("SIGHUP").await;
+        // Registered here, before the caller goes on, so a SIGHUP right after start-up is
+        // never left to the default action (which would end the process).
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::hangup()) {
+            Ok(mut hup) => {
+                let tx = tx.clone();
+                tokio::spawn(async move {
+                    while hup.recv().await.is_some() {
+                        let _ = tx.send("SIGHUP").await;
+                    }
+                });
             }
-        });
+            Err(e) => tracing::warn!("cannot listen for SIGHUP: {e}"),
+        }
     }
     if watch {
         let path = path.clone();
@@ -105,4 +109,20 @@ pub fn spawn(state: Arc<AppState>, path: PathBuf, watch: bool) {
             }
         }
     });
+}
+
+/// Without a config file there is nothing to reload: SIGHUP is logged and ignored instead of
+/// ending the process (its default action).
+pub fn ignore_sighup() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        if let Ok(mut hup) = signal(SignalKind::hangup()) {
+            tokio::spawn(async move {
+                while hup.recv().await.is_some() {
+                    tracing::info!("SIGHUP ignored: there is no config file to reload");
+                }
+            });
+        }
+    }
 }

@@ -37,7 +37,7 @@ print(json.dumps(out))
     serde_json::from_slice(&out.stdout).unwrap()
 }
 
-fn sample<'a>(fams: &'a Value, family: &str, sample: &str, labels: &[(&str, &str)]) -> Option<f64> {
+fn sample(fams: &Value, family: &str, sample: &str, labels: &[(&str, &str)]) -> Option<f64> {
     fams[family].as_array()?.iter().find_map(|s| {
         let ok = s[0] == sample && labels.iter().all(|(k, v)| s[1][k] == *v);
         ok.then(|| s[2].as_f64()).flatten()

@@ -414,6 +414,7 @@ impl Supervisor {
     async fn run(self) {
         let name = self.config.name.clone();
         let mut attempts: u32 = 0;
+        let mut had_session = false;
         let mut delay = self.options.backoff_initial;
         loop {
             let last_error = match &*self.status.borrow() {
@@ -454,9 +455,12 @@ impl Supervisor {
             };
             let error = match attempt {
                 Ok(Ok(live)) => {
-                    if attempts > 1 {
+                    // A reconnect is any session after the first one, however many attempts
+                    // it took (a crash followed by an immediate restart counts too).
+                    if had_session {
                         self.stats.reconnects.fetch_add(1, Ordering::Relaxed);
                     }
+                    had_session = true;
                     attempts = 0;
                     delay = self.options.backoff_initial;
                     match self.serve(live).await {
