@@ -29,6 +29,14 @@ fn main() -> ExitCode {
     for w in &warnings {
         tracing::warn!("{w}");
     }
+    let oauth_problems = mcpo::oauth::check(&config);
+    if !oauth_problems.is_empty() {
+        eprintln!(
+            "mcpo: invalid configuration:\n{}",
+            oauth_problems.join("\n")
+        );
+        return ExitCode::from(2);
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

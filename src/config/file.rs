@@ -389,6 +389,13 @@ fn read_multi_user(
     };
     let secret = match fields.take("webui_secret_key") {
         Some(Value::String(s)) if !s.is_empty() => Some(s),
+        Some(Value::String(_)) => {
+            report.problem(
+                Some("webui_secret_key"),
+                "must not be empty: set it to Open WebUI's WEBUI_SECRET_KEY",
+            );
+            None
+        }
         Some(other) => {
             report.problem(Some("webui_secret_key"), must_be_string(&other));
             None

@@ -171,3 +171,19 @@ pub async fn login(server: &ServerConfig, options: AuthOptions) -> Result<(), OA
 pub async fn logout(server: &ServerConfig, options: AuthOptions) -> Result<bool, OAuthError> {
     Authorizer::new(server, options)?.forget()
 }
+
+/// Problems with the `oauth` settings of `config`'s servers that the config parser cannot see
+/// (grant types, client credentials, …), one message per server; checked at start-up and by
+/// `mcpo validate` so a bad block is an error, not a server that silently runs without OAuth.
+pub fn check(config: &crate::config::Config) -> Vec<String> {
+    config
+        .servers
+        .iter()
+        .filter(|s| s.oauth.is_some())
+        .filter_map(|s| {
+            Authorizer::new(s, AuthOptions::default())
+                .err()
+                .map(|e| format!("server '{}': field 'oauth': {e}", s.name))
+        })
+        .collect()
+}

@@ -283,11 +283,15 @@ impl Upstream {
         });
         let shutdown = Arc::new(Notify::new());
         let stats = Arc::new(Stats::default());
-        let auth = config.oauth.as_ref().and_then(|_| {
-            crate::oauth::Authorizer::new(&config, crate::oauth::AuthOptions::default())
-                .inspect_err(|e| tracing::error!(server = %config.name, error = %e, "invalid OAuth settings"))
-                .ok()
-        });
+        // Invalid OAuth settings are caught at start-up (`oauth::check`); should one slip
+        // through (hot reload), the server stays down with the reason rather than connect
+        // without the authentication it asked for.
+        let auth = match &config.oauth {
+            None => Ok(None),
+            Some(_) => crate::oauth::Authorizer::new(&config, crate::oauth::AuthOptions::default())
+                .map(Some)
+                .map_err(|e| format!("invalid OAuth settings: {e}")),
+        };
         let supervisor = Supervisor {
             config: config.clone(),
             options: options.clone(),
@@ -397,8 +401,9 @@ impl Drop for Upstream {
 struct Supervisor {
     config: ServerConfig,
     options: UpstreamOptions,
-    /// The server's OAuth client, kept across reconnects (tokens, registration, login state).
-    auth: Option<crate::oauth::Authorizer>,
+    /// The server's OAuth client, kept across reconnects (tokens, registration, login state),
+    /// or why its settings are unusable.
+    auth: Result<Option<crate::oauth::Authorizer>, String>,
     status: watch::Sender<Status>,
     shutdown: Arc<Notify>,
     stats: Arc<Stats>,
@@ -501,15 +506,19 @@ impl Supervisor {
     }
 
     async fn connect(&self) -> Result<connect::Live, connect::ConnectError> {
-        connect::connect(&self.config, &self.options, self.auth.as_ref()).await
+        let auth = self.auth.as_ref().ok().and_then(Option::as_ref);
+        connect::connect(&self.config, &self.options, auth).await
     }
 
     /// Makes sure an OAuth server has usable tokens before the (timed) connect: stored ones,
     /// or a login that may take minutes. While a login waits for the user, the status says so
     /// (with the sign-in URL), which is what 503 bodies show.
     async fn authorize(&self, attempts: u32) -> Result<(), (String, Option<Duration>)> {
-        let Some(auth) = &self.auth else {
-            return Ok(());
+        let auth = match &self.auth {
+            Ok(Some(auth)) => auth,
+            Ok(None) => return Ok(()),
+            // Retrying cannot fix settings; wait long, the status says why.
+            Err(reason) => return Err((reason.clone(), Some(Duration::from_secs(3600)))),
         };
         let ensure = auth.ensure_authorized();
         tokio::pin!(ensure);
