@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
-# The whole test suite, from a fresh clone: installs the test peers, builds, runs every test.
+# The whole test suite, from a fresh clone: installs the test peers, builds every target
+# (the examples hold the MCP fixture server the integration tests run behind mcpo), runs every
+# test, and ends with one summary line.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$root"
@@ -7,6 +9,13 @@ bash scripts/install-test-peers.sh
 export MCPO_TEST_PEERS="${MCPO_TEST_PEERS:-$root/.test-peers}"
 # The peers were just installed: a test that cannot find them must fail, not skip.
 export MCPO_REQUIRE_OAUTH_PEERS=1
-# Examples hold the MCP fixture server the integration tests run behind mcpo.
 cargo build --all-targets --locked
-cargo test --all-targets --locked "$@"
+log="$(mktemp)"
+trap 'rm -f "$log"' EXIT
+status=0
+cargo test --locked --lib --bins --tests "$@" 2>&1 | tee "$log" || status=$?
+passed=$(grep -Eo 'test result: [a-zA-Z]+\. [0-9]+ passed' "$log" | awk '{s+=$4} END {print s+0}')
+failed=$(grep -Eo '[0-9]+ failed;' "$log" | awk '{s+=$1} END {print s+0}')
+echo
+echo "${passed} passed, ${failed} failed"
+exit "$status"
