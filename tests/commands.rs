@@ -80,7 +80,7 @@ fn completions_and_man_page_come_from_the_real_flags() {
         assert_eq!(out.status.code(), Some(0), "{shell}");
         let text = String::from_utf8_lossy(&out.stdout);
         assert!(
-            text.contains("--strict-auth") && text.contains("--path-prefix"),
+            text.contains("strict-auth") && text.contains("path-prefix"),
             "{shell}"
         );
     }
