@@ -67,7 +67,11 @@ pub async fn status(State(state): State<Arc<AppState>>) -> Json<Value> {
                     last_error,
                     retry_at,
                 } => json!({
-                    "state": if last_error.is_some() { "failed" } else { "connecting" },
+                    "state": match &last_error {
+                        Some(e) if e.starts_with("waiting for the OAuth login") => "waiting_for_login",
+                        Some(_) => "failed",
+                        None => "connecting",
+                    },
                     "attempts": attempts,
                     "last_error": last_error,
                     "next_attempt_in_seconds": retry_at.map(|t| t.saturating_duration_since(now).as_secs_f64()),

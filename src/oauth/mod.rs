@@ -181,9 +181,12 @@ pub fn check(config: &crate::config::Config) -> Vec<String> {
         .iter()
         .filter(|s| s.oauth.is_some())
         .filter_map(|s| {
-            Authorizer::new(s, AuthOptions::default())
-                .err()
-                .map(|e| format!("server '{}': field 'oauth': {e}", s.name))
+            Authorizer::new(s, AuthOptions::default()).err().map(|e| {
+                let e = e.to_string();
+                let prefix = format!("server '{}': ", s.name);
+                let detail = e.strip_prefix(&prefix).unwrap_or(&e);
+                format!("server '{}': field 'oauth': {detail}", s.name)
+            })
         })
         .collect()
 }
