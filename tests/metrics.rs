@@ -146,3 +146,42 @@ async fn metrics_count_calls_and_parse_as_prometheus_text() {
         Some(0.0)
     );
 }
+
+#[tokio::test]
+async fn json_logs_have_one_line_per_tool_call_without_arguments() {
+    let cfg = json!({"mcpServers": {"fx": fixture_stdio_entry()}});
+    let config = write_config(&cfg.to_string());
+    let mcpo = Mcpo::start(&[
+        "--config",
+        config.path().to_str().unwrap(),
+        "--log-format",
+        "json",
+    ]);
+    mcpo.wait_ok("/fx/openapi.json", Duration::from_secs(30))
+        .await;
+    let r = client()
+        .post(mcpo.url("/fx/echo"))
+        .json(&json!({"text": "secret-looking-argument-value"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let line = mcpo
+        .stderr
+        .wait_for(Duration::from_secs(5), |l| {
+            let v: Value = serde_json::from_str(l).ok()?;
+            (v["message"] == "tool call").then_some(v)
+        })
+        .unwrap_or_else(|| panic!("no JSON 'tool call' line:\n{}", mcpo.stderr.text()));
+    assert_eq!(line["server"], json!("fx"));
+    assert_eq!(line["tool"], json!("echo"));
+    assert_eq!(line["status"], json!(200));
+    assert_eq!(line["level"], json!("INFO"));
+    assert!(line["elapsed_ms"].as_f64().is_some());
+    // Every line is JSON, and arguments never reach the log.
+    let text = mcpo.stderr.text();
+    for l in text.lines().filter(|l| !l.trim().is_empty()) {
+        assert!(serde_json::from_str::<Value>(l).is_ok(), "not JSON: {l}");
+    }
+    assert!(!text.contains("secret-looking-argument-value"));
+}

@@ -1517,13 +1517,14 @@ mod tests {
                 "client_id": "id",
                 "client_secret": "${GITHUB_TOKEN}",
                 "client_metadata": {"client_name": "mcpo", "redirect_uris": ["http://localhost:4040/callback"]},
-                "multi_user": true,
+                "multi_user": false,
                 "webui_secret_key": "k",
                 "session_timeout_minutes": 60,
                 "max_sessions": 10,
                 "grant_type": "authorization_code",
                 "client_metadata_url": "https://example.com/client.json",
-                "scopes": ["read", "write"]
+                "scopes": ["read", "write"],
+                "login_timeout": 120
             }}"#,
         ));
         let oauth = server.oauth.unwrap();

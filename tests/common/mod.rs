@@ -137,9 +137,12 @@ impl Mcpo {
         stdout.collect(child.stdout.take().expect("stdout"));
         let tls = args.contains(&"--ssl-certfile");
         let addr = stderr.wait_for(Duration::from_secs(30), |line| {
-            line.split("listening on ")
-                .nth(1)
-                .map(|rest| rest.split_whitespace().next().unwrap_or("").to_owned())
+            // Text or JSON log lines: the address is the run of host:port characters.
+            line.split("listening on ").nth(1).map(|rest| {
+                rest.chars()
+                    .take_while(|c| c.is_ascii_alphanumeric() || ".:[]".contains(*c))
+                    .collect::<String>()
+            })
         });
         let Some(addr) = addr else {
             let mut child = child;
