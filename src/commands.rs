@@ -34,6 +34,17 @@ pub fn run(action: &Action) -> ExitCode {
     }
 }
 
+/// The multi-threaded tokio runtime, or the exit code to end with (after saying why).
+pub fn runtime() -> Result<tokio::runtime::Runtime, ExitCode> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| {
+            eprintln!("mcpo: cannot start the async runtime: {e}");
+            ExitCode::FAILURE
+        })
+}
+
 fn validate(path: &std::path::Path) -> ExitCode {
     match config::load_file(path) {
         Ok((cfg, warnings)) => {
@@ -91,15 +102,9 @@ fn tools(path: &std::path::Path, only: Option<&str>) -> ExitCode {
         );
         return ExitCode::from(2);
     }
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match runtime() {
         Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("mcpo: cannot start the async runtime: {e}");
-            return ExitCode::FAILURE;
-        }
+        Err(code) => return code,
     };
     runtime.block_on(async {
         let options = UpstreamOptions::default();
@@ -203,15 +208,9 @@ fn auth(op: &AuthOp) -> ExitCode {
         );
         return ExitCode::from(2);
     };
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match runtime() {
         Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("mcpo: cannot start the async runtime: {e}");
-            return ExitCode::FAILURE;
-        }
+        Err(code) => return code,
     };
     let options = crate::oauth::AuthOptions::default();
     let outcome = runtime.block_on(async {

@@ -37,15 +37,9 @@ fn main() -> ExitCode {
         );
         return ExitCode::from(2);
     }
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match mcpo::commands::runtime() {
         Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("mcpo: cannot start the async runtime: {e}");
-            return ExitCode::FAILURE;
-        }
+        Err(code) => return code,
     };
     match runtime.block_on(mcpo::app::run(config, options)) {
         Ok(()) => ExitCode::SUCCESS,
