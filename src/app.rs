@@ -33,6 +33,7 @@ pub async fn run(config: Config, options: ServeOptions) -> anyhow::Result<()> {
         None => crate::reload::ignore_sighup(),
     }
     banner(&options, local, &state);
+    tokio::spawn(startup_summary(state.clone(), options.connect_timeout));
     http::serve(app, &options, listener, tls, shutdown_signal()).await?;
     tracing::info!("shutting down: stopping upstream servers");
     tokio::time::timeout(Duration::from_secs(15), state.shutdown())
@@ -83,6 +84,61 @@ fn banner(options: &ServeOptions, local: SocketAddr, state: &AppState) {
             );
         }
     }
+}
+
+/// Once every server has settled (connected, or failed its first attempt; bounded by the connect
+/// timeout), one line says which are serving, which are still connecting and which wait for an
+/// OAuth login, so the operator does not have to read the whole log.
+async fn startup_summary(state: std::sync::Arc<AppState>, limit: Duration) {
+    use crate::upstream::Status;
+    let servers = state.registry.snapshot();
+    let settle = servers.iter().map(|e| {
+        let mut rx = e.upstream.subscribe();
+        async move {
+            let _ = rx
+                .wait_for(|s| {
+                    !matches!(
+                        s,
+                        Status::Connecting {
+                            last_error: None,
+                            ..
+                        }
+                    )
+                })
+                .await;
+        }
+    });
+    let _ = tokio::time::timeout(limit, futures::future::join_all(settle)).await;
+    let (mut ready, mut waiting, mut login, mut failed) = (vec![], vec![], vec![], vec![]);
+    for e in servers.iter() {
+        let name = e.name().to_owned();
+        match e.upstream.status() {
+            _ if e.is_ready() => ready.push(name),
+            Status::Connecting {
+                last_error: Some(err),
+                ..
+            } if err.starts_with("waiting for the OAuth login") => login.push(name),
+            Status::Connecting {
+                last_error: Some(_),
+                ..
+            } => failed.push(name),
+            _ => waiting.push(name),
+        }
+    }
+    let list = |v: &[String]| {
+        if v.is_empty() {
+            "-".to_owned()
+        } else {
+            v.join(", ")
+        }
+    };
+    tracing::info!(
+        "servers ready: {}; still connecting: {}; waiting for OAuth login: {}; failing (retrying): {}",
+        list(&ready),
+        list(&waiting),
+        list(&login),
+        list(&failed)
+    );
 }
 
 /// Resolves on SIGINT (Ctrl-C) or SIGTERM.
