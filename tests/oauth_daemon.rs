@@ -350,6 +350,20 @@ async fn background_login_serves_the_tools_and_a_restart_reuses_the_tokens() {
     let (status, sum) = post(&mcpo, &format!("/{SERVER}/add"), json!({"a": 2, "b": 3})).await;
     assert_eq!(status, StatusCode::OK, "{sum}");
     assert_eq!(number(&sum), Some(5), "{sum}");
+    // The login shows in /metrics.
+    let metrics = reqwest::get(mcpo.url("/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains(&format!("mcpo_oauth_logins_total{{server=\"{SERVER}\"}} 1")),
+        "{metrics}"
+    );
+    assert!(metrics.contains(&format!(
+        "mcpo_oauth_failures_total{{server=\"{SERVER}\"}} 0"
+    )));
     let registrations = peers.as_events_named("registration");
     assert_eq!(registrations.len(), 1, "{registrations:?}");
     let client_id = registrations[0]["client_id"].as_str().unwrap().to_owned();

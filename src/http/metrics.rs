@@ -162,6 +162,25 @@ pub async fn metrics(State(state): State<Arc<AppState>>) -> impl IntoResponse {
             label(e.name())
         );
     }
+    let oauth: Vec<_> = servers
+        .iter()
+        .filter_map(|e| e.upstream.oauth.as_ref().map(|a| (e.name(), a.counters())))
+        .collect();
+    for (family, help, pick) in [
+        ("mcpo_oauth_logins_total", "Successful OAuth logins.", 0),
+        ("mcpo_oauth_refreshes_total", "OAuth token refreshes.", 1),
+        (
+            "mcpo_oauth_failures_total",
+            "Failed OAuth authorization attempts.",
+            2,
+        ),
+    ] {
+        let _ = writeln!(out, "# HELP {family} {help}\n# TYPE {family} counter");
+        for (name, c) in &oauth {
+            let n = [c.logins, c.refreshes, c.failures][pick];
+            let _ = writeln!(out, "{family}{{server=\"{}\"}} {n}", label(name));
+        }
+    }
     out.push_str("# HELP mcpo_user_sessions Live per-user sessions of multi-user servers.\n# TYPE mcpo_user_sessions gauge\n");
     for e in servers.iter() {
         if let Some(users) = &e.users {

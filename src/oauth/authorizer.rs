@@ -62,6 +62,19 @@ struct Inner {
     generation: AtomicU64,
     /// Scope step-ups since the last request that got through.
     step_ups: AtomicU32,
+    /// Failed authorization attempts (not counting cool-down refusals), for `/metrics`.
+    failures_total: AtomicU64,
+}
+
+/// Counters for `/metrics`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct OAuthCounters {
+    /// Successful interactive (or client-credentials) logins.
+    pub logins: u64,
+    /// Token refreshes (token sets saved beyond those logins).
+    pub refreshes: u64,
+    /// Failed authorization attempts.
+    pub failures: u64,
 }
 
 struct Status {
@@ -121,6 +134,7 @@ impl Authorizer {
                 }),
                 generation: AtomicU64::new(0),
                 step_ups: AtomicU32::new(0),
+                failures_total: AtomicU64::new(0),
             }),
         })
     }
@@ -149,6 +163,16 @@ impl Authorizer {
     /// through `http` with the bearer token. Call [`Self::ensure_authorized`] first.
     pub fn http_client(&self, http: reqwest::Client) -> AuthorizedClient {
         AuthorizedClient::new(self.clone(), http)
+    }
+
+    /// Logins, refreshes and failures so far.
+    pub fn counters(&self) -> OAuthCounters {
+        let logins = self.inner.generation.load(Ordering::Relaxed);
+        OAuthCounters {
+            logins,
+            refreshes: self.inner.store.saves().saturating_sub(logins),
+            failures: self.inner.failures_total.load(Ordering::Relaxed),
+        }
     }
 
     /// Where the login stands now.
@@ -739,6 +763,7 @@ impl Authorizer {
         if let OAuthError::CoolingDown { .. } = e {
             return;
         }
+        self.inner.failures_total.fetch_add(1, Ordering::Relaxed);
         let base = self.inner.options.cool_down.unwrap_or(DEFAULT_COOL_DOWN);
         let mut status = self.status();
         if cool_down {

@@ -34,7 +34,7 @@ use std::time::Duration;
 
 use tokio::sync::mpsc;
 
-pub use authorizer::{Authorizer, LoginState};
+pub use authorizer::{Authorizer, LoginState, OAuthCounters};
 pub use browser::BrowserCommand;
 pub use client::AuthorizedClient;
 pub use settings::DEFAULT_LOGIN_TIMEOUT;

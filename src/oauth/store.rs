@@ -71,6 +71,8 @@ static MEMORY: LazyLock<Mutex<HashMap<String, MemoryEntry>>> = LazyLock::new(Def
 #[derive(Clone, Debug)]
 pub(crate) struct Store {
     backend: Arc<Backend>,
+    /// Token sets saved (each login and each refresh saves one), for `/metrics`.
+    saves: Arc<std::sync::atomic::AtomicU64>,
 }
 
 #[derive(Debug)]
@@ -102,7 +104,13 @@ impl Store {
         };
         Store {
             backend: Arc::new(backend),
+            saves: Arc::default(),
         }
+    }
+
+    /// How many token sets were saved so far.
+    pub fn saves(&self) -> u64 {
+        self.saves.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// The token file, for messages (`None` with memory storage).
@@ -182,6 +190,8 @@ impl CredentialStore for Store {
     }
 
     async fn save(&self, credentials: StoredCredentials) -> Result<(), AuthError> {
+        self.saves
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         self.save_tokens(&credentials).map_err(store_error)
     }
 

@@ -268,6 +268,8 @@ pub struct Upstream {
     pub limiter: CallLimiter,
     /// When the supervisor started (for uptime in `/status`).
     pub started_at: Instant,
+    /// The server's OAuth client (shared with the supervisor), for counters and login state.
+    pub oauth: Option<crate::oauth::Authorizer>,
     status: watch::Receiver<Status>,
     shutdown: Arc<Notify>,
     task: tokio::task::JoinHandle<()>,
@@ -292,6 +294,7 @@ impl Upstream {
                 .map(Some)
                 .map_err(|e| format!("invalid OAuth settings: {e}")),
         };
+        let oauth = auth.as_ref().ok().and_then(Option::clone);
         let supervisor = Supervisor {
             config: config.clone(),
             options: options.clone(),
@@ -308,6 +311,7 @@ impl Upstream {
             stats,
             limiter,
             started_at: Instant::now(),
+            oauth,
             status: rx,
             shutdown,
             task,
