@@ -202,7 +202,7 @@ pub async fn connect(
             .peer()
             .list_all_tools()
             .await
-            .map_err(|e| ConnectError::ListTools(e.to_string()))?
+            .map_err(|e| ConnectError::ListTools(describe(&e)))?
     } else {
         Vec::new()
     };
@@ -218,7 +218,7 @@ pub async fn connect(
 /// An error and its causes in one readable line, without the Rust type names rmcp puts in
 /// transport errors (`Transport [rmcp::transport::worker::…] error:`): operators need the
 /// cause ("Connection refused"), not our internals.
-fn describe(error: &dyn std::error::Error) -> String {
+pub(super) fn describe(error: &dyn std::error::Error) -> String {
     let mut text = strip_type_names(&error.to_string());
     let mut source = error.source();
     while let Some(cause) = source {

@@ -186,8 +186,8 @@ fn classify(err: ServiceError) -> CallError {
         ServiceError::Cancelled { reason } => CallError::Disconnected(
             reason.unwrap_or_else(|| "request cancelled by the session".into()),
         ),
-        ServiceError::TransportSend(e) => CallError::Disconnected(e.to_string()),
-        other => CallError::Other(other.to_string()),
+        ServiceError::TransportSend(e) => CallError::Disconnected(connect::describe(&e)),
+        other => CallError::Other(connect::describe(&other)),
     }
 }
 
