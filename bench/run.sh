@@ -3,7 +3,7 @@
 # interleaved A/B, loopback only, bounded in time, stops everything it started.
 # See bench/README.md for what is measured and how to read the table.
 #
-#   bench/run.sh                       # the real run (≈ 9 min with the defaults, after builds)
+#   bench/run.sh                       # the real run (≈ 14 min with the defaults, after builds)
 #   BENCH_SECONDS=2 BENCH_REPS=1 bench/run.sh     # a quick smoke run
 #
 # Knobs (environment): BENCH_SECONDS (5; length of each measured load run), BENCH_REPS (3;
@@ -49,6 +49,7 @@ die() { log "error: $*"; exit 1; }
 # --- process bookkeeping: everything started is stopped on exit --------------------------------
 PIDS=()
 COLD_PIDFILE=$RUN/cold.pid
+export BENCH_PIDFILE=$COLD_PIDFILE # mcpo-bench coldstart writes the bridge's pid there
 
 descendants() { # every process below $1 (by parent pid)
   local child
@@ -81,12 +82,26 @@ kill_tree() { # TERM $1, wait up to 5 s, then KILL it and whatever it started
 cleanup() {
   local status=$? pid
   trap - EXIT INT TERM
+  if [ -n "${CHILD:-}" ]; then kill_tree "$CHILD"; fi
   for pid in "${PIDS[@]}"; do kill_tree "$pid"; done
   if [ -s "$COLD_PIDFILE" ]; then kill_tree "$(cat "$COLD_PIDFILE")"; fi
   exit $status
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
+
+# run_child OUT CMD...: run a measuring tool with stdout to OUT, in the background and waited
+# for, so that a signal to this script is handled at once (and cleanup stops the tool).
+CHILD=
+run_child() {
+  local out=$1 rc=0
+  shift
+  "$@" >"$out" &
+  CHILD=$!
+  wait "$CHILD" || rc=$?
+  CHILD=
+  return $rc
+}
 
 start() { # start NAME CMD...: run in the background, logs in $LOGS/NAME.log, pid saved
   local name=$1
@@ -209,14 +224,15 @@ threads_for() { if [ "$1" -ge 2 ]; then echo 2; else echo 1; fi; }
 lost_count() { grep -c "upstream connection lost" "$LOGS/mcpo_rs.log" 2>/dev/null || true; }
 
 # settle PORT PATH BODY: after a load run, wait until the bridge answers this route again (an
-# upstream that died when the run ended must be back before the next point is measured); prints
-# the milliseconds that took.
+# upstream that died when the run ended must be back before the next point is measured); sets
+# SETTLE_MS to the milliseconds that took.
+SETTLE_MS=0
 settle() {
   local t0 t1
   t0=$(date +%s%N)
   wait_ok "http://127.0.0.1:$1$2" "$3" 60 || die "no OK answer from 127.0.0.1:$1$2 within 60 s after a run"
   t1=$(date +%s%N)
-  echo $(((t1 - t0) / 1000000))
+  SETTLE_MS=$(((t1 - t0) / 1000000))
 }
 
 # wrk_run KIND BRIDGE UPSTREAM C REP PORT PID PATH BODY: one measured load run; the bridge's RSS
@@ -228,6 +244,7 @@ wrk_run() {
   BODY=$body wrk -t"$(threads_for "$c")" -c"$c" -d"${BENCH_SECONDS}s" --timeout 10s \
     -s "$BENCH/post.lua" "http://127.0.0.1:$port$path" >"$out" 2>&1 &
   local wpid=$!
+  CHILD=$wpid
   while kill -0 "$wpid" 2>/dev/null; do
     if [ "$pid" != 0 ]; then
       r=$(rss_kib "$pid")
@@ -236,10 +253,14 @@ wrk_run() {
     sleep 0.2
   done
   wait "$wpid" || die "wrk failed, see $out"
+  CHILD=
   local json
   json=$(grep '^{' "$out" | tail -1)
   [ -n "$json" ] || die "no result from wrk, see $out"
-  [ "$kind" = bridge ] && settle_ms=$(settle "$port" "$path" "$body")
+  if [ "$kind" = bridge ]; then
+    settle "$port" "$path" "$body"
+    settle_ms=$SETTLE_MS
+  fi
   lost1=$(lost_count)
   record "{\"kind\":\"$kind\",\"bridge\":\"$bridge\",\"upstream\":\"$up\",\"c\":$c,\"rep\":$rep,\"rss_max_kib\":$max,\"settle_ms\":$settle_ms,\"rs_sessions_lost\":$((lost1 - lost0)),\"wrk\":$json}"
   if ((lost1 > lost0)); then
@@ -256,8 +277,9 @@ direct_run() { # direct_run UPSTREAM C REP
     pysdk) cmd=(-- "${PYSDK_CMD[@]}") ;;
     *) cmd=(--url "$(upstream_url "$up")") ;;
   esac
-  json=$("$TOOLS" direct -c "$c" -s "$BENCH_SECONDS" -w 1 --tool echo --args "$(call_body "$up")" "${cmd[@]}" 2>>"$LOGS/direct.log") ||
+  run_child "$RUN/last.json" "$TOOLS" direct -c "$c" -s "$BENCH_SECONDS" -w 1 --tool echo --args "$(call_body "$up")" "${cmd[@]}" 2>>"$LOGS/direct.log" ||
     die "direct client failed, see $LOGS/direct.log"
+  json=$(cat "$RUN/last.json")
   record "{\"kind\":\"direct\",\"bridge\":\"direct\",\"upstream\":\"$up\",\"c\":$c,\"rep\":$rep,\"direct\":$json}"
   printf '%s' "$json" | "$PYTHON" "$BENCH/report.py" --progress direct direct "$up" "$c" >&2
 }
@@ -320,8 +342,8 @@ for u in $BENCH_UPSTREAMS; do
   # Warm-up (not recorded): connections, caches, the Python JIT-less interpreter's imports.
   BODY=$body wrk -t2 -c8 -d1s -s "$BENCH/post.lua" "http://127.0.0.1:$P_RS$path" >/dev/null 2>&1
   BODY=$body wrk -t2 -c8 -d1s -s "$BENCH/post.lua" "http://127.0.0.1:$P_PY$path" >/dev/null 2>&1
-  settle "$P_RS" "$path" "$body" >/dev/null
-  settle "$P_PY" "$path" "$body" >/dev/null
+  settle "$P_RS" "$path" "$body"
+  settle "$P_PY" "$path" "$body"
   for c in $BENCH_CONCURRENCY; do
     for ((rep = 1; rep <= BENCH_REPS; rep++)); do
       # A/B interleaved, and the order flips every repetition.
@@ -362,8 +384,9 @@ cold_run() { # cold_run BRIDGE N REP
   else
     cmd=("$MCPO_PY" --config "$RUN/cold$n.json" --port "$P_COLD" --host 127.0.0.1)
   fi
-  json=$(BENCH_PIDFILE=$COLD_PIDFILE "$TOOLS" coldstart --timeout 120 --settle 2 \
-    --log "$LOGS/cold-$bridge-$n-r$rep.log" "${calls[@]}" -- "${cmd[@]}") || die "coldstart failed"
+  run_child "$RUN/last.json" "$TOOLS" coldstart --timeout 120 --settle 2 \
+    --log "$LOGS/cold-$bridge-$n-r$rep.log" "${calls[@]}" -- "${cmd[@]}" || die "coldstart failed"
+  json=$(cat "$RUN/last.json")
   : >"$COLD_PIDFILE"
   record "{\"kind\":\"cold\",\"bridge\":\"$bridge\",\"servers\":$n,\"rep\":$rep,\"cold\":$json}"
   log "  cold $bridge $n server(s): $json"
@@ -371,7 +394,9 @@ cold_run() { # cold_run BRIDGE N REP
 }
 startup_run() { # startup_run N REP: the same upstreams without a bridge (rmcp clients, all at once)
   local n=$1 rep=$2 json
-  json=$("$TOOLS" startup -n "$n" -- "${PYSDK_CMD[@]}" 2>>"$LOGS/startup.log") || die "startup floor failed, see $LOGS/startup.log"
+  run_child "$RUN/last.json" "$TOOLS" startup -n "$n" -- "${PYSDK_CMD[@]}" 2>>"$LOGS/startup.log" ||
+    die "startup floor failed, see $LOGS/startup.log"
+  json=$(cat "$RUN/last.json")
   record "{\"kind\":\"startup\",\"bridge\":\"direct\",\"servers\":$n,\"rep\":$rep,\"startup\":$json}"
   log "  upstreams alone, $n server(s): $json"
   sleep 0.5
