@@ -1008,10 +1008,7 @@ fn query_value(url: &url::Url, key: &str) -> Option<String> {
 }
 
 #[tokio::test]
-#[ignore = "BUG: discovery probes the MCP endpoint with GET only; a 401 challenge that only POST \
-            gets is never seen, so a custom resource_metadata URL is missed \
-            (conformance auth/metadata-var3)"]
-async fn bug_metadata_url_named_only_in_the_post_challenge_is_used() {
+async fn regression_metadata_url_named_only_in_the_post_challenge_is_used() {
     let (outcome, scripted) = sign_in_url(Layout::CustomMetadataUrl).await;
     let url = outcome.unwrap_or_else(|why| panic!("{why}"));
     assert!(
@@ -1023,9 +1020,7 @@ async fn bug_metadata_url_named_only_in_the_post_challenge_is_used() {
 }
 
 #[tokio::test]
-#[ignore = "BUG: the first login ignores the scope of the 401 challenge and asks for none \
-            (conformance auth/scope-from-www-authenticate)"]
-async fn bug_first_login_asks_for_the_scope_of_the_challenge() {
+async fn regression_first_login_asks_for_the_scope_of_the_challenge() {
     let (outcome, _scripted) = sign_in_url(Layout::ChallengeScope).await;
     let url = outcome.unwrap_or_else(|why| panic!("{why}"));
     assert_eq!(
@@ -1050,11 +1045,7 @@ async fn bug_legacy_root_metadata_with_a_path_issuer_is_accepted() {
 }
 
 #[tokio::test]
-#[ignore = "BUG: on a 403 insufficient_scope that never ends mcpo makes 1 + 3 authorization \
-            requests per connect, and since `initialize` succeeding resets the step-up count, \
-            3 more on every reconnect: a login (browser) loop (conformance auth/scope-retry-limit \
-            allows 3 in all)"]
-async fn bug_endless_insufficient_scope_does_not_loop_logins() {
+async fn regression_endless_insufficient_scope_does_not_loop_logins() {
     let Some(installed) = peers::installed() else {
         return;
     };

@@ -1,6 +1,6 @@
 //! [`Authorizer`]: the OAuth state of one upstream, kept across reconnects.
 
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -21,6 +21,8 @@ use crate::config::ServerConfig;
 
 /// Default first cool-down after a login the user did not complete.
 const DEFAULT_COOL_DOWN: Duration = Duration::from_secs(60);
+/// How long discovery done when the client was created stands in for a login's own.
+const JUST_DISCOVERED: Duration = Duration::from_secs(30);
 /// Longest cool-down, reached by doubling.
 const MAX_COOL_DOWN: Duration = Duration::from_secs(15 * 60);
 
@@ -54,14 +56,17 @@ struct Inner {
     /// rmcp's manager (behind its mutex), created on first use because creating it means
     /// discovery, which needs the network.
     client: OnceCell<AuthClient<reqwest::Client>>,
+    /// What discovery found when `client` was created, for the first login to use rather
+    /// than discover again right away.
+    just_discovered: Mutex<Option<(Instant, Discovered)>>,
     /// One login at a time per server.
     login_lock: tokio::sync::Mutex<()>,
     status: Mutex<Status>,
     /// Counts successful logins, so a request that was refused can tell whether a newer
     /// login already happened while it waited.
     generation: AtomicU64,
-    /// Scope step-ups since the last request that got through.
-    step_ups: AtomicU32,
+    /// Step-up logins per scope set, kept across requests and reconnects.
+    step_ups: Mutex<StepUps>,
     /// Failed authorization attempts (not counting cool-down refusals), for `/metrics`.
     failures_total: AtomicU64,
 }
@@ -75,6 +80,16 @@ pub struct OAuthCounters {
     pub refreshes: u64,
     /// Failed authorization attempts.
     pub failures: u64,
+}
+
+/// Step-up logins made for one scope set.
+#[derive(Default)]
+struct StepUps {
+    /// The scope set asked for (sorted).
+    scopes: Vec<String>,
+    count: u32,
+    /// Once `count` reached the limit: no step-up for this scope set before then.
+    cool_down_until: Option<Instant>,
 }
 
 struct Status {
@@ -126,6 +141,7 @@ impl Authorizer {
                 options,
                 store,
                 client: OnceCell::new(),
+                just_discovered: Mutex::new(None),
                 login_lock: tokio::sync::Mutex::new(()),
                 status: Mutex::new(Status {
                     state: LoginState::Unknown,
@@ -133,7 +149,7 @@ impl Authorizer {
                     failures: 0,
                 }),
                 generation: AtomicU64::new(0),
-                step_ups: AtomicU32::new(0),
+                step_ups: Mutex::new(StepUps::default()),
                 failures_total: AtomicU64::new(0),
             }),
         })
@@ -228,8 +244,42 @@ impl Authorizer {
         self.inner.generation.load(Ordering::SeqCst)
     }
 
-    pub(crate) fn step_ups(&self) -> &AtomicU32 {
-        &self.inner.step_ups
+    /// Counts a step-up login asking for `scopes`, or says why none may be made: at most
+    /// `max` per scope set, then none until a cool-down has passed.
+    pub(crate) fn allow_step_up(&self, scopes: &[String], max: u32) -> Result<(), String> {
+        let mut key = scopes.to_vec();
+        key.sort();
+        key.dedup();
+        let mut step_ups = self
+            .inner
+            .step_ups
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        let now = Instant::now();
+        if step_ups.scopes != key || step_ups.cool_down_until.is_some_and(|until| until <= now) {
+            *step_ups = StepUps {
+                scopes: key,
+                count: 0,
+                cool_down_until: None,
+            };
+        }
+        if step_ups.count >= max {
+            let left = step_ups
+                .cool_down_until
+                .map(|until| until.saturating_duration_since(now).as_secs())
+                .unwrap_or_default();
+            return Err(format!(
+                "the server still answers 403 insufficient_scope after {max} step-up logins \
+                 for scope '{}'; no new login for {left} s",
+                step_ups.scopes.join(" ")
+            ));
+        }
+        step_ups.count += 1;
+        if step_ups.count >= max {
+            let wait = self.inner.options.cool_down.unwrap_or(DEFAULT_COOL_DOWN);
+            step_ups.cool_down_until = Some(now + wait.max(Duration::from_secs(1)));
+        }
+        Ok(())
     }
 
     /// rmcp's client, created (with discovery and the stored identity) on first use.
@@ -241,6 +291,11 @@ impl Authorizer {
                 let mut manager = discovery::manager(settings).await?;
                 manager.set_credential_store(self.inner.store.clone());
                 let found = discovery::discover(&manager, settings, None).await?;
+                *self
+                    .inner
+                    .just_discovered
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner()) = Some((Instant::now(), found.clone()));
                 self.adopt(&mut manager, found, None).await?;
                 Ok(AuthClient::new(reqwest::Client::new(), manager))
             })
@@ -516,7 +571,18 @@ impl Authorizer {
         let settings = &self.inner.settings;
         let server = settings.server.clone();
         let mut manager = client.auth_manager.lock().await;
-        let found = discovery::discover(&manager, settings, request.challenge.as_deref()).await?;
+        let recent = self
+            .inner
+            .just_discovered
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take()
+            .filter(|(at, _)| request.challenge.is_none() && at.elapsed() < JUST_DISCOVERED)
+            .map(|(_, found)| found);
+        let found = match recent {
+            Some(found) => found,
+            None => discovery::discover(&manager, settings, request.challenge.as_deref()).await?,
+        };
         let scopes = match (&request.scopes, &settings.scopes) {
             (Some(scopes), _) | (None, Some(scopes)) => scopes.clone(),
             (None, None) => manager.select_initial_scopes(&[]).await,

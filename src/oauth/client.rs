@@ -6,7 +6,8 @@
 //! - refresh refused with `invalid_client` (the server forgot a registered client): register
 //!   again, log in, then the request again;
 //! - 403 `insufficient_scope`: a login asking for the union of the granted and the required
-//!   scopes, then the request again, at most three step-ups in a row.
+//!   scopes, then the request again; none when the token already has the required scopes,
+//!   and at most three per scope set (then none for a cool-down).
 //!
 //! Logins started here obey the same cool-down and single-flight rules as
 //! [`Authorizer::ensure_authorized`].
@@ -14,7 +15,6 @@
 use std::collections::HashMap;
 use std::future::Future;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 
 use futures::stream::BoxStream;
 use http::{HeaderName, HeaderValue};
@@ -87,10 +87,7 @@ impl AuthorizedClient {
         loop {
             let generation = self.authorizer.generation();
             let error = match call(client.clone()).await {
-                Ok(value) => {
-                    self.authorizer.step_ups().store(0, Ordering::SeqCst);
-                    return Ok(value);
-                }
+                Ok(value) => return Ok(value),
                 Err(error) => error,
             };
             let Some(recovery) = recovery(&error) else {
@@ -114,18 +111,30 @@ impl AuthorizedClient {
                     }
                 }
                 Recovery::StepUp { challenge, scope } => {
-                    if self.authorizer.step_ups().fetch_add(1, Ordering::SeqCst) >= MAX_STEP_UPS {
+                    let (granted, scopes) = {
+                        let manager = client.auth_manager.lock().await;
+                        (
+                            manager.get_current_scopes().await,
+                            manager.select_scopes(scope.as_deref(), &[]),
+                        )
+                    };
+                    if let Some(required) = scope.as_deref()
+                        && required
+                            .split_whitespace()
+                            .all(|s| granted.iter().any(|g| g == s))
+                    {
+                        // A new login would ask for what the token already has.
                         tracing::warn!(
-                            "server '{}': still insufficient scope after {MAX_STEP_UPS} step-up \
-                             logins; giving up",
+                            "server '{}': 403 insufficient_scope for scope '{required}', which \
+                             is already granted; not logging in again",
                             self.authorizer.server()
                         );
                         return Err(error);
                     }
-                    let scopes = {
-                        let manager = client.auth_manager.lock().await;
-                        manager.select_scopes(scope.as_deref(), &[])
-                    };
+                    if let Err(why) = self.authorizer.allow_step_up(&scopes, MAX_STEP_UPS) {
+                        tracing::warn!("server '{}': {why}", self.authorizer.server());
+                        return Err(error);
+                    }
                     tracing::info!(
                         "server '{}': the server wants more scope ({}); logging in again",
                         self.authorizer.server(),

@@ -21,7 +21,7 @@ use serde_json::Value;
 use url::Url;
 
 use super::OAuthError;
-use super::settings::Settings;
+use super::settings::{Grant, Settings};
 
 /// Bound on each discovery or registration request mcpo makes itself.
 const HTTP_TIMEOUT: Duration = Duration::from_secs(30);
@@ -37,6 +37,7 @@ pub(crate) fn http_client() -> reqwest::Client {
 }
 
 /// What discovery settled on.
+#[derive(Clone)]
 pub(crate) struct Discovered {
     pub metadata: AuthorizationMetadata,
     /// The RFC 8707 resource indicator mcpo asks tokens for.
@@ -65,6 +66,13 @@ pub(crate) async fn discover(
         server: settings.server.clone(),
         message,
     };
+    // Without a challenge in hand, ask the endpoint for one: it may name the metadata URL
+    // and the scope to ask for.
+    let probed = match challenge {
+        Some(_) => None,
+        None => probe_challenge(&http, &settings.resource_url).await,
+    };
+    let challenge = challenge.or(probed.as_deref());
     let resource = protected_resource(&http, settings, challenge).await?;
     let resolution = manager
         .resolve_metadata_from_challenge(challenge)
@@ -115,14 +123,16 @@ async fn protected_resource(
     challenge: Option<&str>,
 ) -> Result<Option<String>, OAuthError> {
     let endpoint = &settings.resource_url;
-    let advertised = match challenge {
-        Some(header) => WWWAuthenticateParams::parse(header, endpoint).resource_metadata_url,
-        None => probe_challenge(http, endpoint).await,
-    };
+    let advertised =
+        challenge.and_then(|h| WWWAuthenticateParams::parse(h, endpoint).resource_metadata_url);
     // Path-based first (the document for exactly this endpoint), then the root one, which
     // may describe another resource on the same host: a mismatch there is not ours.
     let mut candidates: Vec<(Url, bool)> = Vec::new();
-    if let Some(url) = advertised {
+    // For the authorization-code grant rmcp reads (and checks) an advertised document
+    // itself and the resource is its business; only client_credentials needs it here.
+    if let Some(url) = advertised
+        && settings.grant == Grant::ClientCredentials
+    {
         candidates.push((url, true));
     }
     let path = endpoint.path().trim_matches('/');
@@ -158,23 +168,54 @@ async fn protected_resource(
     Ok(None)
 }
 
-/// The `resource_metadata` the endpoint names in its 401 challenge, if it does.
-async fn probe_challenge(http: &reqwest::Client, endpoint: &Url) -> Option<Url> {
-    let response = http
+/// The `WWW-Authenticate` challenge of the endpoint's 401, if it answers one: to a GET
+/// first, else to a POST of a JSON-RPC `initialize` (servers that refuse GET, or only
+/// challenge real MCP requests).
+async fn probe_challenge(http: &reqwest::Client, endpoint: &Url) -> Option<String> {
+    let get = http
         .get(endpoint.as_str())
         .header("MCP-Protocol-Version", "2025-06-18")
-        .send()
-        .await
-        .ok()?;
+        .header("Accept", "text/event-stream");
+    if let Some(found) = challenge_of(get).await {
+        return Some(found);
+    }
+    let initialize = serde_json::json!({
+        "jsonrpc": "2.0",
+        "id": 0,
+        "method": "initialize",
+        "params": {
+            "protocolVersion": "2025-06-18",
+            "capabilities": {},
+            "clientInfo": {"name": "mcpo", "version": env!("CARGO_PKG_VERSION")},
+        },
+    });
+    let post = http
+        .post(endpoint.as_str())
+        .header("MCP-Protocol-Version", "2025-06-18")
+        .header("Content-Type", "application/json")
+        .header("Accept", "application/json, text/event-stream")
+        .body(initialize.to_string());
+    challenge_of(post).await
+}
+
+/// The Bearer challenge of a 401 answer to `request`.
+async fn challenge_of(request: reqwest::RequestBuilder) -> Option<String> {
+    let response = request.send().await.ok()?;
     if response.status() != StatusCode::UNAUTHORIZED {
         return None;
     }
-    response
+    let headers: Vec<String> = response
         .headers()
         .get_all(reqwest::header::WWW_AUTHENTICATE)
         .iter()
         .filter_map(|v| v.to_str().ok())
-        .find_map(|h| WWWAuthenticateParams::parse(h, endpoint).resource_metadata_url)
+        .map(str::to_owned)
+        .collect();
+    headers
+        .iter()
+        .find(|h| h.trim_start().to_ascii_lowercase().starts_with("bearer"))
+        .or_else(|| headers.first())
+        .cloned()
 }
 
 async fn get_json(http: &reqwest::Client, url: &Url) -> Option<serde_json::Map<String, Value>> {
