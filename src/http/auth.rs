@@ -33,7 +33,7 @@ pub async fn require_api_key_always(
 }
 
 async fn guard(state: &AppState, request: Request, next: Next, tool_call: bool) -> Response {
-    match authorize(&state.options, None, request.headers(), tool_call) {
+    match authorize(state, None, request.headers(), tool_call).await {
         Ok(_) => next.run(request).await,
         Err(e) => with_basic_challenge(state, e.into_response()),
     }

@@ -66,7 +66,7 @@ async fn spec_of(
     headers: &HeaderMap,
 ) -> Result<Response, ApiError> {
     let multi = entry.users.as_ref().map(|u| &u.settings);
-    let caller = authorize(&state.options, multi, headers, false)?;
+    let caller = authorize(state, multi, headers, false).await?;
     if let Caller::User(id) = &caller
         && let Some(own) = entry.for_user(id)
         && let Ok(catalog) = own.catalog_waiting(&state.spec, USER_SPEC_WAIT).await
@@ -194,7 +194,7 @@ pub async fn server_docs(
     uri: Uri,
 ) -> Result<Response, ApiError> {
     let entry = server_or_404(&state, &server)?;
-    if let Err(e) = docs_guard(&state, &entry, &headers) {
+    if let Err(e) = docs_guard(&state, &entry, &headers).await {
         return Ok(with_basic_challenge(&state, e.into_response()));
     }
     let spec = format!("{}/{server}/openapi.json", state.spec.base);
@@ -206,7 +206,7 @@ pub async fn single_docs(
     headers: HeaderMap,
     uri: Uri,
 ) -> Response {
-    if let Err(e) = authorize(&state.options, None, &headers, false) {
+    if let Err(e) = authorize(&state, None, &headers, false).await {
         return with_basic_challenge(&state, e.into_response());
     }
     let spec = format!("{}/openapi.json", state.spec.base);
@@ -224,7 +224,7 @@ pub async fn server_docs_asset(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let entry = server_or_404(&state, &server)?;
-    if let Err(e) = docs_guard(&state, &entry, &headers) {
+    if let Err(e) = docs_guard(&state, &entry, &headers).await {
         return Ok(with_basic_challenge(&state, e.into_response()));
     }
     let spec = format!("{}/{server}/openapi.json", state.spec.base);
@@ -236,7 +236,7 @@ pub async fn single_docs_asset(
     Path(file): Path<String>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    if let Err(e) = authorize(&state.options, None, &headers, false) {
+    if let Err(e) = authorize(&state, None, &headers, false).await {
         return Ok(with_basic_challenge(&state, e.into_response()));
     }
     let spec = format!("{}/openapi.json", state.spec.base);
@@ -252,9 +252,13 @@ pub async fn root_docs_asset(
 }
 
 /// Docs pages follow the same rule as specs (open unless `--strict-auth`).
-fn docs_guard(state: &AppState, entry: &ServerEntry, headers: &HeaderMap) -> Result<(), ApiError> {
+async fn docs_guard(
+    state: &AppState,
+    entry: &ServerEntry,
+    headers: &HeaderMap,
+) -> Result<(), ApiError> {
     let multi = entry.users.as_ref().map(|u| &u.settings);
-    authorize(&state.options, multi, headers, false).map(|_| ())
+    authorize(state, multi, headers, false).await.map(|_| ())
 }
 
 /// A document with no operations, for a multi-user server whose tools are not known yet.

@@ -6,17 +6,16 @@
 //! older tokens). Only HS256 is accepted (no `none`, no RS256 key confusion); `exp` is
 //! required. Tokens are never logged or echoed.
 
+mod jwt;
+
 use axum::http::{HeaderMap, header};
 use base64::Engine;
-use jsonwebtoken::{Algorithm, DecodingKey, Validation};
-use serde::Deserialize;
 use subtle::ConstantTimeEq;
 
+use super::AppState;
 use super::error::ApiError;
 use crate::config::{MultiUser, ServeOptions};
-
-/// Seconds of clock skew tolerated on `exp`.
-const LEEWAY_SECS: u64 = 30;
+pub use jwt::verify_webui_jwt;
 
 /// The verified identity behind a request.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -46,44 +45,6 @@ impl Caller {
             Caller::Service => "\u{0}service",
             Caller::Anonymous => "\u{0}anonymous",
         }
-    }
-}
-
-#[derive(Deserialize)]
-struct Claims {
-    id: Option<serde_json::Value>,
-    typ: Option<String>,
-}
-
-/// Verifies an Open WebUI session JWT and returns the user id.
-pub fn verify_webui_jwt(token: &str, secret: &str) -> Result<String, String> {
-    let mut validation = Validation::new(Algorithm::HS256);
-    validation.leeway = LEEWAY_SECS;
-    validation.validate_exp = true;
-    validation.set_required_spec_claims(&["exp"]);
-    let data = jsonwebtoken::decode::<Claims>(
-        token,
-        &DecodingKey::from_secret(secret.as_bytes()),
-        &validation,
-    )
-    .map_err(|e| {
-        use jsonwebtoken::errors::ErrorKind::*;
-        match e.kind() {
-            ExpiredSignature => "the token has expired".to_owned(),
-            InvalidSignature => "the token's signature does not verify".to_owned(),
-            InvalidAlgorithm => "the token is not signed with HS256".to_owned(),
-            MissingRequiredClaim(c) => format!("the token has no '{c}' claim"),
-            _ => "the token is not a valid Open WebUI JWT".to_owned(),
-        }
-    })?;
-    if let Some(typ) = &data.claims.typ
-        && !matches!(typ.as_str(), "session" | "automation" | "subagent")
-    {
-        return Err(format!("tokens of type '{typ}' are not accepted"));
-    }
-    match data.claims.id {
-        Some(serde_json::Value::String(id)) if !id.is_empty() => Ok(id),
-        _ => Err("the token has no string 'id' claim".to_owned()),
     }
 }
 
@@ -131,12 +92,13 @@ fn is_key(opts: &ServeOptions, candidate: &[u8]) -> bool {
 /// server is multi-user or an API key is set; spec and docs routes need them only with
 /// `--strict-auth` (and are answered for anonymous callers in multi-user mode, because Open
 /// WebUI fetches admin-registered specs without credentials).
-pub fn authorize(
-    opts: &ServeOptions,
+pub async fn authorize(
+    state: &AppState,
     multi: Option<&MultiUser>,
     headers: &HeaderMap,
     tool_call: bool,
 ) -> Result<Caller, ApiError> {
+    let opts = &state.options;
     let needs_key = opts.api_key.is_some() && (tool_call || opts.strict_auth);
     match (presented(headers), multi) {
         (Presented::Bearer(t), _) if is_key(opts, t.as_bytes()) => Ok(Caller::Service),
@@ -161,76 +123,5 @@ pub fn authorize(
         )),
         (_, _) if needs_key => Err(ApiError::Forbidden("invalid API key".into())),
         _ => Ok(Caller::Anonymous),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use jsonwebtoken::{EncodingKey, Header};
-    use serde_json::json;
-
-    fn now() -> u64 {
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_secs()
-    }
-
-    fn token(claims: serde_json::Value, secret: &str) -> String {
-        jsonwebtoken::encode(
-            &Header::new(Algorithm::HS256),
-            &claims,
-            &EncodingKey::from_secret(secret.as_bytes()),
-        )
-        .unwrap()
-    }
-
-    #[test]
-    fn accepts_open_webui_session_tokens() {
-        let t = token(
-            json!({"id": "u1", "exp": now() + 60, "typ": "session"}),
-            "s",
-        );
-        assert_eq!(verify_webui_jwt(&t, "s"), Ok("u1".into()));
-        let old = token(json!({"id": "u2", "exp": now() + 60}), "s");
-        assert_eq!(verify_webui_jwt(&old, "s"), Ok("u2".into()));
-    }
-
-    #[test]
-    fn rejects_forgeries_and_bad_claims() {
-        let exp = now() + 60;
-        assert!(verify_webui_jwt(&token(json!({"id": "u", "exp": exp}), "other"), "s").is_err());
-        assert!(
-            verify_webui_jwt(&token(json!({"id": "u", "exp": now() - 600}), "s"), "s").is_err()
-        );
-        assert!(verify_webui_jwt(&token(json!({"exp": exp}), "s"), "s").is_err());
-        assert!(verify_webui_jwt(&token(json!({"id": 5, "exp": exp}), "s"), "s").is_err());
-        assert!(verify_webui_jwt(&token(json!({"id": "u"}), "s"), "s").is_err());
-        assert!(
-            verify_webui_jwt(
-                &token(json!({"id": "u", "exp": exp, "typ": "refresh"}), "s"),
-                "s"
-            )
-            .is_err()
-        );
-        // alg: none
-        let b64 = |v: serde_json::Value| {
-            base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v.to_string())
-        };
-        let none = format!(
-            "{}.{}.",
-            b64(json!({"alg": "none", "typ": "JWT"})),
-            b64(json!({"id": "u", "exp": exp}))
-        );
-        assert!(verify_webui_jwt(&none, "s").is_err());
-        // HS512 with the right secret is still refused (only HS256).
-        let hs512 = jsonwebtoken::encode(
-            &Header::new(Algorithm::HS512),
-            &json!({"id": "u", "exp": exp}),
-            &EncodingKey::from_secret(b"s"),
-        )
-        .unwrap();
-        assert!(verify_webui_jwt(&hs512, "s").is_err());
     }
 }
