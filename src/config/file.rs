@@ -433,17 +433,11 @@ fn read_multi_user(
             .and_then(|v| v.as_u64())
             .map(|n| n as usize),
     };
-    // The OAuth guide makes OAuth servers multi-user by default; per-user OAuth tokens are not
-    // implemented yet, so an OAuth server stays single-user unless it asks, and asking is an
-    // error rather than every user silently sharing the daemon's login.
+    // The OAuth guide makes OAuth servers multi-user by default. mcpo keeps an OAuth server
+    // single-user (one login for every caller, the daemon's own) unless it asks: turning every
+    // OAuth server into per-user web logins because WEBUI_SECRET_KEY happens to be set would
+    // change who the upstream sees without anyone asking for it.
     if explicit != Some(true) {
-        return None;
-    }
-    if oauth.is_some() {
-        report.problem(
-            Some("multi_user"),
-            "together with \"oauth\" is not supported yet (per-user OAuth logins are not implemented): remove \"multi_user\" to use one login for all callers",
-        );
         return None;
     }
     let Some(secret) = secret else {
@@ -1548,6 +1542,32 @@ mod tests {
         assert_eq!(minimal.callback_port, 3030);
         assert!(minimal.use_loopback);
         assert!(minimal.extra.is_empty());
+    }
+
+    #[test]
+    fn oauth_servers_can_be_multi_user() {
+        // The OAuth guide's place: inside the `oauth` block.
+        let server = one_server(&wrap(
+            r#"{"type": "streamable-http", "url": "http://h/mcp", "oauth": {
+                "multi_user": true, "webui_secret_key": "k", "session_timeout_minutes": 0.5,
+                "max_sessions": 7
+            }}"#,
+        ));
+        let multi = server.multi_user.expect("multi-user");
+        assert_eq!(multi.secret, "k");
+        assert_eq!(multi.session_timeout, Duration::from_secs(30));
+        assert_eq!(multi.max_sessions, 7);
+        assert!(server.oauth.is_some());
+        // On the server itself works too; without `multi_user: true` it stays single-user.
+        let server = one_server(&wrap(
+            r#"{"type": "streamable-http", "url": "http://h/mcp", "multi_user": true,
+                "webui_secret_key": "k", "oauth": {}}"#,
+        ));
+        assert!(server.multi_user.is_some() && server.oauth.is_some());
+        let server = one_server(&wrap(
+            r#"{"type": "streamable-http", "url": "http://h/mcp", "oauth": {"webui_secret_key": "k"}}"#,
+        ));
+        assert!(server.multi_user.is_none());
     }
 
     #[test]

@@ -69,6 +69,27 @@ struct Inner {
     step_ups: Mutex<StepUps>,
     /// Failed authorization attempts (not counting cool-down refusals), for `/metrics`.
     failures_total: AtomicU64,
+    /// Multi-user mode: logins come through mcpo's own web routes, never a browser it opens.
+    web: Option<WebMode>,
+}
+
+/// The web-login side of a multi-user caller's authorizer.
+#[derive(Default)]
+struct WebMode {
+    /// The callback URL of the latest login (`<public>/oauth/{server}/callback`); the client
+    /// registration is made for it, and registered again when it changes.
+    redirect: Mutex<Option<String>>,
+    /// Woken when a web login completes, so a session waiting for one connects at once.
+    signed_in: tokio::sync::Notify,
+}
+
+/// What mcpo knows about a caller's tokens, for `/oauth/{server}/status`.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct TokenStatus {
+    /// Tokens are stored and usable: the access token has not expired, or it can be refreshed.
+    pub authenticated: bool,
+    /// When the access token expires (seconds since the Unix epoch), if the server said.
+    pub expires_at: Option<u64>,
 }
 
 /// Counters for `/metrics`.
@@ -129,12 +150,22 @@ impl Authorizer {
     /// Checks the server's `oauth` block; no I/O.
     pub fn new(server: &ServerConfig, options: AuthOptions) -> Result<Authorizer, OAuthError> {
         let settings = Settings::from_server(server)?;
-        let store = Store::new(
-            settings.storage,
-            &settings.server,
-            settings.resource_url.as_str(),
-            options.token_dir.as_deref(),
-        );
+        let store = match &options.user {
+            Some(user) => Store::for_user(
+                settings.storage,
+                &settings.server,
+                settings.resource_url.as_str(),
+                user,
+                options.token_dir.as_deref(),
+            ),
+            None => Store::new(
+                settings.storage,
+                &settings.server,
+                settings.resource_url.as_str(),
+                options.token_dir.as_deref(),
+            ),
+        };
+        let web = options.user.is_some().then(WebMode::default);
         Ok(Authorizer {
             inner: Arc::new(Inner {
                 settings,
@@ -151,6 +182,7 @@ impl Authorizer {
                 generation: AtomicU64::new(0),
                 step_ups: Mutex::new(StepUps::default()),
                 failures_total: AtomicU64::new(0),
+                web,
             }),
         })
     }
@@ -159,6 +191,9 @@ impl Authorizer {
     /// login (browser or paste, as configured; untimed apart from `login_timeout`). During
     /// the cool-down after a failed login it fails at once with [`OAuthError::CoolingDown`].
     pub async fn ensure_authorized(&self) -> Result<(), OAuthError> {
+        if let Some(web) = &self.inner.web {
+            return self.wait_for_web_login(web).await;
+        }
         let client = self.client().await.inspect_err(|e| self.failed(e, false))?;
         match self.check_tokens(client).await {
             TokenCheck::Valid => {
@@ -290,6 +325,10 @@ impl Authorizer {
                 let settings = &self.inner.settings;
                 let mut manager = discovery::manager(settings).await?;
                 manager.set_credential_store(self.inner.store.clone());
+                if self.inner.web.is_some() {
+                    // Web logins can be started again and again; keep their PKCE states bounded.
+                    manager.set_state_store(super::web::BoundedStates::default());
+                }
                 let found = discovery::discover(&manager, settings, None).await?;
                 *self
                     .inner
@@ -409,7 +448,7 @@ impl Authorizer {
         found: Discovered,
         register: Option<&[String]>,
     ) -> Result<(), OAuthError> {
-        let settings = &self.inner.settings;
+        let settings = &*self.settings();
         let mut metadata = found.metadata;
         let identity: Option<Identity> = match settings.grant {
             Grant::ClientCredentials => None,
@@ -495,6 +534,12 @@ impl Authorizer {
     ) -> Result<(), OAuthError> {
         let settings = &self.inner.settings;
         let server = settings.server.clone();
+        if self.inner.web.is_some() {
+            // Nobody is at this machine's screen: the user signs in through the login link
+            // the next tool call answers with.
+            self.set_state(LoginState::Pending { url: None });
+            return Err(OAuthError::LoginRequired { server });
+        }
         let lock = if settings.use_loopback {
             callback::port_lock(settings.callback_port)
         } else {
@@ -826,7 +871,7 @@ impl Authorizer {
     }
 
     fn failed(&self, e: &OAuthError, cool_down: bool) {
-        if let OAuthError::CoolingDown { .. } = e {
+        if let OAuthError::CoolingDown { .. } | OAuthError::LoginRequired { .. } = e {
             return;
         }
         self.inner.failures_total.fetch_add(1, Ordering::Relaxed);
@@ -887,6 +932,165 @@ impl Drop for Interrupted<'_> {
                 reason: "the login was interrupted".to_owned(),
                 retry_after: None,
             };
+        }
+    }
+}
+
+/// What a web-login callback came to.
+pub(crate) enum WebOutcome {
+    /// Tokens are stored: the user is signed in.
+    SignedIn,
+    /// The response is not usable for this login (wrong issuer…); the login stays open.
+    Ignored(String),
+    Failed(OAuthError),
+}
+
+/// Multi-user web login: the user signs in through mcpo's `/oauth/{server}/login` and
+/// `/callback` routes (see [`super::WebLogins`]) instead of a browser mcpo opens.
+impl Authorizer {
+    /// The settings a login uses now: in web mode, the redirect URI of the latest login (or,
+    /// before any, the one the stored registration was made for, so stored tokens stay valid)
+    /// and a `web` application type for registration.
+    fn settings(&self) -> std::borrow::Cow<'_, Settings> {
+        let Some(web) = &self.inner.web else {
+            return std::borrow::Cow::Borrowed(&self.inner.settings);
+        };
+        let redirect = web
+            .redirect
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+            .or_else(|| self.inner.store.load_registration().map(|r| r.redirect_uri));
+        let mut settings = self.inner.settings.clone();
+        settings.web_redirect = redirect;
+        // A callback on a web server, not a native app's loopback port: authorization servers
+        // check redirect URIs by application type.
+        settings
+            .client_metadata
+            .get_or_insert_with(Default::default)
+            .entry("application_type")
+            .or_insert_with(|| serde_json::Value::String("web".to_owned()));
+        std::borrow::Cow::Owned(settings)
+    }
+
+    /// Whether the user of this (web-mode) authorizer has to sign in before a call can work:
+    /// no tokens stored, the access token expired with no refresh token, or a session found
+    /// out that the tokens no longer work and is waiting for a login.
+    pub fn needs_login(&self) -> bool {
+        matches!(self.state(), LoginState::Pending { .. }) || !self.token_status().authenticated
+    }
+
+    /// Whether the stored tokens look usable, and when the access token expires.
+    pub fn token_status(&self) -> TokenStatus {
+        let Some(stored) = self.inner.store.load_tokens() else {
+            return TokenStatus {
+                authenticated: false,
+                expires_at: None,
+            };
+        };
+        // Read through JSON: the typed accessors need oauth2's trait, which rmcp keeps to itself.
+        let response = stored
+            .token_response
+            .as_ref()
+            .and_then(|r| serde_json::to_value(r).ok())
+            .unwrap_or_default();
+        let has_access = response.get("access_token").is_some_and(|t| t.is_string());
+        let refreshable = response.get("refresh_token").is_some_and(|t| t.is_string());
+        let expires_at = match (
+            response
+                .get("expires_in")
+                .and_then(serde_json::Value::as_u64),
+            stored.token_received_at,
+        ) {
+            (Some(lifetime), Some(at)) => Some(at.saturating_add(lifetime)),
+            _ => None,
+        };
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0);
+        let fresh = expires_at.is_none_or(|at| at > now);
+        TokenStatus {
+            authenticated: has_access && (fresh || refreshable),
+            expires_at,
+        }
+    }
+
+    /// Something besides the caller holds this authorizer (a session, a login in progress).
+    pub(crate) fn is_shared(&self) -> bool {
+        Arc::strong_count(&self.inner) > 1
+    }
+
+    /// The supervisor's wait in web mode: returns once the stored tokens are usable
+    /// (refreshed if needed), waiting for the user's web login as long as it takes; the
+    /// supervisor drops this future when the session is closed.
+    async fn wait_for_web_login(&self, web: &WebMode) -> Result<(), OAuthError> {
+        loop {
+            let signed_in = web.signed_in.notified();
+            tokio::pin!(signed_in);
+            signed_in.as_mut().enable();
+            let client = self.client().await.inspect_err(|e| self.failed(e, false))?;
+            match self.check_tokens(client).await {
+                TokenCheck::Valid => {
+                    self.authorized();
+                    return Ok(());
+                }
+                TokenCheck::NeedLogin => {}
+                TokenCheck::ClientRejected => self.client_rejected()?,
+                TokenCheck::Failed(e) => {
+                    self.failed(&e, false);
+                    return Err(e);
+                }
+            }
+            self.set_state(LoginState::Pending { url: None });
+            signed_in.await;
+        }
+    }
+
+    /// Starts a web login whose callback is `redirect_uri`: discovery, the client identity
+    /// (registered for that callback when needed), PKCE and `state`. Returns the
+    /// authorization URL and its `state`.
+    pub(crate) async fn begin_web_login(
+        &self,
+        redirect_uri: &str,
+    ) -> Result<(String, String), OAuthError> {
+        if let Some(web) = &self.inner.web {
+            *web.redirect.lock().unwrap_or_else(|e| e.into_inner()) = Some(redirect_uri.to_owned());
+        }
+        let client = self.client().await.inspect_err(|e| self.failed(e, false))?;
+        let request = LoginRequest::default();
+        self.prepare_login(client, &request)
+            .await
+            .inspect_err(|e| self.failed(e, false))
+    }
+
+    /// Completes a web login with the authorization response `params` of the login whose
+    /// `state` is `expected_state`; wakes a session waiting for it.
+    pub(crate) async fn finish_web_login(
+        &self,
+        params: &Params,
+        expected_state: &str,
+    ) -> WebOutcome {
+        let client = match self.client().await {
+            Ok(client) => client,
+            Err(e) => return WebOutcome::Failed(e),
+        };
+        match self.consider(client, params, expected_state).await {
+            Verdict::Ignore(why) => WebOutcome::Ignored(why),
+            Verdict::Done(Ok(())) => {
+                self.inner.generation.fetch_add(1, Ordering::SeqCst);
+                self.authorized();
+                tracing::info!("server '{}': OAuth web login complete", self.server());
+                if let Some(web) = &self.inner.web {
+                    web.signed_in.notify_waiters();
+                }
+                WebOutcome::SignedIn
+            }
+            Verdict::Done(Err(e)) => {
+                tracing::warn!("{e}");
+                self.failed(&e, false);
+                WebOutcome::Failed(e)
+            }
         }
     }
 }

@@ -27,6 +27,7 @@ mod discovery;
 mod register;
 mod settings;
 mod store;
+mod web;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -34,11 +35,12 @@ use std::time::Duration;
 
 use tokio::sync::mpsc;
 
-pub use authorizer::{Authorizer, LoginState, OAuthCounters};
+pub use authorizer::{Authorizer, LoginState, OAuthCounters, TokenStatus};
 pub use browser::BrowserCommand;
 pub use client::AuthorizedClient;
 pub use settings::DEFAULT_LOGIN_TIMEOUT;
 pub use store::TOKEN_DIR_ENV;
+pub use web::{CallbackError, TicketError, WebLogins};
 
 use crate::config::ServerConfig;
 
@@ -85,6 +87,12 @@ pub enum OAuthError {
     Token { server: String, message: String },
     #[error("server '{server}': OAuth token storage: {message}")]
     Storage { server: String, message: String },
+    /// Multi-user mode: this user has no usable tokens; they sign in through mcpo's login link.
+    #[error(
+        "server '{server}': you have not signed in to this server yet (or your sign-in \
+         expired); open the login link to sign in"
+    )]
+    LoginRequired { server: String },
     #[error(
         "server '{server}': OAuth login needed; the last attempt failed ({reason}); next \
          attempt in {} s{}", retry_after.as_secs().max(1), HINT
@@ -116,6 +124,9 @@ pub struct AuthOptions {
     paste: Option<callback::PasteSource>,
     token_dir: Option<PathBuf>,
     cool_down: Option<Duration>,
+    /// Multi-user mode: the caller these tokens belong to. Such an authorizer never opens a
+    /// browser or a loopback listener: its user signs in through mcpo's web login.
+    user: Option<String>,
 }
 
 impl std::fmt::Debug for AuthOptions {
@@ -124,6 +135,7 @@ impl std::fmt::Debug for AuthOptions {
             .field("browser", &self.browser)
             .field("token_dir", &self.token_dir)
             .field("cool_down", &self.cool_down)
+            .field("user", &self.user)
             .finish_non_exhaustive()
     }
 }
@@ -150,6 +162,12 @@ impl AuthOptions {
     /// Keep `file` tokens in `dir` instead of `$MCPO_TOKEN_DIR` / `~/.mcpo/tokens`.
     pub fn token_dir(mut self, dir: impl Into<PathBuf>) -> Self {
         self.token_dir = Some(dir.into());
+        self
+    }
+
+    /// Tokens, registration and logins of one multi-user caller (see [`WebLogins`]).
+    pub(crate) fn for_user(mut self, user: impl Into<String>) -> Self {
+        self.user = Some(user.into());
         self
     }
 

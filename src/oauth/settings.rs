@@ -42,6 +42,8 @@ pub(crate) struct Settings {
     pub client_metadata_url: Option<String>,
     /// `oauth.scopes`: overrides the scopes discovery would pick.
     pub scopes: Option<Vec<String>>,
+    /// Multi-user web login: mcpo's own `/oauth/{server}/callback` replaces the loopback one.
+    pub web_redirect: Option<String>,
 }
 
 impl std::fmt::Debug for Settings {
@@ -137,12 +139,16 @@ impl Settings {
             client_metadata: oauth.client_metadata.clone(),
             client_metadata_url,
             scopes: scopes(oauth),
+            web_redirect: None,
         })
     }
 
     /// Where the authorization server sends the browser back to.
     pub fn redirect_uri(&self) -> String {
-        format!("http://localhost:{}/callback", self.callback_port)
+        match &self.web_redirect {
+            Some(uri) => uri.clone(),
+            None => format!("http://localhost:{}/callback", self.callback_port),
+        }
     }
 }
 

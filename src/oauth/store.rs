@@ -3,7 +3,10 @@
 //!
 //! One pair of files per server, named by a hash of the server's name and URL:
 //! `<hash>_tokens.json` (rmcp's [`StoredCredentials`]) and `<hash>_client.json` (the full
-//! client registration, which rmcp does not keep: it stores only the client id). The
+//! client registration, which rmcp does not keep: it stores only the client id). In
+//! multi-user mode each user has their own pair in a folder per server,
+//! `<server>/<hash of user, name and URL>_…`, so users never share tokens or a registration
+//! and one user's files can be found (and removed) without reading anybody else's. The
 //! directory is 0700, the files 0600, and every write goes to a temporary file that is then
 //! renamed over the old one, so a crash never leaves half a file. A file that cannot be read
 //! or parsed is reported once as a warning and treated as absent: the next login replaces it.
@@ -95,6 +98,38 @@ impl Store {
             TokenStorage::Memory => Backend::Memory { key },
             TokenStorage::File => {
                 let dir = dir.map(Path::to_path_buf).unwrap_or_else(default_token_dir);
+                Backend::File {
+                    tokens: dir.join(format!("{key}_tokens.json")),
+                    client: dir.join(format!("{key}_client.json")),
+                    dir,
+                }
+            }
+        };
+        Store {
+            backend: Arc::new(backend),
+            saves: Arc::default(),
+        }
+    }
+
+    /// The store of one multi-user caller (`user`, the caller's session key) of server `name`:
+    /// files under `<dir>/<server>/`, or a memory entry of their own.
+    pub fn for_user(
+        storage: TokenStorage,
+        name: &str,
+        url: &str,
+        user: &str,
+        dir: Option<&Path>,
+    ) -> Store {
+        let key = user_key(user, name, url);
+        let backend = match storage {
+            TokenStorage::Memory => Backend::Memory {
+                key: format!("{name}/{key}"),
+            },
+            TokenStorage::File => {
+                let dir = dir
+                    .map(Path::to_path_buf)
+                    .unwrap_or_else(default_token_dir)
+                    .join(folder_name(name));
                 Backend::File {
                     tokens: dir.join(format!("{key}_tokens.json")),
                     client: dir.join(format!("{key}_client.json")),
@@ -232,6 +267,30 @@ pub fn default_token_dir() -> PathBuf {
 fn file_key(name: &str, url: &str) -> String {
     let digest = Sha256::digest(format!("{name}\n{url}").as_bytes());
     digest.iter().take(8).map(|b| format!("{b:02x}")).collect()
+}
+
+/// First 16 hex digits of SHA-256 over a user's id and the server's name and URL: user ids
+/// (Open WebUI UUIDs) do not appear in file names.
+fn user_key(user: &str, name: &str, url: &str) -> String {
+    let digest = Sha256::digest(format!("user\n{user}\n{name}\n{url}").as_bytes());
+    digest.iter().take(8).map(|b| format!("{b:02x}")).collect()
+}
+
+/// A server name as one folder name: path separators and dots at the start cannot escape
+/// the token directory.
+fn folder_name(name: &str) -> String {
+    let safe: String = name
+        .chars()
+        .map(|c| match c {
+            'a'..='z' | 'A'..='Z' | '0'..='9' | '-' | '_' | '.' => c,
+            _ => '_',
+        })
+        .collect();
+    if safe.is_empty() || safe.starts_with('.') {
+        format!("_{safe}")
+    } else {
+        safe
+    }
 }
 
 fn memory<T>(key: &str, f: impl FnOnce(&mut MemoryEntry) -> T) -> T {
@@ -406,6 +465,48 @@ mod tests {
         // The next save replaces the broken file.
         store.save_tokens(&tokens("cid")).unwrap();
         assert!(store.load_tokens().is_some());
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn users_have_their_own_private_files() {
+        use std::os::unix::fs::PermissionsExt;
+        let tmp = tempfile::tempdir().unwrap();
+        let a = Store::for_user(
+            TokenStorage::File,
+            "srv",
+            "http://h/mcp",
+            "alice",
+            Some(tmp.path()),
+        );
+        let b = Store::for_user(
+            TokenStorage::File,
+            "srv",
+            "http://h/mcp",
+            "bob",
+            Some(tmp.path()),
+        );
+        a.save_tokens(&tokens("a-client")).unwrap();
+        assert!(b.load_tokens().is_none());
+        b.save_tokens(&tokens("b-client")).unwrap();
+        assert_eq!(a.load_tokens().unwrap().client_id, "a-client");
+        let path = a.tokens_path().unwrap();
+        assert_eq!(path.parent().unwrap(), tmp.path().join("srv"));
+        let file = path.file_name().unwrap().to_string_lossy().into_owned();
+        assert!(!file.contains("alice"), "{file}");
+        assert_eq!(file.len(), 16 + "_tokens.json".len());
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(path), 0o600);
+        assert_eq!(mode(&tmp.path().join("srv")), 0o700);
+        // Neither is the single-user store of the same server.
+        let shared = Store::new(TokenStorage::File, "srv", "http://h/mcp", Some(tmp.path()));
+        assert!(shared.load_tokens().is_none());
+        let ma = Store::for_user(TokenStorage::Memory, "srv", "http://h/mcp", "alice", None);
+        let mb = Store::for_user(TokenStorage::Memory, "srv", "http://h/mcp", "bob", None);
+        ma.save_tokens(&tokens("m")).unwrap();
+        assert!(mb.load_tokens().is_none());
+        assert_eq!(folder_name("../x"), "_.._x");
+        assert_eq!(folder_name("a/b"), "a_b");
     }
 
     #[test]
