@@ -1,0 +1,503 @@
+//! The last known tool list of each multi-user server, kept on disk so that a restarted mcpo
+//! can answer an anonymous spec fetch with real tools before any user has connected (Open WebUI
+//! fetches admin-registered specs without credentials and gives up after 10 s).
+//!
+//! One JSON file per server under `$MCPO_CACHE_DIR/tools/` (default `~/.mcpo/cache/tools/`),
+//! named `<server>-<hash>.json`, where the hash covers how the server is reached (URL, or
+//! command, arguments and working directory): a server whose config changed starts with no
+//! cached tools rather than stale ones. Writes go to a temporary file that is renamed over the
+//! old one, so a crash never leaves half a file; a file that does not parse, or is larger than
+//! [`MAX_FILE_BYTES`], is ignored with a warning. Tool lists are not secrets, but nothing from
+//! the server's `env` or `headers` (which can hold credentials) goes into the file or its name.
+//!
+//! The I/O is small and blocking; callers on the async runtime may run it in `spawn_blocking`.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use rmcp::model::Tool;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::config::{ServerConfig, TransportConfig};
+
+/// Overrides the cache root (`~/.mcpo/cache`); tool lists go in its `tools/` folder.
+pub const CACHE_DIR_ENV: &str = "MCPO_CACHE_DIR";
+
+/// Larger files are neither written nor read: a tool list is normally a few hundred KiB at most.
+pub const MAX_FILE_BYTES: usize = 8 * 1024 * 1024;
+
+/// Bumped when the file layout changes; files of another version are ignored.
+const FORMAT_VERSION: u32 = 1;
+
+/// Tool lists on disk, one file per server. Cheap to clone (shared state).
+#[derive(Clone, Debug)]
+pub struct ToolCache {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    dir: PathBuf,
+    /// SHA-256 of the tool list last written to (or read from) each file, so an unchanged list
+    /// (every per-user session of a server lists the same tools) is not rewritten.
+    known: Mutex<HashMap<PathBuf, [u8; 32]>>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct CacheFile {
+    version: u32,
+    server: String,
+    /// Unix seconds; for people reading the file.
+    saved_at: u64,
+    tools: Vec<Tool>,
+}
+
+impl ToolCache {
+    /// The cache under `$MCPO_CACHE_DIR/tools`, else `~/.mcpo/cache/tools`.
+    pub fn from_env() -> Self {
+        let root = std::env::var_os(CACHE_DIR_ENV)
+            .filter(|d| !d.is_empty())
+            .map(PathBuf::from)
+            .unwrap_or_else(|| {
+                dirs::home_dir()
+                    .unwrap_or_else(std::env::temp_dir)
+                    .join(".mcpo")
+                    .join("cache")
+            });
+        Self::in_dir(root.join("tools"))
+    }
+
+    /// A cache whose files live directly in `dir` (created on the first save).
+    pub fn in_dir(dir: impl Into<PathBuf>) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                dir: dir.into(),
+                known: Mutex::new(HashMap::new()),
+            }),
+        }
+    }
+
+    /// The folder holding the files.
+    pub fn dir(&self) -> &Path {
+        &self.inner.dir
+    }
+
+    /// The tools last saved for this server (with this same identity), if any could be read.
+    pub fn load(&self, server: &ServerConfig) -> Option<Vec<Tool>> {
+        let path = self.path_of(server);
+        let bytes = match read_bounded(&path) {
+            Ok(Some(bytes)) => bytes,
+            Ok(None) => return None,
+            Err(why) => {
+                tracing::warn!(
+                    "server '{}': ignoring the tool cache {}: {why}",
+                    server.name,
+                    path.display()
+                );
+                return None;
+            }
+        };
+        let file: CacheFile = match serde_json::from_slice(&bytes) {
+            Ok(file) => file,
+            Err(e) => {
+                // Only the position: serde's message could quote the file.
+                tracing::warn!(
+                    "server '{}': ignoring the tool cache {}: not valid ({:?} error at line {} \
+                     column {})",
+                    server.name,
+                    path.display(),
+                    e.classify(),
+                    e.line(),
+                    e.column()
+                );
+                return None;
+            }
+        };
+        if file.version != FORMAT_VERSION || file.server != server.name {
+            tracing::debug!(
+                "server '{}': ignoring the tool cache {} (version {}, server '{}')",
+                server.name,
+                path.display(),
+                file.version,
+                file.server
+            );
+            return None;
+        }
+        if let Ok(digest) = tools_digest(&file.tools) {
+            self.known().insert(path, digest);
+        }
+        Some(file.tools)
+    }
+
+    /// Remembers `tools` as this server's last known list. Best effort: a failure is logged
+    /// (the cache only speeds up the first spec fetch after a restart) and never returned.
+    /// Files left by earlier configurations of the same server are removed.
+    pub fn save(&self, server: &ServerConfig, tools: &[Tool]) {
+        let path = self.path_of(server);
+        if let Err(why) = self.write(server, &path, tools) {
+            tracing::warn!(
+                "server '{}': cannot save its tool list to {}: {why}",
+                server.name,
+                path.display()
+            );
+        }
+    }
+
+    fn write(&self, server: &ServerConfig, path: &Path, tools: &[Tool]) -> Result<(), String> {
+        let digest = tools_digest(tools).map_err(|e| e.to_string())?;
+        if self.known().get(path) == Some(&digest) && path.exists() {
+            return Ok(());
+        }
+        let file = CacheFile {
+            version: FORMAT_VERSION,
+            server: server.name.clone(),
+            saved_at: std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs()),
+            tools: tools.to_vec(),
+        };
+        let bytes = serde_json::to_vec(&file).map_err(|e| e.to_string())?;
+        if bytes.len() > MAX_FILE_BYTES {
+            return Err(format!(
+                "the list is {} bytes, over the limit of {MAX_FILE_BYTES}",
+                bytes.len()
+            ));
+        }
+        std::fs::create_dir_all(&self.inner.dir).map_err(|e| e.to_string())?;
+        write_atomically(&self.inner.dir, path, &bytes).map_err(|e| e.to_string())?;
+        self.known().insert(path.to_owned(), digest);
+        self.remove_stale(server, path);
+        Ok(())
+    }
+
+    /// Deletes this server's files for other identities (its config changed since).
+    fn remove_stale(&self, server: &ServerConfig, current: &Path) {
+        let prefix = format!("{}-", file_stem(&server.name));
+        let Ok(entries) = std::fs::read_dir(&self.inner.dir) else {
+            return;
+        };
+        for entry in entries.flatten() {
+            let name = entry.file_name();
+            let name = name.to_string_lossy();
+            let other = entry.path();
+            // `<stem>-<16 hex>.json` only: another server's stem may start with ours.
+            let is_ours = name
+                .strip_prefix(&prefix)
+                .and_then(|rest| rest.strip_suffix(".json"))
+                .is_some_and(|h| h.len() == 16 && h.bytes().all(|b| b.is_ascii_hexdigit()));
+            if is_ours && other != current && owner_of(&other).as_deref() == Some(&server.name) {
+                let _ = std::fs::remove_file(&other);
+                self.known().remove(&other);
+            }
+        }
+    }
+
+    fn path_of(&self, server: &ServerConfig) -> PathBuf {
+        self.inner.dir.join(format!(
+            "{}-{}.json",
+            file_stem(&server.name),
+            identity_hash(server)
+        ))
+    }
+
+    fn known(&self) -> std::sync::MutexGuard<'_, HashMap<PathBuf, [u8; 32]>> {
+        self.inner.known.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// The server name as a safe file name part: `[A-Za-z0-9._-]` (what config names allow anyway),
+/// at most 64 characters; the hash that follows keeps names with the same stem apart.
+fn file_stem(name: &str) -> String {
+    let stem: String = name
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "._-".contains(c) {
+                c
+            } else {
+                '_'
+            }
+        })
+        .take(64)
+        .collect();
+    if stem.is_empty() {
+        "_".to_owned()
+    } else {
+        stem
+    }
+}
+
+/// First 16 hex digits of SHA-256 over the server's name and how it is reached. `env` and
+/// `headers` are left out: they may hold secrets, and rarely change which tools there are.
+fn identity_hash(server: &ServerConfig) -> String {
+    let mut hasher = Sha256::new();
+    let mut field = |part: &str| {
+        // Length-prefixed, so ("a b", "c") and ("a", "b c") differ.
+        hasher.update((part.len() as u64).to_le_bytes());
+        hasher.update(part.as_bytes());
+    };
+    field(&server.name);
+    match &server.transport {
+        TransportConfig::Stdio {
+            command, args, cwd, ..
+        } => {
+            field("stdio");
+            field(command);
+            args.iter().for_each(|a| field(a));
+            field(
+                &cwd.as_ref()
+                    .map(|c| c.display().to_string())
+                    .unwrap_or_default(),
+            );
+        }
+        TransportConfig::Sse { url, .. } => {
+            field("sse");
+            field(url.as_str());
+        }
+        TransportConfig::StreamableHttp { url, .. } => {
+            field("streamable-http");
+            field(url.as_str());
+        }
+    }
+    hasher
+        .finalize()
+        .iter()
+        .take(8)
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+fn tools_digest(tools: &[Tool]) -> serde_json::Result<[u8; 32]> {
+    let bytes = serde_json::to_vec(tools)?;
+    Ok(Sha256::digest(&bytes).into())
+}
+
+/// The server a cache file belongs to, if it can be read.
+fn owner_of(path: &Path) -> Option<String> {
+    #[derive(Deserialize)]
+    struct Owner {
+        server: String,
+    }
+    let bytes = read_bounded(path).ok()??;
+    serde_json::from_slice::<Owner>(&bytes)
+        .ok()
+        .map(|o| o.server)
+}
+
+/// The file's bytes; `None` when it does not exist; an error when unreadable or too large.
+fn read_bounded(path: &Path) -> Result<Option<Vec<u8>>, String> {
+    use std::io::Read;
+    let file = match std::fs::File::open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e.to_string()),
+    };
+    let mut bytes = Vec::new();
+    file.take(MAX_FILE_BYTES as u64 + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| e.to_string())?;
+    if bytes.len() > MAX_FILE_BYTES {
+        return Err(format!("larger than {MAX_FILE_BYTES} bytes"));
+    }
+    Ok(Some(bytes))
+}
+
+static TMP_COUNTER: AtomicU64 = AtomicU64::new(0);
+
+/// Temp file in the same folder, then rename: readers see the old file or the new one.
+fn write_atomically(dir: &Path, path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let tmp = dir.join(format!(
+        ".{name}.{}-{}.tmp",
+        std::process::id(),
+        TMP_COUNTER.fetch_add(1, Ordering::Relaxed)
+    ));
+    let result = (|| {
+        let mut file = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&tmp)?;
+        file.write_all(bytes)?;
+        file.sync_all()?;
+        std::fs::rename(&tmp, path)
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+    use std::collections::{BTreeMap, BTreeSet};
+
+    fn stdio(name: &str, args: &[&str]) -> ServerConfig {
+        ServerConfig {
+            name: name.to_owned(),
+            transport: TransportConfig::Stdio {
+                command: "fixture".to_owned(),
+                args: args.iter().map(|a| a.to_string()).collect(),
+                env: BTreeMap::new(),
+                cwd: None,
+            },
+            disabled_tools: BTreeSet::new(),
+            timeout: None,
+            oauth: None,
+            multi_user: None,
+        }
+    }
+
+    fn remote(name: &str, url: &str) -> ServerConfig {
+        ServerConfig {
+            transport: TransportConfig::StreamableHttp {
+                url: url.parse().unwrap(),
+                headers: BTreeMap::new(),
+            },
+            ..stdio(name, &[])
+        }
+    }
+
+    fn tool(name: &str) -> Tool {
+        serde_json::from_value(json!({
+            "name": name,
+            "description": format!("the {name} tool"),
+            "inputSchema": {"type": "object", "properties": {"x": {"type": "string", "const": "y"}},
+                            "$defs": {"D": {"type": "integer"}}},
+        }))
+        .unwrap()
+    }
+
+    fn files(dir: &Path) -> Vec<String> {
+        let mut names: Vec<String> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        names
+    }
+
+    #[test]
+    fn saved_tools_come_back_after_a_restart() {
+        let dir = tempfile::tempdir().unwrap();
+        let server = stdio("memory", &["stdio"]);
+        let tools = vec![tool("a"), tool("b")];
+        ToolCache::in_dir(dir.path()).save(&server, &tools);
+        // A new cache over the same folder stands for a restarted mcpo.
+        let again = ToolCache::in_dir(dir.path());
+        assert_eq!(again.load(&server), Some(tools));
+        assert_eq!(again.load(&stdio("other", &["stdio"])), None);
+        let names = files(dir.path());
+        assert_eq!(names.len(), 1, "{names:?}");
+        assert!(names[0].starts_with("memory-") && names[0].ends_with(".json"));
+    }
+
+    #[test]
+    fn a_changed_config_does_not_see_the_old_tools() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = ToolCache::in_dir(dir.path());
+        cache.save(&stdio("s", &["v1"]), &[tool("old")]);
+        assert_eq!(cache.load(&stdio("s", &["v2"])), None);
+        cache.save(&remote("r", "http://127.0.0.1:1/mcp"), &[tool("x")]);
+        assert_eq!(cache.load(&remote("r", "http://127.0.0.1:2/mcp")), None);
+        // Saving under the new identity replaces the old file instead of piling up.
+        cache.save(&stdio("s", &["v2"]), &[tool("new")]);
+        assert_eq!(cache.load(&stdio("s", &["v1"])), None);
+        assert_eq!(cache.load(&stdio("s", &["v2"])), Some(vec![tool("new")]));
+        assert_eq!(files(dir.path()).len(), 2, "{:?}", files(dir.path()));
+    }
+
+    #[test]
+    fn argument_boundaries_matter() {
+        assert_ne!(
+            identity_hash(&stdio("s", &["a b", "c"])),
+            identity_hash(&stdio("s", &["a", "b c"]))
+        );
+    }
+
+    #[test]
+    fn corrupt_oversized_and_foreign_files_are_ignored() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = ToolCache::in_dir(dir.path());
+        let server = stdio("s", &[]);
+        cache.save(&server, &[tool("a")]);
+        let path = cache.path_of(&server);
+
+        std::fs::write(&path, b"{\"version\": 1, \"server\": \"s\", \"tools\": [").unwrap();
+        assert_eq!(ToolCache::in_dir(dir.path()).load(&server), None);
+
+        std::fs::write(&path, vec![b' '; MAX_FILE_BYTES + 1]).unwrap();
+        assert_eq!(ToolCache::in_dir(dir.path()).load(&server), None);
+
+        let foreign = json!({"version": 1, "server": "t", "saved_at": 0, "tools": []});
+        std::fs::write(&path, foreign.to_string()).unwrap();
+        assert_eq!(ToolCache::in_dir(dir.path()).load(&server), None);
+
+        let future = json!({"version": 99, "server": "s", "saved_at": 0, "tools": []});
+        std::fs::write(&path, future.to_string()).unwrap();
+        assert_eq!(ToolCache::in_dir(dir.path()).load(&server), None);
+
+        // A good save repairs the file.
+        ToolCache::in_dir(dir.path()).save(&server, &[tool("a")]);
+        assert_eq!(cache.load(&server), Some(vec![tool("a")]));
+    }
+
+    #[test]
+    fn oversized_lists_are_not_written() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = ToolCache::in_dir(dir.path());
+        let server = stdio("big", &[]);
+        let mut big = tool("big");
+        big.description = Some("x".repeat(MAX_FILE_BYTES).into());
+        cache.save(&server, &[big]);
+        assert_eq!(cache.load(&server), None);
+    }
+
+    #[test]
+    fn unchanged_lists_are_not_rewritten_and_no_temp_files_stay() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = ToolCache::in_dir(dir.path());
+        let server = stdio("s", &[]);
+        cache.save(&server, &[tool("a")]);
+        let path = cache.path_of(&server);
+        let before = std::fs::metadata(&path).unwrap().modified().unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        cache.save(&server, &[tool("a")]);
+        assert_eq!(
+            std::fs::metadata(&path).unwrap().modified().unwrap(),
+            before
+        );
+        cache.save(&server, &[tool("a"), tool("b")]);
+        assert_eq!(cache.load(&server).map(|t| t.len()), Some(2));
+        assert_eq!(files(dir.path()).len(), 1, "{:?}", files(dir.path()));
+    }
+
+    #[test]
+    fn unusual_server_names_make_safe_file_names() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = ToolCache::in_dir(dir.path());
+        let server = stdio("../../etc/passwd", &[]);
+        cache.save(&server, &[tool("a")]);
+        assert_eq!(cache.load(&server), Some(vec![tool("a")]));
+        let names = files(dir.path());
+        assert_eq!(names.len(), 1);
+        assert!(names[0].starts_with(".._.._etc_passwd-"), "{names:?}");
+    }
+
+    #[test]
+    fn an_unwritable_folder_is_logged_not_fatal() {
+        let dir = tempfile::tempdir().unwrap();
+        let blocker = dir.path().join("file");
+        std::fs::write(&blocker, b"not a folder").unwrap();
+        let cache = ToolCache::in_dir(blocker.join("tools"));
+        cache.save(&stdio("s", &[]), &[tool("a")]);
+        assert_eq!(cache.load(&stdio("s", &[])), None);
+    }
+}
