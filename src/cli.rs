@@ -202,6 +202,16 @@ pub struct Cli {
     #[arg(long, env = "WEBUI_URL", value_name = "URL")]
     pub webui_url: Option<String>,
 
+    /// Open WebUI's FORWARD_USER_INFO_HEADER_JWT_SECRET: verifies its signed X-OpenWebUI-User-Jwt
+    /// header, then accepted as the caller's identity on multi-user servers.
+    #[arg(
+        long,
+        env = "FORWARD_USER_INFO_HEADER_JWT_SECRET",
+        value_name = "SECRET",
+        hide_env_values = true
+    )]
+    pub webui_user_jwt_secret: Option<String>,
+
     /// The URL users reach mcpo at (for login links); default: the request's scheme and host.
     #[arg(long, env = "MCPO_PUBLIC_URL", value_name = "URL")]
     pub public_url: Option<String>,

@@ -218,6 +218,7 @@ fn serve_options(
         single_server: cli.config.is_none(),
         config_path: cli.config.clone(),
         webui_url: cli.webui_url.clone(),
+        webui_user_jwt_secret: cli.webui_user_jwt_secret.clone().filter(|s| !s.is_empty()),
         public_url: cli.public_url.clone(),
         upstream: super::UpstreamLimits {
             shutdown_grace: cli.shutdown_grace,

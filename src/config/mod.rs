@@ -170,6 +170,8 @@ pub struct ServeOptions {
     pub upstream: UpstreamLimits,
     /// `--webui-url`: Open WebUI's base URL (resolves `sk-…` API keys).
     pub webui_url: Option<String>,
+    /// `--webui-user-jwt-secret`: verifies Open WebUI's signed `X-OpenWebUI-User-Jwt` header.
+    pub webui_user_jwt_secret: Option<String>,
     /// `--public-url`: where users reach mcpo (login links).
     pub public_url: Option<String>,
 }
@@ -224,6 +226,7 @@ impl Default for ServeOptions {
             hot_reload: false,
             upstream: UpstreamLimits::default(),
             webui_url: None,
+            webui_user_jwt_secret: None,
             public_url: None,
         }
     }

@@ -38,6 +38,8 @@ pub struct AppState {
     spec: Arc<catalog::SpecContext>,
     started_at: std::time::Instant,
     metrics: metrics::Metrics,
+    /// Resolves Open WebUI API keys (`sk-…`) to users, with a short-lived cache.
+    api_keys: identity::ApiKeys,
 }
 
 impl AppState {
@@ -45,6 +47,7 @@ impl AppState {
     pub fn new(options: ServeOptions, upstream: UpstreamOptions, config: Config) -> Arc<Self> {
         let spec = Arc::new(catalog::SpecContext::from_options(&options));
         Arc::new(Self {
+            api_keys: identity::ApiKeys::new(options.webui_url.as_deref()),
             registry: Registry::start(config, upstream, spec.clone()),
             spec,
             options,

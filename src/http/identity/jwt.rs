@@ -26,16 +26,7 @@ pub fn verify_webui_jwt(token: &str, secret: &str) -> Result<String, String> {
         &DecodingKey::from_secret(secret.as_bytes()),
         &validation,
     )
-    .map_err(|e| {
-        use jsonwebtoken::errors::ErrorKind::*;
-        match e.kind() {
-            ExpiredSignature => "the token has expired".to_owned(),
-            InvalidSignature => "the token's signature does not verify".to_owned(),
-            InvalidAlgorithm => "the token is not signed with HS256".to_owned(),
-            MissingRequiredClaim(c) => format!("the token has no '{c}' claim"),
-            _ => "the token is not a valid Open WebUI JWT".to_owned(),
-        }
-    })?;
+    .map_err(|e| describe(&e))?;
     if let Some(typ) = &data.claims.typ
         && !matches!(typ.as_str(), "session" | "automation" | "subagent")
     {
@@ -44,6 +35,46 @@ pub fn verify_webui_jwt(token: &str, secret: &str) -> Result<String, String> {
     match data.claims.id {
         Some(serde_json::Value::String(id)) if !id.is_empty() => Ok(id),
         _ => Err("the token has no string 'id' claim".to_owned()),
+    }
+}
+
+#[derive(Deserialize)]
+struct UserInfoClaims {
+    sub: serde_json::Value,
+}
+
+/// Verifies Open WebUI's signed user-info header (`X-OpenWebUI-User-Jwt`, sent when Open WebUI
+/// has `FORWARD_USER_INFO_HEADER_JWT_SECRET`) and returns the user id (`sub`). Open WebUI mints
+/// it per request with `sub`, `email`, `name`, `role`, `iss: "open-webui"`, `iat` and a short
+/// `exp` (300 s by default), so `exp` and `sub` are required and `iss`, when present, must be
+/// `open-webui`.
+pub fn verify_user_info_jwt(token: &str, secret: &str) -> Result<String, String> {
+    let mut validation = Validation::new(Algorithm::HS256);
+    validation.leeway = LEEWAY_SECS;
+    validation.validate_exp = true;
+    validation.set_required_spec_claims(&["exp", "sub"]);
+    validation.set_issuer(&["open-webui"]);
+    let data = jsonwebtoken::decode::<UserInfoClaims>(
+        token,
+        &DecodingKey::from_secret(secret.as_bytes()),
+        &validation,
+    )
+    .map_err(|e| describe(&e))?;
+    match data.claims.sub {
+        serde_json::Value::String(id) if !id.is_empty() => Ok(id),
+        _ => Err("the token has no string 'sub' claim".to_owned()),
+    }
+}
+
+fn describe(e: &jsonwebtoken::errors::Error) -> String {
+    use jsonwebtoken::errors::ErrorKind::*;
+    match e.kind() {
+        ExpiredSignature => "the token has expired".to_owned(),
+        InvalidSignature => "the token's signature does not verify".to_owned(),
+        InvalidAlgorithm => "the token is not signed with HS256".to_owned(),
+        InvalidIssuer => "the token was not issued by Open WebUI".to_owned(),
+        MissingRequiredClaim(c) => format!("the token has no '{c}' claim"),
+        _ => "the token is not a valid Open WebUI JWT".to_owned(),
     }
 }
 
@@ -116,5 +147,48 @@ mod tests {
         )
         .unwrap();
         assert!(verify_webui_jwt(&hs512, "s").is_err());
+    }
+
+    #[test]
+    fn user_info_header_tokens_as_open_webui_mints_them() {
+        let claims = |extra: serde_json::Value| {
+            let mut c = json!({"sub": "u-7", "email": "a@b.c", "name": "A", "role": "user",
+                               "iss": "open-webui", "iat": now(), "exp": now() + 300});
+            c.as_object_mut()
+                .unwrap()
+                .extend(extra.as_object().unwrap().clone());
+            c
+        };
+        let ok = token(claims(json!({})), "h");
+        assert_eq!(verify_user_info_jwt(&ok, "h"), Ok("u-7".into()));
+        // The session secret does not verify it, and a session token is no user-info token.
+        assert!(verify_user_info_jwt(&ok, "s").is_err());
+        let session = token(json!({"id": "u", "exp": now() + 60}), "h");
+        assert!(verify_user_info_jwt(&session, "h").is_err());
+        assert!(verify_webui_jwt(&ok, "h").is_err());
+        for bad in [
+            json!({"exp": now() - 600}),
+            json!({"iss": "someone-else"}),
+            json!({"sub": 7}),
+            json!({"sub": ""}),
+        ] {
+            let t = token(claims(bad.clone()), "h");
+            assert!(verify_user_info_jwt(&t, "h").is_err(), "{bad}");
+        }
+        let no_exp = {
+            let mut c = claims(json!({}));
+            c.as_object_mut().unwrap().remove("exp");
+            token(c, "h")
+        };
+        assert!(verify_user_info_jwt(&no_exp, "h").is_err());
+        let b64 = |v: serde_json::Value| {
+            base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v.to_string())
+        };
+        let none = format!(
+            "{}.{}.",
+            b64(json!({"alg": "none", "typ": "JWT"})),
+            b64(claims(json!({})))
+        );
+        assert!(verify_user_info_jwt(&none, "h").is_err());
     }
 }

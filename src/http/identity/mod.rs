@@ -1,11 +1,19 @@
-//! Who is calling: the `--api-key` service caller, an Open WebUI user (verified session JWT),
-//! or nobody.
+//! Who is calling: the `--api-key` service caller, an Open WebUI user, or nobody.
 //!
-//! Open WebUI signs session JWTs with HS256 over the UTF-8 bytes of `WEBUI_SECRET_KEY`, with
-//! claims `id`, `exp`, `iat`, `jti` and `typ` (`session`/`automation`/`subagent`; absent in
-//! older tokens). Only HS256 is accepted (no `none`, no RS256 key confusion); `exp` is
-//! required. Tokens are never logged or echoed.
+//! An Open WebUI user is recognised, on multi-user servers, by any of the credentials Open
+//! WebUI forwards (see `docs/open-webui.md`):
+//! - its session JWT (`Authorization: Bearer eyJ…`, auth type `session`), checked offline with
+//!   `WEBUI_SECRET_KEY` ([`jwt`]);
+//! - an API key (`Authorization: Bearer sk-…`, when the chat was started through Open WebUI's
+//!   API), resolved online through `--webui-url` ([`api_key`]);
+//! - its signed user-info header (`X-OpenWebUI-User-Jwt`), checked offline with
+//!   `--webui-user-jwt-secret` ([`jwt`]). The unsigned `X-OpenWebUI-User-*` headers are never
+//!   read: anyone can send them.
+//!
+//! All three name the same user id, so a user keeps one upstream session whichever arrives.
+//! Credentials are never logged or echoed.
 
+mod api_key;
 mod jwt;
 
 use axum::http::{HeaderMap, header};
@@ -15,7 +23,8 @@ use subtle::ConstantTimeEq;
 use super::AppState;
 use super::error::ApiError;
 use crate::config::{MultiUser, ServeOptions};
-pub use jwt::verify_webui_jwt;
+pub use api_key::ApiKeys;
+pub use jwt::{verify_user_info_jwt, verify_webui_jwt};
 
 /// The verified identity behind a request.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -100,28 +109,64 @@ pub async fn authorize(
 ) -> Result<Caller, ApiError> {
     let opts = &state.options;
     let needs_key = opts.api_key.is_some() && (tool_call || opts.strict_auth);
+    // The signed user-info header names the user even when `Authorization` carries a static
+    // key (Open WebUI's `bearer` auth type), so it is looked at first.
+    if multi.is_some()
+        && let Some(caller) = user_info_header(opts, headers)?
+    {
+        return Ok(caller);
+    }
     match (presented(headers), multi) {
         (Presented::Bearer(t), _) if is_key(opts, t.as_bytes()) => Ok(Caller::Service),
         (Presented::Basic(p), _) if opts.strict_auth && is_key(opts, &p) => Ok(Caller::Service),
-        (Presented::Bearer(t), Some(m)) => {
-            if t.starts_with("sk-") {
-                return Err(ApiError::Unauthorized(
-                    "Open WebUI API keys (sk-…) are not accepted here: use the 'session' auth type so Open WebUI forwards the user's JWT".into(),
-                ));
+        (Presented::Bearer(t), Some(_)) if t.starts_with("sk-") => {
+            match state.api_keys.resolve(&t).await {
+                Ok(id) => Ok(Caller::User(id)),
+                // Open specs stay open while Open WebUI is unreachable: the caller gets the
+                // server's shared tool list instead of an error.
+                Err(e) if !tool_call && !needs_key && !matches!(e, ApiError::Unauthorized(_)) => {
+                    Ok(Caller::Anonymous)
+                }
+                Err(e) => Err(e),
             }
-            verify_webui_jwt(&t, &m.secret)
-                .map(Caller::User)
-                .map_err(|why| ApiError::Unauthorized(format!("invalid Open WebUI token: {why}")))
         }
+        (Presented::Bearer(t), Some(m)) => verify_webui_jwt(&t, &m.secret)
+            .map(Caller::User)
+            .map_err(|why| ApiError::Unauthorized(format!("invalid Open WebUI token: {why}"))),
         // Multi-user tool calls need a verified identity: no header, Basic or any other
-        // scheme is refused (only the API key and user JWTs got through above).
-        (_, Some(_)) if tool_call || needs_key => Err(ApiError::Unauthorized(
-            "this server is in multi-user mode: send 'Authorization: Bearer <Open WebUI JWT>' (tool server auth type 'session')".into(),
-        )),
+        // scheme is refused (only the API key and user credentials got through above).
+        (_, Some(_)) if tool_call || needs_key => {
+            let mut message = "this server is in multi-user mode: send 'Authorization: Bearer \
+                               <Open WebUI JWT>' (tool server auth type 'session')"
+                .to_owned();
+            if headers.contains_key(USER_INFO_HEADER) {
+                message.push_str(
+                    "; X-OpenWebUI-User-Jwt is ignored until mcpo is started with \
+                     --webui-user-jwt-secret / FORWARD_USER_INFO_HEADER_JWT_SECRET",
+                );
+            }
+            Err(ApiError::Unauthorized(message))
+        }
         (Presented::None, _) if needs_key => Err(ApiError::Unauthorized(
             "missing API key: send 'Authorization: Bearer <key>'".into(),
         )),
         (_, _) if needs_key => Err(ApiError::Forbidden("invalid API key".into())),
         _ => Ok(Caller::Anonymous),
     }
+}
+
+/// Open WebUI's signed user-info header (its `FORWARD_USER_INFO_HEADER_JWT` default).
+const USER_INFO_HEADER: &str = "x-openwebui-user-jwt";
+
+/// The user named by a valid `X-OpenWebUI-User-Jwt`; `None` when the header is absent or no
+/// secret is configured to check it; 401 when it does not verify.
+fn user_info_header(opts: &ServeOptions, headers: &HeaderMap) -> Result<Option<Caller>, ApiError> {
+    let (Some(secret), Some(value)) = (&opts.webui_user_jwt_secret, headers.get(USER_INFO_HEADER))
+    else {
+        return Ok(None);
+    };
+    let token = value.to_str().unwrap_or_default().trim();
+    verify_user_info_jwt(token, secret)
+        .map(|id| Some(Caller::User(id)))
+        .map_err(|why| ApiError::Unauthorized(format!("invalid X-OpenWebUI-User-Jwt: {why}")))
 }
