@@ -171,6 +171,7 @@ pub fn call_error(server: &str, tool: &str, err: CallError) -> ApiError {
             message: format!("server '{server}' is reconnecting ({reason}); retry shortly"),
             retry_after_secs: 1,
         },
+        CallError::Forbidden(reason) => ApiError::Forbidden(reason),
         CallError::Other(reason) => ApiError::BadGateway {
             message: format!("server '{server}' failed to answer: {reason}"),
             data: None,

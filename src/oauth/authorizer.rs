@@ -246,6 +246,10 @@ impl Authorizer {
         &self.inner.settings.server
     }
 
+    pub(crate) fn store(&self) -> &Store {
+        &self.inner.store
+    }
+
     /// The token file (`None` with memory storage).
     pub fn token_file(&self) -> Option<&std::path::Path> {
         self.inner.store.tokens_path()
@@ -458,6 +462,7 @@ impl Authorizer {
                     self.inner.store.load_registration(),
                     settings,
                     &metadata,
+                    register,
                 ) {
                     Some(id) => Some(id),
                     None => match register {
@@ -504,8 +509,11 @@ impl Authorizer {
             }
             None => settings.client_id.clone(),
         };
-        // Tokens of another client or authorization server are of no use here.
-        if let Some(stored) = self.inner.store.load_tokens() {
+        // Tokens of another client or authorization server are of no use here; but a login
+        // (`register`) keeps them in use until its own arrive (a step-up may be refused).
+        if register.is_none()
+            && let Some(stored) = self.inner.store.load_tokens()
+        {
             let other_client = expected_client.as_deref() != Some(stored.client_id.as_str());
             let other_issuer =
                 issuer.is_some() && stored.issuer.is_some() && stored.issuer != issuer;

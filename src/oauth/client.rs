@@ -25,8 +25,8 @@ use rmcp::transport::streamable_http_client::{
 };
 use sse_stream::Sse;
 
-use super::OAuthError;
 use super::authorizer::{Authorizer, LoginRequest};
+use super::{OAuthError, register};
 
 /// Scope step-ups allowed before a request that needs more scope fails for good.
 const MAX_STEP_UPS: u32 = 3;
@@ -111,46 +111,136 @@ impl AuthorizedClient {
                     }
                 }
                 Recovery::StepUp { challenge, scope } => {
-                    let (granted, scopes) = {
-                        let manager = client.auth_manager.lock().await;
-                        (
-                            manager.get_current_scopes().await,
-                            manager.select_scopes(scope.as_deref(), &[]),
-                        )
-                    };
-                    if let Some(required) = scope.as_deref()
-                        && required
-                            .split_whitespace()
-                            .all(|s| granted.iter().any(|g| g == s))
-                    {
-                        // A new login would ask for what the token already has.
-                        tracing::warn!(
-                            "server '{}': 403 insufficient_scope for scope '{required}', which \
-                             is already granted; not logging in again",
-                            self.authorizer.server()
-                        );
-                        return Err(error);
-                    }
-                    if let Err(why) = self.authorizer.allow_step_up(&scopes, MAX_STEP_UPS) {
-                        tracing::warn!("server '{}': {why}", self.authorizer.server());
-                        return Err(error);
-                    }
-                    tracing::info!(
-                        "server '{}': the server wants more scope ({}); logging in again",
-                        self.authorizer.server(),
-                        scopes.join(" ")
-                    );
-                    LoginRequest {
-                        challenge: Some(challenge),
-                        scopes: Some(scopes),
-                        ..Default::default()
-                    }
+                    self.step_up(&client, challenge, scope).await?;
+                    continue;
                 }
                 _ => return Err(error),
             };
             self.authorizer.login(request).await.map_err(as_transport)?;
         }
     }
+}
+
+impl AuthorizedClient {
+    /// A login for more scope after a 403 `insufficient_scope`. When mcpo cannot get the
+    /// scope (the login was denied or failed, the limit was reached, or the token has the
+    /// scope already), the error carries a [`ScopeRefused`] naming it, so the call is
+    /// answered 403 rather than as a lost connection; the session and its tokens stay.
+    async fn step_up(
+        &self,
+        client: &AuthClient<reqwest::Client>,
+        challenge: String,
+        required: Option<String>,
+    ) -> Result<(), Error> {
+        let server = self.authorizer.server();
+        let (granted, scopes) = {
+            let manager = client.auth_manager.lock().await;
+            (
+                manager.get_current_scopes().await,
+                manager.select_scopes(required.as_deref(), &[]),
+            )
+        };
+        let missing: Vec<&str> = required
+            .as_deref()
+            .unwrap_or_default()
+            .split_whitespace()
+            .filter(|s| !granted.iter().any(|g| g == s))
+            .collect();
+        let refused = |reason: String| {
+            let scope = match (missing.is_empty(), required.as_deref()) {
+                (false, _) => missing.join(" "),
+                (true, Some(required)) => required.to_owned(),
+                (true, None) => String::new(),
+            };
+            StreamableHttpError::Io(std::io::Error::new(
+                std::io::ErrorKind::PermissionDenied,
+                ScopeRefused {
+                    server: server.to_owned(),
+                    scope,
+                    reason,
+                },
+            ))
+        };
+        if required.is_some() && missing.is_empty() {
+            // A new login would ask for what the token already has.
+            tracing::warn!(
+                "server '{server}': 403 insufficient_scope for scope '{}', which is already \
+                 granted; not logging in again",
+                required.as_deref().unwrap_or_default()
+            );
+            return Err(refused(
+                "the access token has it already, yet the server refused the call".to_owned(),
+            ));
+        }
+        if let Err(why) = self.authorizer.allow_step_up(&scopes, MAX_STEP_UPS) {
+            tracing::warn!("server '{server}': {why}");
+            return Err(refused(why));
+        }
+        tracing::info!(
+            "server '{server}': the server wants more scope ({}); logging in again",
+            scopes.join(" ")
+        );
+        let before = self.authorizer.store().load_registration();
+        let request = LoginRequest {
+            challenge: Some(challenge),
+            scopes: Some(scopes),
+            ..Default::default()
+        };
+        if let Err(e) = self.authorizer.login(request).await {
+            register::restore(
+                self.authorizer.store(),
+                &client.auth_manager,
+                before,
+                server,
+            )
+            .await;
+            let reason = e.to_string();
+            let prefix = format!("server '{server}': ");
+            let reason = reason.strip_prefix(&prefix).unwrap_or(&reason);
+            return Err(refused(format!("the step-up login failed: {reason}")));
+        }
+        Ok(())
+    }
+}
+
+/// A call that needs OAuth scope mcpo could not get (see [`scope_refusal`]).
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "server '{server}' requires the OAuth scope '{scope}' for this call, which mcpo does not \
+     have: {reason}"
+)]
+pub struct ScopeRefused {
+    server: String,
+    scope: String,
+    reason: String,
+}
+
+impl ScopeRefused {
+    /// The scope that is missing (space-separated; empty when the server did not name it).
+    pub fn scope(&self) -> &str {
+        &self.scope
+    }
+}
+
+/// The [`ScopeRefused`] behind a failed MCP request, if that is why it failed: `error` is
+/// what rmcp reports for the request (a transport error wrapping ours).
+pub fn scope_refusal<'a>(error: &'a (dyn std::error::Error + 'static)) -> Option<&'a ScopeRefused> {
+    let mut next = Some(error);
+    while let Some(e) = next {
+        if let Some(refused) = e.downcast_ref::<ScopeRefused>() {
+            return Some(refused);
+        }
+        // `io::Error::source` skips the error it wraps.
+        if let Some(refused) = e
+            .downcast_ref::<std::io::Error>()
+            .and_then(|io| io.get_ref())
+            .and_then(|inner| inner.downcast_ref::<ScopeRefused>())
+        {
+            return Some(refused);
+        }
+        next = e.source();
+    }
+    None
 }
 
 fn recovery(error: &Error) -> Option<Recovery> {

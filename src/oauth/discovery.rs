@@ -8,7 +8,10 @@
 //!   base URL; a document that names another resource stops the login (rmcp skips a guessed
 //!   one silently and would go on to authorize);
 //! - `oauth.server_url`: where authorization-server metadata (and the 2025-03-26 defaults)
-//!   are looked for when the MCP endpoint leads nowhere.
+//!   are looked for when the MCP endpoint leads nowhere;
+//! - the 2025-03-26 discovery for servers without protected-resource metadata: RFC 8414
+//!   metadata at the MCP origin's root is the server's own even when its issuer names a
+//!   path, which rmcp's RFC 8414 issuer check refuses (that check stays on the modern path).
 
 use std::time::Duration;
 
@@ -74,26 +77,43 @@ pub(crate) async fn discover(
     };
     let challenge = challenge.or(probed.as_deref());
     let resource = protected_resource(&http, settings, challenge).await?;
-    let resolution = manager
+    let resolved = manager
         .resolve_metadata_from_challenge(challenge)
         .await
-        .map_err(|e| match e {
-            AuthError::ProtectedResourceMetadataInvalid { url, reason } => match *reason {
-                ProtectedResourceMetadataInvalidReason::ResourceMismatch { permitted, .. } => {
-                    OAuthError::ResourceMismatch {
-                        server: settings.server.clone(),
-                        url: settings.resource_url.to_string(),
-                        resource: format!("{permitted} (in {url})"),
-                    }
-                }
-                reason => failed(format!(
-                    "protected resource metadata at {url} is unusable: {reason}"
+        .map(|r| (r.metadata, r.source));
+    // 2025-03-26 servers publish no protected-resource metadata; their authorization-server
+    // metadata sits at the MCP origin's root, whatever issuer it names.
+    let resolved = match resolved {
+        Err(e @ AuthError::AuthorizationServerMismatch { .. })
+            if resource.is_none()
+                && !publishes_resource_metadata(&http, settings, challenge).await =>
+        {
+            match legacy_root_metadata(&http, settings).await {
+                Some(metadata) => Ok((
+                    metadata,
+                    AuthorizationMetadataSource::AuthorizationServerMetadata,
                 )),
-            },
-            other => failed(other.to_string()),
-        })?;
-    let mut metadata = resolution.metadata;
-    if resolution.source == AuthorizationMetadataSource::LegacyEndpointFallback
+                None => Err(e),
+            }
+        }
+        other => other,
+    };
+    let (mut metadata, source) = resolved.map_err(|e| match e {
+        AuthError::ProtectedResourceMetadataInvalid { url, reason } => match *reason {
+            ProtectedResourceMetadataInvalidReason::ResourceMismatch { permitted, .. } => {
+                OAuthError::ResourceMismatch {
+                    server: settings.server.clone(),
+                    url: settings.resource_url.to_string(),
+                    resource: format!("{permitted} (in {url})"),
+                }
+            }
+            reason => failed(format!(
+                "protected resource metadata at {url} is unusable: {reason}"
+            )),
+        },
+        other => failed(other.to_string()),
+    })?;
+    if source == AuthorizationMetadataSource::LegacyEndpointFallback
         && let Some(server_url) = &settings.server_url
     {
         metadata = match authorization_server_metadata(&http, server_url).await {
@@ -101,7 +121,7 @@ pub(crate) async fn discover(
             None => legacy_endpoints(server_url),
         };
     }
-    if resolution.source == AuthorizationMetadataSource::LegacyEndpointFallback {
+    if source == AuthorizationMetadataSource::LegacyEndpointFallback {
         tracing::info!(
             "server '{}': no OAuth metadata published; using the 2025-03-26 default endpoints \
              ({})",
@@ -232,6 +252,72 @@ async fn get_json(http: &reqwest::Client, url: &Url) -> Option<serde_json::Map<S
         Value::Object(map) => Some(map),
         _ => None,
     }
+}
+
+/// Whether the endpoint publishes any RFC 9728 protected-resource metadata (named in the
+/// challenge, path-based or at the root): if it does, it is not a 2025-03-26 server.
+async fn publishes_resource_metadata(
+    http: &reqwest::Client,
+    settings: &Settings,
+    challenge: Option<&str>,
+) -> bool {
+    let endpoint = &settings.resource_url;
+    if challenge
+        .and_then(|h| WWWAuthenticateParams::parse(h, endpoint).resource_metadata_url)
+        .is_some()
+    {
+        return true;
+    }
+    let path = endpoint.path().trim_matches('/');
+    let mut candidates = vec!["/.well-known/oauth-protected-resource".to_owned()];
+    if !path.is_empty() {
+        candidates.insert(0, format!("/.well-known/oauth-protected-resource/{path}"));
+    }
+    for candidate in candidates {
+        let mut url = endpoint.clone();
+        url.set_query(None);
+        url.set_path(&candidate);
+        if get_json(http, &url).await.is_some() {
+            return true;
+        }
+    }
+    false
+}
+
+/// The 2025-03-26 spec's discovery: RFC 8414 metadata at the root of the MCP server's origin
+/// (the path discarded), taken as the server's own. That spec predates RFC 9728, so the
+/// metadata's issuer may name a path (`<origin>/oauth`) without a document there; the
+/// metadata's endpoints are used as published. Only for servers without protected-resource
+/// metadata: the modern path keeps RFC 8414's issuer check.
+async fn legacy_root_metadata(
+    http: &reqwest::Client,
+    settings: &Settings,
+) -> Option<AuthorizationMetadata> {
+    let mut url = settings.resource_url.clone();
+    url.set_query(None);
+    url.set_fragment(None);
+    url.set_path("/.well-known/oauth-authorization-server");
+    let document = get_json(http, &url).await?;
+    let metadata = serde_json::from_value::<AuthorizationMetadata>(Value::Object(document)).ok()?;
+    let origin = url.origin();
+    let same_origin = |endpoint: &str| Url::parse(endpoint).is_ok_and(|u| u.origin() == origin);
+    // The endpoints come from the MCP server's own origin's document; the issuer it names
+    // is what the authorization response's `iss` is checked against.
+    if !metadata.issuer.as_deref().is_some_and(same_origin) {
+        tracing::warn!(
+            "server '{}': ignoring the 2025-03-26 authorization server metadata at {url}: its \
+             issuer is not on the MCP server's origin",
+            settings.server
+        );
+        return None;
+    }
+    tracing::info!(
+        "server '{}': no protected resource metadata; using the 2025-03-26 authorization \
+         server metadata at {url} (issuer {})",
+        settings.server,
+        metadata.issuer.as_deref().unwrap_or_default()
+    );
+    Some(metadata)
 }
 
 /// RFC 9728 §3.3 as MCP applies it: the metadata's resource is the endpoint itself or a

@@ -37,7 +37,7 @@ use tokio::sync::mpsc;
 
 pub use authorizer::{Authorizer, LoginState, OAuthCounters, TokenStatus};
 pub use browser::BrowserCommand;
-pub use client::AuthorizedClient;
+pub use client::{AuthorizedClient, ScopeRefused, scope_refusal};
 pub use settings::DEFAULT_LOGIN_TIMEOUT;
 pub use store::TOKEN_DIR_ENV;
 pub use web::{CallbackError, TicketError, WebLogins};

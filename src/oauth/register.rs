@@ -7,12 +7,12 @@
 //! mcpo's defaults. mcpo registers itself (rather than through rmcp's `register_client`) so
 //! the configured metadata is honoured and the full response can be stored.
 
-use rmcp::transport::auth::{AuthorizationMetadata, OAuthClientConfig};
+use rmcp::transport::auth::{AuthorizationManager, AuthorizationMetadata, OAuthClientConfig};
 use serde_json::{Value, json};
 
 use super::OAuthError;
 use super::settings::Settings;
-use super::store::Registration;
+use super::store::{Registration, Store};
 
 /// The identity chosen for one login or restart.
 pub(crate) struct Identity {
@@ -63,11 +63,15 @@ pub(crate) fn configured(
     }
 }
 
-/// A stored registration, usable when it came from this issuer for this redirect URI.
+/// A stored registration, usable when it came from this issuer for this redirect URI and,
+/// when a login asks for `scopes`, was registered for them: an authorization server that
+/// keeps a client's registered `scope` (oidc-provider does) refuses a step-up beyond it with
+/// `invalid_scope`, so such a login registers a client for the wider scope instead.
 pub(crate) fn stored(
     registration: Option<Registration>,
     settings: &Settings,
     metadata: &AuthorizationMetadata,
+    scopes: Option<&[String]>,
 ) -> Option<Identity> {
     let reg = registration?;
     if reg.issuer != metadata.issuer || reg.redirect_uri != settings.redirect_uri() {
@@ -78,7 +82,69 @@ pub(crate) fn stored(
         );
         return None;
     }
+    if let Some(scopes) = scopes
+        && !covers(&reg, scopes)
+    {
+        tracing::info!(
+            "server '{}': the stored OAuth client was registered for scope '{}', not '{}'; \
+             registering a client for the wider scope",
+            settings.server,
+            registered_scope(&reg).unwrap_or_default(),
+            scopes.join(" ")
+        );
+        return None;
+    }
     Some(from_registration(&reg))
+}
+
+/// The `scope` the authorization server registered the client for, when it said.
+fn registered_scope(reg: &Registration) -> Option<&str> {
+    reg.response.get("scope").and_then(Value::as_str)
+}
+
+/// Whether `reg` may ask for every one of `scopes`. A registration response without a
+/// `scope` restricts nothing that mcpo can know of.
+pub(crate) fn covers(reg: &Registration, scopes: &[String]) -> bool {
+    let Some(registered) = registered_scope(reg) else {
+        return true;
+    };
+    let registered: Vec<&str> = registered.split_whitespace().collect();
+    scopes.iter().all(|s| registered.contains(&s.as_str()))
+}
+
+/// Puts back the registration a failed step-up login replaced (see [`stored`]): the tokens
+/// in use still belong to that client, and its refresh token only works with it.
+pub(crate) async fn restore(
+    store: &Store,
+    manager: &tokio::sync::Mutex<AuthorizationManager>,
+    before: Option<Registration>,
+    server: &str,
+) {
+    let Some(before) = before else {
+        return;
+    };
+    if store
+        .load_registration()
+        .is_some_and(|now| now.client_id == before.client_id)
+    {
+        return;
+    }
+    if let Err(e) = store.save_registration(&before) {
+        tracing::warn!("server '{server}': cannot restore the previous OAuth client: {e}");
+        return;
+    }
+    if let Err(e) = manager
+        .lock()
+        .await
+        .configure_client(from_registration(&before).config)
+    {
+        tracing::warn!("server '{server}': cannot restore the previous OAuth client: {e}");
+        return;
+    }
+    tracing::info!(
+        "server '{server}': the step-up login failed; back to the OAuth client {} and its tokens",
+        before.client_id
+    );
 }
 
 pub(crate) fn from_registration(reg: &Registration) -> Identity {
@@ -270,6 +336,26 @@ mod tests {
         );
         let err = request_body(&s, "http://localhost:3030/callback", &[]).unwrap_err();
         assert!(err.to_string().contains("must include"), "{err}");
+    }
+
+    #[test]
+    fn a_registration_covers_the_scopes_it_was_registered_for() {
+        let mut reg = Registration {
+            issuer: None,
+            redirect_uri: "http://localhost:3030/callback".to_owned(),
+            client_id: "c".to_owned(),
+            client_secret: None,
+            token_endpoint_auth_method: None,
+            response: Default::default(),
+            registered_at: 0,
+        };
+        let scopes = |s: &str| s.split_whitespace().map(str::to_owned).collect::<Vec<_>>();
+        // The server did not say: nothing mcpo knows of is restricted.
+        assert!(covers(&reg, &scopes("a b")));
+        reg.response.insert("scope".to_owned(), json!("a"));
+        assert!(covers(&reg, &scopes("a")));
+        assert!(covers(&reg, &[]));
+        assert!(!covers(&reg, &scopes("a b")));
     }
 
     #[test]

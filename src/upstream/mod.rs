@@ -105,6 +105,9 @@ pub enum CallError {
     /// The request never left mcpo (the session had closed): safe to retry elsewhere.
     #[error("upstream session closed before the call was sent: {0}")]
     NotSent(String),
+    /// The call needs OAuth scope mcpo could not get (the step-up login was refused).
+    #[error("{0}")]
+    Forbidden(String),
     /// Anything else the MCP client reported (unexpected response, transport send failure…).
     #[error("upstream call failed: {0}")]
     Other(String),
@@ -186,7 +189,10 @@ fn classify(err: ServiceError) -> CallError {
         ServiceError::Cancelled { reason } => CallError::Disconnected(
             reason.unwrap_or_else(|| "request cancelled by the session".into()),
         ),
-        ServiceError::TransportSend(e) => CallError::Disconnected(connect::describe(&e)),
+        ServiceError::TransportSend(e) => match crate::oauth::scope_refusal(&e) {
+            Some(refused) => CallError::Forbidden(refused.to_string()),
+            None => CallError::Disconnected(connect::describe(&e)),
+        },
         other => CallError::Other(connect::describe(&other)),
     }
 }
