@@ -1253,3 +1253,392 @@ async fn regression_eviction_does_not_fail_concurrent_users() {
         failed.first()
     );
 }
+
+// --- 10. Open WebUI API keys and the signed user-info header -------------------------------------
+
+/// A stand-in for Open WebUI's `GET /api/v1/users/user/status`, on loopback in this test
+/// process: answers the user record (`id`, `email`, `role`, …) for the keys it knows, 401
+/// otherwise, and counts the lookups per presented credential.
+struct FakeOpenWebUi {
+    base: String,
+    hits: std::sync::Arc<std::sync::Mutex<std::collections::HashMap<String, u64>>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl FakeOpenWebUi {
+    async fn start(users: &[(&str, &str)]) -> Self {
+        use axum::extract::State;
+        use axum::http::HeaderMap as AxumHeaders;
+        type Shared = (
+            std::collections::HashMap<String, String>,
+            std::sync::Arc<std::sync::Mutex<std::collections::HashMap<String, u64>>>,
+        );
+        async fn status(
+            State(shared): State<std::sync::Arc<Shared>>,
+            headers: AxumHeaders,
+        ) -> axum::response::Response {
+            use axum::response::IntoResponse;
+            let (users, hits) = &*shared;
+            let auth = headers
+                .get("authorization")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("")
+                .to_owned();
+            *hits.lock().unwrap().entry(auth.clone()).or_default() += 1;
+            match auth.strip_prefix("Bearer ").and_then(|k| users.get(k)) {
+                Some(id) => axum::Json(json!({
+                    "id": id, "name": "A User", "email": "user@example.com", "role": "user",
+                    "status_emoji": null, "status_message": null,
+                }))
+                .into_response(),
+                None => (
+                    axum::http::StatusCode::UNAUTHORIZED,
+                    axum::Json(json!({"detail": "Not authenticated"})),
+                )
+                    .into_response(),
+            }
+        }
+        let hits = std::sync::Arc::new(std::sync::Mutex::new(Default::default()));
+        let shared: Shared = (
+            users
+                .iter()
+                .map(|(k, id)| (k.to_string(), id.to_string()))
+                .collect(),
+            hits.clone(),
+        );
+        let app = axum::Router::new()
+            .route("/api/v1/users/user/status", axum::routing::get(status))
+            .with_state(std::sync::Arc::new(shared));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind fake Open WebUI");
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let task = tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        Self { base, hits, task }
+    }
+
+    /// Lookups made with `key`.
+    fn hits(&self, key: &str) -> u64 {
+        let hits = self.hits.lock().unwrap();
+        hits.get(&bearer(key)).copied().unwrap_or(0)
+    }
+}
+
+impl Drop for FakeOpenWebUi {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// An Open WebUI API key: `sk-` and 32 hex digits.
+fn api_key() -> String {
+    format!("sk-{}", uuid4().replace('-', ""))
+}
+
+/// Every credential of `secrets` is absent from mcpo's output (whole, and its distinctive parts).
+fn assert_not_logged(mcpo: &Mcpo, secrets: &[&str]) {
+    let (stderr, stdout) = (mcpo.stderr.text(), mcpo.stdout.text());
+    for secret in secrets {
+        let mut needles = vec![*secret];
+        needles.extend(secret.split('.').skip(1).filter(|p| p.len() >= 16));
+        if let Some(hex) = secret.strip_prefix("sk-") {
+            needles.push(hex);
+        }
+        for needle in needles {
+            assert!(
+                !stderr.contains(needle),
+                "stderr holds `{needle}`:\n{stderr}"
+            );
+            assert!(!stdout.contains(needle), "stdout holds `{needle}`");
+        }
+    }
+}
+
+/// `sk-…` keys are resolved through Open WebUI to the user's id: the key holder gets the same
+/// session as that user's JWT, other keys other sessions; answers are cached (one lookup per
+/// key), refusals too; keys never reach the logs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn api_keys_resolve_through_open_webui_to_the_users_own_session() {
+    let (alice, bob) = (uuid4(), uuid4());
+    let (alice_key, bob_key, stolen_key) = (api_key(), api_key(), api_key());
+    let owui = FakeOpenWebUi::start(&[(&alice_key, &alice), (&bob_key, &bob)]).await;
+    let m = start_multi(
+        multi_settings(),
+        &["--webui-url", &owui.base],
+        &[("RUST_LOG", "debug")],
+    )
+    .await;
+    let mcpo = &m.mcpo;
+
+    let a1 = whoami(mcpo, "fx", &alice_key).await;
+    let a2 = whoami(mcpo, "fx", &alice_key).await;
+    assert_eq!((a2.pid, a2.calls), (a1.pid, 2), "alice's key: one session");
+    let b1 = whoami(mcpo, "fx", &bob_key).await;
+    assert_ne!(b1.pid, a1.pid, "bob's key landed on alice's session");
+    // Alice's JWT is the same user as her key: same session.
+    let a3 = whoami(mcpo, "fx", &token(&alice)).await;
+    assert_eq!((a3.pid, a3.calls), (a1.pid, 3), "alice's JWT vs her key");
+    // Her key also gets her own spec.
+    let spec = get(mcpo, "/fx/openapi.json", Some(&bearer(&alice_key))).await;
+    assert_eq!(spec.status, StatusCode::OK, "{spec:?}");
+    assert!(spec.body["paths"].get("/whoami").is_some(), "{spec:?}");
+    // One lookup per key however often it is used (cached for 60 s).
+    assert_eq!(owui.hits(&alice_key), 1, "alice's key was looked up again");
+    assert_eq!(owui.hits(&bob_key), 1);
+
+    // A key Open WebUI refuses: 401, and the refusal is cached too.
+    for _ in 0..3 {
+        let r = post(mcpo, "/fx/whoami", Some(&bearer(&stolen_key)), json!({})).await;
+        assert_401(&r, "a key Open WebUI refuses");
+        assert!(r.text.contains("did not accept"), "{r:?}");
+        assert!(!r.text.contains(&stolen_key), "{r:?}");
+    }
+    assert_eq!(owui.hits(&stolen_key), 1, "refusals are not cached");
+    // A refused key gets no per-user spec either.
+    let r = get(mcpo, "/fx/openapi.json", Some(&bearer(&stolen_key))).await;
+    assert_401(&r, "spec with a refused key");
+
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(
+        mcpo.stderr.text().lines().any(|l| l.contains("DEBUG")),
+        "RUST_LOG=debug did not take effect"
+    );
+    assert_not_logged(mcpo, &[&alice_key, &bob_key, &stolen_key]);
+}
+
+/// Without `--webui-url` an API key gets a 401 that says what to set.
+#[tokio::test]
+async fn api_keys_without_webui_url_get_a_401_with_the_hint() {
+    let m = start_multi(multi_settings(), &[], &[("WEBUI_URL", "")]).await;
+    let key = api_key();
+    let r = post(&m.mcpo, "/fx/whoami", Some(&bearer(&key)), json!({})).await;
+    assert_401(&r, "API key without --webui-url");
+    let message = r.body["detail"]["message"].as_str().unwrap_or("");
+    assert!(
+        message.contains("--webui-url") && message.contains("WEBUI_URL"),
+        "{message}"
+    );
+    assert!(!r.text.contains(&key));
+}
+
+/// An Open WebUI that is down answers a clear 503 at once, one that never answers a 504 after
+/// the lookup timeout (not a hung call); an anonymous-friendly spec fetch still gets the shared
+/// tool list. Failures are not cached: the next call asks again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreachable_open_webui_is_a_quick_clear_error() {
+    // Down: a port nobody listens on any more.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let down = format!("http://{}", closed.local_addr().unwrap());
+    drop(closed);
+    let m = start_multi(multi_settings(), &["--webui-url", &down], &[]).await;
+    let key = api_key();
+    let started = Instant::now();
+    let r = post(&m.mcpo, "/fx/whoami", Some(&bearer(&key)), json!({})).await;
+    assert_eq!(r.status, StatusCode::SERVICE_UNAVAILABLE, "{r:?}");
+    assert!(
+        started.elapsed() < Duration::from_secs(4),
+        "{:?}",
+        started.elapsed()
+    );
+    let message = r.body["detail"]["message"].as_str().unwrap_or("");
+    assert!(message.contains("cannot reach Open WebUI"), "{message}");
+    assert!(
+        message.contains(&down),
+        "the message names where: {message}"
+    );
+    assert!(r.header("retry-after").is_some(), "{r:?}");
+    let spec = get(&m.mcpo, "/fx/openapi.json", Some(&bearer(&key))).await;
+    assert_eq!(spec.status, StatusCode::OK, "{spec:?}");
+    assert!(spec.body["paths"].get("/whoami").is_some(), "{spec:?}");
+    assert_not_logged(&m.mcpo, &[&key]);
+    drop(m);
+
+    // Hung: accepts connections, never answers.
+    let hung = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let hung_url = format!("http://{}", hung.local_addr().unwrap());
+    let holder = tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((socket, _)) = hung.accept().await {
+            held.push(socket);
+        }
+    });
+    let m = start_multi(multi_settings(), &["--webui-url", &hung_url], &[]).await;
+    let started = Instant::now();
+    let r = post(&m.mcpo, "/fx/whoami", Some(&bearer(&key)), json!({})).await;
+    let took = started.elapsed();
+    assert_eq!(r.status, StatusCode::GATEWAY_TIMEOUT, "{r:?}");
+    assert!(took < Duration::from_secs(10), "took {took:?}");
+    let message = r.body["detail"]["message"].as_str().unwrap_or("");
+    assert!(message.contains("did not answer within"), "{message}");
+    holder.abort();
+
+    // Open WebUI back: the failure was not cached.
+    let user = uuid4();
+    let owui = FakeOpenWebUi::start(&[(&key, &user)]).await;
+    drop(m);
+    let m = start_multi(multi_settings(), &["--webui-url", &owui.base], &[]).await;
+    let me = whoami(&m.mcpo, "fx", &key).await;
+    assert_eq!(me.calls, 1);
+    assert_eq!(owui.hits(&key), 1);
+}
+
+const HEADER_SECRET: &str = "forward-user-info-secret-31c7";
+
+/// `X-OpenWebUI-User-Jwt` as Open WebUI mints it (`_mint_forward_user_jwt`, utils/headers.py).
+fn user_info_claims(user: &str) -> Value {
+    let t = now();
+    json!({"sub": user, "email": "u@example.com", "name": "U", "role": "user",
+           "iss": "open-webui", "iat": t, "exp": t + 300})
+}
+
+fn user_info_jwt(user: &str, secret: &str) -> String {
+    sign_hmac(Algorithm::HS256, &user_info_claims(user), secret.as_bytes())
+}
+
+async fn call_with(mcpo: &Mcpo, headers: &[(&str, &str)]) -> Reply {
+    let mut rb = client().post(mcpo.url("/fx/whoami")).json(&json!({}));
+    for (k, v) in headers {
+        rb = rb.header(*k, *v);
+    }
+    send(rb).await
+}
+
+/// With `FORWARD_USER_INFO_HEADER_JWT_SECRET`, Open WebUI's signed user-info header names the
+/// user (also next to a static bearer key, Open WebUI's `bearer` auth type); forged, `alg:
+/// none`, expired or foreign tokens get 401, and the unsigned `X-OpenWebUI-User-Id` is never
+/// trusted.
+#[tokio::test]
+async fn signed_user_info_header_names_the_user() {
+    let m = start_multi(
+        multi_settings(),
+        &[],
+        &[("FORWARD_USER_INFO_HEADER_JWT_SECRET", HEADER_SECRET)],
+    )
+    .await;
+    let mcpo = &m.mcpo;
+    let alice = uuid4();
+    let hdr = "x-openwebui-user-jwt";
+
+    let good = user_info_jwt(&alice, HEADER_SECRET);
+    let r1 = call_with(mcpo, &[(hdr, &good)]).await;
+    assert_eq!(r1.status, StatusCode::OK, "{r1:?}");
+    let w1 = who_of(&r1);
+    // A static bearer (not a JWT, not mcpo's key) next to it: still alice.
+    let r2 = call_with(
+        mcpo,
+        &[
+            (hdr, &good),
+            ("authorization", "Bearer static-connection-key"),
+        ],
+    )
+    .await;
+    assert_eq!(r2.status, StatusCode::OK, "{r2:?}");
+    assert_eq!((who_of(&r2).pid, who_of(&r2).calls), (w1.pid, 2));
+    // Her session JWT names the same user.
+    let w3 = whoami(mcpo, "fx", &token(&alice)).await;
+    assert_eq!((w3.pid, w3.calls), (w1.pid, 3));
+    // Another user's header: another session.
+    let bob = call_with(mcpo, &[(hdr, &user_info_jwt(&uuid4(), HEADER_SECRET))]).await;
+    assert_eq!(bob.status, StatusCode::OK, "{bob:?}");
+    assert_ne!(who_of(&bob).pid, w1.pid);
+
+    let t = now();
+    let mut expired = user_info_claims(&alice);
+    expired["exp"] = json!(t - 120);
+    let mut foreign = user_info_claims(&alice);
+    foreign["iss"] = json!("someone-else");
+    let forged: Vec<(&str, String)> = vec![
+        (
+            "signed with WEBUI_SECRET_KEY",
+            user_info_jwt(&alice, SECRET),
+        ),
+        (
+            "signed with another secret",
+            user_info_jwt(&alice, OTHER_SECRET),
+        ),
+        (
+            "alg none",
+            hand_built(
+                &json!({"alg": "none", "typ": "JWT"}),
+                &user_info_claims(&alice),
+                b"",
+            ),
+        ),
+        (
+            "HS512",
+            sign_hmac(
+                Algorithm::HS512,
+                &user_info_claims(&alice),
+                HEADER_SECRET.as_bytes(),
+            ),
+        ),
+        (
+            "expired",
+            sign_hmac(Algorithm::HS256, &expired, HEADER_SECRET.as_bytes()),
+        ),
+        (
+            "another issuer",
+            sign_hmac(Algorithm::HS256, &foreign, HEADER_SECRET.as_bytes()),
+        ),
+        (
+            "a session JWT in the header",
+            sign_hmac(
+                Algorithm::HS256,
+                &session_claims(&alice),
+                HEADER_SECRET.as_bytes(),
+            ),
+        ),
+    ];
+    for (what, tok) in &forged {
+        let r = call_with(mcpo, &[(hdr, tok)]).await;
+        assert_401(&r, what);
+        let message = r.body["detail"]["message"].as_str().unwrap_or("");
+        assert!(
+            message.contains("X-OpenWebUI-User-Jwt"),
+            "{what}: {message}"
+        );
+        // A bad header is refused even next to a valid session JWT (no silent fallback).
+        let r = call_with(
+            mcpo,
+            &[(hdr, tok), ("authorization", &bearer(&token(&alice)))],
+        )
+        .await;
+        assert_401(&r, what);
+    }
+    // The unsigned headers name nobody.
+    let r = call_with(
+        mcpo,
+        &[
+            ("x-openwebui-user-id", &alice),
+            ("x-openwebui-user-role", "admin"),
+        ],
+    )
+    .await;
+    assert_401(&r, "unsigned X-OpenWebUI-User-Id");
+
+    let mut secrets: Vec<&str> = forged.iter().map(|(_, t)| t.as_str()).collect();
+    secrets.push(&good);
+    assert_not_logged(mcpo, &secrets);
+    assert!(!mcpo.stderr.text().contains(HEADER_SECRET));
+}
+
+/// Without the secret the header is ignored, and the 401 says what to set.
+#[tokio::test]
+async fn user_info_header_without_its_secret_is_ignored() {
+    let m = start_multi(
+        multi_settings(),
+        &[],
+        &[("FORWARD_USER_INFO_HEADER_JWT_SECRET", "")],
+    )
+    .await;
+    let tok = user_info_jwt(&uuid4(), HEADER_SECRET);
+    let r = call_with(&m.mcpo, &[("x-openwebui-user-jwt", &tok)]).await;
+    assert_401(&r, "user-info header without its secret");
+    let message = r.body["detail"]["message"].as_str().unwrap_or("");
+    assert!(
+        message.contains("--webui-user-jwt-secret"),
+        "no hint in: {message}"
+    );
+}
