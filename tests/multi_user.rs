@@ -1258,7 +1258,7 @@ async fn regression_eviction_does_not_fail_concurrent_users() {
 
 /// A stand-in for Open WebUI's `GET /api/v1/users/user/status`, on loopback in this test
 /// process: answers the user record (`id`, `email`, `role`, …) for the keys it knows, 401
-/// otherwise, and counts the lookups per presented credential.
+/// otherwise, after 200 ms, and counts the lookups per presented credential.
 struct FakeOpenWebUi {
     base: String,
     hits: std::sync::Arc<std::sync::Mutex<std::collections::HashMap<String, u64>>>,
@@ -1285,6 +1285,8 @@ impl FakeOpenWebUi {
                 .unwrap_or("")
                 .to_owned();
             *hits.lock().unwrap().entry(auth.clone()).or_default() += 1;
+            // As slow as a real database lookup, so concurrent calls overlap.
+            tokio::time::sleep(Duration::from_millis(200)).await;
             match auth.strip_prefix("Bearer ").and_then(|k| users.get(k)) {
                 Some(id) => axum::Json(json!({
                     "id": id, "name": "A User", "email": "user@example.com", "role": "user",
@@ -1361,9 +1363,10 @@ fn assert_not_logged(mcpo: &Mcpo, secrets: &[&str]) {
 /// key), refusals too; keys never reach the logs.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn api_keys_resolve_through_open_webui_to_the_users_own_session() {
-    let (alice, bob) = (uuid4(), uuid4());
-    let (alice_key, bob_key, stolen_key) = (api_key(), api_key(), api_key());
-    let owui = FakeOpenWebUi::start(&[(&alice_key, &alice), (&bob_key, &bob)]).await;
+    let (alice, bob, carol) = (uuid4(), uuid4(), uuid4());
+    let (alice_key, bob_key, carol_key, stolen_key) = (api_key(), api_key(), api_key(), api_key());
+    let owui =
+        FakeOpenWebUi::start(&[(&alice_key, &alice), (&bob_key, &bob), (&carol_key, &carol)]).await;
     let m = start_multi(
         multi_settings(),
         &["--webui-url", &owui.base],
@@ -1387,6 +1390,18 @@ async fn api_keys_resolve_through_open_webui_to_the_users_own_session() {
     // One lookup per key however often it is used (cached for 60 s).
     assert_eq!(owui.hits(&alice_key), 1, "alice's key was looked up again");
     assert_eq!(owui.hits(&bob_key), 1);
+    // A burst of calls with a new key asks Open WebUI once, and all land on one session.
+    let carol_pids: HashSet<u32> = futures::stream::iter(0..8)
+        .map(|_| async { whoami(mcpo, "fx", &carol_key).await.pid })
+        .buffer_unordered(8)
+        .collect()
+        .await;
+    assert_eq!(carol_pids.len(), 1, "{carol_pids:?}");
+    assert_eq!(
+        owui.hits(&carol_key),
+        1,
+        "a burst looked the key up more than once"
+    );
 
     // A key Open WebUI refuses: 401, and the refusal is cached too.
     for _ in 0..3 {
@@ -1405,7 +1420,7 @@ async fn api_keys_resolve_through_open_webui_to_the_users_own_session() {
         mcpo.stderr.text().lines().any(|l| l.contains("DEBUG")),
         "RUST_LOG=debug did not take effect"
     );
-    assert_not_logged(mcpo, &[&alice_key, &bob_key, &stolen_key]);
+    assert_not_logged(mcpo, &[&alice_key, &bob_key, &carol_key, &stolen_key]);
 }
 
 /// Without `--webui-url` an API key gets a 401 that says what to set.

@@ -9,9 +9,11 @@
 //! WebUI; a failure to reach Open WebUI is not cached.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use futures::FutureExt;
+use futures::future::{BoxFuture, Shared};
 use sha2::{Digest, Sha256};
 
 use crate::http::error::ApiError;
@@ -34,14 +36,33 @@ pub struct ApiKeys {
     /// `{webui_url}/api/v1/users/user/status`, or why there is none.
     endpoint: Result<url::Url, String>,
     client: reqwest::Client,
-    cache: Mutex<HashMap<[u8; 32], Entry>>,
+    known: Arc<Mutex<Known>>,
 }
+
+/// The cache, and the lookups under way (so a burst of calls with a new key asks Open WebUI
+/// once, and all of them get that one answer, failures included).
+#[derive(Default)]
+struct Known {
+    answers: HashMap<[u8; 32], Entry>,
+    pending: HashMap<[u8; 32], Lookup>,
+}
+
+type Lookup = Shared<BoxFuture<'static, Result<Option<String>, Failure>>>;
 
 #[derive(Clone)]
 struct Entry {
     /// The user id, or `None` for a key Open WebUI refused.
     user: Option<String>,
     expires: Instant,
+}
+
+/// Why Open WebUI gave no usable answer (never cached).
+#[derive(Clone, Debug)]
+enum Failure {
+    Timeout,
+    Unreachable,
+    Status(reqwest::StatusCode),
+    NotOpenWebUi,
 }
 
 impl ApiKeys {
@@ -57,7 +78,7 @@ impl ApiKeys {
             Some(base) => status_endpoint(base),
         };
         if let Err(why) = &endpoint
-            && webui_url.is_some()
+            && webui_url.is_some_and(|u| !u.trim().is_empty())
         {
             tracing::error!("{why}");
         }
@@ -70,7 +91,7 @@ impl ApiKeys {
         Self {
             endpoint,
             client,
-            cache: Mutex::new(HashMap::new()),
+            known: Default::default(),
         }
     }
 
@@ -83,35 +104,54 @@ impl ApiKeys {
             .as_ref()
             .map_err(|why| ApiError::Unauthorized(why.clone()))?;
         let digest: [u8; 32] = Sha256::digest(key.as_bytes()).into();
-        if let Some(entry) = self.cached(&digest) {
-            return entry.user.ok_or_else(refused);
-        }
-        let user = self.ask(endpoint, key).await?;
-        let ttl = if user.is_some() {
-            VALID_TTL
-        } else {
-            REFUSED_TTL
+        let lookup = {
+            let mut known = lock(&self.known);
+            if let Some(entry) = known.answers.get(&digest)
+                && entry.expires > Instant::now()
+            {
+                return entry.user.clone().ok_or_else(refused);
+            }
+            known
+                .pending
+                .entry(digest)
+                .or_insert_with(|| self.start_lookup(endpoint, key, digest))
+                .clone()
         };
-        self.remember(
-            digest,
-            Entry {
-                user: user.clone(),
-                expires: Instant::now() + ttl,
-            },
-        );
-        user.ok_or_else(refused)
+        match lookup.await {
+            Ok(user) => user.ok_or_else(refused),
+            Err(failure) => Err(failure.to_api_error(endpoint)),
+        }
     }
 
-    fn cached(&self, digest: &[u8; 32]) -> Option<Entry> {
-        let cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
-        cache
-            .get(digest)
-            .filter(|e| e.expires > Instant::now())
-            .cloned()
+    /// Asks Open WebUI in a task of its own, so the answer is cached even when every caller
+    /// waiting for it has gone away.
+    fn start_lookup(&self, endpoint: &url::Url, key: &str, digest: [u8; 32]) -> Lookup {
+        let (client, endpoint, key) = (self.client.clone(), endpoint.clone(), key.to_owned());
+        let known = self.known.clone();
+        let task = tokio::spawn(async move {
+            let outcome = ask(&client, &endpoint, &key).await;
+            let mut known = lock(&known);
+            known.pending.remove(&digest);
+            if let Ok(user) = &outcome {
+                let ttl = if user.is_some() {
+                    VALID_TTL
+                } else {
+                    REFUSED_TTL
+                };
+                let expires = Instant::now() + ttl;
+                known.remember(digest, user.clone(), expires);
+            }
+            outcome
+        });
+        async move { task.await.unwrap_or(Err(Failure::Unreachable)) }
+            .boxed()
+            .shared()
     }
+}
 
-    fn remember(&self, digest: [u8; 32], entry: Entry) {
-        let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
+impl Known {
+    fn remember(&mut self, digest: [u8; 32], user: Option<String>, expires: Instant) {
+        let cache = &mut self.answers;
         if cache.len() >= MAX_ENTRIES && !cache.contains_key(&digest) {
             let now = Instant::now();
             cache.retain(|_, e| e.expires > now);
@@ -121,56 +161,87 @@ impl ApiKeys {
                 cache.remove(&oldest);
             }
         }
-        cache.insert(digest, entry);
+        cache.insert(digest, Entry { user, expires });
     }
+}
 
-    /// One lookup: `Some(id)` for a valid key, `None` for a refused one.
-    async fn ask(&self, endpoint: &url::Url, key: &str) -> Result<Option<String>, ApiError> {
-        let sent = self
-            .client
-            .get(endpoint.clone())
-            .bearer_auth(key)
-            .header(reqwest::header::ACCEPT, "application/json")
-            .send()
-            .await;
-        let response = match sent {
-            Ok(r) => r,
-            Err(e) => return Err(unreachable(endpoint, &e)),
-        };
-        let status = response.status();
-        if matches!(status.as_u16(), 401 | 403) {
-            return Ok(None);
+fn lock(known: &Mutex<Known>) -> std::sync::MutexGuard<'_, Known> {
+    known.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// One lookup: `Some(id)` for a valid key, `None` for a refused one. Failures are logged here,
+/// once per lookup.
+async fn ask(
+    client: &reqwest::Client,
+    endpoint: &url::Url,
+    key: &str,
+) -> Result<Option<String>, Failure> {
+    // reqwest's error texts name the URL, never the Authorization header.
+    let unreachable = |e: reqwest::Error| {
+        tracing::warn!("cannot check an API key with Open WebUI at {endpoint}: {e}");
+        if e.is_timeout() {
+            Failure::Timeout
+        } else {
+            Failure::Unreachable
         }
-        if !status.is_success() {
-            tracing::warn!("Open WebUI answered {status} to an API key check at {endpoint}");
-            return Err(ApiError::BadGateway {
+    };
+    let response = client
+        .get(endpoint.clone())
+        .bearer_auth(key)
+        .header(reqwest::header::ACCEPT, "application/json")
+        .send()
+        .await
+        .map_err(unreachable)?;
+    let status = response.status();
+    if matches!(status.as_u16(), 401 | 403) {
+        tracing::debug!("Open WebUI refused an API key ({status})");
+        return Ok(None);
+    }
+    if !status.is_success() {
+        tracing::warn!("Open WebUI answered {status} to an API key check at {endpoint}");
+        return Err(Failure::Status(status));
+    }
+    let body = read_limited(response).await.map_err(unreachable)?;
+    match user_id(&body) {
+        Some(id) => Ok(Some(id)),
+        None => {
+            tracing::warn!(
+                "the answer of {endpoint} to an API key check has no string 'id'; is \
+                 --webui-url Open WebUI's base URL?"
+            );
+            Err(Failure::NotOpenWebUi)
+        }
+    }
+}
+
+impl Failure {
+    /// Error bodies name Open WebUI's origin only (no path, nothing of the key).
+    fn to_api_error(&self, endpoint: &url::Url) -> ApiError {
+        let origin = endpoint.origin().ascii_serialization();
+        match self {
+            Failure::Timeout => ApiError::GatewayTimeout(format!(
+                "Open WebUI at {origin} did not answer within {} s when asked who this API key \
+                 belongs to",
+                LOOKUP_TIMEOUT.as_secs()
+            )),
+            Failure::Unreachable => ApiError::Unavailable {
+                message: format!("cannot reach Open WebUI at {origin} to check this API key"),
+                retry_after_secs: 5,
+            },
+            Failure::Status(status) => ApiError::BadGateway {
                 message: format!(
-                    "Open WebUI at {} answered {status} when asked who this API key belongs \
-                     to (is user status enabled there?)",
-                    origin(endpoint)
+                    "Open WebUI at {origin} answered {status} when asked who this API key \
+                     belongs to (is user status enabled there?)"
                 ),
                 data: None,
-            });
-        }
-        let body = read_limited(response)
-            .await
-            .map_err(|e| unreachable(endpoint, &e))?;
-        match user_id(&body) {
-            Some(id) => Ok(Some(id)),
-            None => {
-                tracing::warn!(
-                    "Open WebUI's answer at {endpoint} has no string 'id'; is --webui-url \
-                     Open WebUI's base URL?"
-                );
-                Err(ApiError::BadGateway {
-                    message: format!(
-                        "{} did not answer like Open WebUI when asked who this API key belongs \
-                         to: check --webui-url",
-                        origin(endpoint)
-                    ),
-                    data: None,
-                })
-            }
+            },
+            Failure::NotOpenWebUi => ApiError::BadGateway {
+                message: format!(
+                    "{origin} did not answer like Open WebUI when asked who this API key \
+                     belongs to: check --webui-url"
+                ),
+                data: None,
+            },
         }
     }
 }
@@ -197,31 +268,6 @@ fn status_endpoint(base: &str) -> Result<url::Url, String> {
     );
     url.set_path(&path);
     Ok(url)
-}
-
-/// Scheme, host and port: what error bodies may name of the endpoint.
-fn origin(url: &url::Url) -> String {
-    url.origin().ascii_serialization()
-}
-
-fn unreachable(endpoint: &url::Url, e: &reqwest::Error) -> ApiError {
-    // reqwest's Display names the URL, never the Authorization header.
-    tracing::warn!("cannot check an API key with Open WebUI at {endpoint}: {e}");
-    if e.is_timeout() {
-        ApiError::GatewayTimeout(format!(
-            "Open WebUI at {} did not answer within {} s when asked who this API key belongs to",
-            origin(endpoint),
-            LOOKUP_TIMEOUT.as_secs()
-        ))
-    } else {
-        ApiError::Unavailable {
-            message: format!(
-                "cannot reach Open WebUI at {} to check this API key",
-                origin(endpoint)
-            ),
-            retry_after_secs: 5,
-        }
-    }
 }
 
 async fn read_limited(mut response: reqwest::Response) -> Result<Vec<u8>, reqwest::Error> {
@@ -276,22 +322,22 @@ mod tests {
 
     #[test]
     fn the_cache_stays_bounded_and_drops_the_oldest() {
-        let keys = ApiKeys::new(None);
+        let mut known = Known::default();
         let now = Instant::now();
         for i in 0..(MAX_ENTRIES + 10) as u64 {
             let mut digest = [0u8; 32];
             digest[..8].copy_from_slice(&i.to_le_bytes());
-            keys.remember(
+            known.remember(
                 digest,
-                Entry {
-                    user: Some(i.to_string()),
-                    expires: now + Duration::from_secs(i + 1),
-                },
+                Some(i.to_string()),
+                now + Duration::from_secs(i + 1),
             );
         }
-        let cache = keys.cache.lock().unwrap();
-        assert_eq!(cache.len(), MAX_ENTRIES);
-        assert!(!cache.contains_key(&[0u8; 32]), "the oldest entry stayed");
+        assert_eq!(known.answers.len(), MAX_ENTRIES);
+        assert!(
+            !known.answers.contains_key(&[0u8; 32]),
+            "the oldest entry stayed"
+        );
     }
 
     #[test]
