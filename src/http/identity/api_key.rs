@@ -28,6 +28,8 @@ const MAX_ENTRIES: usize = 4096;
 /// The whole lookup, connect included: a dead Open WebUI must not hang tool calls.
 const LOOKUP_TIMEOUT: Duration = Duration::from_secs(5);
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+/// Longer "keys" are refused without asking Open WebUI.
+const MAX_KEY_LEN: usize = 256;
 /// Open WebUI's user record is small; a larger answer is not what we asked for.
 const MAX_ANSWER_BYTES: usize = 256 * 1024;
 
@@ -103,6 +105,11 @@ impl ApiKeys {
             .endpoint
             .as_ref()
             .map_err(|why| ApiError::Unauthorized(why.clone()))?;
+        // Open WebUI's keys are `sk-` and 32 hex digits: something far longer is not one, and
+        // is not forwarded.
+        if key.len() > MAX_KEY_LEN {
+            return Err(refused());
+        }
         let digest: [u8; 32] = Sha256::digest(key.as_bytes()).into();
         let lookup = {
             let mut known = lock(&self.known);
@@ -318,6 +325,21 @@ mod tests {
         };
         assert!(message.contains("--webui-url"), "{message}");
         assert!(!message.contains("sk-0123"));
+    }
+
+    #[tokio::test]
+    async fn overlong_keys_are_refused_without_asking() {
+        // Port 1 refuses connections: asking would be a 503, not a 401.
+        let keys = ApiKeys::new(Some("http://127.0.0.1:1"));
+        let long = format!("sk-{}", "a".repeat(MAX_KEY_LEN));
+        assert!(matches!(
+            keys.resolve(&long).await,
+            Err(ApiError::Unauthorized(_))
+        ));
+        assert!(matches!(
+            keys.resolve("sk-0123").await,
+            Err(ApiError::Unavailable { .. })
+        ));
     }
 
     #[test]
