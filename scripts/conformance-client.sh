@@ -8,7 +8,8 @@
 # MCP_CONFORMANCE_SCENARIO and, for some scenarios, MCP_CONFORMANCE_CONTEXT (JSON). Per run:
 #   1. a private temp dir: HOME and MCPO_TOKEN_DIR point into it (fresh token store);
 #   2. a config with one streamable-http server "conformance" and an "oauth" block (a free
-#      callback port; credentials from the context; `grant_type: client_credentials` for the
+#      callback port; credentials from the context (a private key to a file, for
+#      private_key_jwt); `grant_type: client_credentials` for the
 #      auth/client-credentials-* scenarios; for auth/basic-cimd the Client ID Metadata
 #      Document URL the scenario expects, as an operator would configure it, unless
 #      CONFORMANCE_CIMD=0);
@@ -109,7 +110,7 @@ exec "$python" "$root/tests/oauth/peer/fake_browser.py" --record "$tmp/browser.j
 EOF
 chmod +x "$tmp/browser"
 
-URL="$url" SCENARIO="$scenario" CONTEXT="$context" CALLBACK_PORT="$callback_port" \
+URL="$url" SCENARIO="$scenario" CONTEXT="$context" CALLBACK_PORT="$callback_port" TMPDIR_RUN="$tmp" \
   "$python" - >"$tmp/config.json" <<'EOF'
 import json, os
 scenario = os.environ["SCENARIO"]
@@ -122,6 +123,15 @@ oauth = {
 for key in ("client_id", "client_secret"):
     if context.get(key):
         oauth[key] = context[key]
+# private_key_jwt (auth/client-credentials-jwt): the key goes to a file, as a user keeps it.
+if context.get("private_key_pem"):
+    key_file = os.path.join(os.environ["TMPDIR_RUN"], "client-key.pem")
+    with open(key_file, "w") as f:
+        f.write(context["private_key_pem"])
+    os.chmod(key_file, 0o600)
+    oauth["signing_key_file"] = key_file
+    if context.get("signing_algorithm"):
+        oauth["signing_algorithm"] = context["signing_algorithm"]
 if scenario.startswith("auth/client-credentials"):
     oauth["grant_type"] = "client_credentials"
 if scenario == "auth/basic-cimd" and os.environ.get("CONFORMANCE_CIMD", "1") != "0":

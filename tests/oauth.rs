@@ -357,6 +357,63 @@ async fn client_credentials_grant_needs_no_browser() {
     assert_not_logged("mcpo-cc-secret", "client secret");
 }
 
+/// `private_key_jwt` (RFC 7523): oidc-provider verifies the assertion against the public
+/// half of the key mcpo signs with; no secret, no browser, and a new assertion (never a
+/// refresh) once the access token runs out.
+#[tokio::test]
+async fn client_credentials_with_a_private_key_jwt() {
+    // rmcp renews a token with less than 30 s left: 35 s lasts for one call, and 6 s later
+    // it is due again.
+    let peers = peers_or_skip!(PeerOptions {
+        access_ttl: 35,
+        ..Default::default()
+    });
+    let config = server(
+        "machine-jwt",
+        &peers.mcp_url,
+        json!({
+            "grant_type": "client_credentials",
+            "client_id": "mcpo-jwt-client",
+            "signing_key_file": peers::jwt_client_key(),
+            "storage_type": "memory",
+        }),
+    );
+    let auth = Authorizer::new(&config, options(&peers, &[])).unwrap();
+    ensure(&auth).await.unwrap();
+    assert_eq!(peers.browser_invocations(), 0);
+    let grants = peers.as_events_named("grant");
+    assert_eq!(grants.len(), 1, "{:?}", peers.as_events());
+    assert_eq!(grants[0]["grant_type"], "client_credentials");
+    assert_eq!(grants[0]["client_id"], "mcpo-jwt-client");
+    assert_eq!(grants[0]["client_auth"], "private_key_jwt");
+    assert_eq!(grants[0]["resource"], peers.mcp_url.as_str());
+    let service = session(&auth, &peers.mcp_url).await;
+    assert_eq!(call(&service, "whoami", json!({})).await, "mcpo-jwt-client");
+    // The access token is due for renewal: a new assertion, in the same session.
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    assert_eq!(call(&service, "add", json!({"a": 1, "b": 2})).await, "3");
+    service.cancel().await.ok();
+    let grants = peers.as_events_named("grant");
+    assert!(
+        grants.len() >= 2,
+        "no second grant: {:?}",
+        peers.as_events()
+    );
+    assert!(
+        grants
+            .iter()
+            .all(|g| g["grant_type"] == "client_credentials")
+    );
+    assert!(
+        peers.as_events_named("grant.error").is_empty(),
+        "{:?}",
+        peers.as_events()
+    );
+    let key = std::fs::read_to_string(peers::jwt_client_key()).unwrap();
+    let key_body = key.lines().nth(1).unwrap();
+    assert_not_logged(key_body, "private key");
+}
+
 #[tokio::test]
 async fn memory_storage_lives_as_long_as_the_process() {
     let peers = peers_or_skip!(PeerOptions::default());

@@ -59,6 +59,9 @@ pub const OAUTH_EXTRA_KEYS: &[&str] = &[
     "client_metadata_url",
     "scopes",
     "login_timeout",
+    "signing_key_file",
+    "signing_key",
+    "signing_algorithm",
 ];
 
 const OAUTH_KEYS: &[&str] = &[

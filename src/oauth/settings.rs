@@ -6,6 +6,7 @@ use serde_json::Value;
 use url::Url;
 
 use super::OAuthError;
+use super::assertion::SigningKey;
 use crate::config::{OAuthConfig, ServerConfig, TokenStorage, TransportConfig};
 
 /// Default bound on waiting for the user to finish signing in.
@@ -36,6 +37,9 @@ pub(crate) struct Settings {
     pub grant: Grant,
     pub client_id: Option<String>,
     pub client_secret: Option<String>,
+    /// `private_key_jwt` (client_credentials only): `oauth.signing_key_file` or
+    /// `oauth.signing_key`, with `oauth.signing_algorithm`.
+    pub signing_key: Option<SigningKey>,
     /// RFC 7591 metadata sent when registering (`oauth.client_metadata`).
     pub client_metadata: Option<serde_json::Map<String, Value>>,
     /// SEP-991 Client ID Metadata Document URL (`oauth.client_metadata_url`).
@@ -90,12 +94,30 @@ impl Settings {
                 "oauth.client_secret is set without oauth.client_id".to_owned(),
             ));
         }
+        let signing_key = signing_key(oauth).map_err(fail)?;
+        if signing_key.is_some() {
+            if grant != Grant::ClientCredentials {
+                return Err(fail(
+                    "oauth.signing_key_file / oauth.signing_key (private_key_jwt) are only used \
+                     with oauth.grant_type \"client_credentials\""
+                        .to_owned(),
+                ));
+            }
+            if oauth.client_secret.is_some() {
+                return Err(fail(
+                    "oauth.client_secret and a signing key are both set; the client \
+                     authenticates with one of them"
+                        .to_owned(),
+                ));
+            }
+        }
         if grant == Grant::ClientCredentials
-            && (oauth.client_id.is_none() || oauth.client_secret.is_none())
+            && (oauth.client_id.is_none()
+                || (oauth.client_secret.is_none() && signing_key.is_none()))
         {
             return Err(fail(
-                "oauth.grant_type \"client_credentials\" needs oauth.client_id and \
-                 oauth.client_secret (private_key_jwt is not supported yet)"
+                "oauth.grant_type \"client_credentials\" needs oauth.client_id and either \
+                 oauth.client_secret or oauth.signing_key_file (private_key_jwt)"
                     .to_owned(),
             ));
         }
@@ -136,6 +158,7 @@ impl Settings {
             grant,
             client_id: oauth.client_id.clone(),
             client_secret: oauth.client_secret.clone(),
+            signing_key,
             client_metadata: oauth.client_metadata.clone(),
             client_metadata_url,
             scopes: scopes(oauth),
@@ -150,6 +173,43 @@ impl Settings {
             None => format!("http://localhost:{}/callback", self.callback_port),
         }
     }
+}
+
+/// The private key of `oauth.signing_key_file` (a path) or `oauth.signing_key` (the PEM
+/// text, e.g. from `${VAR}`), as the Python SDK's `signing_key` / `signing_algorithm`.
+fn signing_key(oauth: &OAuthConfig) -> Result<Option<SigningKey>, String> {
+    let text = |key: &str| -> Result<Option<&str>, String> {
+        match oauth.extra.get(key) {
+            None => Ok(None),
+            Some(Value::String(s)) => Ok(Some(s.as_str())),
+            Some(_) => Err(format!("oauth.{key} must be a string")),
+        }
+    };
+    let (file, inline, algorithm) = (
+        text("signing_key_file")?,
+        text("signing_key")?,
+        text("signing_algorithm")?,
+    );
+    let (pem, source) = match (file, inline) {
+        (Some(_), Some(_)) => {
+            return Err(
+                "oauth.signing_key_file and oauth.signing_key are both set; use one".to_owned(),
+            );
+        }
+        (Some(path), None) => {
+            let pem = std::fs::read_to_string(path)
+                .map_err(|e| format!("oauth.signing_key_file: cannot read {path}: {e}"))?;
+            (pem, format!("oauth.signing_key_file ({path})"))
+        }
+        (None, Some(pem)) => (pem.to_owned(), "oauth.signing_key".to_owned()),
+        (None, None) if algorithm.is_some() => {
+            return Err("oauth.signing_algorithm is set without oauth.signing_key_file".to_owned());
+        }
+        (None, None) => return Ok(None),
+    };
+    SigningKey::from_pem(&pem, algorithm)
+        .map(Some)
+        .map_err(|why| format!("{source}: {why}"))
 }
 
 fn scopes(oauth: &OAuthConfig) -> Option<Vec<String>> {
@@ -234,7 +294,7 @@ mod tests {
             ),
             (
                 serde_json::json!({"grant_type": "client_credentials", "client_id": "c"}),
-                "needs oauth.client_id and oauth.client_secret",
+                "needs oauth.client_id and either oauth.client_secret or oauth.signing_key_file",
             ),
             (serde_json::json!({"login_timeout": 0}), "login_timeout"),
             (
@@ -247,6 +307,68 @@ mod tests {
                 .to_string();
             assert!(err.contains(needle), "{err}");
             assert!(err.contains("'srv'"), "{err}");
+        }
+    }
+
+    /// A throwaway P-256 key (PKCS#8), generated for these tests only.
+    const EC_KEY: &str = "-----BEGIN PRIVATE KEY-----
+MIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQgsAPEOYIYVCXBSnFp
+orynW8lHeYDwm+nvexo9XgsJnkihRANCAASeDdMv4r32KXRqNOqbBVQIVfqS56mS
+iZzGab0Hx0sSRWBNvbyv6NWM8x92uWwzckZnhqT6nTueRMWFT3kzfmwI
+-----END PRIVATE KEY-----
+";
+
+    #[test]
+    fn private_key_jwt_settings() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("key.pem");
+        std::fs::write(&file, EC_KEY).unwrap();
+        let file = file.display().to_string();
+        let s = Settings::from_server(&server(serde_json::json!({
+            "grant_type": "client_credentials", "client_id": "c", "signing_key_file": file,
+        })))
+        .unwrap();
+        assert!(s.signing_key.is_some());
+        let s = Settings::from_server(&server(serde_json::json!({
+            "grant_type": "client_credentials", "client_id": "c", "signing_key": EC_KEY,
+            "signing_algorithm": "ES256",
+        })))
+        .unwrap();
+        assert!(!format!("{s:?}").contains("MIGH"));
+
+        let missing = dir.path().join("nope.pem").display().to_string();
+        for (block, needle) in [
+            (
+                serde_json::json!({"client_id": "c", "signing_key": EC_KEY}),
+                "only used with oauth.grant_type",
+            ),
+            (
+                serde_json::json!({"grant_type": "client_credentials", "client_id": "c",
+                                   "client_secret": "s", "signing_key": EC_KEY}),
+                "both set",
+            ),
+            (
+                serde_json::json!({"grant_type": "client_credentials", "client_id": "c",
+                                   "signing_key_file": missing}),
+                "nope.pem",
+            ),
+            (
+                serde_json::json!({"grant_type": "client_credentials", "client_id": "c",
+                                   "signing_key": EC_KEY, "signing_algorithm": "RS256"}),
+                "oauth.signing_key: the key cannot sign with RS256",
+            ),
+            (
+                serde_json::json!({"grant_type": "client_credentials", "client_id": "c",
+                                   "signing_algorithm": "ES256"}),
+                "without oauth.signing_key_file",
+            ),
+        ] {
+            let err = Settings::from_server(&server(block))
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(needle), "{err}");
+            assert!(err.contains("'srv'"), "{err}");
+            assert!(!err.contains("MIGH"), "{err}");
         }
     }
 

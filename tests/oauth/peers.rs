@@ -208,6 +208,8 @@ impl Peers {
             .args(["--port", &port.to_string()])
             .args(["--access-ttl", &self.options.access_ttl.to_string()])
             .args(["--rs-secret", RS_SECRET])
+            .arg("--jwt-client-key")
+            .arg(jwt_client_key())
             .arg("--events")
             .arg(self.dir.path().join("as-events.jsonl"));
         if let Some(p) = self.options.static_callback_port {
@@ -347,4 +349,9 @@ fn read_jsonl(path: &Path) -> Vec<Value> {
         .lines()
         .filter_map(|l| serde_json::from_str(l).ok())
         .collect()
+}
+
+/// The private key of the authorization server's `mcpo-jwt-client` (private_key_jwt).
+pub fn jwt_client_key() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/oauth-jwt-client.pem")
 }

@@ -12,9 +12,12 @@
 //   --static-redirect URL redirect URI of the pre-registered client (repeatable)
 //   --events FILE         JSON lines: registrations, authorizations, grants, errors
 //   --rs-secret S         secret of the resource server's introspection client
+//   --jwt-client-key FILE private key (PEM) of `mcpo-jwt-client`, a client_credentials client
+//                         authenticating with private_key_jwt; the AS keeps its public half
 //
 // Prints `listening on http://127.0.0.1:PORT` once it accepts connections.
 
+import crypto from 'node:crypto';
 import http from 'node:http';
 import fs from 'node:fs';
 import path from 'node:path';
@@ -79,6 +82,18 @@ server.listen(Number(args.port), '127.0.0.1', () => {
         redirect_uris: [],
         scope: SCOPE,
       },
+      ...(args['jwt-client-key'] ? [{
+        // The machine-to-machine path with private_key_jwt (RFC 7523) instead of a secret.
+        client_id: 'mcpo-jwt-client',
+        token_endpoint_auth_method: 'private_key_jwt',
+        grant_types: ['client_credentials'],
+        response_types: [],
+        redirect_uris: [],
+        scope: SCOPE,
+        jwks: {
+          keys: [crypto.createPublicKey(fs.readFileSync(args['jwt-client-key'])).export({ format: 'jwk' })],
+        },
+      }] : []),
       {
         // The MCP server's own client, used only for token introspection.
         client_id: 'mcp-resource-server',

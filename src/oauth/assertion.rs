@@ -1,0 +1,356 @@
+//! `private_key_jwt` client authentication (RFC 7523 §2.2) for the `client_credentials` grant:
+//! the client proves who it is with a short-lived JWT signed by its private key instead of a
+//! shared secret (SEP-1046, conformance `auth/client-credentials-jwt`).
+//!
+//! mcpo signs and sends the token request itself: rmcp's `auth-client-credentials-jwt`
+//! feature does the same, but its token-request future is not `Send` (it keeps a
+//! `form_urlencoded::Serializer` across an await), so it cannot run on mcpo's tasks. The
+//! tokens go to the server's credential store, where rmcp's `AuthClient` picks them up.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use base64::Engine as _;
+use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use rmcp::transport::auth::{
+    AuthorizationManager, AuthorizationMetadata, CredentialStore, OAuthClientConfig,
+    OAuthTokenResponse, StoredCredentials,
+};
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+
+use super::OAuthError;
+use super::settings::Settings;
+use super::store::Store;
+
+/// How long an assertion is valid: long enough for clock skew, short enough to be useless
+/// if it leaks.
+const ASSERTION_LIFETIME_SECS: u64 = 300;
+
+const ASSERTION_TYPE: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
+
+/// A private key mcpo signs client assertions with, and the JWS algorithm it uses.
+#[derive(Clone)]
+pub(crate) struct SigningKey {
+    der: Vec<u8>,
+    algorithm: Algorithm,
+}
+
+impl std::fmt::Debug for SigningKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SigningKey")
+            .field("algorithm", &self.algorithm)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The algorithms a key may be configured with (`oauth.signing_algorithm`).
+const ALGORITHMS: &[(&str, Algorithm)] = &[
+    ("ES256", Algorithm::ES256),
+    ("ES384", Algorithm::ES384),
+    ("RS256", Algorithm::RS256),
+    ("RS384", Algorithm::RS384),
+    ("RS512", Algorithm::RS512),
+    ("PS256", Algorithm::PS256),
+    ("PS384", Algorithm::PS384),
+    ("PS512", Algorithm::PS512),
+];
+
+impl SigningKey {
+    /// Reads a PEM private key (PKCS#8 `PRIVATE KEY` for EC or RSA, or PKCS#1
+    /// `RSA PRIVATE KEY`). Without `algorithm`, an EC key signs with ES256 or ES384 (by its
+    /// curve) and an RSA key with RS256. The key is tried once here, so a bad key or a
+    /// mismatched algorithm is a configuration error rather than a failed login.
+    pub fn from_pem(pem: &str, algorithm: Option<&str>) -> Result<SigningKey, String> {
+        let (label, der) = pem_block(pem)?;
+        let candidates: Vec<Algorithm> = match algorithm {
+            Some(name) => {
+                let found = ALGORITHMS
+                    .iter()
+                    .find(|(n, _)| n.eq_ignore_ascii_case(name))
+                    .map(|(_, a)| *a);
+                match found {
+                    Some(a) => vec![a],
+                    None => {
+                        let names: Vec<&str> = ALGORITHMS.iter().map(|(n, _)| *n).collect();
+                        return Err(format!(
+                            "signing_algorithm \"{name}\" is not one of {}",
+                            names.join(", ")
+                        ));
+                    }
+                }
+            }
+            None => vec![Algorithm::ES256, Algorithm::ES384, Algorithm::RS256],
+        };
+        match label.as_str() {
+            "PRIVATE KEY" | "RSA PRIVATE KEY" => {}
+            "EC PRIVATE KEY" => {
+                return Err(
+                    "the key is a SEC1 \"EC PRIVATE KEY\"; convert it to PKCS#8 with \
+                     `openssl pkcs8 -topk8 -nocrypt -in KEY -out KEY.p8`"
+                        .to_owned(),
+                );
+            }
+            "ENCRYPTED PRIVATE KEY" => {
+                return Err("the key is encrypted; mcpo needs an unencrypted PKCS#8 key".to_owned());
+            }
+            other => return Err(format!("expected a PEM private key, found \"{other}\"")),
+        }
+        for algorithm in candidates {
+            let key = SigningKey {
+                der: der.clone(),
+                algorithm,
+            };
+            if key.sign(&json!({"probe": true})).is_ok() {
+                return Ok(key);
+            }
+        }
+        Err(match algorithm {
+            Some(name) => format!("the key cannot sign with {name}"),
+            None => "the key is not a usable EC (P-256, P-384) or RSA private key".to_owned(),
+        })
+    }
+
+    fn encoding_key(&self) -> EncodingKey {
+        match self.algorithm {
+            Algorithm::ES256 | Algorithm::ES384 => EncodingKey::from_ec_der(&self.der),
+            _ => EncodingKey::from_rsa_der(&self.der),
+        }
+    }
+
+    fn sign(&self, claims: &Value) -> Result<String, jsonwebtoken::errors::Error> {
+        let mut header = Header::new(self.algorithm);
+        header.typ = Some("JWT".to_owned());
+        jsonwebtoken::encode(&header, claims, &self.encoding_key())
+    }
+
+    /// An RFC 7523 client assertion: issued by and about `client_id`, for `audience`.
+    pub fn assertion(&self, client_id: &str, audience: &str) -> Result<String, String> {
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or_default();
+        let claims = json!({
+            "iss": client_id,
+            "sub": client_id,
+            "aud": audience,
+            "iat": now,
+            "exp": now + ASSERTION_LIFETIME_SECS,
+            "jti": unique_id(),
+        });
+        self.sign(&claims)
+            .map_err(|e| format!("signing the client assertion failed: {e}"))
+    }
+}
+
+/// The first PEM block of `pem`: its label and DER bytes.
+fn pem_block(pem: &str) -> Result<(String, Vec<u8>), String> {
+    let begin = pem
+        .find("-----BEGIN ")
+        .ok_or("not a PEM file (no \"-----BEGIN\" line)")?;
+    let rest = &pem[begin + "-----BEGIN ".len()..];
+    let label_end = rest.find("-----").ok_or("a PEM header is malformed")?;
+    let label = rest[..label_end].to_owned();
+    let body = &rest[label_end + "-----".len()..];
+    let end = body
+        .find(&format!("-----END {label}-----"))
+        .ok_or_else(|| format!("the PEM block \"{label}\" has no END line"))?;
+    let base64: String = body[..end].chars().filter(|c| !c.is_whitespace()).collect();
+    let der = base64::engine::general_purpose::STANDARD
+        .decode(base64)
+        .map_err(|_| format!("the PEM block \"{label}\" is not valid base64"))?;
+    Ok((label, der))
+}
+
+/// `application/x-www-form-urlencoded` of `pairs` (reqwest is built without `form`).
+fn form_body(pairs: &[(&str, &str)]) -> String {
+    url::form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(pairs)
+        .finish()
+}
+
+/// A JWT ID no other assertion of this or another process uses (authorization servers
+/// refuse a replayed `jti`); not a secret.
+fn unique_id() -> String {
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or_default();
+    let digest = Sha256::digest(format!(
+        "{nanos}:{}:{}",
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::Relaxed)
+    ));
+    digest.iter().take(16).map(|b| format!("{b:02x}")).collect()
+}
+
+/// The `client_credentials` grant with a client assertion at `metadata`'s token endpoint;
+/// the tokens are saved in `store` for rmcp's client to use.
+///
+/// `manager` is given the client (without a secret), so that when the access token runs out
+/// rmcp finds no refresh token and asks for a new login, which is a new assertion.
+pub(crate) async fn client_credentials(
+    http: &reqwest::Client,
+    store: &Store,
+    manager: &mut AuthorizationManager,
+    settings: &Settings,
+    (key, metadata, scopes, resource): (&SigningKey, &AuthorizationMetadata, &[String], &str),
+) -> Result<(), OAuthError> {
+    let fail = |message: String| OAuthError::Token {
+        server: settings.server.clone(),
+        message,
+    };
+    let Some(client_id) = &settings.client_id else {
+        return Err(fail("private_key_jwt needs oauth.client_id".to_owned()));
+    };
+    if let Some(methods) = metadata
+        .additional_fields
+        .get("token_endpoint_auth_methods_supported")
+        .and_then(Value::as_array)
+        && !methods
+            .iter()
+            .any(|m| m.as_str() == Some("private_key_jwt"))
+    {
+        tracing::warn!(
+            "server '{}': the authorization server does not list private_key_jwt among its \
+             token endpoint auth methods; trying it anyway",
+            settings.server
+        );
+    }
+    // RFC 7523bis: the audience is the authorization server's issuer identifier.
+    let audience = metadata
+        .issuer
+        .as_deref()
+        .unwrap_or(&metadata.token_endpoint);
+    let assertion = key.assertion(client_id, audience).map_err(fail)?;
+    let mut form = vec![
+        ("grant_type", "client_credentials"),
+        ("client_assertion_type", ASSERTION_TYPE),
+        ("client_assertion", assertion.as_str()),
+        ("resource", resource),
+    ];
+    let scope = scopes.join(" ");
+    if !scope.is_empty() {
+        form.push(("scope", &scope));
+    }
+    let endpoint = &metadata.token_endpoint;
+    let response = http
+        .post(endpoint)
+        .header("Accept", "application/json")
+        .header("Content-Type", "application/x-www-form-urlencoded")
+        .body(form_body(&form))
+        .send()
+        .await
+        .map_err(|e| fail(format!("POST {endpoint}: {}", e.without_url())))?;
+    let status = response.status();
+    let body = response.bytes().await.unwrap_or_default();
+    if !status.is_success() {
+        // Only the error code and description: the body of a success would hold the token.
+        let detail = serde_json::from_slice::<Value>(&body)
+            .ok()
+            .map(|v| {
+                let field = |k: &str| v.get(k).and_then(Value::as_str).unwrap_or("").to_owned();
+                format!(": {} {}", field("error"), field("error_description"))
+            })
+            .unwrap_or_default();
+        return Err(fail(format!(
+            "{endpoint} answered {status}{}",
+            detail.trim_end()
+        )));
+    }
+    // RFC 6749 §4.4.3: no refresh token for this grant. One sent anyway is dropped: rmcp
+    // would refresh without client authentication, which the server must refuse.
+    let mut body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    if let Some(map) = body.as_object_mut() {
+        map.remove("refresh_token");
+    }
+    let token: OAuthTokenResponse = serde_json::from_value(body.clone()).map_err(|e| {
+        fail(format!(
+            "{endpoint} answered with something that is not a token response ({:?} error at \
+             line {} column {})",
+            e.classify(),
+            e.line(),
+            e.column()
+        ))
+    })?;
+    let granted = body
+        .get("scope")
+        .and_then(Value::as_str)
+        .map(|s| s.split_whitespace().map(str::to_owned).collect())
+        .unwrap_or_else(|| scopes.to_vec());
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or_default();
+    let credentials = StoredCredentials::new(client_id.clone(), Some(token), granted, Some(now))
+        .with_issuer(metadata.issuer.clone());
+    store
+        .save(credentials)
+        .await
+        .map_err(|e| OAuthError::Storage {
+            server: settings.server.clone(),
+            message: e.to_string(),
+        })?;
+    manager
+        .configure_client(OAuthClientConfig::new(
+            client_id.clone(),
+            settings.redirect_uri(),
+        ))
+        .map_err(|e| fail(e.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A throwaway P-256 key (PKCS#8), generated for these tests only.
+    const EC_KEY: &str = "-----BEGIN PRIVATE KEY-----
+MIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQgsAPEOYIYVCXBSnFp
+orynW8lHeYDwm+nvexo9XgsJnkihRANCAASeDdMv4r32KXRqNOqbBVQIVfqS56mS
+iZzGab0Hx0sSRWBNvbyv6NWM8x92uWwzckZnhqT6nTueRMWFT3kzfmwI
+-----END PRIVATE KEY-----
+";
+
+    #[test]
+    fn an_ec_key_signs_es256_assertions_about_the_client() {
+        let key = SigningKey::from_pem(EC_KEY, None).unwrap();
+        assert_eq!(key.algorithm, Algorithm::ES256);
+        let jwt = key.assertion("cid", "https://as.example").unwrap();
+        let parts: Vec<&str> = jwt.split('.').collect();
+        assert_eq!(parts.len(), 3);
+        let decode = |s: &str| -> Value {
+            let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+                .decode(s)
+                .unwrap();
+            serde_json::from_slice(&bytes).unwrap()
+        };
+        let (header, claims) = (decode(parts[0]), decode(parts[1]));
+        assert_eq!(header["alg"], "ES256");
+        assert_eq!(claims["iss"], "cid");
+        assert_eq!(claims["sub"], "cid");
+        assert_eq!(claims["aud"], "https://as.example");
+        assert!(claims["exp"].as_u64() > claims["iat"].as_u64());
+        let other = key.assertion("cid", "https://as.example").unwrap();
+        assert_ne!(
+            decode(other.split('.').nth(1).unwrap())["jti"],
+            claims["jti"]
+        );
+        assert!(!format!("{key:?}").contains("der"));
+    }
+
+    #[test]
+    fn bad_keys_and_algorithms_are_named() {
+        let err = SigningKey::from_pem(EC_KEY, Some("RS256")).unwrap_err();
+        assert!(err.contains("cannot sign with RS256"), "{err}");
+        let err = SigningKey::from_pem(EC_KEY, Some("HS256")).unwrap_err();
+        assert!(err.contains("not one of"), "{err}");
+        let err = SigningKey::from_pem("hello", None).unwrap_err();
+        assert!(err.contains("not a PEM"), "{err}");
+        let sec1 = "-----BEGIN EC PRIVATE KEY-----\nAAAA\n-----END EC PRIVATE KEY-----\n";
+        let err = SigningKey::from_pem(sec1, None).unwrap_err();
+        assert!(err.contains("PKCS#8"), "{err}");
+        let cert = "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n";
+        assert!(SigningKey::from_pem(cert, None).is_err());
+    }
+}
