@@ -1657,3 +1657,38 @@ async fn user_info_header_without_its_secret_is_ignored() {
         "no hint in: {message}"
     );
 }
+
+/// A `--webui-url` that is not an http(s) URL stops mcpo at start, naming the flag.
+#[test]
+fn a_malformed_webui_url_is_a_startup_error() {
+    let entry = fixture_stdio_entry();
+    let config = write_config(&json!({"mcpServers": {"fx": entry}}).to_string());
+    for bad in ["localhost:8080", "ftp://owui.example", "http//typo"] {
+        let mut child = Command::new(mcpo_bin())
+            .args(["--host", "127.0.0.1", "--port", "0", "--config"])
+            .arg(config.path())
+            .args(["--webui-url", bad])
+            .env_remove("MCPO_API_KEY")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn mcpo");
+        let started = Instant::now();
+        while child.try_wait().expect("wait").is_none() {
+            if started.elapsed() > Duration::from_secs(20) {
+                stop_child(&mut child, Duration::from_secs(2));
+                panic!("mcpo started with --webui-url {bad}");
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let out = child.wait_with_output().expect("output");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{bad}: {stderr}");
+        assert!(
+            stderr.contains("--webui-url") && stderr.contains(bad),
+            "{bad}: {stderr}"
+        );
+        assert!(!stderr.contains("listening on"), "{stderr}");
+    }
+}

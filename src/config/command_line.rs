@@ -189,6 +189,18 @@ fn serve_options(
     if cli.hot_reload && cli.config.is_none() {
         warn("--hot-reload", "only applies with --config; ignored");
     }
+    if let Some(url) = cli.webui_url.as_deref().map(str::trim)
+        && !url.is_empty()
+        && !url::Url::parse(url)
+            .is_ok_and(|u| matches!(u.scheme(), "http" | "https") && u.has_host())
+    {
+        problem(
+            "--webui-url",
+            format!(
+                "is '{url}'; it must be Open WebUI's http(s) base URL, like http://localhost:8080"
+            ),
+        );
+    }
     if cli.client_header_forwarding.is_some() {
         warn(
             "--client-header-forwarding",

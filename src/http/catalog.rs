@@ -1,44 +1,87 @@
 //! What the HTTP side knows about each server: its prepared tools (schemas normalised,
 //! validators compiled) and its serialized spec, rebuilt only when the upstream publishes a new
 //! session or tool list (its `generation` changes), never per request.
+//!
+//! Multi-user servers also keep their **last known tools** (from any user's session, the
+//! discovery session, or the tool cache file), which is what callers without credentials see:
+//! Open WebUI fetches admin-registered specs without any. A multi-user OAuth server has no
+//! shared session at all: every user signs in through the web login ([`WebLogins`]) and gets a
+//! session with their own tokens; its documents carry a `{server}_login` operation.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use bytes::Bytes;
 
 use crate::config::MultiUser;
+use crate::oauth::{LoginState, WebLogins};
 use crate::openapi::{self, PreparedTool, SpecInfo};
 use crate::sessions::UserPool;
 use crate::upstream::{Session, Status, Upstream, UpstreamOptions};
+
+/// Where the login operation sits in a server's document, relative to the server's base. Tool
+/// names cannot contain `/`, so no tool route (`/{server}/{tool}`) can take it.
+pub const LOGIN_PATH: &str = "/oauth/login";
 
 /// One configured server and the cache derived from its current session.
 pub struct ServerEntry {
     pub upstream: Upstream,
     cache: Mutex<Option<Arc<Catalog>>>,
+    /// The last tools any session of this server showed; shared by a multi-user server and its
+    /// users' entries.
+    known: Arc<KnownSlot>,
     /// Multi-user mode: one entry (own upstream session, own spec cache) per caller.
     pub users: Option<Users>,
 }
+
+type KnownSlot = Mutex<Option<Arc<Known>>>;
 
 /// The per-user side of a multi-user server.
 pub struct Users {
     pub settings: MultiUser,
     pub pool: UserPool<ServerEntry>,
     options: UpstreamOptions,
+    /// Multi-user OAuth: every user's own authorizer, login tickets and logins in progress.
+    pub web: Option<Arc<WebLogins>>,
 }
 
-/// A consistent snapshot: the session and the tools/spec that were built from it.
-pub struct Catalog {
-    pub session: Arc<Session>,
+/// Tools and the document built from one tool list; what callers without a session of their
+/// own are shown.
+pub struct Known {
+    /// Changes whenever the tool list does (cache key of the combined document).
+    pub generation: u64,
     pub tools: Vec<PreparedTool>,
     index: HashMap<String, usize>,
     /// The per-server document as served at `{server}/openapi.json`.
     pub spec: Bytes,
 }
 
-impl Catalog {
+impl Known {
     pub fn tool(&self, name: &str) -> Option<&PreparedTool> {
         self.index.get(name).map(|&i| &self.tools[i])
+    }
+}
+
+/// A consistent snapshot: the session and the tools/spec that were built from it.
+pub struct Catalog {
+    pub session: Arc<Session>,
+    known: Arc<Known>,
+}
+
+impl Catalog {
+    /// The tools and spec without the session.
+    pub fn known(&self) -> Arc<Known> {
+        self.known.clone()
+    }
+}
+
+impl std::ops::Deref for Catalog {
+    type Target = Known;
+
+    fn deref(&self) -> &Known {
+        &self.known
     }
 }
 
@@ -47,6 +90,7 @@ impl ServerEntry {
         Self {
             upstream,
             cache: Mutex::new(None),
+            known: Arc::default(),
             users: None,
         }
     }
@@ -62,15 +106,36 @@ impl ServerEntry {
     ) -> Arc<Self> {
         let pool = UserPool::new(settings.max_sessions, settings.session_timeout);
         let sweep = pool.sweep_interval();
+        let web = match &discovery.config.oauth {
+            None => None,
+            Some(_) => match WebLogins::new(&discovery.config, settings.max_sessions.max(32) * 2) {
+                Ok(web) => Some(Arc::new(web)),
+                Err(e) => {
+                    tracing::error!(server = %discovery.name, "{e}");
+                    None
+                }
+            },
+        };
+        let oauth = discovery.config.oauth.is_some();
         let entry = Arc::new(Self {
             upstream: discovery,
             cache: Mutex::new(None),
+            known: Arc::default(),
             users: Some(Users {
                 settings,
                 pool,
                 options,
+                web,
             }),
         });
+        if oauth {
+            // No session is shared: there is nobody to sign in for it. Users' own sessions
+            // bring the tool list; until one does, the document has the login operation.
+            *entry.known.lock().unwrap_or_else(|p| p.into_inner()) =
+                Some(Arc::new(build_known(entry.name(), &[], None, &spec, true)));
+            let stop = entry.clone();
+            tokio::spawn(async move { stop.upstream.shutdown().await });
+        }
         let weak = Arc::downgrade(&entry);
         let mut status = entry.upstream.subscribe();
         tokio::spawn(async move {
@@ -106,11 +171,27 @@ impl ServerEntry {
     /// keep within `max_sessions` are closed in the background.
     pub fn for_user(&self, user: &str) -> Option<Arc<ServerEntry>> {
         let users = self.users.as_ref()?;
+        let authorizer = match &users.web {
+            Some(web) => Some(
+                web.authorizer(user)
+                    .inspect_err(|e| tracing::error!(server = %self.name(), "{e}"))
+                    .ok()?,
+            ),
+            None => None,
+        };
         let (entry, evicted) = users.pool.get_or_create(user, || {
-            ServerEntry::new(Upstream::start(
-                self.upstream.config.clone(),
-                users.options.clone(),
-            ))
+            let config = self.upstream.config.clone();
+            let options = users.options.clone();
+            let upstream = match authorizer {
+                Some(own) => Upstream::start_with_oauth(config, options, own),
+                None => Upstream::start(config, options),
+            };
+            ServerEntry {
+                upstream,
+                cache: Mutex::new(None),
+                known: self.known.clone(),
+                users: None,
+            }
         });
         for e in evicted {
             tracing::info!(server = %self.name(), "closing the least recently used user session (max_sessions reached)");
@@ -126,9 +207,28 @@ impl ServerEntry {
             || (self.users.is_some() && self.cached_catalog().is_some())
     }
 
-    /// The last catalog built, even if its session is gone (multi-user discovery).
-    pub fn cached_catalog(&self) -> Option<Arc<Catalog>> {
-        self.cache.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    /// The last tools known, even if their session is gone (multi-user discovery, users'
+    /// sessions, the tool cache); a multi-user OAuth server always has one (maybe only the
+    /// login operation).
+    pub fn cached_catalog(&self) -> Option<Arc<Known>> {
+        self.known.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Multi-user OAuth: the web logins of this server.
+    pub fn web_logins(&self) -> Option<&Arc<WebLogins>> {
+        self.users.as_ref()?.web.as_ref()
+    }
+
+    /// The entry serving `user` if they can be served without signing in first: always for
+    /// servers without OAuth; with OAuth only when the user has usable tokens (nobody's session
+    /// is started just to wait for a login).
+    pub fn for_signed_in_user(&self, user: &str) -> Option<Arc<ServerEntry>> {
+        if let Some(web) = self.web_logins()
+            && web.authorizer(user).map_or(true, |a| a.needs_login())
+        {
+            return None;
+        }
+        self.for_user(user)
     }
 
     /// Stops the shared session and every user session.
@@ -157,12 +257,20 @@ impl ServerEntry {
     }
 
     /// Like [`ServerEntry::catalog`], but waits up to `wait` for a (re)connecting server.
+    /// A session waiting for its user's web login stops the wait at once: only the user can
+    /// end that wait, and the caller is better told to sign in.
     pub async fn catalog_waiting(
         &self,
         spec: &SpecContext,
         wait: std::time::Duration,
     ) -> Result<Arc<Catalog>, Status> {
-        let session = self.upstream.ready_session(wait).await?;
+        let session = match self.upstream.oauth.as_ref().filter(|a| a.is_web()) {
+            Some(authorizer) => tokio::select! {
+                ready = self.upstream.ready_session(wait) => ready?,
+                () = login_pending(authorizer) => return Err(self.upstream.status()),
+            },
+            None => self.upstream.ready_session(wait).await?,
+        };
         Ok(self.catalog_for(session, spec))
     }
 
@@ -173,9 +281,29 @@ impl ServerEntry {
         {
             return c.clone();
         }
-        let built = Arc::new(build(self.name(), session, spec));
+        let config = &self.upstream.config;
+        let login = config.multi_user.is_some() && config.oauth.is_some();
+        let known = Arc::new(build_known(
+            self.name(),
+            &session.tools,
+            Some(&session),
+            spec,
+            login,
+        ));
+        let built = Arc::new(Catalog { session, known });
         *cache = Some(built.clone());
+        *self.known.lock().unwrap_or_else(|p| p.into_inner()) = Some(built.known());
         built
+    }
+}
+
+/// Returns once `authorizer`'s session is waiting for a web login.
+async fn login_pending(authorizer: &crate::oauth::Authorizer) {
+    loop {
+        if let LoginState::Pending { .. } = authorizer.state() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
 
@@ -199,9 +327,20 @@ impl SpecContext {
     }
 }
 
-fn build(server: &str, session: Arc<Session>, ctx: &SpecContext) -> Catalog {
-    let tools: Vec<PreparedTool> = session
-        .tools
+/// Numbers tool lists that did not come from a session (their own range, far above session
+/// generations).
+static KNOWN_GENERATION: AtomicU64 = AtomicU64::new(1 << 62);
+
+/// Prepares `tools` and builds the server's document; `login` adds the `{server}_login`
+/// operation of multi-user OAuth servers.
+fn build_known(
+    server: &str,
+    tools: &[rmcp::model::Tool],
+    session: Option<&Session>,
+    ctx: &SpecContext,
+    login: bool,
+) -> Known {
+    let tools: Vec<PreparedTool> = tools
         .iter()
         .map(|t| openapi::prepare_tool(server, t))
         .collect();
@@ -210,11 +349,17 @@ fn build(server: &str, session: Arc<Session>, ctx: &SpecContext) -> Catalog {
         .enumerate()
         .map(|(i, t)| (t.name().to_owned(), i))
         .collect();
-    let info = server_info(server, &session, ctx);
-    let doc = openapi::server_document(&info, server, &tools, |tool| format!("/{tool}"));
+    let info = server_info(server, session, ctx);
+    let mut doc = openapi::server_document(&info, server, &tools, |tool| format!("/{tool}"));
+    if login {
+        openapi::add_login_operation(&mut doc, server, LOGIN_PATH, &format!("{server}_login"));
+    }
     let spec = Bytes::from(serde_json::to_vec(&doc).unwrap_or_default());
-    Catalog {
-        session,
+    Known {
+        generation: session.map_or_else(
+            || KNOWN_GENERATION.fetch_add(1, Ordering::Relaxed),
+            |s| s.generation,
+        ),
         tools,
         index,
         spec,
@@ -223,8 +368,8 @@ fn build(server: &str, session: Arc<Session>, ctx: &SpecContext) -> Catalog {
 
 /// Title, version and description of a server's own document: what the server said about
 /// itself, falling back to its configured name.
-fn server_info(server: &str, session: &Session, ctx: &SpecContext) -> SpecInfo {
-    let meta = &session.meta;
+fn server_info(server: &str, session: Option<&Session>, ctx: &SpecContext) -> SpecInfo {
+    let meta = session.map(|s| s.meta.clone()).unwrap_or_default();
     let title = meta
         .title
         .clone()
@@ -233,6 +378,9 @@ fn server_info(server: &str, session: &Session, ctx: &SpecContext) -> SpecInfo {
     let description = match (&meta.instructions, &meta.description) {
         (Some(i), _) => Some(i.clone()),
         (None, Some(d)) => Some(d.clone()),
+        (None, None) if session.is_none() => Some(format!(
+            "{server} MCP server. Its tools appear here once a user has signed in."
+        )),
         (None, None) => Some(format!("{server} MCP server")),
     };
     let server_url = if ctx.single_server {
@@ -260,8 +408,8 @@ pub struct CombinedCache {
 }
 
 impl CombinedCache {
-    pub fn get(&self, servers: &[(String, Arc<Catalog>)], build: impl FnOnce() -> Bytes) -> Bytes {
-        let key: Vec<u64> = servers.iter().map(|(_, c)| c.session.generation).collect();
+    pub fn get(&self, servers: &[(String, Arc<Known>)], build: impl FnOnce() -> Bytes) -> Bytes {
+        let key: Vec<u64> = servers.iter().map(|(_, c)| c.generation).collect();
         let mut inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
         if let Some((k, bytes)) = inner.as_ref()
             && *k == key

@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 
 use super::AppState;
 use super::auth::with_basic_challenge;
-use super::catalog::{Catalog, ServerEntry};
+use super::catalog::{Known, ServerEntry};
 use super::error::ApiError;
 use super::identity::{Caller, authorize};
 use super::tools::unavailable;
@@ -68,7 +68,7 @@ async fn spec_of(
     let multi = entry.users.as_ref().map(|u| &u.settings);
     let caller = authorize(state, multi, headers, false).await?;
     if let Caller::User(id) = &caller
-        && let Some(own) = entry.for_user(id)
+        && let Some(own) = entry.for_signed_in_user(id)
         && let Ok(catalog) = own.catalog_waiting(&state.spec, USER_SPEC_WAIT).await
     {
         return Ok(json_bytes(catalog.spec.clone()));
@@ -87,14 +87,18 @@ async fn spec_of(
 /// `GET /openapi.json`: every connected server's tools in one document, so Open WebUI can
 /// register all of them with one URL. Servers still connecting are listed in the description.
 pub async fn combined_spec(State(state): State<Arc<AppState>>) -> Response {
-    let mut ready: Vec<(String, Arc<Catalog>)> = Vec::new();
+    let mut ready: Vec<(String, Arc<Known>)> = Vec::new();
     let mut waiting = Vec::new();
     let snapshot = state.registry.snapshot();
     for entry in snapshot.iter() {
-        let known = entry.catalog(&state.spec).ok().or_else(|| {
-            // A multi-user server's discovery session is closed once its tools are known.
-            entry.users.as_ref().and_then(|_| entry.cached_catalog())
-        });
+        let known = entry
+            .catalog(&state.spec)
+            .ok()
+            .map(|c| c.known())
+            .or_else(|| {
+                // A multi-user server's discovery session is closed once its tools are known.
+                entry.users.as_ref().and_then(|_| entry.cached_catalog())
+            });
         match known {
             Some(c) => ready.push((entry.name().to_owned(), c)),
             None => waiting.push(entry.name().to_owned()),
@@ -136,9 +140,15 @@ pub async fn combined_spec(State(state): State<Arc<AppState>>) -> Response {
             .map(|(n, c)| (n.as_str(), c.tools.as_slice()))
             .collect();
         let prefix = o.path_prefix.clone();
-        let doc = openapi::combined_document(&info, &servers, |server, tool| {
+        let mut doc = openapi::combined_document(&info, &servers, |server, tool| {
             format!("{prefix}{server}/{tool}")
         });
+        for (name, _) in &ready {
+            if snapshot.get(name).is_some_and(|e| e.web_logins().is_some()) {
+                let path = format!("{prefix}{name}{}", super::catalog::LOGIN_PATH);
+                openapi::add_login_operation(&mut doc, name, &path, &format!("{name}_login"));
+            }
+        }
         Bytes::from(serde_json::to_vec(&doc).unwrap_or_default())
     });
     json_bytes(bytes)

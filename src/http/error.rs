@@ -16,6 +16,8 @@ pub enum ApiError {
     },
     /// 401: no credentials where they are required.
     Unauthorized(String),
+    /// 401: the caller must sign in to the upstream (multi-user OAuth) at `login_url` first.
+    LoginRequired { message: String, login_url: String },
     /// 403: credentials given, but wrong.
     Forbidden(String),
     /// 404: unknown server, tool or route; or the upstream has no such method.
@@ -62,6 +64,10 @@ impl ApiError {
         match self {
             Self::BadRequest { message, data } => (StatusCode::BAD_REQUEST, body(message, data)),
             Self::Unauthorized(m) => (StatusCode::UNAUTHORIZED, body(m, &None)),
+            Self::LoginRequired { message, login_url } => (
+                StatusCode::UNAUTHORIZED,
+                json!({ "detail": { "message": message, "login_url": login_url } }),
+            ),
             Self::Forbidden(m) => (StatusCode::FORBIDDEN, body(m, &None)),
             Self::NotFound(m) => (StatusCode::NOT_FOUND, body(m, &None)),
             Self::PayloadTooLarge(limit) => (
@@ -96,7 +102,7 @@ impl IntoResponse for ApiError {
                     HeaderValue::from(retry_after_secs.max(&1).to_owned()),
                 );
             }
-            Self::Unauthorized(_) => {
+            Self::Unauthorized(_) | Self::LoginRequired { .. } => {
                 response
                     .headers_mut()
                     .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));

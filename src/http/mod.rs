@@ -10,6 +10,7 @@ mod catalog;
 mod docs;
 pub mod error;
 mod identity;
+mod login;
 mod metrics;
 mod reply;
 mod servers;
@@ -90,10 +91,17 @@ pub fn router(state: Arc<AppState>) -> Router {
             .route("/{server}/docs", get(docs::server_docs))
             .route("/{server}/docs/", get(docs::server_docs))
             .route("/{server}/docs/{*file}", get(docs::server_docs_asset))
+            .route(
+                &format!("/{{server}}{}", catalog::LOGIN_PATH),
+                post(login::link),
+            )
             .route("/{server}/{tool}", post(tools::call));
     }
 
     let mut root = Router::new()
+        .route("/oauth/{server}/login", get(login::login))
+        .route("/oauth/{server}/callback", get(login::callback))
+        .route("/oauth/{server}/status", get(login::status))
         .route("/healthz", get(status::healthz))
         .route("/readyz", get(status::readyz))
         .merge(

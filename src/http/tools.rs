@@ -54,6 +54,7 @@ async fn invoke(
     let server = entry.name();
     let multi = entry.users.as_ref().map(|u| &u.settings);
     let caller = authorize(state, multi, headers, true).await?;
+    super::login::require_sign_in(state, entry, &caller, headers)?;
     // In multi-user mode every caller has their own session; the first call starts it, so it
     // may wait for a whole connect rather than a reconnect.
     let (target, wait) = match entry.for_user(caller.session_key()) {

@@ -10,7 +10,6 @@ use tokio::sync::OnceCell;
 use tracing::instrument::WithSubscriber;
 use tracing::subscriber::NoSubscriber;
 
-use super::assertion;
 use super::browser;
 use super::callback::{self, CallbackListener, Page, Params, PasteSource};
 use super::discovery::{self, Discovered};
@@ -819,18 +818,12 @@ impl Authorizer {
         let settings = &self.inner.settings;
         let mut manager = client.auth_manager.lock().await;
         let found = discovery::discover(&manager, settings, None).await?;
-        let (resource, metadata) = (found.resource.clone(), found.metadata.clone());
+        let resource = found.resource.clone();
         self.adopt(&mut manager, found, None).await?;
         let scopes = match &settings.scopes {
             Some(scopes) => scopes.clone(),
             None => manager.select_initial_scopes(&[]).await,
         };
-        if let Some(key) = &settings.signing_key {
-            let (store, http) = (&self.inner.store, discovery::http_client());
-            let grant = (key, &metadata, scopes.as_slice(), resource.as_str());
-            return assertion::client_credentials(&http, store, &mut manager, settings, grant)
-                .await;
-        }
         let (Some(client_id), Some(client_secret)) = (&settings.client_id, &settings.client_secret)
         else {
             return Err(
@@ -1029,6 +1022,11 @@ impl Authorizer {
             authenticated: has_access && (fresh || refreshable),
             expires_at,
         }
+    }
+
+    /// A multi-user caller's authorizer: logins come through the web login.
+    pub fn is_web(&self) -> bool {
+        self.inner.web.is_some()
     }
 
     /// Something besides the caller holds this authorizer (a session, a login in progress).

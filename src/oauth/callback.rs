@@ -57,6 +57,27 @@ impl Page {
     }
 }
 
+/// A small HTML page for the browser side of a login (mcpo's own web-login routes use it
+/// too): `message` is escaped.
+pub fn html_page(
+    status: StatusCode,
+    title: &'static str,
+    message: String,
+) -> axum::response::Response {
+    let mut response = Page {
+        status,
+        title,
+        message,
+    }
+    .render()
+    .into_response();
+    response.headers_mut().insert(
+        axum::http::header::CACHE_CONTROL,
+        axum::http::HeaderValue::from_static("no-store"),
+    );
+    response
+}
+
 pub(crate) fn html_escape(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for c in text.chars() {

@@ -19,7 +19,6 @@
 //! message: rmcp logs the authorization code and the token response at debug level during
 //! the exchange, so mcpo runs those calls with tracing switched off.
 
-mod assertion;
 mod authorizer;
 mod browser;
 mod callback;
@@ -38,6 +37,7 @@ use tokio::sync::mpsc;
 
 pub use authorizer::{Authorizer, LoginState, OAuthCounters, TokenStatus};
 pub use browser::BrowserCommand;
+pub use callback::html_page;
 pub use client::{AuthorizedClient, ScopeRefused, scope_refusal};
 pub use settings::DEFAULT_LOGIN_TIMEOUT;
 pub use store::TOKEN_DIR_ENV;

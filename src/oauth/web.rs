@@ -2,7 +2,8 @@
 //! cannot open a browser on their machine.
 //!
 //! A call from a user without usable tokens is answered with a login link carrying a
-//! **ticket**: an HS256 token signed with a key this process drew at random, naming the user
+//! **ticket**: an HS256 token signed with a key this process drew at random when it started
+//! (a restart invalidates every link), naming the user
 //! and the server, valid for ten minutes and accepted once. It is never the caller's Open WebUI
 //! JWT, so the link can be shown in a chat without handing anyone the user's session. Opening
 //! the link redeems the ticket and starts a PKCE S256 authorization whose `redirect_uri` is
@@ -121,7 +122,7 @@ impl WebLogins {
             users: Mutex::new(HashMap::new()),
             max_users: max_users.max(1),
             pending: Mutex::new(HashMap::new()),
-            key: random_key(),
+            key: *PROCESS_KEY,
             next_ticket: AtomicU64::new(1),
             redeemed: Mutex::new(HashMap::new()),
         })
@@ -279,6 +280,9 @@ impl WebLogins {
     }
 }
 
+/// The ticket key of this process: drawn at start, so a restart invalidates every link.
+static PROCESS_KEY: std::sync::LazyLock<[u8; 32]> = std::sync::LazyLock::new(random_key);
+
 fn unix_now() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -379,12 +383,12 @@ mod tests {
         assert_eq!(a.redeem(&t), Err(TicketError::Used));
         // Another server's ticket, and one signed by another process, are refused.
         let b = logins("b");
-        assert_eq!(a.redeem(&b.ticket("alice")), Err(TicketError::Invalid));
-        let mut same_key = logins("b");
-        same_key.key = a.key;
+        assert_eq!(a.redeem(&b.ticket("alice")), Err(TicketError::WrongServer));
+        let mut other_process = logins("a");
+        other_process.key = random_key();
         assert_eq!(
-            a.redeem(&same_key.ticket("alice")),
-            Err(TicketError::WrongServer)
+            a.redeem(&other_process.ticket("alice")),
+            Err(TicketError::Invalid)
         );
         assert_eq!(a.redeem("not-a-ticket"), Err(TicketError::Invalid));
         let expired = jsonwebtoken::encode(

@@ -62,6 +62,69 @@ pub fn combined_document(
     doc.finish()
 }
 
+/// Name of the login operation's response schema.
+const LOGIN_LINK_SCHEMA: &str = "LoginLink";
+
+/// Adds `POST path` with operationId `operation_id`: the login link of a multi-user OAuth
+/// server, for a model to hand to its user. Nothing is added when a tool already uses that
+/// operationId or path (the tool keeps its name; users still get links in 401 answers).
+pub fn add_login_operation(doc: &mut Value, server: &str, path: &str, operation_id: &str) {
+    let Some(paths) = doc.get_mut("paths").and_then(Value::as_object_mut) else {
+        return;
+    };
+    let taken = paths.contains_key(path)
+        || paths.values().filter_map(Value::as_object).any(|item| {
+            item.values()
+                .any(|op| op.get("operationId").and_then(Value::as_str) == Some(operation_id))
+        });
+    if taken {
+        return;
+    }
+    let op = json!({
+        "tags": [server],
+        "summary": format!("Sign in to {server}"),
+        "description": format!(
+            "Returns a link where the calling user signs in to the '{server}' MCP server \
+             (OAuth), and whether they are signed in already. Tools of '{server}' answer 401 \
+             with such a link until the user has signed in. Give the link to the user: it is \
+             personal, works once and expires in 10 minutes."
+        ),
+        "operationId": operation_id,
+        "requestBody": {
+            "required": false,
+            "content": { "application/json": { "schema": { "type": "object", "properties": {} } } },
+        },
+        "responses": {
+            "200": {
+                "description": "The calling user's login link",
+                "content": { "application/json": { "schema": { "$ref": format!("{COMPONENTS}{LOGIN_LINK_SCHEMA}") } } },
+            },
+            "401": {
+                "description": "No verified caller",
+                "content": { "application/json": { "schema": { "$ref": format!("{COMPONENTS}{ERROR_SCHEMA}") } } },
+            },
+        },
+    });
+    paths.insert(path.to_owned(), json!({ "post": op }));
+    if let Some(schemas) = doc
+        .pointer_mut("/components/schemas")
+        .and_then(Value::as_object_mut)
+    {
+        schemas.insert(
+            LOGIN_LINK_SCHEMA.into(),
+            json!({
+                "type": "object",
+                "required": ["login_url", "authenticated"],
+                "properties": {
+                    "login_url": { "type": "string", "format": "uri", "description": "Where the user signs in (one use, 10 minutes)" },
+                    "authenticated": { "type": "boolean", "description": "The user is signed in already" },
+                    "message": { "type": "string" },
+                },
+            }),
+        );
+    }
+}
+
 /// Where one tool goes in a document.
 struct Placement<'a> {
     tag: &'a str,

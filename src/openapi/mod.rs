@@ -40,7 +40,7 @@ mod tool;
 #[cfg(test)]
 mod tests;
 
-pub use document::{combined_document, server_document};
+pub use document::{add_login_operation, combined_document, server_document};
 pub use tool::{ArgumentError, ArgumentIssue, PreparedTool, WRAP_PROPERTY, prepare_tool};
 
 /// The document-level facts: `info`, `servers` and security.

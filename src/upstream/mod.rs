@@ -284,13 +284,6 @@ pub struct Upstream {
 impl Upstream {
     /// Starts connecting in the background and returns at once; see [`Upstream::status`].
     pub fn start(config: ServerConfig, options: UpstreamOptions) -> Self {
-        let (tx, rx) = watch::channel(Status::Connecting {
-            attempts: 0,
-            last_error: None,
-            retry_at: None,
-        });
-        let shutdown = Arc::new(Notify::new());
-        let stats = Arc::new(Stats::default());
         // Invalid OAuth settings are caught at start-up (`oauth::check`); should one slip
         // through (hot reload), the server stays down with the reason rather than connect
         // without the authentication it asked for.
@@ -300,6 +293,31 @@ impl Upstream {
                 .map(Some)
                 .map_err(|e| format!("invalid OAuth settings: {e}")),
         };
+        Self::start_with_auth(config, options, auth)
+    }
+
+    /// Like [`Upstream::start`], with the OAuth client given: in multi-user mode each user's
+    /// session uses that user's own (tokens, registration, web login).
+    pub fn start_with_oauth(
+        config: ServerConfig,
+        options: UpstreamOptions,
+        oauth: crate::oauth::Authorizer,
+    ) -> Self {
+        Self::start_with_auth(config, options, Ok(Some(oauth)))
+    }
+
+    fn start_with_auth(
+        config: ServerConfig,
+        options: UpstreamOptions,
+        auth: Result<Option<crate::oauth::Authorizer>, String>,
+    ) -> Self {
+        let (tx, rx) = watch::channel(Status::Connecting {
+            attempts: 0,
+            last_error: None,
+            retry_at: None,
+        });
+        let shutdown = Arc::new(Notify::new());
+        let stats = Arc::new(Stats::default());
         let oauth = auth.as_ref().ok().and_then(Option::clone);
         let supervisor = Supervisor {
             config: config.clone(),

@@ -5,7 +5,8 @@ mcpo runs it like a browser, with the authorization URL as the last argument. It
 cookies, follows redirects itself, signs in on oidc-provider's development login form (any
 login and password), approves the consent form (or cancels, with --deny), and finally opens
 the loopback redirect URI with the code, as a real browser would. It only ever visits
-loopback hosts.
+loopback hosts. The URL may also be one that redirects to the authorization server (mcpo's
+multi-user login link): the redirect URI is then taken from the first URL that names one.
 
 Options (before the URL):
   --record FILE           append one JSON line per invocation (tests count logins with it)
@@ -14,6 +15,8 @@ Options (before the URL):
   --wrong-state-first     first deliver the callback with a forged `state`, then the real one
   --print-callback FILE   write the final callback URL to FILE instead of opening it (the
                           manual copy/paste flow)
+  --login NAME            the account to sign in as (default: alice)
+  --strict                exit 4 when the callback page answers with an error status
 """
 
 from __future__ import annotations
@@ -72,10 +75,10 @@ def main(argv: list[str]) -> int:
     i = 0
     while i < len(argv) - 1:
         name = argv[i]
-        if name in ("--deny", "--wrong-state-first"):
+        if name in ("--deny", "--wrong-state-first", "--strict"):
             opts[name] = True
             i += 1
-        elif name in ("--record", "--log", "--print-callback"):
+        elif name in ("--record", "--log", "--print-callback", "--login"):
             opts[name] = argv[i + 1]
             i += 2
         else:
@@ -91,10 +94,11 @@ def main(argv: list[str]) -> int:
         with open(opts["--record"], "a", encoding="utf-8") as f:
             f.write(json.dumps({"at": time.time(), "url": url}) + "\n")
 
-    redirect_uri = urllib.parse.parse_qs(urllib.parse.urlsplit(url).query).get("redirect_uri", [""])[0]
-    if not redirect_uri:
-        log(f"no redirect_uri in {url}")
-        return 2
+    def redirect_uri_of(target: str) -> str:
+        return urllib.parse.parse_qs(urllib.parse.urlsplit(target).query).get("redirect_uri", [""])[0]
+
+    # Without one, the URL must redirect to the authorization server (mcpo's login link).
+    redirect_uri = redirect_uri_of(url)
 
     jar = http.cookiejar.CookieJar()
     opener = urllib.request.build_opener(
@@ -130,7 +134,9 @@ def main(argv: list[str]) -> int:
     current = url
     denied = False
     for _ in range(30):
-        if current.startswith(redirect_uri):
+        if not redirect_uri:
+            redirect_uri = redirect_uri_of(current)
+        if redirect_uri and current.startswith(redirect_uri):
             code = urllib.parse.parse_qs(urllib.parse.urlsplit(current).query).get("code", [""])[0]
             # Tests check that mcpo never logs the code; they read it here.
             log(f"code={code}")
@@ -145,7 +151,9 @@ def main(argv: list[str]) -> int:
                 forged = urllib.parse.urlunsplit(parts._replace(query=urllib.parse.urlencode(query)))
                 log("delivering a forged state first")
                 deliver(forged)
-            deliver(current)
+            status = deliver(current)
+            if opts.get("--strict") and not 200 <= status < 300:
+                return 4
             return 0
         status, headers, body = fetch(current)
         location = headers.get("Location") or headers.get("location")
@@ -154,8 +162,11 @@ def main(argv: list[str]) -> int:
             current = urllib.parse.urljoin(current, location)
             continue
         if status != 200:
-            log(f"unexpected status {status}: {body[:300]}")
+            log(f"unexpected status {status}: {' '.join(re.sub(r'<[^>]+>', ' ', body).split())[:300]}")
             return 1
+        if not redirect_uri:
+            log(f"no redirect_uri on the way to {current.split('?')[0]}")
+            return 2
         page = FormParser()
         page.feed(body)
         if opts.get("--deny") and not denied:
@@ -171,7 +182,7 @@ def main(argv: list[str]) -> int:
             return 1
         fields = dict(page.form["inputs"])
         if "login" in fields or "password" in fields:
-            fields["login"] = "alice"
+            fields["login"] = opts.get("--login") or "alice"
             fields["password"] = "secret"
         action = urllib.parse.urljoin(current, page.form["action"])
         status, headers, body = fetch(action, fields)

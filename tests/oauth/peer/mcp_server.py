@@ -118,6 +118,14 @@ def main() -> None:
         token = get_access_token()
         return token.client_id if token else "anonymous"
 
+    @server.tool()
+    def whoami_subject() -> str:
+        """The account (subject) the caller's token was issued for, and to which client."""
+        token = get_access_token()
+        if not token:
+            return "anonymous"
+        return json.dumps({"subject": token.subject, "client_id": token.client_id})
+
     metadata_url = f"http://127.0.0.1:{args.port}/.well-known/oauth-protected-resource/mcp"
 
     class ScopeGate:

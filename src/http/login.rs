@@ -1,0 +1,298 @@
+//! The web login of multi-user OAuth servers (a daemon cannot open a browser on its users'
+//! machines, so they sign in through mcpo itself):
+//!
+//! - `GET /oauth/{server}/login?ticket=…`: the link a user gets (in a tool call's 401, or from
+//!   the `{server}_login` operation). Redeems the one-time ticket and redirects the browser to
+//!   the authorization server (PKCE S256, `state`, `redirect_uri` = the callback below).
+//! - `GET /oauth/{server}/callback?code&state[&iss]`: stores that user's tokens, shows a page.
+//! - `GET /oauth/{server}/status`: the caller's sign-in state, `{"authenticated", "user_id",
+//!   "expires_at"}`.
+//! - `POST {prefix}{server}/oauth/login`: the `{server}_login` operation of the server's
+//!   document, `{"login_url", "authenticated", "message"}` for the calling user.
+//!
+//! Links are built on the public URL: `--public-url` when set, else the scheme and host the
+//! request came in on (`X-Forwarded-Proto` / `X-Forwarded-Host` first, as a reverse proxy
+//! sets them). Trusting those headers is safe here: a link only ever goes back to the caller
+//! who asked (with their own verified identity), and the callback it leads to is registered
+//! for that caller's own client alone. Tickets, codes and tokens never appear in a page, a
+//! body or a log line.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use axum::Json;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::{Value, json};
+
+use super::AppState;
+use super::catalog::ServerEntry;
+use super::error::ApiError;
+use super::identity::{Caller, authorize};
+use crate::oauth::{CallbackError, WebLogins, html_page};
+
+/// `POST {prefix}{server}/oauth/login`.
+pub async fn link(
+    State(state): State<Arc<AppState>>,
+    Path(server): Path<String>,
+    headers: HeaderMap,
+) -> Result<Json<Value>, ApiError> {
+    let (entry, web) = web_server(&state, &server)?;
+    let multi = entry.users.as_ref().map(|u| &u.settings);
+    let caller = authorize(&state, multi, &headers, true).await?;
+    let user = caller.session_key();
+    let authenticated = !authorizer_of(&web, user)?.needs_login();
+    let login_url = login_url(&state, &web, user, &headers);
+    let message = if authenticated {
+        format!(
+            "You are signed in to '{server}' already. To sign in again (another account), \
+             open {login_url}"
+        )
+    } else {
+        format!(
+            "Open {login_url} to sign in to '{server}' (the link is personal, works once and \
+             expires in 10 minutes); then call the tool again."
+        )
+    };
+    Ok(Json(json!({
+        "login_url": login_url,
+        "authenticated": authenticated,
+        "message": message,
+    })))
+}
+
+/// `GET /oauth/{server}/status`.
+pub async fn status(
+    State(state): State<Arc<AppState>>,
+    Path(server): Path<String>,
+    headers: HeaderMap,
+) -> Result<Json<Value>, ApiError> {
+    let (entry, web) = web_server(&state, &server)?;
+    let multi = entry.users.as_ref().map(|u| &u.settings);
+    let caller = authorize(&state, multi, &headers, true).await?;
+    let authorizer = authorizer_of(&web, caller.session_key())?;
+    let tokens = authorizer.token_status();
+    let user_id = match &caller {
+        Caller::User(id) => Value::String(id.clone()),
+        Caller::Service => Value::String("service".to_owned()),
+        Caller::Anonymous => Value::Null,
+    };
+    Ok(Json(json!({
+        "authenticated": !authorizer.needs_login(),
+        "user_id": user_id,
+        "expires_at": tokens.expires_at,
+    })))
+}
+
+/// `GET /oauth/{server}/login?ticket=…`.
+pub async fn login(
+    State(state): State<Arc<AppState>>,
+    Path(server): Path<String>,
+    Query(query): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+) -> Response {
+    let web = match web_server(&state, &server) {
+        Ok((_, web)) => web,
+        Err(e) => return page_error(StatusCode::NOT_FOUND, e),
+    };
+    let Some(ticket) = query.get("ticket") else {
+        return failure(
+            StatusCode::BAD_REQUEST,
+            "This login link is incomplete (no ticket). Ask for a new one.".to_owned(),
+        );
+    };
+    let user = match web.redeem(ticket) {
+        Ok(user) => user,
+        Err(e) => {
+            tracing::warn!(server = %server, "refused a login link: {e}");
+            return failure(
+                StatusCode::BAD_REQUEST,
+                format!("{}.", capitalized(&e.to_string())),
+            );
+        }
+    };
+    let callback = format!("{}/oauth/{server}/callback", public_base(&state, &headers));
+    match web.begin(&user, &callback).await {
+        Ok(url) => {
+            tracing::info!(server = %server, user = %log_user(&user), "web login started");
+            let Ok(location) = HeaderValue::from_str(&url) else {
+                return failure(
+                    StatusCode::BAD_GATEWAY,
+                    "The authorization server's address cannot be used.".to_owned(),
+                );
+            };
+            let mut response = StatusCode::FOUND.into_response();
+            let h = response.headers_mut();
+            h.insert(header::LOCATION, location);
+            h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+            h.insert(
+                header::REFERRER_POLICY,
+                HeaderValue::from_static("no-referrer"),
+            );
+            response
+        }
+        Err(e) => {
+            tracing::warn!(server = %server, user = %log_user(&user), "cannot start the web login: {e}");
+            failure(StatusCode::BAD_GATEWAY, e.to_string())
+        }
+    }
+}
+
+/// `GET /oauth/{server}/callback?code&state[&iss]` (or `error`).
+pub async fn callback(
+    State(state): State<Arc<AppState>>,
+    Path(server): Path<String>,
+    Query(params): Query<HashMap<String, String>>,
+) -> Response {
+    let (entry, web) = match web_server(&state, &server) {
+        Ok(found) => found,
+        Err(e) => return page_error(StatusCode::NOT_FOUND, e),
+    };
+    match web.complete(&params).await {
+        Ok(user) => {
+            tracing::info!(server = %server, user = %log_user(&user), "web login complete");
+            // Start the user's session now, so their next call finds it up.
+            let _ = entry.for_user(&user);
+            html_page(
+                StatusCode::OK,
+                "Signed in",
+                format!(
+                    "You are signed in to '{server}'. You can close this page and go back to \
+                     your chat."
+                ),
+            )
+        }
+        Err(e @ CallbackError::UnknownState) => {
+            tracing::warn!(server = %server, "ignored a login callback: {e}");
+            failure(StatusCode::BAD_REQUEST, capitalized(&e.to_string()))
+        }
+        Err(CallbackError::Ignored(why)) => failure(
+            StatusCode::BAD_REQUEST,
+            format!("{why} It was ignored; the login is still open."),
+        ),
+        Err(CallbackError::Failed(e)) => failure(StatusCode::BAD_REQUEST, e.to_string()),
+    }
+}
+
+/// For tool calls: a multi-user OAuth server's caller without usable tokens gets a 401 with
+/// their login link instead of a session that would wait for a login.
+pub fn require_sign_in(
+    state: &AppState,
+    entry: &ServerEntry,
+    caller: &Caller,
+    headers: &HeaderMap,
+) -> Result<(), ApiError> {
+    let Some(web) = entry.web_logins() else {
+        return Ok(());
+    };
+    let user = caller.session_key();
+    if !authorizer_of(web, user)?.needs_login() {
+        return Ok(());
+    }
+    let login_url = login_url(state, web, user, headers);
+    Err(ApiError::LoginRequired {
+        message: format!(
+            "you have not signed in to '{}' yet (or your sign-in expired): open {login_url} to \
+             sign in (the link is personal, works once and expires in 10 minutes), then call \
+             the tool again",
+            entry.name()
+        ),
+        login_url,
+    })
+}
+
+/// A fresh login link for `user`.
+fn login_url(state: &AppState, web: &WebLogins, user: &str, headers: &HeaderMap) -> String {
+    let mut url = format!("{}/oauth/{}/login?ticket=", public_base(state, headers), {
+        url::form_urlencoded::byte_serialize(web.server().as_bytes()).collect::<String>()
+    });
+    url.extend(url::form_urlencoded::byte_serialize(
+        web.ticket(user).as_bytes(),
+    ));
+    url
+}
+
+/// Where users reach mcpo, without a trailing `/`.
+fn public_base(state: &AppState, headers: &HeaderMap) -> String {
+    let options = &state.options;
+    if let Some(url) = &options.public_url {
+        return url.trim_end_matches('/').to_owned();
+    }
+    let first = |name: &str| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split(',').next())
+            .map(str::trim)
+            .filter(|v| !v.is_empty())
+    };
+    let scheme = first("x-forwarded-proto")
+        .filter(|p| matches!(*p, "http" | "https"))
+        .unwrap_or(if options.tls.is_some() {
+            "https"
+        } else {
+            "http"
+        });
+    let host = first("x-forwarded-host")
+        .or_else(|| first(header::HOST.as_str()))
+        .filter(|h| is_host(h))
+        .unwrap_or("localhost");
+    format!("{scheme}://{host}{}", options.root_path)
+}
+
+/// `host[:port]`, nothing that could change the URL around it.
+fn is_host(text: &str) -> bool {
+    text.len() <= 255
+        && text
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || ".-:[]_".contains(c))
+}
+
+/// The server `name` if it is a multi-user OAuth server.
+fn web_server(
+    state: &AppState,
+    name: &str,
+) -> Result<(Arc<ServerEntry>, Arc<WebLogins>), ApiError> {
+    let entry = state
+        .server(name)
+        .ok_or_else(|| ApiError::NotFound(format!("no server named '{name}' is configured")))?;
+    let web = entry.web_logins().cloned().ok_or_else(|| {
+        ApiError::NotFound(format!(
+            "server '{name}' has no web login (only multi-user servers with an \"oauth\" block do)"
+        ))
+    })?;
+    Ok((entry, web))
+}
+
+fn authorizer_of(web: &WebLogins, user: &str) -> Result<crate::oauth::Authorizer, ApiError> {
+    web.authorizer(user).map_err(|e| ApiError::BadGateway {
+        message: e.to_string(),
+        data: None,
+    })
+}
+
+fn page_error(status: StatusCode, e: ApiError) -> Response {
+    let message = match e {
+        ApiError::NotFound(m) => m,
+        other => format!("{other:?}"),
+    };
+    failure(status, capitalized(&message))
+}
+
+fn failure(status: StatusCode, message: String) -> Response {
+    html_page(status, "Sign-in failed", message)
+}
+
+fn capitalized(text: &str) -> String {
+    let mut chars = text.chars();
+    match chars.next() {
+        Some(c) => c.to_uppercase().chain(chars).collect(),
+        None => String::new(),
+    }
+}
+
+/// User ids are not secrets, but the service caller's key has a NUL in it.
+fn log_user(user: &str) -> &str {
+    user.strip_prefix('\u{0}').unwrap_or(user)
+}

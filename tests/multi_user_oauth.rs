@@ -1,0 +1,604 @@
+//! Multi-user mode with OAuth through the real `mcpo` binary: every Open WebUI user signs in to
+//! the protected MCP server through mcpo's web login and acts upstream as themselves.
+//!
+//! The peers are the real ones of `tests/oauth.rs` (`tests/oauth/peers.rs`): oidc-provider as
+//! the authorization server, the MCP Python SDK as the protected server (its `whoami_subject`
+//! tool answers the account and client the caller's token belongs to), and the headless fake
+//! browser, which here plays the user following the login link mcpo hands out (mcpo itself
+//! must never launch a browser in this mode). Callers present Open WebUI session JWTs minted
+//! exactly as Open WebUI 0.12 mints them (HS256 over the UTF-8 bytes of `WEBUI_SECRET_KEY`,
+//! claims `id`/`exp`/`iat`/`jti`/`typ`). Without the peers the tests skip loudly (and fail
+//! when `MCPO_REQUIRE_OAUTH_PEERS` is set).
+
+#[path = "oauth/peers.rs"]
+mod peers;
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use common::{Mcpo, client, write_config};
+use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use peers::{PeerOptions, Peers};
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+const SECRET: &str = "owui-secret-for-oauth-tests";
+const SERVER: &str = "secure";
+
+macro_rules! peers_or_skip {
+    () => {{
+        let Some(installed) = peers::installed() else {
+            return;
+        };
+        Peers::start(installed, PeerOptions::default())
+    }};
+}
+
+fn now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .expect("clock")
+        .as_secs()
+}
+
+/// A distinct Open WebUI-like user id per call.
+fn user_id(name: &str) -> String {
+    static N: AtomicU64 = AtomicU64::new(0);
+    format!(
+        "{name}-{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+/// A login session JWT as Open WebUI 0.12 mints it (`create_token`).
+fn jwt(user: &str) -> String {
+    let t = now();
+    let claims = json!({
+        "id": user, "exp": t + 3600, "iat": t, "jti": format!("jti-{user}-{t}"), "typ": "session"
+    });
+    jsonwebtoken::encode(
+        &Header::new(Algorithm::HS256),
+        &claims,
+        &EncodingKey::from_secret(SECRET.as_bytes()),
+    )
+    .expect("encode JWT")
+}
+
+/// `$BROWSER` that records any launch: mcpo must never open a browser in multi-user mode.
+fn forbidden_browser(dir: &Path) -> (String, PathBuf) {
+    let record = dir.join("forbidden-browser-launches");
+    let path = dir.join("forbidden-browser");
+    std::fs::write(
+        &path,
+        format!(
+            "#!/bin/sh\nprintf '%s\\n' \"$1\" >> '{}'\n",
+            record.display()
+        ),
+    )
+    .expect("write script");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    (path.display().to_string(), record)
+}
+
+/// mcpo with `servers` (each an OAuth multi-user entry for the protected server), tokens in
+/// the peers' token directory and every log line there is.
+fn start(peers: &Peers, names: &[&str], extra_args: &[&str]) -> (Mcpo, PathBuf) {
+    let mut servers = serde_json::Map::new();
+    for name in names {
+        servers.insert(
+            (*name).to_owned(),
+            json!({
+                "type": "streamable-http",
+                "url": peers.mcp_url,
+                "oauth": {"multi_user": true, "webui_secret_key": SECRET, "max_sessions": 10},
+            }),
+        );
+    }
+    let config = write_config(&json!({ "mcpServers": servers }).to_string());
+    let (browser, record) = forbidden_browser(peers.dir.path());
+    let token_dir = peers.token_dir().display().to_string();
+    let mut args = vec!["--config", config.path().to_str().unwrap()];
+    args.extend_from_slice(extra_args);
+    let mcpo = Mcpo::start_with_env(
+        &args,
+        &[
+            ("BROWSER", browser.as_str()),
+            ("MCPO_TOKEN_DIR", token_dir.as_str()),
+            ("RUST_LOG", "trace"),
+            ("NO_COLOR", "1"),
+        ],
+    );
+    // The config file must outlive the start-up read only.
+    drop(config);
+    (mcpo, record)
+}
+
+struct Answer {
+    status: StatusCode,
+    body: Value,
+    www_authenticate: Option<String>,
+}
+
+async fn send(request: reqwest::RequestBuilder) -> Answer {
+    let r = request.send().await.expect("request");
+    let status = r.status();
+    let www_authenticate = r
+        .headers()
+        .get("www-authenticate")
+        .map(|v| v.to_str().unwrap_or_default().to_owned());
+    let text = r.text().await.expect("body");
+    let body = serde_json::from_str(&text).unwrap_or(Value::String(text));
+    Answer {
+        status,
+        body,
+        www_authenticate,
+    }
+}
+
+async fn call(mcpo: &Mcpo, tool: &str, jwt: Option<&str>) -> Answer {
+    let mut request = client()
+        .post(mcpo.url(&format!("/{SERVER}/{tool}")))
+        .json(&json!({}));
+    if let Some(t) = jwt {
+        request = request.bearer_auth(t);
+    }
+    send(request).await
+}
+
+async fn get(mcpo: &Mcpo, path: &str, jwt: Option<&str>) -> Answer {
+    let mut request = client().get(mcpo.url(path));
+    if let Some(t) = jwt {
+        request = request.bearer_auth(t);
+    }
+    send(request).await
+}
+
+/// The login link of a 401 answer (checked for shape).
+fn login_url_of(mcpo: &Mcpo, answer: &Answer, server: &str) -> String {
+    assert_eq!(answer.status, StatusCode::UNAUTHORIZED, "{}", answer.body);
+    assert_eq!(answer.www_authenticate.as_deref(), Some("Bearer"));
+    let url = answer.body["detail"]["login_url"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no detail.login_url in {}", answer.body))
+        .to_owned();
+    let prefix = mcpo.url(&format!("/oauth/{server}/login?ticket="));
+    assert!(
+        url.starts_with(&prefix),
+        "{url} does not start with {prefix}"
+    );
+    let message = answer.body["detail"]["message"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(
+        message.contains(&url),
+        "the message does not name the link: {message}"
+    );
+    url
+}
+
+fn ticket_of(login_url: &str) -> String {
+    url::Url::parse(login_url)
+        .expect("login URL")
+        .query_pairs()
+        .find(|(k, _)| k == "ticket")
+        .map(|(_, v)| v.into_owned())
+        .expect("ticket")
+}
+
+/// The user following their login link in the fake browser, as `account` at the
+/// authorization server; panics unless mcpo's callback page answers 200.
+fn sign_in(peers: &Peers, login_url: &str, account: &str) {
+    let (program, mut args) = peers.browser(&["--login", account, "--strict"]);
+    args.push(login_url.to_owned());
+    let status = Command::new(program).args(args).status().expect("browser");
+    assert!(
+        status.success(),
+        "signing in as {account} failed ({status}):\n{}",
+        peers.browser_log_text()
+    );
+}
+
+/// Calls `tool` until it answers 200 (the user's session may still be connecting).
+async fn call_ok(mcpo: &Mcpo, tool: &str, jwt: &str) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let answer = call(mcpo, tool, Some(jwt)).await;
+        if answer.status == StatusCode::OK {
+            return answer.body;
+        }
+        assert_ne!(
+            answer.status,
+            StatusCode::UNAUTHORIZED,
+            "signed in, yet: {}",
+            answer.body
+        );
+        if Instant::now() > deadline {
+            panic!(
+                "{tool}: still {} {} ; mcpo stderr:\n{}",
+                answer.status,
+                answer.body,
+                mcpo.stderr.text()
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// `{"subject", "client_id"}` of the caller's upstream identity.
+async fn identity(mcpo: &Mcpo, jwt: &str) -> Value {
+    let body = call_ok(mcpo, "whoami_subject", jwt).await;
+    let text = body
+        .get("result")
+        .and_then(Value::as_str)
+        .or_else(|| body.as_str())
+        .unwrap_or_else(|| panic!("unexpected whoami_subject answer {body}"));
+    serde_json::from_str(text).expect("whoami_subject JSON")
+}
+
+fn files_under(dir: &Path) -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map(|d| d.map(|e| e.unwrap().path()).collect())
+        .unwrap_or_default();
+    files.sort();
+    files
+}
+
+#[cfg(unix)]
+fn mode(path: &Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(path).unwrap().permissions().mode() & 0o777
+}
+
+#[tokio::test]
+async fn two_users_sign_in_on_the_web_and_act_upstream_as_themselves() {
+    let peers = peers_or_skip!();
+    let (mcpo, browser_launches) = start(&peers, &[SERVER], &[]);
+    let (alice, bob) = (user_id("alice"), user_id("bob"));
+    let (alice_jwt, bob_jwt) = (jwt(&alice), jwt(&bob));
+
+    // Before anyone signed in: the spec answers at once, without credentials, with the login
+    // operation only.
+    let started = Instant::now();
+    let spec = get(&mcpo, &format!("/{SERVER}/openapi.json"), None).await;
+    assert_eq!(spec.status, StatusCode::OK, "{}", spec.body);
+    assert!(started.elapsed() < Duration::from_secs(3));
+    let paths: Vec<&String> = spec.body["paths"].as_object().unwrap().keys().collect();
+    assert_eq!(paths, ["/oauth/login"], "{}", spec.body);
+    assert_eq!(
+        spec.body["paths"]["/oauth/login"]["post"]["operationId"],
+        format!("{SERVER}_login")
+    );
+    // The same for a user who has not signed in: never a wait for their login.
+    let started = Instant::now();
+    let spec = get(&mcpo, &format!("/{SERVER}/openapi.json"), Some(&alice_jwt)).await;
+    assert_eq!(spec.status, StatusCode::OK);
+    assert!(started.elapsed() < Duration::from_secs(3));
+
+    // Alice calls a tool: 401 with her login link; the status says she is not signed in.
+    let answer = call(&mcpo, "whoami_subject", Some(&alice_jwt)).await;
+    let alice_link = login_url_of(&mcpo, &answer, SERVER);
+    assert!(
+        !alice_link.contains(&alice_jwt),
+        "the JWT is in the login link"
+    );
+    let status = get(&mcpo, &format!("/oauth/{SERVER}/status"), Some(&alice_jwt)).await;
+    assert_eq!(status.status, StatusCode::OK);
+    assert_eq!(
+        status.body,
+        json!({"authenticated": false, "user_id": alice, "expires_at": null})
+    );
+    let anonymous = get(&mcpo, &format!("/oauth/{SERVER}/status"), None).await;
+    assert_eq!(anonymous.status, StatusCode::UNAUTHORIZED);
+
+    // She follows the link: mcpo's login route, the authorization server, mcpo's callback.
+    sign_in(&peers, &alice_link, "alice");
+    let status = get(&mcpo, &format!("/oauth/{SERVER}/status"), Some(&alice_jwt)).await;
+    assert_eq!(status.body["authenticated"], true, "{}", status.body);
+    assert!(status.body["expires_at"].as_u64().unwrap() > now());
+    let alice_upstream = identity(&mcpo, &alice_jwt).await;
+    assert_eq!(alice_upstream["subject"], "alice");
+
+    // Bob is not signed in: Alice's tokens are never used for him.
+    let answer = call(&mcpo, "whoami_subject", Some(&bob_jwt)).await;
+    let bob_link = login_url_of(&mcpo, &answer, SERVER);
+    assert_ne!(ticket_of(&bob_link), ticket_of(&alice_link));
+    sign_in(&peers, &bob_link, "bob");
+    let bob_upstream = identity(&mcpo, &bob_jwt).await;
+    assert_eq!(bob_upstream["subject"], "bob");
+    // Each user registered a client of their own.
+    assert_ne!(bob_upstream["client_id"], alice_upstream["client_id"]);
+    // And Alice is still herself.
+    assert_eq!(identity(&mcpo, &alice_jwt).await, alice_upstream);
+
+    // At the authorization server: two registrations for mcpo's own callback, and PKCE S256
+    // authorizations with state.
+    let callback = mcpo.url(&format!("/oauth/{SERVER}/callback"));
+    let registrations = peers.as_events_named("registration");
+    assert_eq!(registrations.len(), 2, "{registrations:?}");
+    for r in &registrations {
+        assert_eq!(r["redirect_uris"], json!([callback]), "{r}");
+    }
+    let authorizations = peers.as_events_named("authorization");
+    assert_eq!(authorizations.len(), 2, "{authorizations:?}");
+    for a in &authorizations {
+        assert_eq!(a["code_challenge_method"], "S256");
+        assert_eq!(a["has_state"], true);
+        assert_eq!(a["redirect_uri"], callback.as_str());
+        assert_eq!(a["resource"], peers.mcp_url.as_str());
+    }
+
+    // Specs: Alice's lists her tools and the login operation; without credentials, the last
+    // known tools; the combined document has both too.
+    for jwt in [Some(alice_jwt.as_str()), None] {
+        let spec = get(&mcpo, &format!("/{SERVER}/openapi.json"), jwt).await;
+        let paths = &spec.body["paths"];
+        assert!(
+            paths["/whoami_subject"]["post"].is_object(),
+            "{}",
+            spec.body
+        );
+        assert!(paths["/oauth/login"]["post"].is_object(), "{}", spec.body);
+    }
+    let combined = get(&mcpo, "/openapi.json", None).await;
+    let paths = &combined.body["paths"];
+    assert_eq!(
+        paths[format!("/{SERVER}/oauth/login")]["post"]["operationId"],
+        format!("{SERVER}_login"),
+        "{}",
+        combined.body
+    );
+    assert!(paths[format!("/{SERVER}/whoami_subject")]["post"].is_object());
+
+    // The login operation, for a model to hand the link over.
+    let op = send(
+        client()
+            .post(mcpo.url(&format!("/{SERVER}/oauth/login")))
+            .bearer_auth(&alice_jwt)
+            .json(&json!({})),
+    )
+    .await;
+    assert_eq!(op.status, StatusCode::OK, "{}", op.body);
+    assert_eq!(op.body["authenticated"], true);
+    assert!(
+        op.body["login_url"]
+            .as_str()
+            .unwrap()
+            .starts_with(&mcpo.url(&format!("/oauth/{SERVER}/login?ticket=")))
+    );
+    let carol_jwt = jwt(&user_id("carol"));
+    let op = send(
+        client()
+            .post(mcpo.url(&format!("/{SERVER}/oauth/login")))
+            .bearer_auth(&carol_jwt)
+            .json(&json!({})),
+    )
+    .await;
+    assert_eq!(op.body["authenticated"], false, "{}", op.body);
+    let no_caller = send(client().post(mcpo.url(&format!("/{SERVER}/oauth/login")))).await;
+    assert_eq!(no_caller.status, StatusCode::UNAUTHORIZED);
+
+    // Token files: <dir>/<server>/<hash>_tokens.json and _client.json per user, private, and
+    // named without the user id.
+    let dir = peers.token_dir().join(SERVER);
+    let files = files_under(&dir);
+    let names: Vec<String> = files
+        .iter()
+        .map(|f| f.file_name().unwrap().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(names.len(), 4, "{names:?}");
+    assert_eq!(
+        names.iter().filter(|n| n.ends_with("_tokens.json")).count(),
+        2
+    );
+    assert_eq!(
+        names.iter().filter(|n| n.ends_with("_client.json")).count(),
+        2
+    );
+    for name in &names {
+        assert!(!name.contains("alice") && !name.contains("bob"), "{name}");
+    }
+    #[cfg(unix)]
+    {
+        assert_eq!(mode(&dir), 0o700);
+        for f in &files {
+            assert_eq!(mode(f), 0o600, "{}", f.display());
+        }
+    }
+    // Nothing else in the token directory: no shared (single-user) login happened.
+    let top = files_under(&peers.token_dir());
+    assert_eq!(top, std::slice::from_ref(&dir), "{top:?}");
+
+    assert!(
+        !browser_launches.exists(),
+        "mcpo launched a browser: {}",
+        std::fs::read_to_string(&browser_launches).unwrap_or_default()
+    );
+
+    // No token, code, ticket or JWT in anything mcpo wrote.
+    let mut secrets: Vec<String> = vec![
+        alice_jwt.clone(),
+        bob_jwt.clone(),
+        ticket_of(&alice_link),
+        ticket_of(&bob_link),
+    ];
+    for f in files
+        .iter()
+        .filter(|f| f.to_string_lossy().ends_with("_tokens.json"))
+    {
+        let stored: Value = serde_json::from_slice(&std::fs::read(f).unwrap()).unwrap();
+        for key in ["access_token", "refresh_token"] {
+            if let Some(t) = stored["token_response"][key].as_str() {
+                secrets.push(t.to_owned());
+            }
+        }
+    }
+    secrets.extend(
+        peers
+            .browser_log_text()
+            .lines()
+            .filter_map(|l| l.split("code=").nth(1))
+            .filter(|c| !c.is_empty())
+            .map(str::to_owned),
+    );
+    assert!(secrets.len() >= 8, "{}", secrets.len());
+    let log = format!("{}\n{}", mcpo.stderr.text(), mcpo.stdout.text());
+    for secret in &secrets {
+        assert!(secret.len() >= 8);
+        assert!(
+            !log.contains(secret.as_str()),
+            "a secret appears in mcpo's output"
+        );
+    }
+}
+
+#[tokio::test]
+async fn login_links_work_once_for_their_own_server_and_user() {
+    let peers = peers_or_skip!();
+    let (mcpo, _) = start(&peers, &[SERVER, "other"], &[]);
+    let alice_jwt = jwt(&user_id("alice"));
+    let answer = call(&mcpo, "whoami_subject", Some(&alice_jwt)).await;
+    let link = login_url_of(&mcpo, &answer, SERVER);
+    let ticket = ticket_of(&link);
+    // The ticket is not the JWT, nor anything signed with the Open WebUI secret.
+    let mut validation = jsonwebtoken::Validation::new(Algorithm::HS256);
+    validation.required_spec_claims.clear();
+    assert!(
+        jsonwebtoken::decode::<Value>(
+            &ticket,
+            &jsonwebtoken::DecodingKey::from_secret(SECRET.as_bytes()),
+            &validation
+        )
+        .is_err()
+    );
+
+    let no_redirects = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .no_proxy()
+        .build()
+        .unwrap();
+    let open = |url: String| {
+        let c = no_redirects.clone();
+        async move {
+            let r = c.get(url).send().await.expect("GET");
+            let status = r.status();
+            let location = r
+                .headers()
+                .get("location")
+                .map(|v| v.to_str().unwrap().to_owned());
+            (status, location, r.text().await.unwrap_or_default())
+        }
+    };
+
+    // Used for another server, it is refused (and stays unused for its own).
+    let elsewhere = link.replace(&format!("/oauth/{SERVER}/"), "/oauth/other/");
+    let (status, _, page) = open(elsewhere).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(page.contains("another server"), "{page}");
+
+    // First use: a redirect to the authorization server, PKCE S256 with state, and the
+    // callback on mcpo itself.
+    let (status, location, _) = open(link.clone()).await;
+    assert_eq!(status, StatusCode::FOUND);
+    let authorize_url = url::Url::parse(&location.expect("Location")).unwrap();
+    assert!(
+        authorize_url.as_str().starts_with(&peers.issuer),
+        "{authorize_url}"
+    );
+    let query: std::collections::HashMap<String, String> =
+        authorize_url.query_pairs().into_owned().collect();
+    assert_eq!(query["code_challenge_method"], "S256");
+    assert!(!query["state"].is_empty());
+    assert_eq!(
+        query["redirect_uri"],
+        mcpo.url(&format!("/oauth/{SERVER}/callback"))
+    );
+
+    // Second use: refused.
+    let (status, location, page) = open(link.clone()).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{location:?}");
+    assert!(page.contains("already used"), "{page}");
+
+    // A tampered ticket, none, and a callback for a login that is not in progress.
+    let mut tampered = ticket.clone();
+    tampered.pop();
+    tampered.push(if ticket.ends_with('A') { 'B' } else { 'A' });
+    let (status, _, page) =
+        open(mcpo.url(&format!("/oauth/{SERVER}/login?ticket={tampered}"))).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(page.contains("not valid"), "{page}");
+    let (status, _, _) = open(mcpo.url(&format!("/oauth/{SERVER}/login"))).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    let (status, _, page) = open(mcpo.url(&format!(
+        "/oauth/{SERVER}/callback?code=made-up&state=made-up"
+    )))
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(page.contains("does not belong"), "{page}");
+    assert!(
+        !page.contains("made-up"),
+        "the page echoes the request: {page}"
+    );
+
+    // A server without web login has none of these routes.
+    let (status, _, _) = open(mcpo.url("/oauth/nope/login?ticket=x")).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+
+    // The link completes the login it started: the browser follows the authorization URL.
+    sign_in(&peers, authorize_url.as_str(), "alice");
+    let me = identity(&mcpo, &alice_jwt).await;
+    assert_eq!(me["subject"], "alice");
+    // Signed in to one server is not signed in to the other.
+    let answer = send(
+        client()
+            .post(mcpo.url("/other/whoami_subject"))
+            .bearer_auth(&alice_jwt)
+            .json(&json!({})),
+    )
+    .await;
+    login_url_of(&mcpo, &answer, "other");
+}
+
+#[tokio::test]
+async fn public_url_builds_the_links() {
+    let peers = peers_or_skip!();
+    let (mcpo, _) = start(
+        &peers,
+        &[SERVER],
+        &["--public-url", "https://mcpo.example.com/tools/"],
+    );
+    let answer = call(&mcpo, "whoami_subject", Some(&jwt(&user_id("u")))).await;
+    assert_eq!(answer.status, StatusCode::UNAUTHORIZED);
+    let link = answer.body["detail"]["login_url"].as_str().unwrap();
+    assert!(
+        link.starts_with(&format!(
+            "https://mcpo.example.com/tools/oauth/{SERVER}/login?ticket="
+        )),
+        "{link}"
+    );
+    // Without --public-url, a reverse proxy's forwarded scheme and host are used.
+    drop(mcpo);
+    let (mcpo, _) = start(&peers, &[SERVER], &[]);
+    let answer = send(
+        client()
+            .post(mcpo.url(&format!("/{SERVER}/whoami_subject")))
+            .bearer_auth(jwt(&user_id("u")))
+            .header("X-Forwarded-Proto", "https")
+            .header("X-Forwarded-Host", "owui.example.org")
+            .json(&json!({})),
+    )
+    .await;
+    let link = answer.body["detail"]["login_url"].as_str().unwrap();
+    assert!(
+        link.starts_with(&format!("https://owui.example.org/oauth/{SERVER}/login?")),
+        "{link}"
+    );
+}
