@@ -10,6 +10,7 @@ use tokio::sync::OnceCell;
 use tracing::instrument::WithSubscriber;
 use tracing::subscriber::NoSubscriber;
 
+use super::assertion;
 use super::browser;
 use super::callback::{self, CallbackListener, Page, Params, PasteSource};
 use super::discovery::{self, Discovered};
@@ -818,12 +819,18 @@ impl Authorizer {
         let settings = &self.inner.settings;
         let mut manager = client.auth_manager.lock().await;
         let found = discovery::discover(&manager, settings, None).await?;
-        let resource = found.resource.clone();
+        let (resource, metadata) = (found.resource.clone(), found.metadata.clone());
         self.adopt(&mut manager, found, None).await?;
         let scopes = match &settings.scopes {
             Some(scopes) => scopes.clone(),
             None => manager.select_initial_scopes(&[]).await,
         };
+        if let Some(key) = &settings.signing_key {
+            let (store, http) = (&self.inner.store, discovery::http_client());
+            let grant = (key, &metadata, scopes.as_slice(), resource.as_str());
+            return assertion::client_credentials(&http, store, &mut manager, settings, grant)
+                .await;
+        }
         let (Some(client_id), Some(client_secret)) = (&settings.client_id, &settings.client_secret)
         else {
             return Err(

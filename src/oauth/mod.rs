@@ -19,6 +19,7 @@
 //! message: rmcp logs the authorization code and the token response at debug level during
 //! the exchange, so mcpo runs those calls with tracing switched off.
 
+mod assertion;
 mod authorizer;
 mod browser;
 mod callback;
