@@ -219,9 +219,27 @@ fn auth(op: &AuthOp) -> ExitCode {
                 .await
                 .map(|()| format!("{name}: logged in; tokens stored"))
         } else {
+            // Revoked first (the server forgets them), then deleted whatever it said.
+            let revoked = match crate::oauth::revoke(&server, options.clone()).await {
+                Ok(revocation) => revocation,
+                Err(e) => crate::oauth::Revocation::Failed(e.to_string()),
+            };
+            let revoked = match revoked {
+                crate::oauth::Revocation::NothingStored => String::new(),
+                crate::oauth::Revocation::Unsupported => {
+                    "; the authorization server offers no token revocation".to_owned()
+                }
+                crate::oauth::Revocation::Revoked(_) => {
+                    "; revoked at the authorization server".to_owned()
+                }
+                crate::oauth::Revocation::Failed(why) => {
+                    eprintln!("mcpo: {name}: could not revoke the tokens: {why}");
+                    "; not revoked at the authorization server".to_owned()
+                }
+            };
             crate::oauth::logout(&server, options).await.map(|had| {
                 if had {
-                    format!("{name}: tokens and client registration deleted")
+                    format!("{name}: tokens and client registration deleted{revoked}")
                 } else {
                     format!("{name}: nothing was stored")
                 }

@@ -286,6 +286,84 @@ async fn preregistered_client_uses_its_secret_and_no_registration() {
     assert_not_logged("mcpo-static-secret", "client secret");
 }
 
+/// `mcpo auth logout` revokes (RFC 7009) before it deletes: a confidential client with
+/// HTTP Basic, a private_key_jwt client, and nothing stored.
+#[tokio::test]
+async fn revocation_at_logout_makes_the_authorization_server_forget_the_tokens() {
+    let port = free_port();
+    let peers = peers_or_skip!(PeerOptions {
+        static_callback_port: Some(port),
+        ..Default::default()
+    });
+    let config = server(
+        "revoke-static",
+        &peers.mcp_url,
+        json!({
+            "callback_port": port,
+            "client_id": "mcpo-static-client",
+            "client_secret": "mcpo-static-secret",
+            "login_timeout": 30,
+        }),
+    );
+    let auth = Authorizer::new(&config, options(&peers, &[])).unwrap();
+    ensure(&auth).await.unwrap();
+    let tokens = stored_tokens(&auth);
+    let access = tokens["token_response"]["access_token"].as_str().unwrap();
+    let refresh = tokens["token_response"]["refresh_token"].as_str().unwrap();
+    assert!(peers.is_active(access).await && peers.is_active(refresh).await);
+    let revoked = mcpo::oauth::revoke(&config, options(&peers, &[]))
+        .await
+        .unwrap();
+    assert_eq!(revoked, mcpo::oauth::Revocation::Revoked(2));
+    assert!(
+        !peers.is_active(access).await,
+        "the access token is still active"
+    );
+    assert!(
+        !peers.is_active(refresh).await,
+        "the refresh token is still active"
+    );
+    assert!(
+        mcpo::oauth::logout(&config, options(&peers, &[]))
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        mcpo::oauth::revoke(&config, options(&peers, &[]))
+            .await
+            .unwrap(),
+        mcpo::oauth::Revocation::NothingStored
+    );
+    assert_not_logged("mcpo-static-secret", "client secret");
+    assert_not_logged(refresh, "refresh token");
+
+    // private_key_jwt: the revocation request carries an assertion.
+    let config = server(
+        "revoke-jwt",
+        &peers.mcp_url,
+        json!({
+            "grant_type": "client_credentials",
+            "client_id": "mcpo-jwt-client",
+            "signing_key_file": peers::jwt_client_key(),
+        }),
+    );
+    let auth = Authorizer::new(&config, options(&peers, &[])).unwrap();
+    ensure(&auth).await.unwrap();
+    let access = stored_tokens(&auth)["token_response"]["access_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(peers.is_active(&access).await);
+    let revoked = mcpo::oauth::revoke(&config, options(&peers, &[]))
+        .await
+        .unwrap();
+    assert_eq!(revoked, mcpo::oauth::Revocation::Revoked(1));
+    assert!(
+        !peers.is_active(&access).await,
+        "the access token is still active"
+    );
+}
+
 #[tokio::test]
 async fn insufficient_scope_leads_to_a_step_up_login() {
     let port = free_port();

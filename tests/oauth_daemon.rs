@@ -594,6 +594,12 @@ async fn auth_login_ahead_of_time_then_daemon_then_auth_logout() {
     );
     assert!(status.success(), "auth logout: {status}\n{logout_output}");
     assert!(
+        logout_output.contains("revoked at the authorization server"),
+        "{logout_output}"
+    );
+    // RFC 7009 on the refresh token revokes the whole grant.
+    assert_eq!(peers.as_events_named("grant.revoked").len(), 1);
+    assert!(
         token_files(&peers).is_empty(),
         "left behind: {:?}",
         token_files(&peers)

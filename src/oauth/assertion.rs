@@ -27,7 +27,7 @@ use super::store::Store;
 /// if it leaks.
 const ASSERTION_LIFETIME_SECS: u64 = 300;
 
-const ASSERTION_TYPE: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
+pub(crate) const ASSERTION_TYPE: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
 
 /// A private key mcpo signs client assertions with, and the JWS algorithm it uses.
 #[derive(Clone)]

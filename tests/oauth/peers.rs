@@ -307,6 +307,25 @@ impl Peers {
         read_jsonl(&self.browser_record()).len()
     }
 
+    /// Whether the authorization server still takes `token` as active (RFC 7662
+    /// introspection, as the MCP server's client).
+    pub async fn is_active(&self, token: &str) -> bool {
+        let response = reqwest::Client::new()
+            .post(format!("{}/token/introspection", self.issuer))
+            .basic_auth("mcp-resource-server", Some(RS_SECRET))
+            .header("Content-Type", "application/x-www-form-urlencoded")
+            .body(
+                url::form_urlencoded::Serializer::new(String::new())
+                    .append_pair("token", token)
+                    .finish(),
+            )
+            .send()
+            .await
+            .expect("introspection request");
+        let answer: Value = response.json().await.expect("introspection JSON");
+        answer["active"] == true
+    }
+
     /// Revokes a token at the authorization server (RFC 7009) on behalf of `client_id`.
     pub async fn revoke(&self, client_id: &str, token: &str) {
         let response = reqwest::Client::new()
