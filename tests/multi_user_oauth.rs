@@ -106,6 +106,7 @@ fn start(peers: &Peers, names: &[&str], extra_args: &[&str]) -> (Mcpo, PathBuf) 
     let config = write_config(&json!({ "mcpServers": servers }).to_string());
     let (browser, record) = forbidden_browser(peers.dir.path());
     let token_dir = peers.token_dir().display().to_string();
+    let cache_dir = peers.dir.path().join("cache").display().to_string();
     let mut args = vec!["--config", config.path().to_str().unwrap()];
     args.extend_from_slice(extra_args);
     let mcpo = Mcpo::start_with_env(
@@ -113,6 +114,7 @@ fn start(peers: &Peers, names: &[&str], extra_args: &[&str]) -> (Mcpo, PathBuf) 
         &[
             ("BROWSER", browser.as_str()),
             ("MCPO_TOKEN_DIR", token_dir.as_str()),
+            ("MCPO_CACHE_DIR", cache_dir.as_str()),
             ("RUST_LOG", "trace"),
             ("NO_COLOR", "1"),
         ],
@@ -458,6 +460,21 @@ async fn two_users_sign_in_on_the_web_and_act_upstream_as_themselves() {
             "a secret appears in mcpo's output"
         );
     }
+
+    // After a restart: the tools are known before anyone calls (the tool cache), and both
+    // users' tokens are still theirs, without signing in again.
+    drop(mcpo);
+    let (mcpo, _) = start(&peers, &[SERVER], &[]);
+    let spec = get(&mcpo, &format!("/{SERVER}/openapi.json"), None).await;
+    assert!(
+        spec.body["paths"]["/whoami_subject"]["post"].is_object(),
+        "{}",
+        spec.body
+    );
+    assert!(spec.body["paths"]["/oauth/login"]["post"].is_object());
+    assert_eq!(identity(&mcpo, &bob_jwt).await, bob_upstream);
+    assert_eq!(identity(&mcpo, &alice_jwt).await, alice_upstream);
+    assert_eq!(peers.as_events_named("registration").len(), 2);
 }
 
 #[tokio::test]

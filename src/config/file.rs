@@ -1521,7 +1521,10 @@ mod tests {
                 "grant_type": "authorization_code",
                 "client_metadata_url": "https://example.com/client.json",
                 "scopes": ["read", "write"],
-                "login_timeout": 120
+                "login_timeout": 120,
+                "signing_key_file": "/etc/mcpo/client-key.pem",
+                "signing_key": "-----BEGIN PRIVATE KEY-----",
+                "signing_algorithm": "RS256"
             }}"#,
         ));
         let oauth = server.oauth.unwrap();

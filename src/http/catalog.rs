@@ -21,6 +21,8 @@ use crate::openapi::{self, PreparedTool, SpecInfo};
 use crate::sessions::UserPool;
 use crate::upstream::{Session, Status, Upstream, UpstreamOptions};
 
+use super::tool_cache::ToolCache;
+
 /// Where the login operation sits in a server's document, relative to the server's base. Tool
 /// names cannot contain `/`, so no tool route (`/{server}/{tool}`) can take it.
 pub const LOGIN_PATH: &str = "/oauth/login";
@@ -128,11 +130,24 @@ impl ServerEntry {
                 web,
             }),
         });
+        // The tools of the last run, if any, until a session shows the current ones.
+        let cached = spec
+            .tool_cache
+            .as_ref()
+            .and_then(|c| c.load(&entry.upstream.config));
+        if cached.is_some() || oauth {
+            let tools = cached.unwrap_or_default();
+            *entry.known.lock().unwrap_or_else(|p| p.into_inner()) = Some(Arc::new(build_known(
+                entry.name(),
+                &tools,
+                None,
+                &spec,
+                oauth,
+            )));
+        }
         if oauth {
             // No session is shared: there is nobody to sign in for it. Users' own sessions
             // bring the tool list; until one does, the document has the login operation.
-            *entry.known.lock().unwrap_or_else(|p| p.into_inner()) =
-                Some(Arc::new(build_known(entry.name(), &[], None, &spec, true)));
             let stop = entry.clone();
             tokio::spawn(async move { stop.upstream.shutdown().await });
         }
@@ -290,6 +305,11 @@ impl ServerEntry {
             spec,
             login,
         ));
+        if let (Some(_), Some(tool_cache)) = (&config.multi_user, &spec.tool_cache) {
+            let (tool_cache, config, tools) =
+                (tool_cache.clone(), config.clone(), session.tools.clone());
+            tokio::task::spawn_blocking(move || tool_cache.save(&config, &tools));
+        }
         let built = Arc::new(Catalog { session, known });
         *cache = Some(built.clone());
         *self.known.lock().unwrap_or_else(|p| p.into_inner()) = Some(built.known());
@@ -314,6 +334,8 @@ pub struct SpecContext {
     pub root_path: String,
     pub api_key_security: bool,
     pub single_server: bool,
+    /// Where multi-user servers' last known tool lists survive restarts.
+    pub tool_cache: Option<ToolCache>,
 }
 
 impl SpecContext {
@@ -323,6 +345,7 @@ impl SpecContext {
             root_path: o.root_path.clone(),
             api_key_security: o.api_key.is_some(),
             single_server: o.single_server,
+            tool_cache: Some(ToolCache::from_env()),
         }
     }
 }
@@ -379,7 +402,7 @@ fn server_info(server: &str, session: Option<&Session>, ctx: &SpecContext) -> Sp
         (Some(i), _) => Some(i.clone()),
         (None, Some(d)) => Some(d.clone()),
         (None, None) if session.is_none() => Some(format!(
-            "{server} MCP server. Its tools appear here once a user has signed in."
+            "{server} MCP server. Tools as last seen; each user's own list is served to them."
         )),
         (None, None) => Some(format!("{server} MCP server")),
     };

@@ -64,7 +64,12 @@ async fn invoke(
     let catalog = target
         .catalog_waiting(&state.spec, wait)
         .await
-        .map_err(|status| unavailable(server, status))?;
+        .map_err(|status| {
+            // A session that found its user's tokens no longer work waits for a new login.
+            super::login::require_sign_in(state, entry, &caller, headers)
+                .err()
+                .unwrap_or_else(|| unavailable(server, status))
+        })?;
     let tool = catalog.tool(tool_name).ok_or_else(|| {
         ApiError::NotFound(format!("server '{server}' has no tool named '{tool_name}'"))
     })?;
