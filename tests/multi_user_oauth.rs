@@ -30,11 +30,14 @@ const SECRET: &str = "owui-secret-for-oauth-tests";
 const SERVER: &str = "secure";
 
 macro_rules! peers_or_skip {
-    () => {{
+    () => {
+        peers_or_skip!(PeerOptions::default())
+    };
+    ($options:expr) => {{
         let Some(installed) = peers::installed() else {
             return;
         };
-        Peers::start(installed, PeerOptions::default())
+        Peers::start(installed, $options)
     }};
 }
 
@@ -618,4 +621,39 @@ async fn public_url_builds_the_links() {
         link.starts_with(&format!("https://owui.example.org/oauth/{SERVER}/login?")),
         "{link}"
     );
+}
+
+#[tokio::test]
+async fn each_user_refreshes_their_own_tokens() {
+    // Access tokens live 20 s, less than the 30 s before expiry at which they are refreshed:
+    // every use refreshes.
+    let peers = peers_or_skip!(PeerOptions {
+        access_ttl: 20,
+        ..Default::default()
+    });
+    let (mcpo, _) = start(&peers, &[SERVER], &[]);
+    let mut clients = Vec::new();
+    for account in ["alice", "bob"] {
+        let token = jwt(&user_id(account));
+        let answer = call(&mcpo, "whoami_subject", Some(&token)).await;
+        sign_in(&peers, &login_url_of(&mcpo, &answer, SERVER), account);
+        let me = identity(&mcpo, &token).await;
+        assert_eq!(me["subject"], account);
+        // Still served after the first access token expired.
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        assert_eq!(identity(&mcpo, &token).await, me);
+        let status = get(&mcpo, &format!("/oauth/{SERVER}/status"), Some(&token)).await;
+        assert_eq!(status.body["authenticated"], true, "{}", status.body);
+        clients.push(me["client_id"].as_str().unwrap().to_owned());
+    }
+    // Each user's refresh went out with their own client.
+    let refreshes = peers.as_events_named("grant");
+    for client in &clients {
+        assert!(
+            refreshes
+                .iter()
+                .any(|g| g["grant_type"] == "refresh_token" && g["client_id"] == client.as_str()),
+            "no refresh by {client}: {refreshes:?}"
+        );
+    }
 }

@@ -992,7 +992,13 @@ impl Authorizer {
     /// no tokens stored, the access token expired with no refresh token, or a session found
     /// out that the tokens no longer work and is waiting for a login.
     pub fn needs_login(&self) -> bool {
-        matches!(self.state(), LoginState::Pending { .. }) || !self.token_status().authenticated
+        match self.state() {
+            // The last check (a connect, a refresh, a login) found usable tokens; a request
+            // that finds otherwise moves the state to `Pending`. No file read per call.
+            LoginState::Authorized => false,
+            LoginState::Pending { .. } => true,
+            _ => !self.token_status().authenticated,
+        }
     }
 
     /// Whether the stored tokens look usable, and when the access token expires.
