@@ -572,6 +572,57 @@ async fn short_lived_access_tokens_are_refreshed() {
     );
 }
 
+/// Two token stores on one token file, as two mcpo processes sharing `~/.mcpo/tokens`
+/// (the lock is per open file, so this is the cross-process case): they refresh at the same
+/// moment. oidc-provider rotates a public client's refresh token and treats the reuse of a
+/// spent one as a replay (grant revoked); under the refresh lock the second refresher uses
+/// the token the first one saved, so neither needs a new login.
+#[tokio::test]
+async fn two_processes_sharing_the_token_file_refresh_in_turn() {
+    // rmcp refreshes a token with less than 30 s left: after 5 s, this one is due.
+    let peers = peers_or_skip!(PeerOptions {
+        access_ttl: 34,
+        ..Default::default()
+    });
+    let config = server(
+        "shared-file",
+        &peers.mcp_url,
+        json!({"callback_port": free_port(), "login_timeout": 30}),
+    );
+    let first = Authorizer::new(&config, options(&peers, &[])).unwrap();
+    ensure(&first).await.unwrap();
+    assert_eq!(peers.browser_invocations(), 1);
+    drop(first);
+    // Both "processes" start (discovery, stored tokens still fresh)...
+    let (a, b) = (
+        Authorizer::new(&config, options(&peers, &[])).unwrap(),
+        Authorizer::new(&config, options(&peers, &[])).unwrap(),
+    );
+    ensure(&a).await.unwrap();
+    ensure(&b).await.unwrap();
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    // ...and find the token due at the same moment.
+    let (ra, rb) = tokio::join!(ensure(&a), ensure(&b));
+    ra.unwrap();
+    rb.unwrap();
+    let refreshes = peers
+        .as_events_named("grant")
+        .into_iter()
+        .filter(|g| g["grant_type"] == "refresh_token")
+        .count();
+    assert!(
+        peers.as_events_named("grant.error").is_empty(),
+        "a refresh was refused: {:?}",
+        peers.as_events()
+    );
+    assert!(peers.as_events_named("grant.revoked").is_empty());
+    assert_eq!(refreshes, 2, "{:?}", peers.as_events());
+    assert_eq!(peers.browser_invocations(), 1, "a new login was needed");
+    let service = session(&b, &peers.mcp_url).await;
+    assert_eq!(call(&service, "add", json!({"a": 1, "b": 1})).await, "2");
+    service.cancel().await.ok();
+}
+
 #[tokio::test]
 async fn revoked_refresh_token_leads_to_a_new_login_in_the_same_session() {
     let peers = peers_or_skip!(PeerOptions {

@@ -25,6 +25,7 @@ mod browser;
 mod callback;
 mod client;
 mod discovery;
+mod lock;
 mod register;
 mod revoke;
 mod settings;

@@ -16,7 +16,9 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, LazyLock, Mutex};
 
-use rmcp::transport::auth::{AuthError, CredentialStore, StoredCredentials};
+use rmcp::transport::auth::{
+    AuthError, CredentialRefreshGuard, CredentialStore, StoredCredentials,
+};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
@@ -228,6 +230,19 @@ impl CredentialStore for Store {
         self.saves
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         self.save_tokens(&credentials).map_err(store_error)
+    }
+
+    /// Refreshes by several mcpo processes sharing the token file take turns (see
+    /// `super::lock`); rmcp loads the tokens again once it holds the guard.
+    async fn acquire_refresh_guard(&self) -> Result<Option<CredentialRefreshGuard>, AuthError> {
+        let Backend::File { dir, tokens, .. } = &*self.backend else {
+            return Ok(None);
+        };
+        ensure_private_dir(dir).map_err(store_error)?;
+        let lock = super::lock::acquire(&tokens.with_extension("lock"))
+            .await
+            .map_err(store_error)?;
+        Ok(Some(CredentialRefreshGuard::new(lock)))
     }
 
     async fn clear(&self) -> Result<(), AuthError> {
