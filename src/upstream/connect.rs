@@ -282,9 +282,13 @@ fn spawn_child(
     cwd: Option<&std::path::Path>,
 ) -> Result<(TokioChildProcess, Option<tokio::process::ChildStderr>), ConnectError> {
     let mut cmd = tokio::process::Command::new(command);
-    // mcpo's own secrets (Open WebUI's signing key, the API key) are for verifying callers,
+    // mcpo's own secrets (Open WebUI's signing keys, the API key) are for verifying callers,
     // not for the tools to read; a server that needs one can still get it through `env`.
-    for secret in ["WEBUI_SECRET_KEY", "MCPO_API_KEY"] {
+    for secret in [
+        "WEBUI_SECRET_KEY",
+        "FORWARD_USER_INFO_HEADER_JWT_SECRET",
+        "MCPO_API_KEY",
+    ] {
         cmd.env_remove(secret);
     }
     cmd.args(args).envs(env);
