@@ -26,11 +26,20 @@ struct Histogram {
     sum: f64,
 }
 
-/// Counters shared by every request.
+/// One server's counters: calls by tool and status, and its latency histogram.
+#[derive(Default)]
+struct ServerCounters {
+    /// Per tool, (status, count) pairs: a tool sees a handful of statuses, so a short list
+    /// beats a map.
+    calls: HashMap<String, Vec<(u16, u64)>>,
+    latency: Histogram,
+}
+
+/// Counters shared by every request, under one short-held lock. Keyed so that recording a call
+/// looks up borrowed names and allocates only the first time a server/tool/status shows up.
 #[derive(Default)]
 pub struct Metrics {
-    calls: Mutex<HashMap<(String, String, u16), u64>>,
-    latency: Mutex<HashMap<String, Histogram>>,
+    servers: Mutex<HashMap<String, ServerCounters>>,
     in_flight: AtomicI64,
 }
 
@@ -50,20 +59,20 @@ impl Metrics {
     }
 
     pub fn record(&self, server: &str, tool: &str, status: u16, seconds: f64) {
-        {
-            let mut calls = self.calls.lock().unwrap_or_else(|p| p.into_inner());
-            match calls.get_mut(&(server.to_owned(), tool.to_owned(), status)) {
-                Some(n) => *n += 1,
-                None => {
-                    calls.insert((server.to_owned(), tool.to_owned(), status), 1);
-                }
-            }
-        }
-        let mut latency = self.latency.lock().unwrap_or_else(|p| p.into_inner());
-        let h = match latency.get_mut(server) {
-            Some(h) => h,
-            None => latency.entry(server.to_owned()).or_default(),
+        let mut servers = self.servers.lock().unwrap_or_else(|p| p.into_inner());
+        let counters = match servers.get_mut(server) {
+            Some(c) => c,
+            None => servers.entry(server.to_owned()).or_default(),
         };
+        let statuses = match counters.calls.get_mut(tool) {
+            Some(s) => s,
+            None => counters.calls.entry(tool.to_owned()).or_default(),
+        };
+        match statuses.iter_mut().find(|(s, _)| *s == status) {
+            Some((_, n)) => *n += 1,
+            None => statuses.push((status, 1)),
+        }
+        let h = &mut counters.latency;
         for (i, bound) in BUCKETS.iter().enumerate() {
             if seconds <= *bound {
                 h.counts[i] += 1;
@@ -85,49 +94,58 @@ pub async fn metrics(State(state): State<Arc<AppState>>) -> impl IntoResponse {
     let m = &state.metrics;
     let mut out = String::with_capacity(4096);
     out.push_str("# HELP mcpo_tool_calls_total Tool calls answered, by server, tool and HTTP status.\n# TYPE mcpo_tool_calls_total counter\n");
-    {
-        let calls = m.calls.lock().unwrap_or_else(|p| p.into_inner());
-        let mut rows: Vec<_> = calls.iter().collect();
-        rows.sort();
-        for ((server, tool, status), n) in rows {
-            let _ = writeln!(
-                out,
-                "mcpo_tool_calls_total{{server=\"{}\",tool=\"{}\",status=\"{status}\"}} {n}",
-                label(server),
-                label(tool)
-            );
+    // Copy out under the lock, format outside it: a scrape never holds up tool calls.
+    let (mut calls, mut latency) = {
+        let servers = m.servers.lock().unwrap_or_else(|p| p.into_inner());
+        let mut calls = Vec::new();
+        let mut latency = Vec::new();
+        for (server, c) in servers.iter() {
+            for (tool, statuses) in &c.calls {
+                for (status, n) in statuses {
+                    calls.push((server.clone(), tool.clone(), *status, *n));
+                }
+            }
+            latency.push((
+                server.clone(),
+                c.latency.counts,
+                c.latency.count,
+                c.latency.sum,
+            ));
         }
+        (calls, latency)
+    };
+    calls.sort();
+    for (server, tool, status, n) in calls {
+        let _ = writeln!(
+            out,
+            "mcpo_tool_calls_total{{server=\"{}\",tool=\"{}\",status=\"{status}\"}} {n}",
+            label(&server),
+            label(&tool)
+        );
     }
     out.push_str("# HELP mcpo_tool_call_duration_seconds Tool call latency through mcpo, by server.\n# TYPE mcpo_tool_call_duration_seconds histogram\n");
-    {
-        let latency = m.latency.lock().unwrap_or_else(|p| p.into_inner());
-        let mut servers: Vec<_> = latency.iter().collect();
-        servers.sort_by(|a, b| a.0.cmp(b.0));
-        for (server, h) in servers {
-            let s = label(server);
-            for (i, bound) in BUCKETS.iter().enumerate() {
-                let _ = writeln!(
-                    out,
-                    "mcpo_tool_call_duration_seconds_bucket{{server=\"{s}\",le=\"{bound}\"}} {}",
-                    h.counts[i]
-                );
-            }
+    latency.sort_by(|a, b| a.0.cmp(&b.0));
+    for (server, counts, count, sum) in latency {
+        let s = label(&server);
+        for (i, bound) in BUCKETS.iter().enumerate() {
             let _ = writeln!(
                 out,
-                "mcpo_tool_call_duration_seconds_bucket{{server=\"{s}\",le=\"+Inf\"}} {}",
-                h.count
-            );
-            let _ = writeln!(
-                out,
-                "mcpo_tool_call_duration_seconds_sum{{server=\"{s}\"}} {}",
-                h.sum
-            );
-            let _ = writeln!(
-                out,
-                "mcpo_tool_call_duration_seconds_count{{server=\"{s}\"}} {}",
-                h.count
+                "mcpo_tool_call_duration_seconds_bucket{{server=\"{s}\",le=\"{bound}\"}} {}",
+                counts[i]
             );
         }
+        let _ = writeln!(
+            out,
+            "mcpo_tool_call_duration_seconds_bucket{{server=\"{s}\",le=\"+Inf\"}} {count}"
+        );
+        let _ = writeln!(
+            out,
+            "mcpo_tool_call_duration_seconds_sum{{server=\"{s}\"}} {sum}"
+        );
+        let _ = writeln!(
+            out,
+            "mcpo_tool_call_duration_seconds_count{{server=\"{s}\"}} {count}"
+        );
     }
     let _ = writeln!(
         out,
