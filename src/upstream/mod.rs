@@ -119,10 +119,11 @@ impl Session {
         self.peer.is_transport_closed()
     }
 
-    /// Calls `name` with `arguments`, bounded by the server's call timeout (on expiry rmcp sends
+    /// Calls `name` with `arguments`, bounded by the server's call timeout (on expiry mcpo sends
     /// `notifications/cancelled`). Dropping the returned future (the HTTP client went away)
-    /// cancels the request upstream too. [`CallError::NotSent`] means the request provably
-    /// never left: the caller may retry it on a new session.
+    /// cancels the request upstream too, unless it answers within [`CANCEL_GRACE`].
+    /// [`CallError::NotSent`] means the request provably never left: the caller may retry it on
+    /// a new session.
     pub async fn call_tool(
         &self,
         name: &str,
@@ -131,7 +132,9 @@ impl Session {
         let mut params = CallToolRequestParams::new(name.to_owned());
         params.arguments = arguments;
         let request = ClientRequest::CallToolRequest(CallToolRequest::new(params));
-        let options = PeerRequestOptions::with_timeout(self.call_timeout);
+        // No timeout in the options: `await_with_timeout` keeps the clock (rmcp's would need
+        // the handle, which the guard below takes apart).
+        let options = PeerRequestOptions::no_options();
         let handle = match self.peer.send_request_with_option(request, options).await {
             Ok(handle) => handle,
             // The session's loop is gone: the request was never queued for the transport.
@@ -140,12 +143,18 @@ impl Session {
             }
             Err(e) => return Err(classify(e)),
         };
+        // Until the answer is in, its receiver lives in a guard that, if this future is
+        // dropped, gives the call the grace period before cancelling it upstream.
         let mut guard = CancelOnDrop {
             peer: self.peer.clone(),
-            id: Some(handle.id.clone()),
+            id: handle.id,
+            rx: Some(handle.rx),
         };
-        let outcome = handle.await_response().await;
-        guard.id = None;
+        let outcome = match guard.rx.as_mut() {
+            Some(rx) => await_with_timeout(rx, &guard.peer, &guard.id, self.call_timeout).await,
+            None => Err(ServiceError::TransportClosed),
+        };
+        guard.rx = None;
         match outcome {
             Ok(ServerResult::CallToolResult(result)) => Ok(result),
             Ok(_) => Err(CallError::Other(
@@ -156,26 +165,66 @@ impl Session {
     }
 }
 
-/// Sends `notifications/cancelled` for a request whose caller stopped waiting.
+/// How long a call whose HTTP caller went away may still answer before mcpo cancels it
+/// upstream. Most calls finish well within it, so they are never cancelled: cancellations are
+/// racy for servers (the Python SDK's stdio server of mcp 1.x can die on one that arrives while
+/// its handler runs, python-sdk #2610), and a call that has answered has nothing to cancel.
+/// Long calls (the ones worth stopping) still are, a second late.
+pub const CANCEL_GRACE: Duration = Duration::from_secs(1);
+
+type Answer = Result<ServerResult, ServiceError>;
+
+/// Waits for the answer up to `timeout`; on expiry tells the server the call is cancelled, as
+/// rmcp's own `await_response` does.
+async fn await_with_timeout(
+    rx: &mut tokio::sync::oneshot::Receiver<Answer>,
+    peer: &Peer<RoleClient>,
+    id: &rmcp::model::RequestId,
+    timeout: Duration,
+) -> Answer {
+    match tokio::time::timeout(timeout, rx).await {
+        Ok(Ok(answer)) => answer,
+        Ok(Err(_)) => Err(ServiceError::TransportClosed),
+        Err(_) => {
+            let _ = peer
+                .send_notification(cancelled(id.clone(), "request timeout").into())
+                .await;
+            Err(ServiceError::Timeout { timeout })
+        }
+    }
+}
+
+fn cancelled(id: rmcp::model::RequestId, reason: &str) -> rmcp::model::CancelledNotification {
+    rmcp::model::CancelledNotification::new(rmcp::model::CancelledNotificationParam::new(
+        Some(id),
+        Some(reason.to_owned()),
+    ))
+}
+
+/// Cancels upstream a request whose caller stopped waiting, unless it answers within
+/// [`CANCEL_GRACE`].
 struct CancelOnDrop {
     peer: Peer<RoleClient>,
-    id: Option<rmcp::model::RequestId>,
+    id: rmcp::model::RequestId,
+    /// `Some` while the answer is outstanding.
+    rx: Option<tokio::sync::oneshot::Receiver<Answer>>,
 }
 
 impl Drop for CancelOnDrop {
     fn drop(&mut self) {
-        let Some(id) = self.id.take() else { return };
+        let Some(rx) = self.rx.take() else { return };
+        let Ok(rt) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
         let peer = self.peer.clone();
-        let notification =
-            rmcp::model::CancelledNotification::new(rmcp::model::CancelledNotificationParam::new(
-                Some(id),
-                Some("the HTTP caller went away".to_owned()),
-            ));
-        if let Ok(rt) = tokio::runtime::Handle::try_current() {
-            rt.spawn(async move {
-                let _ = peer.send_notification(notification.into()).await;
-            });
-        }
+        let id = self.id.clone();
+        rt.spawn(async move {
+            if tokio::time::timeout(CANCEL_GRACE, rx).await.is_ok() {
+                return; // answered (or the session ended): nothing to cancel
+            }
+            let notification = cancelled(id, "the HTTP caller went away");
+            let _ = peer.send_notification(notification.into()).await;
+        });
     }
 }
 
