@@ -1,5 +1,7 @@
 //! `mcpo`: parse flags, apply env flags, start logging, run the daemon.
 
+mod logging;
+
 use std::process::ExitCode;
 
 use mcpo::cli::{Cli, LogFormat};
@@ -8,7 +10,7 @@ use tracing_subscriber::EnvFilter;
 fn main() -> ExitCode {
     let cli = Cli::parse_and_check();
     if let Some(action) = &cli.action {
-        init_logging("warn", LogFormat::Text);
+        let _flush = init_logging("warn", LogFormat::Text, false);
         return mcpo::commands::run(action);
     }
     // `--env`/`--env-path` change mcpo's own environment, which every stdio child inherits and
@@ -18,7 +20,8 @@ fn main() -> ExitCode {
         eprintln!("mcpo: {e}");
         return ExitCode::from(2);
     }
-    init_logging(cli.log_level.as_directive(), cli.log_format);
+    // Dropped last (declared before everything that may log): flushes the log queue at exit.
+    let _flush = init_logging(cli.log_level.as_directive(), cli.log_format, true);
     let (config, options, warnings) = match mcpo::config::from_cli(&cli) {
         Ok(parts) => parts,
         Err(e) => {
@@ -53,8 +56,9 @@ fn main() -> ExitCode {
 
 /// `RUST_LOG` wins; otherwise `--log-level`.
 /// rmcp logs every session's full `initialize` exchange at info; keep it to warnings unless
-/// the user asked for debug output.
-fn init_logging(level: &str, format: LogFormat) {
+/// the user asked for debug output. The daemon logs through a writer thread (`logging`), so a
+/// request never waits for stderr; the subcommands write directly.
+fn init_logging(level: &str, format: LogFormat, background: bool) -> Option<logging::FlushGuard> {
     let directives = match level {
         "debug" | "trace" => level.to_owned(),
         _ => format!("{level},rmcp=warn"),
@@ -62,15 +66,38 @@ fn init_logging(level: &str, format: LogFormat) {
     let filter = EnvFilter::try_from_default_env()
         .or_else(|_| EnvFilter::try_new(&directives))
         .unwrap_or_else(|_| EnvFilter::new("info"));
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
         // With stderr closed (its reader gone), reporting the failed write would panic in
         // whatever task logged; losing log lines is better than losing the daemon.
         .log_internal_errors(false)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
-    match format {
-        LogFormat::Text => builder.init(),
-        LogFormat::Json => builder.json().flatten_event(true).init(),
+        .with_ansi(ansi);
+    let queue = if background { logging::stderr() } else { None };
+    match (queue, format) {
+        (Some((writer, guard)), LogFormat::Text) => {
+            builder.with_writer(writer).init();
+            Some(guard)
+        }
+        (Some((writer, guard)), LogFormat::Json) => {
+            builder
+                .with_writer(writer)
+                .json()
+                .flatten_event(true)
+                .init();
+            Some(guard)
+        }
+        (None, LogFormat::Text) => {
+            builder.with_writer(std::io::stderr).init();
+            None
+        }
+        (None, LogFormat::Json) => {
+            builder
+                .with_writer(std::io::stderr)
+                .json()
+                .flatten_event(true)
+                .init();
+            None
+        }
     }
 }
