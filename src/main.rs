@@ -8,6 +8,9 @@ use mcpo::cli::{Cli, LogFormat};
 use tracing_subscriber::EnvFilter;
 
 fn main() -> ExitCode {
+    // One TLS backend for reqwest (upstreams, OAuth) and axum-server (--ssl-*): ring, installed
+    // before anything builds a client or a server config.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let cli = Cli::parse_and_check();
     if let Some(action) = &cli.action {
         let _flush = init_logging("warn", LogFormat::Text, false);
