@@ -95,13 +95,22 @@ fn forbidden_browser(dir: &Path) -> (String, PathBuf) {
 /// mcpo with `servers` (each an OAuth multi-user entry for the protected server), tokens in
 /// the peers' token directory and every log line there is.
 fn start(peers: &Peers, names: &[&str], extra_args: &[&str]) -> (Mcpo, PathBuf) {
+    let servers = names
+        .iter()
+        .map(|name| ((*name).to_owned(), peers.mcp_url.clone()))
+        .collect();
+    start_at(peers, servers, extra_args)
+}
+
+/// Like [`start`], each server (name → MCP URL) where it is said to be.
+fn start_at(peers: &Peers, urls: Vec<(String, String)>, extra_args: &[&str]) -> (Mcpo, PathBuf) {
     let mut servers = serde_json::Map::new();
-    for name in names {
+    for (name, url) in urls {
         servers.insert(
-            (*name).to_owned(),
+            name,
             json!({
                 "type": "streamable-http",
-                "url": peers.mcp_url,
+                "url": url,
                 "oauth": {"multi_user": true, "webui_secret_key": SECRET, "max_sessions": 10},
             }),
         );
@@ -323,6 +332,15 @@ async fn two_users_sign_in_on_the_web_and_act_upstream_as_themselves() {
     assert_ne!(bob_upstream["client_id"], alice_upstream["client_id"]);
     // And Alice is still herself.
     assert_eq!(identity(&mcpo, &alice_jwt).await, alice_upstream);
+    // /metrics counts the users' logins (there is no server-level login in this mode).
+    let metrics = get(&mcpo, "/metrics", None).await;
+    let metrics = metrics.body.as_str().unwrap_or_default().to_owned();
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l == format!("mcpo_oauth_logins_total{{server=\"{SERVER}\"}} 2")),
+        "{metrics}"
+    );
 
     // At the authorization server: two registrations for mcpo's own callback, and PKCE S256
     // authorizations with state.
@@ -518,16 +536,37 @@ async fn login_links_work_once_for_their_own_server_and_user() {
         }
     };
 
-    // Used for another server, it is refused (and stays unused for its own).
+    // Used for another server, it is refused (each server signs its own tickets), and stays
+    // unused for its own.
     let elsewhere = link.replace(&format!("/oauth/{SERVER}/"), "/oauth/other/");
     let (status, _, page) = open(elsewhere).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
-    assert!(page.contains("another server"), "{page}");
+    assert!(page.contains("not valid"), "{page}");
 
     // First use: a redirect to the authorization server, PKCE S256 with state, and the
-    // callback on mcpo itself.
-    let (status, location, _) = open(link.clone()).await;
-    assert_eq!(status, StatusCode::FOUND);
+    // callback on mcpo itself; the browser gets a cookie that ties the login to it.
+    let first = no_redirects.get(&link).send().await.expect("GET");
+    assert_eq!(first.status(), StatusCode::FOUND);
+    let set_cookie = first
+        .headers()
+        .get("set-cookie")
+        .expect("a login cookie")
+        .to_str()
+        .unwrap()
+        .to_owned();
+    let location = first
+        .headers()
+        .get("location")
+        .map(|v| v.to_str().unwrap().to_owned());
+    for attribute in [
+        "HttpOnly",
+        "SameSite=Lax",
+        &format!("Path=/oauth/{SERVER}/"),
+    ] {
+        assert!(set_cookie.contains(attribute), "{set_cookie}");
+    }
+    let cookie = set_cookie.split(';').next().unwrap().to_owned();
+    assert!(!cookie.contains(&ticket));
     let authorize_url = url::Url::parse(&location.expect("Location")).unwrap();
     assert!(
         authorize_url.as_str().starts_with(&peers.issuer),
@@ -572,8 +611,35 @@ async fn login_links_work_once_for_their_own_server_and_user() {
     let (status, _, _) = open(mcpo.url("/oauth/nope/login?ticket=x")).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
 
-    // The link completes the login it started: the browser follows the authorization URL.
-    sign_in(&peers, authorize_url.as_str(), "alice");
+    // The authorization URL handed to someone else: their browser signs in at the
+    // authorization server, but mcpo's callback does not take the answer without the cookie
+    // of the browser that opened the link (RFC 6749 §10.12), nor with a wrong one; the login
+    // stays open for the right browser.
+    let callback_url = peers.browse_to_callback(authorize_url.as_str());
+    assert!(callback_url.contains("code="), "{callback_url}");
+    let (name, _) = cookie.split_once('=').unwrap();
+    for sent in [None, Some(format!("{name}=0123"))] {
+        let mut request = no_redirects.get(callback_url.trim());
+        if let Some(c) = &sent {
+            request = request.header("cookie", c);
+        }
+        let r = request.send().await.expect("callback");
+        assert_eq!(r.status(), StatusCode::BAD_REQUEST, "{sent:?}");
+        let page = r.text().await.unwrap();
+        assert!(page.contains("same browser"), "{page}");
+    }
+    assert_eq!(
+        call(&mcpo, "whoami_subject", Some(&alice_jwt)).await.status,
+        StatusCode::UNAUTHORIZED
+    );
+    // Back in the browser that opened the link, the same answer signs Alice in.
+    let r = no_redirects
+        .get(callback_url.trim())
+        .header("cookie", format!("other=1; {cookie}"))
+        .send()
+        .await
+        .expect("callback");
+    assert_eq!(r.status(), StatusCode::OK, "{}", r.text().await.unwrap());
     let me = identity(&mcpo, &alice_jwt).await;
     assert_eq!(me["subject"], "alice");
     // Signed in to one server is not signed in to the other.
@@ -656,4 +722,41 @@ async fn each_user_refreshes_their_own_tokens() {
             "no refresh by {client}: {refreshes:?}"
         );
     }
+}
+
+#[tokio::test]
+async fn a_login_that_cannot_start_does_not_use_up_its_link() {
+    let peers = peers_or_skip!();
+    // Nothing listens there: discovery fails when the login starts.
+    let dead = format!("http://127.0.0.1:{}/mcp", peers::free_port());
+    let (mcpo, _) = start_at(&peers, vec![("down".to_owned(), dead)], &[]);
+    let alice_jwt = jwt(&user_id("alice"));
+    let op = send(
+        client()
+            .post(mcpo.url("/down/oauth/login"))
+            .bearer_auth(&alice_jwt)
+            .json(&json!({})),
+    )
+    .await;
+    assert_eq!(op.status, StatusCode::OK, "{}", op.body);
+    let link = op.body["login_url"].as_str().unwrap().to_owned();
+    let ticket = ticket_of(&link);
+    let no_redirects = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .no_proxy()
+        .build()
+        .unwrap();
+    // Twice: the first failure did not use the ticket up, so the user is told the same
+    // thing again (retry), not that the link was already used.
+    for attempt in 0..2 {
+        let r = no_redirects.get(&link).send().await.expect("GET");
+        let status = r.status();
+        assert!(r.headers().get("set-cookie").is_none());
+        let page = r.text().await.unwrap();
+        assert_eq!(status, StatusCode::BAD_GATEWAY, "attempt {attempt}: {page}");
+        assert!(page.contains("not used up"), "attempt {attempt}: {page}");
+        assert!(!page.contains("already used"), "attempt {attempt}: {page}");
+        assert!(!page.contains(&ticket));
+    }
+    assert!(!mcpo.stderr.text().contains(&ticket));
 }

@@ -16,7 +16,7 @@ use std::time::Duration;
 use bytes::Bytes;
 
 use crate::config::MultiUser;
-use crate::oauth::{LoginState, WebLogins};
+use crate::oauth::{LoginState, OAuthCounters, WebLogins};
 use crate::openapi::{self, PreparedTool, SpecInfo};
 use crate::sessions::UserPool;
 use crate::upstream::{Session, Status, Upstream, UpstreamOptions};
@@ -99,6 +99,7 @@ impl ServerEntry {
 
     /// A multi-user server. `discovery` is a first session used only to learn the tool list
     /// (so the spec lists tools before anyone calls); once its catalog is cached it is closed.
+    /// With OAuth it is never started (see `servers::never_connect`).
     /// A background sweep closes users' sessions after the idle timeout.
     pub fn new_multi(
         discovery: Upstream,
@@ -145,12 +146,9 @@ impl ServerEntry {
                 oauth,
             )));
         }
-        if oauth {
-            // No session is shared: there is nobody to sign in for it. Users' own sessions
-            // bring the tool list; until one does, the document has the login operation.
-            let stop = entry.clone();
-            tokio::spawn(async move { stop.upstream.shutdown().await });
-        }
+        // With OAuth, no session is shared: there is nobody to sign in for it, so `discovery`
+        // was stopped before it started (`servers::never_connect`). Users' own sessions bring
+        // the tool list; until one does, the document has the login operation.
         let weak = Arc::downgrade(&entry);
         let mut status = entry.upstream.subscribe();
         tokio::spawn(async move {
@@ -227,6 +225,15 @@ impl ServerEntry {
     /// login operation).
     pub fn cached_catalog(&self) -> Option<Arc<Known>> {
         self.known.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// OAuth logins, refreshes and failures for `/metrics`: the server's own authorizer, or
+    /// for a multi-user OAuth server the sum over its users' (forgotten ones included).
+    pub fn oauth_counters(&self) -> Option<OAuthCounters> {
+        match self.web_logins() {
+            Some(web) => Some(web.counters()),
+            None => self.upstream.oauth.as_ref().map(|a| a.counters()),
+        }
     }
 
     /// Multi-user OAuth: the web logins of this server.

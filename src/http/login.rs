@@ -30,7 +30,7 @@ use super::AppState;
 use super::catalog::ServerEntry;
 use super::error::ApiError;
 use super::identity::{Caller, authorize};
-use crate::oauth::{CallbackError, WebLogins, html_page};
+use crate::oauth::{CallbackError, StartError, Started, WebLogins, html_page};
 
 /// `POST {prefix}{server}/oauth/login`.
 pub async fn link(
@@ -102,21 +102,11 @@ pub async fn login(
             "This login link is incomplete (no ticket). Ask for a new one.".to_owned(),
         );
     };
-    let user = match web.redeem(ticket) {
-        Ok(user) => user,
-        Err(e) => {
-            tracing::warn!(server = %server, "refused a login link: {e}");
-            return failure(
-                StatusCode::BAD_REQUEST,
-                format!("{}.", capitalized(&e.to_string())),
-            );
-        }
-    };
     let callback = format!("{}/oauth/{server}/callback", public_base(&state, &headers));
-    match web.begin(&user, &callback).await {
-        Ok(url) => {
-            tracing::info!(server = %server, user = %log_user(&user), "web login started");
-            let Ok(location) = HeaderValue::from_str(&url) else {
+    match web.start(ticket, &callback).await {
+        Ok(started) => {
+            tracing::info!(server = %server, user = %log_user(&started.user), "web login started");
+            let Ok(location) = HeaderValue::from_str(&started.url) else {
                 return failure(
                     StatusCode::BAD_GATEWAY,
                     "The authorization server's address cannot be used.".to_owned(),
@@ -125,6 +115,9 @@ pub async fn login(
             let mut response = StatusCode::FOUND.into_response();
             let h = response.headers_mut();
             h.insert(header::LOCATION, location);
+            if let Ok(cookie) = HeaderValue::from_str(&login_cookie(&callback, &started)) {
+                h.insert(header::SET_COOKIE, cookie);
+            }
             h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
             h.insert(
                 header::REFERRER_POLICY,
@@ -132,11 +125,57 @@ pub async fn login(
             );
             response
         }
-        Err(e) => {
-            tracing::warn!(server = %server, user = %log_user(&user), "cannot start the web login: {e}");
-            failure(StatusCode::BAD_GATEWAY, e.to_string())
+        Err(StartError::Ticket(e)) => {
+            tracing::warn!(server = %server, "refused a login link: {e}");
+            failure(
+                StatusCode::BAD_REQUEST,
+                format!("{}.", capitalized(&e.to_string())),
+            )
+        }
+        Err(StartError::Failed(e)) => {
+            tracing::warn!(server = %server, "cannot start a web login: {e}");
+            failure(
+                StatusCode::BAD_GATEWAY,
+                format!(
+                    "{} Your login link was not used up: reload this page to try again in a \
+                     moment (or call the tool again for a new link).",
+                    sentence(&e.to_string())
+                ),
+            )
         }
     }
+}
+
+/// The cookie that ties a login to the browser that opened its link: only sent back to the
+/// callback (its path), not readable by scripts, sent on the authorization server's
+/// top-level redirect (`SameSite=Lax`), gone when the login window closes.
+fn login_cookie(callback: &str, started: &Started) -> String {
+    let path = url::Url::parse(callback)
+        .map(|u| u.path().trim_end_matches("callback").to_owned())
+        .unwrap_or_else(|_| "/".to_owned());
+    let secure = if callback.starts_with("https:") {
+        "; Secure"
+    } else {
+        ""
+    };
+    format!(
+        "{}={}; Path={path}; Max-Age={}; HttpOnly; SameSite=Lax{secure}",
+        started.cookie_name,
+        started.cookie_value,
+        started.cookie_max_age.as_secs()
+    )
+}
+
+/// The value of cookie `name` in the request's `Cookie` headers.
+fn cookie_of(headers: &HeaderMap, name: &str) -> Option<String> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v.trim().to_owned())
 }
 
 /// `GET /oauth/{server}/callback?code&state[&iss]` (or `error`).
@@ -144,16 +183,21 @@ pub async fn callback(
     State(state): State<Arc<AppState>>,
     Path(server): Path<String>,
     Query(params): Query<HashMap<String, String>>,
+    headers: HeaderMap,
 ) -> Response {
     let (entry, web) = match web_server(&state, &server) {
         Ok(found) => found,
         Err(e) => return page_error(StatusCode::NOT_FOUND, e),
     };
-    match web.complete(&params).await {
+    match web
+        .complete(&params, |name| cookie_of(&headers, name))
+        .await
+    {
         Ok(user) => {
             tracing::info!(server = %server, user = %log_user(&user), "web login complete");
             // Start the user's session now, so their next call finds it up.
             let _ = entry.for_user(&user);
+            // The login cookie is of no use now and expires with the login window.
             html_page(
                 StatusCode::OK,
                 "Signed in",
@@ -163,7 +207,7 @@ pub async fn callback(
                 ),
             )
         }
-        Err(e @ CallbackError::UnknownState) => {
+        Err(e @ (CallbackError::UnknownState | CallbackError::OtherBrowser)) => {
             tracing::warn!(server = %server, "ignored a login callback: {e}");
             failure(StatusCode::BAD_REQUEST, capitalized(&e.to_string()))
         }
@@ -282,6 +326,16 @@ fn page_error(status: StatusCode, e: ApiError) -> Response {
 
 fn failure(status: StatusCode, message: String) -> Response {
     html_page(status, "Sign-in failed", message)
+}
+
+/// `text` as a sentence: capitalized, with a final full stop.
+fn sentence(text: &str) -> String {
+    let text = capitalized(text.trim_end());
+    if text.ends_with(['.', '!', '?']) {
+        text
+    } else {
+        format!("{text}.")
+    }
 }
 
 fn capitalized(text: &str) -> String {

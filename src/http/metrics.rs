@@ -182,7 +182,7 @@ pub async fn metrics(State(state): State<Arc<AppState>>) -> impl IntoResponse {
     }
     let oauth: Vec<_> = servers
         .iter()
-        .filter_map(|e| e.upstream.oauth.as_ref().map(|a| (e.name(), a.counters())))
+        .filter_map(|e| e.oauth_counters().map(|c| (e.name(), c)))
         .collect();
     for (family, help, pick) in [
         ("mcpo_oauth_logins_total", "Successful OAuth logins.", 0),

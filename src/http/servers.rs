@@ -131,6 +131,9 @@ fn build(
                 let upstream = Upstream::start(config.clone(), options.clone());
                 match config.multi_user.clone() {
                     Some(multi) => {
+                        if config.oauth.is_some() {
+                            never_connect(&upstream);
+                        }
                         ServerEntry::new_multi(upstream, multi, options.clone(), spec.clone())
                     }
                     None => Arc::new(ServerEntry::new(upstream)),
@@ -141,4 +144,16 @@ fn build(
         servers.map.insert(name, entry);
     }
     (servers, summary)
+}
+
+/// A multi-user OAuth server has no shared session (every user connects with their own
+/// tokens), so its server-level upstream must never try: that would be a login on the
+/// daemon's side (a browser window, a loopback callback port) or a session on whatever
+/// shared token file lies around. Asking it to stop before its supervisor first runs does
+/// that: the request is remembered, and the supervisor looks at it (biased) before it
+/// authorizes or connects.
+fn never_connect(upstream: &Upstream) {
+    use futures::FutureExt;
+    // The first poll makes the request; the wait for `Stopped` that follows is not needed.
+    let _ = upstream.shutdown().now_or_never();
 }

@@ -45,7 +45,7 @@ pub use client::{AuthorizedClient, ScopeRefused, scope_refusal};
 pub use revoke::{Revocation, revoke};
 pub use settings::DEFAULT_LOGIN_TIMEOUT;
 pub use store::TOKEN_DIR_ENV;
-pub use web::{CallbackError, TicketError, WebLogins};
+pub use web::{CallbackError, StartError, Started, TicketError, WebLogins};
 
 use crate::config::ServerConfig;
 

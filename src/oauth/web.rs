@@ -2,13 +2,19 @@
 //! cannot open a browser on their machine.
 //!
 //! A call from a user without usable tokens is answered with a login link carrying a
-//! **ticket**: an HS256 token signed with a key this process drew at random when it started
-//! (a restart invalidates every link), naming the user
-//! and the server, valid for ten minutes and accepted once. It is never the caller's Open WebUI
-//! JWT, so the link can be shown in a chat without handing anyone the user's session. Opening
-//! the link redeems the ticket and starts a PKCE S256 authorization whose `redirect_uri` is
-//! mcpo's own `/oauth/{server}/callback`; the callback finds the login by `state` (bounded,
-//! expiring), exchanges the code with that user's authorizer and stores that user's tokens.
+//! **ticket**: an HS256 token signed with a key this server's [`WebLogins`] drew at random
+//! (a restart, or a reload that changes the server, invalidates every link, so no reload
+//! forgets which tickets were used while they still verify), naming the user and the server,
+//! valid for ten minutes and accepted once. It is never the caller's Open WebUI JWT, so the
+//! link can be shown in a chat without handing anyone the user's session. Opening the link
+//! redeems the ticket and starts a PKCE S256 authorization whose `redirect_uri` is mcpo's own
+//! `/oauth/{server}/callback`; a ticket is used up only once that redirect exists, so a user
+//! whose login could not start (the authorization server was down) can simply retry the link.
+//! The browser that opened the link gets a cookie naming the login, and the callback must
+//! come back with it: an authorization URL handed to someone else cannot sign *them* in for
+//! this user (RFC 6749 §10.12). The callback finds the login by `state` (bounded per user and
+//! per server, expiring), exchanges the code with that user's authorizer and stores that
+//! user's tokens.
 //!
 //! Every user has their own [`Authorizer`] (own store, own client registration); the map of
 //! them is bounded and forgets idle users whose authorizer nobody holds (their tokens stay on
@@ -23,8 +29,10 @@ use std::time::{Duration, Instant};
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use rmcp::transport::auth::{AuthError, StateStore, StoredAuthorizationState};
 use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
 
-use super::authorizer::WebOutcome;
+use super::authorizer::{OAuthCounters, WebOutcome};
 use super::settings::Settings;
 use super::{AuthOptions, Authorizer, OAuthError};
 use crate::config::ServerConfig;
@@ -35,6 +43,10 @@ pub const TICKET_TTL: Duration = Duration::from_secs(10 * 60);
 const PENDING_TTL: Duration = Duration::from_secs(10 * 60);
 /// Logins in progress per server (oldest dropped beyond it).
 const MAX_PENDING: usize = 1024;
+/// Logins in progress per user and server: one user opening link after link only drops their
+/// own oldest login, never other users'. Below [`MAX_STATES_PER_USER`], so every login kept
+/// here still has its PKCE verifier.
+const MAX_PENDING_PER_USER: usize = 4;
 /// Redeemed tickets remembered (until they expire) so none is used twice.
 const MAX_REDEEMED: usize = 100_000;
 /// PKCE states kept per user (oldest dropped beyond it).
@@ -55,17 +67,49 @@ pub enum TicketError {
     Busy,
 }
 
+/// Why opening a login link did not lead to the authorization server.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("{0}")]
+    Ticket(TicketError),
+    /// The login could not start; the ticket was not used up.
+    #[error("{0}")]
+    Failed(OAuthError),
+}
+
+/// A login started from a link: where to send the browser, and the cookie that binds the
+/// login to that browser.
+#[derive(Debug)]
+pub struct Started {
+    pub user: String,
+    /// The authorization server URL (PKCE S256, `state`).
+    pub url: String,
+    /// The cookie's name (derived from `state`, so several logins in one browser coexist).
+    pub cookie_name: String,
+    /// The cookie's value: a random secret only that browser holds.
+    pub cookie_value: String,
+    /// How long the login (and so the cookie) lasts.
+    pub cookie_max_age: Duration,
+}
+
 /// Why a callback did not sign anyone in.
 #[derive(Debug, thiserror::Error)]
 pub enum CallbackError {
     #[error(
         "this sign-in response does not belong to a login in progress (unknown or expired \
-         state); start again from the login link"
+         state, or mcpo restarted since); call the tool again for a new login link"
     )]
     UnknownState,
     /// Not usable for the login (wrong issuer…); the login stays open for the genuine one.
     #[error("{0}")]
     Ignored(String),
+    /// The response came to a browser without the login's cookie: not the one that opened
+    /// the link. The login stays open for the browser that did.
+    #[error(
+        "this sign-in response did not come back to the browser that opened the login link, \
+         so it was not used; open the login link and sign in in the same browser"
+    )]
+    OtherBrowser,
     #[error("{0}")]
     Failed(OAuthError),
 }
@@ -89,6 +133,8 @@ struct PendingLogin {
     user: String,
     authorizer: Authorizer,
     started: Instant,
+    /// The secret of the cookie the starting browser got.
+    browser: String,
 }
 
 /// Web logins and per-user authorizers of one multi-user OAuth server.
@@ -98,9 +144,13 @@ pub struct WebLogins {
     users: Mutex<HashMap<String, UserEntry>>,
     max_users: usize,
     pending: Mutex<HashMap<String, PendingLogin>>,
+    /// Signs this instance's tickets (so a reload that rebuilds it voids them).
     key: [u8; 32],
     next_ticket: AtomicU64,
+    /// Ticket ids used (or being used) until their expiry.
     redeemed: Mutex<HashMap<String, u64>>,
+    /// Counters of the authorizers already forgotten, so `/metrics` totals never go down.
+    retired: Mutex<OAuthCounters>,
 }
 
 impl std::fmt::Debug for WebLogins {
@@ -122,9 +172,10 @@ impl WebLogins {
             users: Mutex::new(HashMap::new()),
             max_users: max_users.max(1),
             pending: Mutex::new(HashMap::new()),
-            key: *PROCESS_KEY,
+            key: random_key(),
             next_ticket: AtomicU64::new(1),
             redeemed: Mutex::new(HashMap::new()),
+            retired: Mutex::new(OAuthCounters::default()),
         })
     }
 
@@ -155,7 +206,9 @@ impl WebLogins {
             else {
                 break;
             };
-            users.remove(&oldest);
+            if let Some(gone) = users.remove(&oldest) {
+                self.retire(gone.authorizer.counters());
+            }
         }
         let mut options = AuthOptions::default().for_user(user);
         if let Some(dir) = &self.token_dir {
@@ -188,8 +241,40 @@ impl WebLogins {
         .unwrap_or_default()
     }
 
-    /// Checks a ticket and uses it up; returns the user it was issued to.
-    pub fn redeem(&self, ticket: &str) -> Result<String, TicketError> {
+    /// Logins, refreshes and failures of every user of this server so far (those whose
+    /// authorizer was since forgotten included).
+    pub fn counters(&self) -> OAuthCounters {
+        let mut total = *self.retired.lock().unwrap_or_else(|e| e.into_inner());
+        let users = self.users.lock().unwrap_or_else(|e| e.into_inner());
+        for entry in users.values() {
+            add(&mut total, entry.authorizer.counters());
+        }
+        total
+    }
+
+    fn retire(&self, counters: OAuthCounters) {
+        add(
+            &mut self.retired.lock().unwrap_or_else(|e| e.into_inner()),
+            counters,
+        );
+    }
+
+    /// Opens a login link: checks the ticket and starts its user's login with mcpo's callback
+    /// at `redirect_uri`. The ticket is used up only when this succeeds; until then (the
+    /// authorization server is down…) the same link can be opened again.
+    pub async fn start(&self, ticket: &str, redirect_uri: &str) -> Result<Started, StartError> {
+        let claims = self.verify(ticket).map_err(StartError::Ticket)?;
+        let reservation = self.reserve(&claims).map_err(StartError::Ticket)?;
+        let started = self
+            .begin(&claims.sub, redirect_uri)
+            .await
+            .map_err(StartError::Failed)?;
+        reservation.keep();
+        Ok(started)
+    }
+
+    /// Checks a ticket's signature, expiry and server; returns its claims.
+    fn verify(&self, ticket: &str) -> Result<TicketClaims, TicketError> {
         let mut validation = Validation::new(Algorithm::HS256);
         validation.leeway = 0;
         validation.set_required_spec_claims(&["exp"]);
@@ -206,6 +291,12 @@ impl WebLogins {
         if claims.srv != self.server.name {
             return Err(TicketError::WrongServer);
         }
+        Ok(claims)
+    }
+
+    /// Marks a ticket used; the mark is taken back when the returned guard is dropped
+    /// without [`Reservation::keep`] (the login did not start, or the request went away).
+    fn reserve(&self, claims: &TicketClaims) -> Result<Reservation<'_>, TicketError> {
         let now = unix_now();
         let mut redeemed = self.redeemed.lock().unwrap_or_else(|e| e.into_inner());
         if redeemed.contains_key(&claims.jti) {
@@ -217,49 +308,82 @@ impl WebLogins {
                 return Err(TicketError::Busy);
             }
         }
-        redeemed.insert(claims.jti, claims.exp);
-        Ok(claims.sub)
+        redeemed.insert(claims.jti.clone(), claims.exp);
+        Ok(Reservation {
+            logins: self,
+            jti: Some(claims.jti.clone()),
+        })
     }
 
-    /// Starts `user`'s login with mcpo's callback at `redirect_uri`; returns the
-    /// authorization server URL to send the browser to.
-    pub async fn begin(&self, user: &str, redirect_uri: &str) -> Result<String, OAuthError> {
+    /// Starts `user`'s login with mcpo's callback at `redirect_uri`.
+    async fn begin(&self, user: &str, redirect_uri: &str) -> Result<Started, OAuthError> {
         let authorizer = self.authorizer(user)?;
         let (url, state) = authorizer.begin_web_login(redirect_uri).await?;
-        let mut pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
-        pending.retain(|_, p| p.started.elapsed() < PENDING_TTL);
-        while pending.len() >= MAX_PENDING {
-            let Some(oldest) = pending
-                .iter()
-                .min_by_key(|(_, p)| p.started)
-                .map(|(k, _)| k.clone())
-            else {
-                break;
-            };
-            pending.remove(&oldest);
-        }
-        pending.insert(
-            state,
+        let browser = hex(&random_key());
+        self.add_pending(
+            state.clone(),
             PendingLogin {
                 user: user.to_owned(),
                 authorizer,
                 started: Instant::now(),
+                browser: browser.clone(),
             },
         );
-        Ok(url)
+        Ok(Started {
+            user: user.to_owned(),
+            url,
+            cookie_name: cookie_name(&state),
+            cookie_value: browser,
+            cookie_max_age: PENDING_TTL,
+        })
+    }
+
+    /// Keeps a login in progress: expired ones go first, then this user's oldest beyond
+    /// [`MAX_PENDING_PER_USER`], then the server's oldest beyond [`MAX_PENDING`].
+    fn add_pending(&self, state: String, login: PendingLogin) {
+        let mut pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
+        pending.retain(|_, p| p.started.elapsed() < PENDING_TTL);
+        let oldest = |pending: &HashMap<String, PendingLogin>, user: Option<&str>| {
+            pending
+                .iter()
+                .filter(|(_, p)| user.is_none_or(|u| p.user == u))
+                .min_by_key(|(_, p)| p.started)
+                .map(|(k, _)| k.clone())
+        };
+        while pending.values().filter(|p| p.user == login.user).count() >= MAX_PENDING_PER_USER {
+            let Some(k) = oldest(&pending, Some(&login.user)) else {
+                break;
+            };
+            pending.remove(&k);
+        }
+        while pending.len() >= MAX_PENDING {
+            let Some(k) = oldest(&pending, None) else {
+                break;
+            };
+            pending.remove(&k);
+        }
+        pending.insert(state, login);
     }
 
     /// Completes the login the authorization response `params` (`code`, `state`, `iss`,
-    /// or `error`) belongs to; returns the user now signed in.
+    /// or `error`) belongs to, if it came back to the browser that started it (`cookie` looks
+    /// up that browser's cookies by name); returns the user now signed in.
     pub async fn complete(
         &self,
         params: &HashMap<String, String>,
+        cookie: impl Fn(&str) -> Option<String>,
     ) -> Result<String, CallbackError> {
         let state = params.get("state").ok_or(CallbackError::UnknownState)?;
         let (user, authorizer) = {
             let pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
             match pending.get(state) {
                 Some(p) if p.started.elapsed() < PENDING_TTL => {
+                    // Before anything else, the code included, is looked at.
+                    let same_browser = cookie(&cookie_name(state))
+                        .is_some_and(|c| bool::from(c.as_bytes().ct_eq(p.browser.as_bytes())));
+                    if !same_browser {
+                        return Err(CallbackError::OtherBrowser);
+                    }
                     (p.user.clone(), p.authorizer.clone())
                 }
                 _ => return Err(CallbackError::UnknownState),
@@ -280,8 +404,46 @@ impl WebLogins {
     }
 }
 
-/// The ticket key of this process: drawn at start, so a restart invalidates every link.
-static PROCESS_KEY: std::sync::LazyLock<[u8; 32]> = std::sync::LazyLock::new(random_key);
+/// Takes a ticket's "used" mark back unless the login it opened started.
+struct Reservation<'a> {
+    logins: &'a WebLogins,
+    jti: Option<String>,
+}
+
+impl Reservation<'_> {
+    fn keep(mut self) {
+        self.jti = None;
+    }
+}
+
+impl Drop for Reservation<'_> {
+    fn drop(&mut self) {
+        if let Some(jti) = self.jti.take() {
+            self.logins
+                .redeemed
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .remove(&jti);
+        }
+    }
+}
+
+/// The name of the cookie that binds the login with `state` to its browser: a digest of the
+/// state (not the state itself), short, and valid as a cookie name.
+fn cookie_name(state: &str) -> String {
+    let digest = Sha256::digest(state.as_bytes());
+    format!("mcpo_login_{}", hex(&digest[..8]))
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn add(total: &mut OAuthCounters, c: OAuthCounters) {
+    total.logins += c.logins;
+    total.refreshes += c.refreshes;
+    total.failures += c.failures;
+}
 
 fn unix_now() -> u64 {
     std::time::SystemTime::now()
@@ -371,6 +533,13 @@ mod tests {
         WebLogins::new(&config, 4).unwrap()
     }
 
+    /// What opening a link does with the ticket when the login starts.
+    fn redeem(w: &WebLogins, ticket: &str) -> Result<String, TicketError> {
+        let claims = w.verify(ticket)?;
+        w.reserve(&claims)?.keep();
+        Ok(claims.sub)
+    }
+
     #[test]
     fn tickets_are_one_time_and_bound_to_the_server() {
         let a = logins("a");
@@ -379,18 +548,23 @@ mod tests {
             !t.contains("alice"),
             "the user id is not in the ticket in clear"
         );
-        assert_eq!(a.redeem(&t), Ok("alice".to_owned()));
-        assert_eq!(a.redeem(&t), Err(TicketError::Used));
-        // Another server's ticket, and one signed by another process, are refused.
-        let b = logins("b");
-        assert_eq!(a.redeem(&b.ticket("alice")), Err(TicketError::WrongServer));
+        assert_eq!(redeem(&a, &t), Ok("alice".to_owned()));
+        assert_eq!(redeem(&a, &t), Err(TicketError::Used));
+        // Another server's ticket (even under the same key), and one signed by another
+        // process, are refused.
+        let mut b = logins("b");
+        b.key = a.key;
+        assert_eq!(
+            redeem(&a, &b.ticket("alice")),
+            Err(TicketError::WrongServer)
+        );
         let mut other_process = logins("a");
         other_process.key = random_key();
         assert_eq!(
-            a.redeem(&other_process.ticket("alice")),
+            redeem(&a, &other_process.ticket("alice")),
             Err(TicketError::Invalid)
         );
-        assert_eq!(a.redeem("not-a-ticket"), Err(TicketError::Invalid));
+        assert_eq!(redeem(&a, "not-a-ticket"), Err(TicketError::Invalid));
         let expired = jsonwebtoken::encode(
             &Header::new(Algorithm::HS256),
             &TicketClaims {
@@ -402,8 +576,74 @@ mod tests {
             &EncodingKey::from_secret(&a.key),
         )
         .unwrap();
-        assert_eq!(a.redeem(&expired), Err(TicketError::Expired));
+        assert_eq!(redeem(&a, &expired), Err(TicketError::Expired));
         assert_ne!(random_key(), random_key());
+    }
+
+    #[test]
+    fn a_rebuilt_server_does_not_take_the_tickets_of_the_old_one() {
+        // A reload that changes the server builds a new `WebLogins`, which has not seen the
+        // old one's used tickets: it must not accept them at all.
+        let old = logins("a");
+        let t = old.ticket("alice");
+        assert_eq!(redeem(&old, &t), Ok("alice".to_owned()));
+        let rebuilt = logins("a");
+        assert_eq!(redeem(&rebuilt, &t), Err(TicketError::Invalid));
+    }
+
+    #[test]
+    fn a_ticket_whose_login_did_not_start_stays_usable() {
+        let a = logins("a");
+        let t = a.ticket("alice");
+        let claims = a.verify(&t).unwrap();
+        {
+            let _in_use = a.reserve(&claims).unwrap();
+            // Opened twice at once: only one of them may go on.
+            assert_eq!(a.reserve(&claims).err(), Some(TicketError::Used));
+        } // dropped without `keep`: the login did not start
+        assert_eq!(redeem(&a, &t), Ok("alice".to_owned()));
+        assert_eq!(redeem(&a, &t), Err(TicketError::Used));
+    }
+
+    fn pending(w: &WebLogins, user: &str, state: &str) {
+        w.add_pending(
+            state.to_owned(),
+            PendingLogin {
+                user: user.to_owned(),
+                authorizer: w.authorizer(user).unwrap(),
+                started: Instant::now(),
+                browser: "b".to_owned(),
+            },
+        );
+    }
+
+    #[test]
+    fn one_user_cannot_push_out_other_users_logins() {
+        let w = logins("srv");
+        pending(&w, "alice", "alice-1");
+        for i in 0..(MAX_PENDING + 10) {
+            pending(&w, "mallory", &format!("mallory-{i}"));
+        }
+        let kept = w.pending.lock().unwrap();
+        assert!(kept.contains_key("alice-1"), "alice's login was dropped");
+        let mallory: Vec<&String> = kept
+            .iter()
+            .filter(|(_, p)| p.user == "mallory")
+            .map(|(k, _)| k)
+            .collect();
+        assert_eq!(mallory.len(), MAX_PENDING_PER_USER);
+        // Mallory's latest logins are the ones kept.
+        let last = format!("mallory-{}", MAX_PENDING + 9);
+        assert!(kept.contains_key(&last), "{mallory:?}");
+        drop(kept);
+        // Many users: the server-wide bound holds, oldest first.
+        for i in 0..(MAX_PENDING + 5) {
+            pending(&w, &format!("u{i}"), &format!("u{i}"));
+        }
+        let kept = w.pending.lock().unwrap();
+        assert_eq!(kept.len(), MAX_PENDING);
+        assert!(!kept.contains_key("alice-1"));
+        assert!(kept.contains_key(&format!("u{}", MAX_PENDING + 4)));
     }
 
     #[test]
@@ -417,10 +657,20 @@ mod tests {
         // The held one is still the same authorizer.
         let again = w.authorizer("u0").unwrap();
         assert!(held.is_shared() && again.is_shared());
+        assert_eq!(w.counters(), OAuthCounters::default());
+    }
+
+    #[test]
+    fn cookie_names_do_not_carry_the_state() {
+        let name = cookie_name("some-state");
+        assert!(name.starts_with("mcpo_login_") && !name.contains("some-state"));
+        assert_eq!(name, cookie_name("some-state"));
+        assert_ne!(name, cookie_name("other-state"));
+        assert!(name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'));
     }
 
     #[tokio::test]
-    async fn unknown_states_are_refused() {
+    async fn unknown_states_and_other_browsers_are_refused() {
         let w = logins("srv");
         let params: HashMap<String, String> = [
             ("state".to_owned(), "nope".to_owned()),
@@ -428,8 +678,23 @@ mod tests {
         ]
         .into();
         assert!(matches!(
-            w.complete(&params).await,
+            w.complete(&params, |_| None).await,
             Err(CallbackError::UnknownState)
         ));
+        // A login in progress, answered in a browser without (or with a wrong) cookie: the
+        // code is not looked at and the login stays open.
+        pending(&w, "alice", "s1");
+        let params: HashMap<String, String> = [
+            ("state".to_owned(), "s1".to_owned()),
+            ("code".to_owned(), "c".to_owned()),
+        ]
+        .into();
+        for cookie in [None, Some("a")] {
+            assert!(matches!(
+                w.complete(&params, |_| cookie.map(str::to_owned)).await,
+                Err(CallbackError::OtherBrowser)
+            ));
+        }
+        assert!(w.pending.lock().unwrap().contains_key("s1"));
     }
 }
