@@ -640,6 +640,15 @@ async fn login_links_work_once_for_their_own_server_and_user() {
         .await
         .expect("callback");
     assert_eq!(r.status(), StatusCode::OK, "{}", r.text().await.unwrap());
+    // Delivered again (a reload, a replay): no login is waiting for it any more.
+    let again = no_redirects
+        .get(callback_url.trim())
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .expect("callback");
+    assert_eq!(again.status(), StatusCode::BAD_REQUEST);
+    assert!(again.text().await.unwrap().contains("does not belong"));
     let me = identity(&mcpo, &alice_jwt).await;
     assert_eq!(me["subject"], "alice");
     // Signed in to one server is not signed in to the other.

@@ -374,8 +374,10 @@ impl WebLogins {
         cookie: impl Fn(&str) -> Option<String>,
     ) -> Result<String, CallbackError> {
         let state = params.get("state").ok_or(CallbackError::UnknownState)?;
-        let (user, authorizer) = {
-            let pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
+        // Taken out while its code is exchanged, so a second delivery of the same response
+        // (a reload, a replay) finds no login instead of a second exchange of the code.
+        let login = {
+            let mut pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
             match pending.get(state) {
                 Some(p) if p.started.elapsed() < PENDING_TTL => {
                     // Before anything else, the code included, is looked at.
@@ -384,21 +386,21 @@ impl WebLogins {
                     if !same_browser {
                         return Err(CallbackError::OtherBrowser);
                     }
-                    (p.user.clone(), p.authorizer.clone())
                 }
                 _ => return Err(CallbackError::UnknownState),
             }
+            pending.remove(state).ok_or(CallbackError::UnknownState)?
         };
-        let outcome = authorizer.finish_web_login(params, state).await;
-        if !matches!(outcome, WebOutcome::Ignored(_)) {
-            self.pending
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .remove(state);
-        }
-        match outcome {
-            WebOutcome::SignedIn => Ok(user),
-            WebOutcome::Ignored(why) => Err(CallbackError::Ignored(why)),
+        match login.authorizer.finish_web_login(params, state).await {
+            WebOutcome::SignedIn => Ok(login.user),
+            WebOutcome::Ignored(why) => {
+                // Not this login's answer (wrong issuer…): it stays open for the genuine one.
+                self.pending
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .insert(state.clone(), login);
+                Err(CallbackError::Ignored(why))
+            }
             WebOutcome::Failed(e) => Err(CallbackError::Failed(e)),
         }
     }

@@ -32,6 +32,9 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 const MAX_KEY_LEN: usize = 256;
 /// Open WebUI's user record is small; a larger answer is not what we asked for.
 const MAX_ANSWER_BYTES: usize = 256 * 1024;
+/// Different keys being checked at once. Anyone can send a made-up `sk-` key, so without a
+/// bound a burst of them would open as many connections to Open WebUI.
+const MAX_LOOKUPS: usize = 64;
 
 /// Resolves API keys through Open WebUI's user-status endpoint, with a bounded cache.
 pub struct ApiKeys {
@@ -117,6 +120,14 @@ impl ApiKeys {
                 && entry.expires > Instant::now()
             {
                 return entry.user.clone().ok_or_else(refused);
+            }
+            if !known.pending.contains_key(&digest) && known.pending.len() >= MAX_LOOKUPS {
+                return Err(ApiError::Unavailable {
+                    message: "too many API keys are being checked with Open WebUI right now; \
+                              retry in a moment"
+                        .into(),
+                    retry_after_secs: 1,
+                });
             }
             known
                 .pending
@@ -340,6 +351,45 @@ mod tests {
             keys.resolve("sk-0123").await,
             Err(ApiError::Unavailable { .. })
         ));
+    }
+
+    #[tokio::test]
+    async fn lookups_under_way_are_bounded() {
+        // Accepts connections (the kernel's backlog) but never answers: every lookup hangs.
+        let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let keys = Arc::new(ApiKeys::new(Some(&format!(
+            "http://{}",
+            silent.local_addr().unwrap()
+        ))));
+        let hanging: Vec<_> = (0..MAX_LOOKUPS)
+            .map(|i| {
+                let keys = keys.clone();
+                tokio::spawn(async move { keys.resolve(&format!("sk-{i:032}")).await })
+            })
+            .collect();
+        let deadline = Instant::now() + Duration::from_secs(2);
+        while lock(&keys.known).pending.len() < MAX_LOOKUPS {
+            assert!(Instant::now() < deadline, "the lookups did not start");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        let started = Instant::now();
+        let refused = keys.resolve("sk-one-more").await;
+        assert!(
+            matches!(refused, Err(ApiError::Unavailable { .. })),
+            "{refused:?}"
+        );
+        assert!(started.elapsed() < Duration::from_secs(1));
+        // A key already being checked still joins its lookup rather than being refused.
+        let joined = tokio::time::timeout(
+            Duration::from_millis(300),
+            keys.resolve(&format!("sk-{:032}", 0)),
+        )
+        .await;
+        assert!(joined.is_err(), "not waiting for the lookup: {joined:?}");
+        assert_eq!(lock(&keys.known).pending.len(), MAX_LOOKUPS);
+        for h in hanging {
+            h.abort();
+        }
     }
 
     #[test]
