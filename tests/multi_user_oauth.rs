@@ -769,3 +769,67 @@ async fn a_login_that_cannot_start_does_not_use_up_its_link() {
     }
     assert!(!mcpo.stderr.text().contains(&ticket));
 }
+
+#[tokio::test]
+async fn a_refused_login_says_how_to_retry_and_escapes_what_it_shows() {
+    let peers = peers_or_skip!();
+    let (mcpo, _) = start(&peers, &[SERVER], &[]);
+    let alice_jwt = jwt(&user_id("alice"));
+    let link = login_url_of(
+        &mcpo,
+        &call(&mcpo, "whoami_subject", Some(&alice_jwt)).await,
+        SERVER,
+    );
+    let no_redirects = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .no_proxy()
+        .build()
+        .unwrap();
+    let r = no_redirects.get(&link).send().await.expect("GET");
+    assert_eq!(r.status(), StatusCode::FOUND);
+    let cookie = r.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned();
+    let authorize = url::Url::parse(r.headers()["location"].to_str().unwrap()).unwrap();
+    let state = authorize
+        .query_pairs()
+        .find(|(k, _)| k == "state")
+        .map(|(_, v)| v.into_owned())
+        .unwrap();
+    // The authorization server's refusal, with markup in its description.
+    let mut refusal = url::Url::parse(&mcpo.url(&format!("/oauth/{SERVER}/callback"))).unwrap();
+    refusal
+        .query_pairs_mut()
+        .append_pair("state", &state)
+        .append_pair("error", "access_denied")
+        .append_pair("error_description", "<script>alert(1)</script>");
+    let page = |cookie: String| {
+        let (c, url) = (no_redirects.clone(), refusal.clone());
+        async move {
+            let r = c.get(url).header("cookie", cookie).send().await.unwrap();
+            (r.status(), r.text().await.unwrap())
+        }
+    };
+    let (status, text) = page(cookie.clone()).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{text}");
+    assert!(text.contains("access_denied"), "{text}");
+    assert!(!text.contains("<script>"), "{text}");
+    assert!(text.contains("&lt;script&gt;"), "{text}");
+    assert!(text.contains("call the tool again"), "{text}");
+    assert!(!text.contains(&state), "{text}");
+    // That login is over; a new link signs her in.
+    let (status, text) = page(cookie).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(text.contains("does not belong"), "{text}");
+    let link = login_url_of(
+        &mcpo,
+        &call(&mcpo, "whoami_subject", Some(&alice_jwt)).await,
+        SERVER,
+    );
+    sign_in(&peers, &link, "alice");
+    assert_eq!(identity(&mcpo, &alice_jwt).await["subject"], "alice");
+}

@@ -215,7 +215,13 @@ pub async fn callback(
             StatusCode::BAD_REQUEST,
             format!("{why} It was ignored; the login is still open."),
         ),
-        Err(CallbackError::Failed(e)) => failure(StatusCode::BAD_REQUEST, e.to_string()),
+        Err(CallbackError::Failed(e)) => failure(
+            StatusCode::BAD_REQUEST,
+            format!(
+                "{} To try again, call the tool again (or ask for a new login link).",
+                sentence(&e.to_string())
+            ),
+        ),
     }
 }
 
