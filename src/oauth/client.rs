@@ -150,7 +150,8 @@ impl AuthorizedClient {
             let scope = match (missing.is_empty(), required.as_deref()) {
                 (false, _) => missing.join(" "),
                 (true, Some(required)) => required.to_owned(),
-                (true, None) => String::new(),
+                // The challenge named none: say so rather than quote an empty scope.
+                (true, None) => "(not named by the server)".to_owned(),
             };
             StreamableHttpError::Io(std::io::Error::new(
                 std::io::ErrorKind::PermissionDenied,
@@ -216,7 +217,7 @@ pub struct ScopeRefused {
 }
 
 impl ScopeRefused {
-    /// The scope that is missing (space-separated; empty when the server did not name it).
+    /// The scope that is missing (space-separated), as far as the server named it.
     pub fn scope(&self) -> &str {
         &self.scope
     }
