@@ -284,11 +284,12 @@ fn file_key(name: &str, url: &str) -> String {
     digest.iter().take(8).map(|b| format!("{b:02x}")).collect()
 }
 
-/// First 16 hex digits of SHA-256 over a user's id and the server's name and URL: user ids
-/// (Open WebUI UUIDs) do not appear in file names.
+/// First 32 hex digits of SHA-256 over a user's id and the server's name and URL: user ids
+/// (Open WebUI UUIDs) do not appear in file names. Two users with the same key would share
+/// tokens, so it is 128 bits (no collision among any realistic number of users), not 64.
 fn user_key(user: &str, name: &str, url: &str) -> String {
     let digest = Sha256::digest(format!("user\n{user}\n{name}\n{url}").as_bytes());
-    digest.iter().take(8).map(|b| format!("{b:02x}")).collect()
+    digest.iter().take(16).map(|b| format!("{b:02x}")).collect()
 }
 
 /// A server name as one folder name: path separators and dots at the start cannot escape
@@ -509,7 +510,7 @@ mod tests {
         assert_eq!(path.parent().unwrap(), tmp.path().join("srv"));
         let file = path.file_name().unwrap().to_string_lossy().into_owned();
         assert!(!file.contains("alice"), "{file}");
-        assert_eq!(file.len(), 16 + "_tokens.json".len());
+        assert_eq!(file.len(), 32 + "_tokens.json".len());
         let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode(path), 0o600);
         assert_eq!(mode(&tmp.path().join("srv")), 0o700);
