@@ -3,8 +3,11 @@
 //!
 //! - `GET /oauth/{server}/login?ticket=…`: the link a user gets (in a tool call's 401, or from
 //!   the `{server}_login` operation). Redeems the one-time ticket and redirects the browser to
-//!   the authorization server (PKCE S256, `state`, `redirect_uri` = the callback below).
-//! - `GET /oauth/{server}/callback?code&state[&iss]`: stores that user's tokens, shows a page.
+//!   the authorization server (PKCE S256, `state`, `redirect_uri` = the callback below), with a
+//!   cookie that ties the login to that browser. A login that cannot start leaves the ticket
+//!   unused.
+//! - `GET /oauth/{server}/callback?code&state[&iss]`: in the browser holding the login's
+//!   cookie only, stores that user's tokens and shows a page.
 //! - `GET /oauth/{server}/status`: the caller's sign-in state, `{"authenticated", "user_id",
 //!   "expires_at"}`.
 //! - `POST {prefix}{server}/oauth/login`: the `{server}_login` operation of the server's
