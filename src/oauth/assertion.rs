@@ -97,10 +97,12 @@ impl SigningKey {
             other => return Err(format!("expected a PEM private key, found \"{other}\"")),
         }
         for algorithm in candidates {
-            let key = SigningKey {
-                der: der.clone(),
-                algorithm,
+            let der = match algorithm {
+                Algorithm::ES256 | Algorithm::ES384 => der.clone(),
+                // jsonwebtoken signs RSA with a PKCS#1 key: unwrap a PKCS#8 one.
+                _ => pkcs8_private_key(&der).unwrap_or(&der).to_vec(),
             };
+            let key = SigningKey { der, algorithm };
             if key.sign(&json!({"probe": true})).is_ok() {
                 return Ok(key);
             }
@@ -167,6 +169,43 @@ fn form_body(pairs: &[(&str, &str)]) -> String {
     url::form_urlencoded::Serializer::new(String::new())
         .extend_pairs(pairs)
         .finish()
+}
+
+/// The `privateKey` octets of a PKCS#8 `PrivateKeyInfo` (RFC 5208: a SEQUENCE of version,
+/// algorithm and an OCTET STRING), or `None` when `der` is not one.
+fn pkcs8_private_key(der: &[u8]) -> Option<&[u8]> {
+    let (0x30, info, _) = der_element(der)? else {
+        return None;
+    };
+    let (0x02, _version, rest) = der_element(info)? else {
+        return None;
+    };
+    let (0x30, _algorithm, rest) = der_element(rest)? else {
+        return None;
+    };
+    let (0x04, key, _) = der_element(rest)? else {
+        return None;
+    };
+    Some(key)
+}
+
+/// One DER element of `input`: its tag, its content and what follows it.
+fn der_element(input: &[u8]) -> Option<(u8, &[u8], &[u8])> {
+    let (&tag, rest) = input.split_first()?;
+    let (&first, rest) = rest.split_first()?;
+    let (len, rest) = if first < 0x80 {
+        (usize::from(first), rest)
+    } else {
+        let n = usize::from(first & 0x7f);
+        if n == 0 || n > 4 || rest.len() < n {
+            return None;
+        }
+        let len = rest[..n]
+            .iter()
+            .fold(0usize, |len, &b| (len << 8) | usize::from(b));
+        (len, &rest[n..])
+    };
+    (rest.len() >= len).then(|| (tag, &rest[..len], &rest[len..]))
 }
 
 /// A JWT ID no other assertion of this or another process uses (authorization servers
@@ -337,6 +376,55 @@ iZzGab0Hx0sSRWBNvbyv6NWM8x92uWwzckZnhqT6nTueRMWFT3kzfmwI
             claims["jti"]
         );
         assert!(!format!("{key:?}").contains("der"));
+    }
+
+    /// A throwaway RSA 2048 key (PKCS#8), generated for these tests only.
+    const RSA_KEY: &str = "-----BEGIN PRIVATE KEY-----
+MIIEvAIBADANBgkqhkiG9w0BAQEFAASCBKYwggSiAgEAAoIBAQC8+mDG4MoOkcbD
+y/+OdtWlwrKL2mpNIm7+hiVippO90NL+YRE98Pdop3prkAAJWscZ6xxk0PO8nhKs
+7YPyidgbmrDMTr7NnidUENBqaMgaHOsMxQffc6UJh/PuaRlCxcWr860DkwHbfM8b
+leIEMTGIIUPBmToX6y50tPD9pvcOf+Iva0bYm/9v9eawDwOhEfsH01rg+YyuMT8u
+nAGoaDn5xlKaUKn5JbiQUcmXUlgBlrw8X9K0EpNAkcgRNDKjPuedkgFOyL4fBz06
+8aDbEViyVcfSpXBQcb80bOGdbS0mLVfynrZXUcB+fHVe+RwLIMBahSpJgpKiSHE+
+VhbCfHdfAgMBAAECggEAJ/0jdXIjz6lxUgVc8pya4RSuC4IQdHoQ2rMwPgvZv5Ts
+0P9hUqYm9HJcKV6zY0deUlG6FGtS6FrawNUR0sTwggbd2p3fKkuJLvTP5XR+w2fT
+JUScQeCKz9WA/LYorkSDa7uIpPT6s6NZgBDbXt+6B4BighkWffE6R1/yjvpB1UNF
+VwTyyhC6eSnspP+D5sSfrVGoXywtzcmnGODsYfKhcWhuOnBXlE+3ZKDe/8IWIYRE
+kRUT/kh8J0dFhGIABm9e0zjruH9RvJ2fvxlftUePUI638sJ7gtWpQSqdrgRpRdry
+pkjCkX/CSwnyK1JjPUbH8CpcpdgYMV2r22j/gpIIwQKBgQDdCLY9pwIecyfFAHMj
+zzlDXaCW2ZORCdcuWwMc4Dor80Wznp2YIVIvlLx0ZBOJqnID1ZoSOwCYDIJ6L6j+
+3hnMNXLnpfUo3sbofZZe2iiQirlP68uCQLRpLWWwvL5Q625/7UpDyczLkTiUE4Js
+o5jxhLlq+UCv6gk+z7TLvB02WQKBgQDa33vsyK9IQOChvib4cJdAOzGNmBzdQgIb
+aaNIHccPgGBJRuTfsb0FBqeBDIicNgTuWlZPEWQxZ9TiAjCFNN/lh7qy2W4pJtzK
+DnwjYpykj+iDZLO2lYOqhV59b+RoHNYq61lz6f8qCg7XYH9Z1MZmqu1BVxxWeO6w
+mmacZ0tUdwKBgAc20JPkjool4gdpA1kI22qadLJXuZxDQPWvXMOlgeCLWRwKskQT
+2lXZOelmlsioen4ri5LKwDM2PU/1nENtRlRG7lAnN4A0/TL7XlwMLMTC8ldsb8D5
+kanZJHeHQYLsnDeqrADYZknCnKEgneIj2MsRNOgL6JOVROX664C2zBFJAoGAXWan
+XKlbW4sMERmzSavKb8eS4ui50JW9jnMrEbhbXTscW8jcHLWdgwqO6pwto/PNcOWu
+FTnHtumnR/dFO2MP9MRSIMZ2oysJZ1R9FyCa1gLvZzrPEiiFsnwNkZvxLZi4sEIU
+v0lo8UivgquUTQJm1CM28f45gpFC0qxhA3d1BwsCgYAuejQR2yxtpXFVRMzMdgrx
+dHIg6gS0bMpkZ01X6e25g1r4slNHU3zWDgbj4+Q5c1x+HNIM7D6whDlJpDh0F0W/
+/PuUMENa12sQ91CbuyiKQE9p+Da45TU/PuGJdfQ1vNnd8+pMmBd6HOeZfQR7K21b
+ti+oVKxb0vIEuRK5gzKVJA==
+-----END PRIVATE KEY-----
+";
+
+    #[test]
+    fn rsa_keys_sign_rs256_in_pkcs8_and_pkcs1_form() {
+        let key = SigningKey::from_pem(RSA_KEY, None).unwrap();
+        assert_eq!(key.algorithm, Algorithm::RS256);
+        let jwt = key.assertion("cid", "https://as.example").unwrap();
+        assert_eq!(jwt.split('.').count(), 3);
+        // The same key as PKCS#1 ("RSA PRIVATE KEY"), and with another algorithm.
+        let (_, der) = pem_block(RSA_KEY).unwrap();
+        let pkcs1 = base64::engine::general_purpose::STANDARD
+            .encode(pkcs8_private_key(&der).expect("PKCS#8"));
+        let pem =
+            format!("-----BEGIN RSA PRIVATE KEY-----\n{pkcs1}\n-----END RSA PRIVATE KEY-----\n");
+        let key = SigningKey::from_pem(&pem, Some("PS256")).unwrap();
+        assert_eq!(key.algorithm, Algorithm::PS256);
+        assert!(key.assertion("cid", "aud").is_ok());
+        assert!(SigningKey::from_pem(RSA_KEY, Some("ES256")).is_err());
     }
 
     #[test]
