@@ -241,10 +241,11 @@ def main():
         p(
             "Notes: an upstream session that mcpo-rs lost during or right after a run was reconnected "
             "before the next point was measured (`settle_ms` in results.jsonl says how long that took). "
-            "With the Python SDK over stdio the cause is known: when wrk stops, the calls still in "
-            "flight are dropped, mcpo-rs sends `notifications/cancelled` for them, and the SDK's "
-            "stdio server (mcp 1.26) dies on cancellations of running requests "
-            "(python-sdk issue #2610). Python mcpo never sends cancellations."
+            "A known cause with the Python SDK over stdio: its server (mcp 1.26) dies on "
+            "`notifications/cancelled` for a running request (python-sdk issue #2610). mcpo-rs "
+            "cancels a call whose HTTP client went away only if it is still running 1 s later, "
+            "so a load run that stops with short calls in flight should no longer trigger it. "
+            "Python mcpo never sends cancellations."
         )
         p("")
     p("| target | measured | met |")
