@@ -5,8 +5,8 @@
 //! `scripts/install-oauth-peers.sh` (scripts/test.sh does); without them the tests skip
 //! loudly, and fail instead when `MCPO_REQUIRE_OAUTH_PEERS` is set.
 //!
-//! The `bug_*` tests at the end reproduce known bugs in src/ and are `#[ignore]`d until fixed:
-//! `cargo test --test oauth_daemon -- --ignored`.
+//! The `regression_*` tests at the end reproduce bugs found against the peers and the MCP
+//! conformance suite; a new one starts as an `#[ignore]`d `bug_*` test until it is fixed.
 
 #[path = "oauth/peers.rs"]
 mod peers;
@@ -705,10 +705,10 @@ fn base64_encode(bytes: &[u8]) -> String {
 }
 
 // ----------------------------------------------------------------------------------------
-// KNOWN BUGS. Each test below reproduces a bug in src/ that this file's author found while
-// running mcpo against the peers and the MCP conformance suite (scripts/conformance.sh).
-// They are #[ignore]d with a "BUG:" reason so the suite stays green; run them with
-// `cargo test --test oauth_daemon -- --ignored`, and drop the #[ignore] with the fix.
+// REGRESSIONS. Each `regression_*` test below reproduces a bug found while running mcpo
+// against the peers and the MCP conformance suite (scripts/conformance.sh), now fixed. A
+// newly found bug goes here as a `bug_*` test, #[ignore]d with a "BUG:" reason so the suite
+// stays green (`cargo test --test oauth_daemon -- --ignored`), renamed when fixed.
 // ----------------------------------------------------------------------------------------
 
 /// A scripted OAuth-protected MCP endpoint and authorization server on one loopback port,
