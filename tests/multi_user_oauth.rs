@@ -208,6 +208,57 @@ fn ticket_of(login_url: &str) -> String {
         .expect("ticket")
 }
 
+/// A client that follows no redirects, to look at each step a browser takes.
+fn no_redirects() -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .no_proxy()
+        .build()
+        .unwrap()
+}
+
+/// Pressing "Continue" on a login link's confirmation page, as a current browser sends it:
+/// a form POST of the hidden `ticket` to the link without its query, from mcpo's own page
+/// (whose `Referrer-Policy: no-referrer` makes the `Origin` `null`). `extra` headers replace
+/// those (an empty value leaves the header out).
+async fn confirm(
+    c: &reqwest::Client,
+    link: &str,
+    ticket: &str,
+    extra: &[(&str, &str)],
+) -> reqwest::Response {
+    let action = link.split('?').next().unwrap();
+    let body = url::form_urlencoded::Serializer::new(String::new())
+        .append_pair("ticket", ticket)
+        .finish();
+    let mut headers = reqwest::header::HeaderMap::new();
+    for (name, value) in [("origin", "null"), ("sec-fetch-site", "same-origin")]
+        .iter()
+        .chain(extra)
+    {
+        let name = reqwest::header::HeaderName::from_bytes(name.as_bytes()).unwrap();
+        if value.is_empty() {
+            headers.remove(name);
+        } else {
+            headers.insert(name, value.parse().unwrap());
+        }
+    }
+    c.post(action)
+        .headers(headers)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(body)
+        .send()
+        .await
+        .expect("POST")
+}
+
+fn header(r: &reqwest::Response, name: &str) -> String {
+    r.headers()
+        .get(name)
+        .map(|v| v.to_str().unwrap().to_owned())
+        .unwrap_or_default()
+}
+
 /// The user following their login link in the fake browser, as `account` at the
 /// authorization server; panics unless mcpo's callback page answers 200.
 fn sign_in(peers: &Peers, login_url: &str, account: &str) {
@@ -518,11 +569,7 @@ async fn login_links_work_once_for_their_own_server_and_user() {
         .is_err()
     );
 
-    let no_redirects = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .no_proxy()
-        .build()
-        .unwrap();
+    let no_redirects = no_redirects();
     let open = |url: String| {
         let c = no_redirects.clone();
         async move {
@@ -543,10 +590,16 @@ async fn login_links_work_once_for_their_own_server_and_user() {
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert!(page.contains("not valid"), "{page}");
 
-    // First use: a redirect to the authorization server, PKCE S256 with state, and the
-    // callback on mcpo itself; the browser gets a cookie that ties the login to it.
-    let first = no_redirects.get(&link).send().await.expect("GET");
-    assert_eq!(first.status(), StatusCode::FOUND);
+    // Opening the link shows the confirmation page and starts nothing.
+    let (status, location, page) = open(link.clone()).await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    assert_eq!(location, None);
+    assert!(page.contains("Continue"), "{page}");
+
+    // Confirmed (the form's POST): a 303 to the authorization server, PKCE S256 with state,
+    // and the callback on mcpo itself; the browser gets a cookie that ties the login to it.
+    let first = confirm(&no_redirects, &link, &ticket, &[]).await;
+    assert_eq!(first.status(), StatusCode::SEE_OTHER);
     let set_cookie = first
         .headers()
         .get("set-cookie")
@@ -581,10 +634,16 @@ async fn login_links_work_once_for_their_own_server_and_user() {
         mcpo.url(&format!("/oauth/{SERVER}/callback"))
     );
 
-    // Second use: refused.
+    // Second use: refused, whether the page is opened again or the form is sent again.
     let (status, location, page) = open(link.clone()).await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{location:?}");
     assert!(page.contains("already used"), "{page}");
+    assert!(page.contains("call the tool again"), "{page}");
+    let again = confirm(&no_redirects, &link, &ticket, &[]).await;
+    assert_eq!(again.status(), StatusCode::BAD_REQUEST);
+    assert!(again.headers().get("set-cookie").is_none());
+    assert!(again.headers().get("location").is_none());
+    assert!(again.text().await.unwrap().contains("already used"));
 
     // A tampered ticket, none, and a callback for a login that is not in progress.
     let mut tampered = ticket.clone();
@@ -660,6 +719,154 @@ async fn login_links_work_once_for_their_own_server_and_user() {
     )
     .await;
     login_url_of(&mcpo, &answer, "other");
+}
+
+#[tokio::test]
+async fn a_login_link_asks_before_it_signs_anyone_in() {
+    let peers = peers_or_skip!();
+    let (mcpo, _) = start(&peers, &[SERVER], &[]);
+    // An Open WebUI user id with markup in it: the page shows it, escaped.
+    let user = format!("<b>{}</b>&\"'", user_id("alice"));
+    let alice_jwt = jwt(&user);
+    let answer = call(&mcpo, "whoami_subject", Some(&alice_jwt)).await;
+    let link = login_url_of(&mcpo, &answer, SERVER);
+    let ticket = ticket_of(&link);
+    let c = no_redirects();
+    let escaped = user
+        .replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+        .replace('\'', "&#39;");
+
+    // A chat's link preview, a mail scanner, the user looking twice: the page, every time,
+    // and nothing started or used up.
+    for _ in 0..3 {
+        let r = c.get(&link).send().await.expect("GET");
+        assert_eq!(r.status(), StatusCode::OK);
+        assert!(r.headers().get("set-cookie").is_none());
+        assert!(r.headers().get("location").is_none());
+        assert!(header(&r, "content-type").starts_with("text/html"));
+        // Never cached, never framed (clickjacking), no Referer carrying the link along, no
+        // scripts or assets from anywhere.
+        assert_eq!(header(&r, "cache-control"), "no-store");
+        assert_eq!(header(&r, "referrer-policy"), "no-referrer");
+        assert_eq!(header(&r, "x-frame-options"), "DENY");
+        assert_eq!(header(&r, "x-content-type-options"), "nosniff");
+        let csp = header(&r, "content-security-policy");
+        for directive in [
+            "default-src 'none'",
+            "frame-ancestors 'none'",
+            "base-uri 'none'",
+        ] {
+            assert!(csp.contains(directive), "{csp}");
+        }
+        let page = r.text().await.unwrap();
+        // It says which server and which Open WebUI user the sign-in is for, and warns.
+        assert!(
+            page.contains(&format!("<strong>{SERVER}</strong>")),
+            "{page}"
+        );
+        assert!(
+            page.contains(&format!("Open WebUI user {escaped}")),
+            "{page}"
+        );
+        assert!(!page.contains("<b>"), "{page}");
+        assert!(
+            page.contains("Only continue if this is your account and you asked for this link"),
+            "{page}"
+        );
+        for outside in ["<script", "src=", "href=", "http://", "https://"] {
+            assert!(!page.contains(outside), "{outside} in {page}");
+        }
+        // "Continue" posts the ticket back to the link's own path.
+        assert!(
+            page.contains(r#"<form method="post" action="login">"#),
+            "{page}"
+        );
+        assert!(
+            page.contains(&format!(
+                r#"<input type="hidden" name="ticket" value="{ticket}">"#
+            )),
+            "{page}"
+        );
+    }
+    let head = c.head(&link).send().await.expect("HEAD");
+    assert_eq!(head.status(), StatusCode::OK);
+    assert!(
+        peers.as_events_named("authorization").is_empty(),
+        "opening the link went to the authorization server"
+    );
+    assert!(!mcpo.stderr.text().contains("web login started"));
+
+    // A form on another site posting the ticket from the victim's browser: refused (with a
+    // page that says where to press Continue), and the link still works.
+    let evil = [
+        [
+            ("sec-fetch-site", "cross-site"),
+            ("origin", "https://evil.example"),
+        ],
+        [("sec-fetch-site", "same-site"), ("origin", "null")],
+        [("sec-fetch-site", ""), ("origin", "https://evil.example")],
+    ];
+    for extra in &evil {
+        let r = confirm(&c, &link, &ticket, extra).await;
+        assert_eq!(r.status(), StatusCode::FORBIDDEN, "{extra:?}");
+        assert!(r.headers().get("location").is_none());
+        assert_eq!(header(&r, "x-frame-options"), "DENY");
+        let page = r.text().await.unwrap();
+        assert!(page.contains("press Continue there"), "{page}");
+    }
+    assert_eq!(c.get(&link).send().await.unwrap().status(), StatusCode::OK);
+
+    // The user: the fake browser opens the link, submits the page's form (with its cookie
+    // jar, and the headers of a form on mcpo's own page) and signs in at the end.
+    sign_in(&peers, &link, "alice");
+    assert_eq!(identity(&mcpo, &alice_jwt).await["subject"], "alice");
+    assert_eq!(peers.as_events_named("authorization").len(), 1);
+
+    // The same confirmation sent again (a replay): refused, nothing started; the link's page
+    // now says to call the tool again.
+    let r = confirm(&c, &link, &ticket, &[]).await;
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    assert!(r.headers().get("location").is_none());
+    assert!(r.headers().get("set-cookie").is_none());
+    assert!(r.text().await.unwrap().contains("already used"));
+    let r = c.get(&link).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    assert_eq!(header(&r, "cache-control"), "no-store");
+    assert_eq!(header(&r, "x-frame-options"), "DENY");
+    let page = r.text().await.unwrap();
+    assert!(page.contains("already used"), "{page}");
+    assert!(page.contains("call the tool again"), "{page}");
+    assert!(!page.contains(&ticket));
+    assert_eq!(peers.as_events_named("authorization").len(), 1);
+
+    // Now that mcpo knows where this server's logins go, a new link's page lets the form's
+    // redirect go there and nowhere else (Chrome and Safari hold a form's redirects to the
+    // page's `form-action`; the fake browser does too).
+    let op = send(
+        client()
+            .post(mcpo.url(&format!("/{SERVER}/oauth/login")))
+            .bearer_auth(&alice_jwt)
+            .json(&json!({})),
+    )
+    .await;
+    let relink = op.body["login_url"].as_str().unwrap().to_owned();
+    let r = c.get(&relink).send().await.unwrap();
+    let issuer = url::Url::parse(&peers.issuer).unwrap();
+    let csp = header(&r, "content-security-policy");
+    assert!(
+        csp.contains(&format!(
+            "form-action 'self' {};",
+            issuer.origin().ascii_serialization()
+        )),
+        "{csp}"
+    );
+    sign_in(&peers, &relink, "alice");
+    assert_eq!(identity(&mcpo, &alice_jwt).await["subject"], "alice");
+    let log = format!("{}\n{}", mcpo.stderr.text(), mcpo.stdout.text());
+    assert!(!log.contains(&ticket) && !log.contains(&ticket_of(&relink)));
 }
 
 #[tokio::test]
@@ -750,15 +957,18 @@ async fn a_login_that_cannot_start_does_not_use_up_its_link() {
     assert_eq!(op.status, StatusCode::OK, "{}", op.body);
     let link = op.body["login_url"].as_str().unwrap().to_owned();
     let ticket = ticket_of(&link);
-    let no_redirects = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .no_proxy()
-        .build()
-        .unwrap();
-    // Twice: the first failure did not use the ticket up, so the user is told the same
-    // thing again (retry), not that the link was already used.
+    let no_redirects = no_redirects();
+    // The confirmation page needs no discovery: it shows although the server is down.
+    let page = no_redirects.get(&link).send().await.expect("GET");
+    assert_eq!(page.status(), StatusCode::OK);
+    // Confirmed twice: the first failure did not use the ticket up, so the user is told the
+    // same thing again (retry), not that the link was already used.
+    let origin = mcpo.url("");
     for attempt in 0..2 {
-        let r = no_redirects.get(&link).send().await.expect("GET");
+        // The second time as a browser without `Sec-Fetch-Site` that tells its origin.
+        let older = [("sec-fetch-site", ""), ("origin", origin.as_str())];
+        let extra: &[(&str, &str)] = if attempt == 0 { &[] } else { &older };
+        let r = confirm(&no_redirects, &link, &ticket, extra).await;
         let status = r.status();
         assert!(r.headers().get("set-cookie").is_none());
         let page = r.text().await.unwrap();
@@ -767,6 +977,8 @@ async fn a_login_that_cannot_start_does_not_use_up_its_link() {
         assert!(!page.contains("already used"), "attempt {attempt}: {page}");
         assert!(!page.contains(&ticket));
     }
+    let page = no_redirects.get(&link).send().await.expect("GET");
+    assert_eq!(page.status(), StatusCode::OK, "the link was used up");
     assert!(!mcpo.stderr.text().contains(&ticket));
 }
 
@@ -780,13 +992,9 @@ async fn a_refused_login_says_how_to_retry_and_escapes_what_it_shows() {
         &call(&mcpo, "whoami_subject", Some(&alice_jwt)).await,
         SERVER,
     );
-    let no_redirects = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .no_proxy()
-        .build()
-        .unwrap();
-    let r = no_redirects.get(&link).send().await.expect("GET");
-    assert_eq!(r.status(), StatusCode::FOUND);
+    let no_redirects = no_redirects();
+    let r = confirm(&no_redirects, &link, &ticket_of(&link), &[]).await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
     let cookie = r.headers()["set-cookie"]
         .to_str()
         .unwrap()

@@ -2,10 +2,15 @@
 //! machines, so they sign in through mcpo itself):
 //!
 //! - `GET /oauth/{server}/login?ticket=…`: the link a user gets (in a tool call's 401, or from
-//!   the `{server}_login` operation). Redeems the one-time ticket and redirects the browser to
-//!   the authorization server (PKCE S256, `state`, `redirect_uri` = the callback below), with a
-//!   cookie that ties the login to that browser. A login that cannot start leaves the ticket
-//!   unused.
+//!   the `{server}_login` operation). Only checks the one-time ticket and shows a
+//!   confirmation page ([`page::confirmation`]) naming the server and the Open WebUI user the
+//!   sign-in is for. Fetching it changes nothing, so a chat's link preview or a mail scanner
+//!   does not use the link up, and a link someone else sent says whose it is first.
+//! - `POST /oauth/{server}/login` (form field `ticket`): the page's "Continue" button. Only
+//!   from mcpo's own page ([`from_our_page`]); redeems the ticket and redirects the browser
+//!   to the authorization server (PKCE S256, `state`, `redirect_uri` = the callback below),
+//!   with a cookie that ties the login to that browser. A login that cannot start leaves the
+//!   ticket unused.
 //! - `GET /oauth/{server}/callback?code&state[&iss]`: in the browser holding the login's
 //!   cookie only, stores that user's tokens and shows a page.
 //! - `GET /oauth/{server}/status`: the caller's sign-in state, `{"authenticated", "user_id",
@@ -17,13 +22,17 @@
 //! request came in on (`X-Forwarded-Proto` / `X-Forwarded-Host` first, as a reverse proxy
 //! sets them). Trusting those headers is safe here: a link only ever goes back to the caller
 //! who asked (with their own verified identity), and the callback it leads to is registered
-//! for that caller's own client alone. Tickets, codes and tokens never appear in a page, a
-//! body or a log line.
+//! for that caller's own client alone. Tickets, codes and tokens never appear in a body or a
+//! log line; the one page that holds a ticket is the confirmation page (its form), which is
+//! never cached.
+
+mod page;
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
 use axum::Json;
+use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -33,7 +42,7 @@ use super::AppState;
 use super::catalog::ServerEntry;
 use super::error::ApiError;
 use super::identity::{Caller, authorize};
-use crate::oauth::{CallbackError, StartError, Started, WebLogins, html_page};
+use crate::oauth::{CallbackError, StartError, Started, TicketError, WebLogins, html_page};
 
 /// `POST {prefix}{server}/oauth/login`.
 pub async fn link(
@@ -88,12 +97,11 @@ pub async fn status(
     })))
 }
 
-/// `GET /oauth/{server}/login?ticket=…`.
-pub async fn login(
+/// `GET /oauth/{server}/login?ticket=…`: the confirmation page (uses nothing up).
+pub async fn confirm(
     State(state): State<Arc<AppState>>,
     Path(server): Path<String>,
     Query(query): Query<HashMap<String, String>>,
-    headers: HeaderMap,
 ) -> Response {
     let web = match web_server(&state, &server) {
         Ok((_, web)) => web,
@@ -102,11 +110,51 @@ pub async fn login(
     let Some(ticket) = query.get("ticket") else {
         return failure(
             StatusCode::BAD_REQUEST,
-            "This login link is incomplete (no ticket). Ask for a new one.".to_owned(),
+            "This login link is incomplete (no ticket). Call the tool again for a new one."
+                .to_owned(),
+        );
+    };
+    match web.check(ticket) {
+        Ok((user, left)) => {
+            page::confirmation(&server, &user, ticket, left, &web.authorization_origins())
+        }
+        Err(e) => refused_ticket(&server, &e),
+    }
+}
+
+/// `POST /oauth/{server}/login`, form field `ticket`: "Continue" on the confirmation page.
+pub async fn login(
+    State(state): State<Arc<AppState>>,
+    Path(server): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let web = match web_server(&state, &server) {
+        Ok((_, web)) => web,
+        Err(e) => return page_error(StatusCode::NOT_FOUND, e),
+    };
+    if !from_our_page(&state, &headers) {
+        tracing::warn!(server = %server, "refused a login confirmation sent from another site");
+        return failure(
+            StatusCode::FORBIDDEN,
+            "This sign-in was not confirmed on mcpo's own page. Open your login link and press \
+             Continue there."
+                .to_owned(),
+        );
+    }
+    let ticket = url::form_urlencoded::parse(&body)
+        .find(|(k, _)| k == "ticket")
+        .map(|(_, v)| v.into_owned());
+    let Some(ticket) = ticket else {
+        return failure(
+            StatusCode::BAD_REQUEST,
+            "This sign-in request carries no login link ticket. Open your login link and press \
+             Continue there."
+                .to_owned(),
         );
     };
     let callback = format!("{}/oauth/{server}/callback", public_base(&state, &headers));
-    match web.start(ticket, &callback).await {
+    match web.start(&ticket, &callback).await {
         Ok(started) => {
             tracing::info!(server = %server, user = %log_user(&started.user), "web login started");
             let Ok(location) = HeaderValue::from_str(&started.url) else {
@@ -115,33 +163,24 @@ pub async fn login(
                     "The authorization server's address cannot be used.".to_owned(),
                 );
             };
-            let mut response = StatusCode::FOUND.into_response();
+            // 303: the browser follows a POST's answer with a GET.
+            let mut response = StatusCode::SEE_OTHER.into_response();
             let h = response.headers_mut();
             h.insert(header::LOCATION, location);
             if let Ok(cookie) = HeaderValue::from_str(&login_cookie(&callback, &started)) {
                 h.insert(header::SET_COOKIE, cookie);
             }
-            h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-            h.insert(
-                header::REFERRER_POLICY,
-                HeaderValue::from_static("no-referrer"),
-            );
+            page::redirect_headers(h);
             response
         }
-        Err(StartError::Ticket(e)) => {
-            tracing::warn!(server = %server, "refused a login link: {e}");
-            failure(
-                StatusCode::BAD_REQUEST,
-                format!("{}.", capitalized(&e.to_string())),
-            )
-        }
+        Err(StartError::Ticket(e)) => refused_ticket(&server, &e),
         Err(StartError::Failed(e)) => {
             tracing::warn!(server = %server, "cannot start a web login: {e}");
             failure(
                 StatusCode::BAD_GATEWAY,
                 format!(
-                    "{} Your login link was not used up: reload this page to try again in a \
-                     moment (or call the tool again for a new link).",
+                    "{} Your login link was not used up: open it again (or go back and press \
+                     Continue) in a moment, or call the tool again for a new link.",
                     sentence(&e.to_string())
                 ),
             )
@@ -149,7 +188,33 @@ pub async fn login(
     }
 }
 
-/// The cookie that ties a login to the browser that opened its link: only sent back to the
+/// Whether a confirmation comes from mcpo's own page rather than a form on another site
+/// (which could post its owner's ticket from a victim's browser and skip the page).
+/// Browsers say where a request comes from in `Sec-Fetch-Site` (all current ones do); older
+/// ones only in `Origin`, which is `null` for a form on a page with `Referrer-Policy:
+/// no-referrer` like ours, so `null` passes there and only another origin is refused. A
+/// request with neither is not one a web page made a browser send.
+fn from_our_page(state: &AppState, headers: &HeaderMap) -> bool {
+    if let Some(site) = headers.get("sec-fetch-site") {
+        return site.as_bytes() == b"same-origin";
+    }
+    let Some(origin) = headers.get(header::ORIGIN) else {
+        return true;
+    };
+    if origin.as_bytes() == b"null" {
+        return true;
+    }
+    url::Url::parse(&public_base(state, headers))
+        .is_ok_and(|ours| origin.as_bytes() == ours.origin().ascii_serialization().as_bytes())
+}
+
+/// The page for a ticket that cannot be used (invalid, expired, already used…).
+fn refused_ticket(server: &str, e: &TicketError) -> Response {
+    tracing::warn!(server = %server, "refused a login link: {e}");
+    failure(StatusCode::BAD_REQUEST, sentence(&e.to_string()))
+}
+
+/// The cookie that ties a login to the browser that confirmed its link: only sent back to the
 /// callback (its path), not readable by scripts, sent on the authorization server's
 /// top-level redirect (`SameSite=Lax`), gone when the login window closes.
 fn login_cookie(callback: &str, started: &Started) -> String {
@@ -201,14 +266,14 @@ pub async fn callback(
             // Start the user's session now, so their next call finds it up.
             let _ = entry.for_user(&user);
             // The login cookie is of no use now and expires with the login window.
-            html_page(
+            page::hardened(html_page(
                 StatusCode::OK,
                 "Signed in",
                 format!(
                     "You are signed in to '{server}'. You can close this page and go back to \
                      your chat."
                 ),
-            )
+            ))
         }
         Err(e @ (CallbackError::UnknownState | CallbackError::OtherBrowser)) => {
             tracing::warn!(server = %server, "ignored a login callback: {e}");
@@ -334,7 +399,7 @@ fn page_error(status: StatusCode, e: ApiError) -> Response {
 }
 
 fn failure(status: StatusCode, message: String) -> Response {
-    html_page(status, "Sign-in failed", message)
+    page::hardened(html_page(status, "Sign-in failed", message))
 }
 
 /// `text` as a sentence: capitalized, with a final full stop.

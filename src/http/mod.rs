@@ -99,7 +99,10 @@ pub fn router(state: Arc<AppState>) -> Router {
     }
 
     let mut root = Router::new()
-        .route("/oauth/{server}/login", get(login::login))
+        .route(
+            "/oauth/{server}/login",
+            get(login::confirm).post(login::login),
+        )
         .route("/oauth/{server}/callback", get(login::callback))
         .route("/oauth/{server}/status", get(login::status))
         .route("/healthz", get(status::healthz))

@@ -7,10 +7,13 @@
 //! forgets which tickets were used while they still verify), naming the user and the server,
 //! valid for ten minutes and accepted once. It is never the caller's Open WebUI JWT, so the
 //! link can be shown in a chat without handing anyone the user's session. Opening the link
-//! redeems the ticket and starts a PKCE S256 authorization whose `redirect_uri` is mcpo's own
-//! `/oauth/{server}/callback`; a ticket is used up only once that redirect exists, so a user
-//! whose login could not start (the authorization server was down) can simply retry the link.
-//! The browser that opened the link gets a cookie naming the login, and the callback must
+//! only [checks](WebLogins::check) the ticket, so the page can ask the user to confirm: a link
+//! previewer or scanner that fetches it uses nothing up, and someone sent another user's link
+//! sees whose sign-in it is before anything happens. Confirming [starts](WebLogins::start) a
+//! PKCE S256 authorization whose `redirect_uri` is mcpo's own `/oauth/{server}/callback`; a
+//! ticket is used up only once that redirect exists, so a user whose login could not start
+//! (the authorization server was down) can simply try again.
+//! The browser that confirmed gets a cookie naming the login, and the callback must
 //! come back with it: an authorization URL handed to someone else cannot sign *them* in for
 //! this user (RFC 6749 §10.12). The callback finds the login by `state` (bounded per user and
 //! per server, expiring), exchanges the code with that user's authorizer and stores that
@@ -51,17 +54,22 @@ const MAX_PENDING_PER_USER: usize = 4;
 const MAX_REDEEMED: usize = 100_000;
 /// PKCE states kept per user (oldest dropped beyond it).
 const MAX_STATES_PER_USER: usize = 8;
+/// Authorization server origins remembered for the confirmation page's `form-action`.
+const MAX_AUTHORIZATION_ORIGINS: usize = 4;
 
 /// Why a login link was refused. Messages never carry the ticket.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum TicketError {
-    #[error("this login link is not valid; ask for a new one")]
+    #[error(
+        "this login link is not valid (or mcpo restarted since it was made); call the tool \
+         again for a new one"
+    )]
     Invalid,
-    #[error("this login link has expired; ask for a new one")]
+    #[error("this login link has expired; call the tool again for a new one")]
     Expired,
-    #[error("this login link is for another server")]
+    #[error("this login link is for another server; call the tool again for a new one")]
     WrongServer,
-    #[error("this login link was already used; ask for a new one")]
+    #[error("this login link was already used; call the tool again for a new one")]
     Used,
     #[error("too many logins right now; try again in a few minutes")]
     Busy,
@@ -151,6 +159,8 @@ pub struct WebLogins {
     redeemed: Mutex<HashMap<String, u64>>,
     /// Counters of the authorizers already forgotten, so `/metrics` totals never go down.
     retired: Mutex<OAuthCounters>,
+    /// Origins of the authorization URLs logins went to, latest last.
+    authorization_origins: Mutex<Vec<String>>,
 }
 
 impl std::fmt::Debug for WebLogins {
@@ -176,6 +186,7 @@ impl WebLogins {
             next_ticket: AtomicU64::new(1),
             redeemed: Mutex::new(HashMap::new()),
             retired: Mutex::new(OAuthCounters::default()),
+            authorization_origins: Mutex::new(Vec::new()),
         })
     }
 
@@ -259,9 +270,36 @@ impl WebLogins {
         );
     }
 
-    /// Opens a login link: checks the ticket and starts its user's login with mcpo's callback
-    /// at `redirect_uri`. The ticket is used up only when this succeeds; until then (the
-    /// authorization server is down…) the same link can be opened again.
+    /// Checks a login link without using it up: whom it signs in (a caller's session key),
+    /// and for how much longer it works. Anyone may fetch a link (a chat's link preview, a
+    /// mail scanner), so this stores nothing.
+    pub fn check(&self, ticket: &str) -> Result<(String, Duration), TicketError> {
+        let claims = self.verify(ticket)?;
+        let used = self
+            .redeemed
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .contains_key(&claims.jti);
+        if used {
+            return Err(TicketError::Used);
+        }
+        let left = Duration::from_secs(claims.exp.saturating_sub(unix_now()));
+        Ok((claims.sub, left))
+    }
+
+    /// Where this server's logins sent browsers (scheme, host and port), latest last: a form
+    /// whose answer redirects there must be allowed to (Chrome and Safari hold a form's
+    /// redirects to its page's CSP `form-action`). Empty until a login started.
+    pub fn authorization_origins(&self) -> Vec<String> {
+        self.authorization_origins
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Redeems a confirmed login link: checks the ticket and starts its user's login with
+    /// mcpo's callback at `redirect_uri`. The ticket is used up only when this succeeds;
+    /// until then (the authorization server is down…) the same link can be confirmed again.
     pub async fn start(&self, ticket: &str, redirect_uri: &str) -> Result<Started, StartError> {
         let claims = self.verify(ticket).map_err(StartError::Ticket)?;
         let reservation = self.reserve(&claims).map_err(StartError::Ticket)?;
@@ -319,6 +357,7 @@ impl WebLogins {
     async fn begin(&self, user: &str, redirect_uri: &str) -> Result<Started, OAuthError> {
         let authorizer = self.authorizer(user)?;
         let (url, state) = authorizer.begin_web_login(redirect_uri).await?;
+        self.remember_origin(&url);
         let browser = hex(&random_key());
         self.add_pending(
             state.clone(),
@@ -336,6 +375,26 @@ impl WebLogins {
             cookie_value: browser,
             cookie_max_age: PENDING_TTL,
         })
+    }
+
+    fn remember_origin(&self, authorization_url: &str) {
+        let Ok(url) = url::Url::parse(authorization_url) else {
+            return;
+        };
+        let origin = url.origin();
+        if !origin.is_tuple() {
+            return;
+        }
+        let origin = origin.ascii_serialization();
+        let mut origins = self
+            .authorization_origins
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        origins.retain(|o| *o != origin);
+        if origins.len() >= MAX_AUTHORIZATION_ORIGINS {
+            origins.remove(0);
+        }
+        origins.push(origin);
     }
 
     /// Keeps a login in progress: expired ones go first, then this user's oldest beyond
@@ -580,6 +639,44 @@ mod tests {
         .unwrap();
         assert_eq!(redeem(&a, &expired), Err(TicketError::Expired));
         assert_ne!(random_key(), random_key());
+    }
+
+    #[test]
+    fn checking_a_ticket_does_not_use_it_up() {
+        let a = logins("a");
+        let t = a.ticket("alice");
+        for _ in 0..3 {
+            let (user, left) = a.check(&t).unwrap();
+            assert_eq!(user, "alice");
+            assert!(left <= TICKET_TTL && left > TICKET_TTL - Duration::from_secs(5));
+        }
+        assert_eq!(redeem(&a, &t), Ok("alice".to_owned()));
+        assert_eq!(a.check(&t), Err(TicketError::Used));
+        assert_eq!(a.check("not-a-ticket"), Err(TicketError::Invalid));
+        assert_eq!(
+            logins("a").check(&a.ticket("bob")),
+            Err(TicketError::Invalid)
+        );
+    }
+
+    #[test]
+    fn authorization_origins_are_remembered_once_each_and_bounded() {
+        let a = logins("a");
+        assert!(a.authorization_origins().is_empty());
+        a.remember_origin("https://as.example/authorize?state=s&code_challenge=c");
+        a.remember_origin("https://as.example/authorize?state=t");
+        a.remember_origin("not a url");
+        assert_eq!(a.authorization_origins(), ["https://as.example"]);
+        for port in 1..=MAX_AUTHORIZATION_ORIGINS + 1 {
+            a.remember_origin(&format!("http://127.0.0.1:{port}/auth"));
+        }
+        let origins = a.authorization_origins();
+        assert_eq!(origins.len(), MAX_AUTHORIZATION_ORIGINS);
+        assert_eq!(
+            origins.last().map(String::as_str),
+            Some(format!("http://127.0.0.1:{}", MAX_AUTHORIZATION_ORIGINS + 1).as_str())
+        );
+        assert!(!origins.iter().any(|o| o.contains("state")));
     }
 
     #[test]

@@ -5,13 +5,17 @@ mcpo runs it like a browser, with the authorization URL as the last argument. It
 cookies, follows redirects itself, signs in on oidc-provider's development login form (any
 login and password), approves the consent form (or cancels, with --deny), and finally opens
 the loopback redirect URI with the code, as a real browser would. It only ever visits
-loopback hosts. The URL may also be one that redirects to the authorization server (mcpo's
-multi-user login link): the redirect URI is then taken from the first URL that names one.
+loopback hosts. The URL may also be mcpo's multi-user login link, whose confirmation page it
+submits ("Continue") on the way to the authorization server: the redirect URI is then taken
+from the first URL that names one. Form submissions carry the `Origin` and `Sec-Fetch-Site`
+headers a browser sends, and like Chrome and Safari it holds a form's submission and the
+redirects that follow it to the page's CSP `form-action` (exit 5 when blocked).
 
 Options (before the URL):
   --record FILE           append one JSON line per invocation (tests count logins with it)
   --log FILE              append what it did, step by step
-  --deny                  press "Cancel" on the first page: the AS answers access_denied
+  --deny                  press "Cancel" on the authorization server's first page: it
+                          answers access_denied
   --wrong-state-first     first deliver the callback with a forged `state`, then the real one
   --print-callback FILE   write the final callback URL to FILE instead of opening it (the
                           manual copy/paste flow)
@@ -70,6 +74,61 @@ class FormParser(HTMLParser):
             self.links.append((data.strip(), self._href))
 
 
+def origin_of(url: str) -> str:
+    parts = urllib.parse.urlsplit(url)
+    default = {"http": 80, "https": 443}.get(parts.scheme)
+    port = f":{parts.port}" if parts.port and parts.port != default else ""
+    return f"{parts.scheme}://{parts.hostname}{port}"
+
+
+def submit_headers(page_url: str, action: str, page_headers: dict) -> dict:
+    """What a browser adds to a form POST: where it comes from."""
+    same = origin_of(page_url) == origin_of(action)
+    # The page's referrer policy decides how much of the origin is told (Fetch "serialize a
+    # request origin"): nothing (`null`) under no-referrer, and cross-origin under same-origin.
+    policy = page_headers.get("referrer-policy", "").split(",")[-1].strip().lower()
+    hidden = policy == "no-referrer" or (policy == "same-origin" and not same)
+    return {
+        "Origin": "null" if hidden else origin_of(page_url),
+        "Sec-Fetch-Site": "same-origin" if same else "cross-site",
+        "Sec-Fetch-Mode": "navigate",
+        "Sec-Fetch-Dest": "document",
+    }
+
+
+def form_action_of(page_url: str, csp: str) -> tuple[str, list[str]] | None:
+    """The page's origin and its `form-action` sources, or None without that directive."""
+    for directive in csp.split(";"):
+        words = directive.split()
+        if words and words[0].lower() == "form-action":
+            return origin_of(page_url), words[1:]
+    return None
+
+
+def allowed_by(policy: tuple[str, list[str]], url: str) -> bool:
+    """Whether `url` matches a `form-action` source list ('self', scheme-only, host
+    sources with an optional port and path; enough for the pages these tests meet)."""
+    page_origin, sources = policy
+    parts = urllib.parse.urlsplit(url)
+    for source in sources:
+        s = source.lower()
+        if s == "'none'":
+            continue
+        if s == "'self'":
+            if origin_of(url) == page_origin:
+                return True
+            continue
+        if s.endswith(":") and "/" not in s:
+            if parts.scheme == s[:-1]:
+                return True
+            continue
+        if "://" in s:
+            expected = urllib.parse.urlsplit(s)
+            if origin_of(url) == origin_of(s) and parts.path.startswith(expected.path or "/"):
+                return True
+    return False
+
+
 def main(argv: list[str]) -> int:
     opts: dict[str, str | bool] = {}
     i = 0
@@ -105,13 +164,13 @@ def main(argv: list[str]) -> int:
         urllib.request.ProxyHandler({}), urllib.request.HTTPCookieProcessor(jar), NoRedirect()
     )
 
-    def fetch(target: str, data: dict | None = None) -> tuple[int, dict, str]:
+    def fetch(target: str, data: dict | None = None, headers: dict | None = None) -> tuple[int, dict, str]:
         host = urllib.parse.urlsplit(target).hostname or ""
         if host not in LOOPBACK:
             raise SystemExit(f"refusing to visit non-loopback URL {target}")
         body = urllib.parse.urlencode(data).encode() if data is not None else None
         try:
-            with opener.open(urllib.request.Request(target, data=body), timeout=15) as r:
+            with opener.open(urllib.request.Request(target, data=body, headers=headers or {}), timeout=15) as r:
                 return r.status, dict(r.headers), r.read().decode("utf-8", "replace")
         except urllib.error.HTTPError as e:
             return e.code, dict(e.headers), e.read().decode("utf-8", "replace")
@@ -133,7 +192,13 @@ def main(argv: list[str]) -> int:
 
     current = url
     denied = False
+    # The `form-action` sources of the page whose form the browser is navigating away from
+    # (None: no form submission under way, or no such directive on its page).
+    form_action: tuple[str, list[str]] | None = None
     for _ in range(30):
+        if form_action is not None and not allowed_by(form_action, current):
+            log(f"CSP form-action of the form's page blocks {current.split('?')[0]}")
+            return 5
         if not redirect_uri:
             redirect_uri = redirect_uri_of(current)
         if redirect_uri and current.startswith(redirect_uri):
@@ -161,15 +226,17 @@ def main(argv: list[str]) -> int:
         if 300 <= status < 400 and location:
             current = urllib.parse.urljoin(current, location)
             continue
+        form_action = None
         if status != 200:
             log(f"unexpected status {status}: {' '.join(re.sub(r'<[^>]+>', ' ', body).split())[:300]}")
             return 1
-        if not redirect_uri:
-            log(f"no redirect_uri on the way to {current.split('?')[0]}")
-            return 2
         page = FormParser()
         page.feed(body)
-        if opts.get("--deny") and not denied:
+        if not redirect_uri and page.form is None:
+            log(f"no redirect_uri on the way to {current.split('?')[0]}")
+            return 2
+        confirming = page.form is not None and "ticket" in page.form["inputs"]
+        if opts.get("--deny") and not denied and not confirming:
             cancel = next((href for text, href in page.links if "Cancel" in text), None)
             if cancel is None:
                 log("no Cancel link on the page")
@@ -185,7 +252,12 @@ def main(argv: list[str]) -> int:
             fields["login"] = opts.get("--login") or "alice"
             fields["password"] = "secret"
         action = urllib.parse.urljoin(current, page.form["action"])
-        status, headers, body = fetch(action, fields)
+        page_headers = {k.lower(): v for k, v in headers.items()}
+        form_action = form_action_of(current, page_headers.get("content-security-policy", ""))
+        if form_action is not None and not allowed_by(form_action, action):
+            log(f"CSP form-action blocks submitting to {action.split('?')[0]}")
+            return 5
+        status, headers, body = fetch(action, fields, submit_headers(current, action, page_headers))
         location = headers.get("Location") or headers.get("location")
         log(f"submitted {fields.get('prompt', 'form')} -> {status}")
         if not (300 <= status < 400 and location):
