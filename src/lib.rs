@@ -4,6 +4,7 @@
 //! See `docs/architecture.md` for the module map and a request's way through it.
 
 pub mod app;
+mod atomic_file;
 pub mod cli;
 pub mod commands;
 pub mod config;

@@ -14,13 +14,13 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use rmcp::model::Tool;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+use crate::atomic_file::{self, Access};
 use crate::config::{ServerConfig, TransportConfig};
 
 /// Overrides the cache root (`~/.mcpo/cache`); tool lists go in its `tools/` folder.
@@ -167,7 +167,7 @@ impl ToolCache {
             ));
         }
         std::fs::create_dir_all(&self.inner.dir).map_err(|e| e.to_string())?;
-        write_atomically(&self.inner.dir, path, &bytes).map_err(|e| e.to_string())?;
+        atomic_file::replace(path, &bytes, Access::Umask).map_err(|e| e.to_string())?;
         self.known().insert(path.to_owned(), digest);
         self.remove_stale(server, path);
         Ok(())
@@ -302,35 +302,6 @@ fn read_bounded(path: &Path) -> Result<Option<Vec<u8>>, String> {
         return Err(format!("larger than {MAX_FILE_BYTES} bytes"));
     }
     Ok(Some(bytes))
-}
-
-static TMP_COUNTER: AtomicU64 = AtomicU64::new(0);
-
-/// Temp file in the same folder, then rename: readers see the old file or the new one.
-fn write_atomically(dir: &Path, path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    use std::io::Write;
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let tmp = dir.join(format!(
-        ".{name}.{}-{}.tmp",
-        std::process::id(),
-        TMP_COUNTER.fetch_add(1, Ordering::Relaxed)
-    ));
-    let result = (|| {
-        let mut file = std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(&tmp)?;
-        file.write_all(bytes)?;
-        file.sync_all()?;
-        std::fs::rename(&tmp, path)
-    })();
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    result
 }
 
 #[cfg(test)]
