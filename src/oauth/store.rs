@@ -92,25 +92,26 @@ enum Backend {
     },
 }
 
+impl Backend {
+    /// `<key>_tokens.json` and `<key>_client.json` in `dir`.
+    fn files(dir: PathBuf, key: &str) -> Backend {
+        Backend::File {
+            tokens: dir.join(format!("{key}_tokens.json")),
+            client: dir.join(format!("{key}_client.json")),
+            dir,
+        }
+    }
+}
+
 impl Store {
     /// The store for server `name` at `url`; `dir` overrides the default token directory.
     pub fn new(storage: TokenStorage, name: &str, url: &str, dir: Option<&Path>) -> Store {
         let key = file_key(name, url);
         let backend = match storage {
             TokenStorage::Memory => Backend::Memory { key },
-            TokenStorage::File => {
-                let dir = dir.map(Path::to_path_buf).unwrap_or_else(default_token_dir);
-                Backend::File {
-                    tokens: dir.join(format!("{key}_tokens.json")),
-                    client: dir.join(format!("{key}_client.json")),
-                    dir,
-                }
-            }
+            TokenStorage::File => Backend::files(token_dir(dir), &key),
         };
-        Store {
-            backend: Arc::new(backend),
-            saves: Arc::default(),
-        }
+        Store::with(backend)
     }
 
     /// The store of one multi-user caller (`user`, the caller's session key) of server `name`:
@@ -127,18 +128,12 @@ impl Store {
             TokenStorage::Memory => Backend::Memory {
                 key: format!("{name}/{key}"),
             },
-            TokenStorage::File => {
-                let dir = dir
-                    .map(Path::to_path_buf)
-                    .unwrap_or_else(default_token_dir)
-                    .join(folder_name(name));
-                Backend::File {
-                    tokens: dir.join(format!("{key}_tokens.json")),
-                    client: dir.join(format!("{key}_client.json")),
-                    dir,
-                }
-            }
+            TokenStorage::File => Backend::files(token_dir(dir).join(folder_name(name)), &key),
         };
+        Store::with(backend)
+    }
+
+    fn with(backend: Backend) -> Store {
         Store {
             backend: Arc::new(backend),
             saves: Arc::default(),
@@ -276,6 +271,11 @@ pub fn default_token_dir() -> PathBuf {
         .unwrap_or_else(std::env::temp_dir)
         .join(".mcpo")
         .join("tokens")
+}
+
+/// `dir` when given, else [`default_token_dir`].
+fn token_dir(dir: Option<&Path>) -> PathBuf {
+    dir.map(Path::to_path_buf).unwrap_or_else(default_token_dir)
 }
 
 /// First 16 hex digits of SHA-256 over the server's name and URL.
