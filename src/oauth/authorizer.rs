@@ -195,20 +195,29 @@ impl Authorizer {
         if let Some(web) = &self.inner.web {
             return self.wait_for_web_login(web).await;
         }
+        if self.stored_tokens_usable().await? {
+            return Ok(());
+        }
+        self.login(LoginRequest::default()).await
+    }
+
+    /// Whether the stored tokens are usable now (refreshed if needed; the state becomes
+    /// authorized); `false` when a login is needed, also after dropping a registration the
+    /// server no longer knows.
+    async fn stored_tokens_usable(&self) -> Result<bool, OAuthError> {
         let client = self.client().await.inspect_err(|e| self.failed(e, false))?;
         match self.check_tokens(client).await {
             TokenCheck::Valid => {
                 self.authorized();
-                return Ok(());
+                Ok(true)
             }
-            TokenCheck::NeedLogin => {}
-            TokenCheck::ClientRejected => self.client_rejected()?,
+            TokenCheck::NeedLogin => Ok(false),
+            TokenCheck::ClientRejected => self.client_rejected().map(|()| false),
             TokenCheck::Failed(e) => {
                 self.failed(&e, false);
-                return Err(e);
+                Err(e)
             }
         }
-        self.login(LoginRequest::default()).await
     }
 
     /// The HTTP client for `StreamableHttpClientTransport::with_client`: requests go out
@@ -1055,18 +1064,8 @@ impl Authorizer {
             let signed_in = web.signed_in.notified();
             tokio::pin!(signed_in);
             signed_in.as_mut().enable();
-            let client = self.client().await.inspect_err(|e| self.failed(e, false))?;
-            match self.check_tokens(client).await {
-                TokenCheck::Valid => {
-                    self.authorized();
-                    return Ok(());
-                }
-                TokenCheck::NeedLogin => {}
-                TokenCheck::ClientRejected => self.client_rejected()?,
-                TokenCheck::Failed(e) => {
-                    self.failed(&e, false);
-                    return Err(e);
-                }
+            if self.stored_tokens_usable().await? {
+                return Ok(());
             }
             self.set_state(LoginState::Pending { url: None });
             signed_in.await;
