@@ -342,14 +342,7 @@ pub(crate) async fn client_credentials(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// A throwaway P-256 key (PKCS#8), generated for these tests only.
-    const EC_KEY: &str = "-----BEGIN PRIVATE KEY-----
-MIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQgsAPEOYIYVCXBSnFp
-orynW8lHeYDwm+nvexo9XgsJnkihRANCAASeDdMv4r32KXRqNOqbBVQIVfqS56mS
-iZzGab0Hx0sSRWBNvbyv6NWM8x92uWwzckZnhqT6nTueRMWFT3kzfmwI
------END PRIVATE KEY-----
-";
+    use crate::oauth::settings::tests_support::EC_KEY;
 
     #[test]
     fn an_ec_key_signs_es256_assertions_about_the_client() {

@@ -230,6 +230,14 @@ fn scopes(oauth: &OAuthConfig) -> Option<Vec<String>> {
 pub(crate) mod tests_support {
     use super::*;
 
+    /// A throwaway P-256 key (PKCS#8), generated for these tests only.
+    pub(crate) const EC_KEY: &str = "-----BEGIN PRIVATE KEY-----
+MIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQgsAPEOYIYVCXBSnFp
+orynW8lHeYDwm+nvexo9XgsJnkihRANCAASeDdMv4r32KXRqNOqbBVQIVfqS56mS
+iZzGab0Hx0sSRWBNvbyv6NWM8x92uWwzckZnhqT6nTueRMWFT3kzfmwI
+-----END PRIVATE KEY-----
+";
+
     /// A streamable-HTTP server `srv` at `http://127.0.0.1:9/mcp` with this `oauth` block.
     pub(crate) fn server(oauth: serde_json::Value) -> ServerConfig {
         let Value::Object(mut map) = oauth else {
@@ -265,8 +273,17 @@ pub(crate) mod tests_support {
 
 #[cfg(test)]
 mod tests {
-    use super::tests_support::server;
+    use super::tests_support::{EC_KEY, server};
     use super::*;
+
+    /// The error for this `oauth` block, which names the server.
+    fn refused(block: Value) -> String {
+        let err = Settings::from_server(&server(block))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("'srv'"), "{err}");
+        err
+    }
 
     #[test]
     fn defaults_and_extras() {
@@ -302,21 +319,10 @@ mod tests {
                 "https URL",
             ),
         ] {
-            let err = Settings::from_server(&server(block))
-                .unwrap_err()
-                .to_string();
+            let err = refused(block);
             assert!(err.contains(needle), "{err}");
-            assert!(err.contains("'srv'"), "{err}");
         }
     }
-
-    /// A throwaway P-256 key (PKCS#8), generated for these tests only.
-    const EC_KEY: &str = "-----BEGIN PRIVATE KEY-----
-MIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQgsAPEOYIYVCXBSnFp
-orynW8lHeYDwm+nvexo9XgsJnkihRANCAASeDdMv4r32KXRqNOqbBVQIVfqS56mS
-iZzGab0Hx0sSRWBNvbyv6NWM8x92uWwzckZnhqT6nTueRMWFT3kzfmwI
------END PRIVATE KEY-----
-";
 
     #[test]
     fn private_key_jwt_settings() {
@@ -363,11 +369,8 @@ iZzGab0Hx0sSRWBNvbyv6NWM8x92uWwzckZnhqT6nTueRMWFT3kzfmwI
                 "without oauth.signing_key_file",
             ),
         ] {
-            let err = Settings::from_server(&server(block))
-                .unwrap_err()
-                .to_string();
+            let err = refused(block);
             assert!(err.contains(needle), "{err}");
-            assert!(err.contains("'srv'"), "{err}");
             assert!(!err.contains("MIGH"), "{err}");
         }
     }
