@@ -193,7 +193,8 @@ pub async fn login(
 /// Browsers say where a request comes from in `Sec-Fetch-Site` (all current ones do); older
 /// ones only in `Origin`, which is `null` for a form on a page with `Referrer-Policy:
 /// no-referrer` like ours, so `null` passes there and only another origin is refused. A
-/// request with neither is not one a web page made a browser send.
+/// request with neither (a program, or a browser too old to tell) passes: this check is a
+/// cheap extra, the confirmation page itself is the safeguard.
 fn from_our_page(state: &AppState, headers: &HeaderMap) -> bool {
     if let Some(site) = headers.get("sec-fetch-site") {
         return site.as_bytes() == b"same-origin";
