@@ -78,6 +78,16 @@ fn server(name: &str, url: &str, oauth: Value) -> ServerConfig {
     config.servers.into_iter().next().expect("one server")
 }
 
+/// A server entry for the peers' MCP server: mcpo registers its client (RFC 7591) and signs
+/// in through the browser, on a free callback port.
+fn registering(peers: &Peers, name: &str) -> ServerConfig {
+    server(
+        name,
+        &peers.mcp_url,
+        json!({"callback_port": free_port(), "login_timeout": 30}),
+    )
+}
+
 fn options(peers: &Peers, browser_flags: &[&str]) -> AuthOptions {
     let (program, args) = peers.browser(browser_flags);
     AuthOptions::default()
@@ -89,6 +99,13 @@ async fn ensure(auth: &Authorizer) -> Result<(), OAuthError> {
     tokio::time::timeout(Duration::from_secs(60), auth.ensure_authorized())
         .await
         .expect("ensure_authorized did not return within 60 s")
+}
+
+/// An authorizer for `config` that has signed in (the fake browser consents when asked).
+async fn signed_in(peers: &Peers, config: &ServerConfig) -> Authorizer {
+    let auth = Authorizer::new(config, options(peers, &[])).unwrap();
+    ensure(&auth).await.unwrap();
+    auth
 }
 
 async fn session(auth: &Authorizer, url: &str) -> RunningService<RoleClient, ()> {
@@ -222,8 +239,7 @@ async fn dynamic_registration_login_then_stored_tokens_are_reused() {
     drop(auth);
 
     // A second run: the stored tokens and registration are enough, no browser.
-    let again = Authorizer::new(&config, options(&peers, &[])).unwrap();
-    ensure(&again).await.unwrap();
+    let again = signed_in(&peers, &config).await;
     assert_eq!(peers.browser_invocations(), 1, "no new login expected");
     assert_eq!(peers.as_events_named("registration").len(), 1);
     let service = session(&again, &peers.mcp_url).await;
@@ -232,8 +248,7 @@ async fn dynamic_registration_login_then_stored_tokens_are_reused() {
 
     // A corrupt token file: a warning and a new login with the same registration.
     std::fs::write(again.token_file().unwrap(), b"{ not json").unwrap();
-    let third = Authorizer::new(&config, options(&peers, &[])).unwrap();
-    ensure(&third).await.unwrap();
+    signed_in(&peers, &config).await;
     assert_eq!(peers.browser_invocations(), 2);
     assert_eq!(peers.as_events_named("registration").len(), 1);
     assert!(
@@ -271,8 +286,7 @@ async fn preregistered_client_uses_its_secret_and_no_registration() {
             "login_timeout": 30,
         }),
     );
-    let auth = Authorizer::new(&config, options(&peers, &[])).unwrap();
-    ensure(&auth).await.unwrap();
+    let auth = signed_in(&peers, &config).await;
     assert!(peers.as_events_named("registration").is_empty());
     let grants = peers.as_events_named("grant");
     assert_eq!(grants[0]["client_id"], "mcpo-static-client");
@@ -305,8 +319,7 @@ async fn revocation_at_logout_makes_the_authorization_server_forget_the_tokens()
             "login_timeout": 30,
         }),
     );
-    let auth = Authorizer::new(&config, options(&peers, &[])).unwrap();
-    ensure(&auth).await.unwrap();
+    let auth = signed_in(&peers, &config).await;
     let tokens = stored_tokens(&auth);
     let access = tokens["token_response"]["access_token"].as_str().unwrap();
     let refresh = tokens["token_response"]["refresh_token"].as_str().unwrap();
@@ -347,8 +360,7 @@ async fn revocation_at_logout_makes_the_authorization_server_forget_the_tokens()
             "signing_key_file": peers::jwt_client_key(),
         }),
     );
-    let auth = Authorizer::new(&config, options(&peers, &[])).unwrap();
-    ensure(&auth).await.unwrap();
+    let auth = signed_in(&peers, &config).await;
     let access = stored_tokens(&auth)["token_response"]["access_token"]
         .as_str()
         .unwrap()
@@ -382,8 +394,7 @@ async fn insufficient_scope_leads_to_a_step_up_login() {
             "login_timeout": 30,
         }),
     );
-    let auth = Authorizer::new(&config, options(&peers, &[])).unwrap();
-    ensure(&auth).await.unwrap();
+    let auth = signed_in(&peers, &config).await;
     let service = session(&auth, &peers.mcp_url).await;
     assert_eq!(call(&service, "add", json!({"a": 1, "b": 2})).await, "3");
     // 403 insufficient_scope, a login for the union of the scopes, the call again.
@@ -423,8 +434,7 @@ async fn client_credentials_grant_needs_no_browser() {
             "storage_type": "memory",
         }),
     );
-    let auth = Authorizer::new(&config, options(&peers, &[])).unwrap();
-    ensure(&auth).await.unwrap();
+    let auth = signed_in(&peers, &config).await;
     assert_eq!(peers.browser_invocations(), 0);
     let grants = peers.as_events_named("grant");
     assert_eq!(grants[0]["grant_type"], "client_credentials");
@@ -456,8 +466,7 @@ async fn client_credentials_with_a_private_key_jwt() {
             "storage_type": "memory",
         }),
     );
-    let auth = Authorizer::new(&config, options(&peers, &[])).unwrap();
-    ensure(&auth).await.unwrap();
+    let auth = signed_in(&peers, &config).await;
     assert_eq!(peers.browser_invocations(), 0);
     let grants = peers.as_events_named("grant");
     assert_eq!(grants.len(), 1, "{:?}", peers.as_events());
@@ -506,8 +515,7 @@ async fn memory_storage_lives_as_long_as_the_process() {
     assert!(!peers.token_dir().exists(), "memory storage wrote files");
 
     // Another authorizer in the same process (a reconnect, a reload) needs no login...
-    let again = Authorizer::new(&config, options(&peers, &[])).unwrap();
-    ensure(&again).await.unwrap();
+    let again = signed_in(&peers, &config).await;
     assert_eq!(peers.browser_invocations(), 1);
     let service = session(&again, &peers.mcp_url).await;
     assert_eq!(call(&service, "add", json!({"a": 20, "b": 22})).await, "42");
@@ -519,8 +527,7 @@ async fn memory_storage_lives_as_long_as_the_process() {
             .await
             .unwrap()
     );
-    let third = Authorizer::new(&config, options(&peers, &[])).unwrap();
-    ensure(&third).await.unwrap();
+    signed_in(&peers, &config).await;
     assert_eq!(peers.browser_invocations(), 2);
 }
 
@@ -530,13 +537,8 @@ async fn short_lived_access_tokens_are_refreshed() {
         access_ttl: 5,
         ..Default::default()
     });
-    let config = server(
-        "refresh",
-        &peers.mcp_url,
-        json!({"callback_port": free_port(), "login_timeout": 30}),
-    );
-    let auth = Authorizer::new(&config, options(&peers, &[])).unwrap();
-    ensure(&auth).await.unwrap();
+    let config = registering(&peers, "refresh");
+    let auth = signed_in(&peers, &config).await;
     let service = session(&auth, &peers.mcp_url).await;
     assert_eq!(call(&service, "add", json!({"a": 1, "b": 2})).await, "3");
     // Past the first access token's lifetime.
@@ -584,13 +586,8 @@ async fn two_processes_sharing_the_token_file_refresh_in_turn() {
         access_ttl: 34,
         ..Default::default()
     });
-    let config = server(
-        "shared-file",
-        &peers.mcp_url,
-        json!({"callback_port": free_port(), "login_timeout": 30}),
-    );
-    let first = Authorizer::new(&config, options(&peers, &[])).unwrap();
-    ensure(&first).await.unwrap();
+    let config = registering(&peers, "shared-file");
+    let first = signed_in(&peers, &config).await;
     assert_eq!(peers.browser_invocations(), 1);
     drop(first);
     // Both "processes" start (discovery, stored tokens still fresh)...
@@ -629,13 +626,8 @@ async fn revoked_refresh_token_leads_to_a_new_login_in_the_same_session() {
         access_ttl: 5,
         ..Default::default()
     });
-    let config = server(
-        "revoked",
-        &peers.mcp_url,
-        json!({"callback_port": free_port(), "login_timeout": 30}),
-    );
-    let auth = Authorizer::new(&config, options(&peers, &[])).unwrap();
-    ensure(&auth).await.unwrap();
+    let config = registering(&peers, "revoked");
+    let auth = signed_in(&peers, &config).await;
     let service = session(&auth, &peers.mcp_url).await;
     assert_eq!(call(&service, "add", json!({"a": 1, "b": 1})).await, "2");
 
@@ -660,11 +652,7 @@ async fn revoked_refresh_token_leads_to_a_new_login_in_the_same_session() {
 #[tokio::test]
 async fn denied_consent_is_a_clear_error_and_no_browser_storm() {
     let peers = peers_or_skip!(PeerOptions::default());
-    let config = server(
-        "denied",
-        &peers.mcp_url,
-        json!({"callback_port": free_port(), "login_timeout": 30}),
-    );
+    let config = registering(&peers, "denied");
     let auth = Authorizer::new(&config, options(&peers, &["--deny"])).unwrap();
     let err = ensure(&auth).await.unwrap_err();
     assert!(
@@ -740,11 +728,7 @@ async fn unfinished_login_times_out_then_auth_login_overrides_the_cool_down() {
 #[tokio::test]
 async fn callback_with_a_wrong_state_is_ignored() {
     let peers = peers_or_skip!(PeerOptions::default());
-    let config = server(
-        "state",
-        &peers.mcp_url,
-        json!({"callback_port": free_port(), "login_timeout": 30}),
-    );
+    let config = registering(&peers, "state");
     let auth = Authorizer::new(&config, options(&peers, &["--wrong-state-first"])).unwrap();
     ensure(&auth).await.unwrap();
     let log = browser_log_with(&peers, "callback answered 200").await;
@@ -836,13 +820,8 @@ async fn forgotten_client_is_registered_again() {
         access_ttl: 5,
         ..Default::default()
     });
-    let config = server(
-        "forgotten",
-        &peers.mcp_url,
-        json!({"callback_port": free_port(), "login_timeout": 30}),
-    );
-    let auth = Authorizer::new(&config, options(&peers, &[])).unwrap();
-    ensure(&auth).await.unwrap();
+    let config = registering(&peers, "forgotten");
+    let auth = signed_in(&peers, &config).await;
     let first = stored_tokens(&auth)["client_id"]
         .as_str()
         .unwrap()
