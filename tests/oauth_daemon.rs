@@ -117,6 +117,25 @@ fn start(config: &tempfile::NamedTempFile, browser: &str, peers: &Peers) -> Mcpo
     )
 }
 
+/// [`start`], then waits (at most `timeout`) until the protected server's spec is served:
+/// its login is done and its session is up.
+async fn start_connected(
+    config: &tempfile::NamedTempFile,
+    browser: &str,
+    peers: &Peers,
+    timeout: Duration,
+) -> Mcpo {
+    let mcpo = start(config, browser, peers);
+    mcpo.wait_ok(&format!("/{SERVER}/openapi.json"), timeout)
+        .await;
+    mcpo
+}
+
+/// Calls `tool` of the protected server.
+async fn call(mcpo: &Mcpo, tool: &str, body: Value) -> (StatusCode, Value) {
+    post(mcpo, &format!("/{SERVER}/{tool}"), body).await
+}
+
 async fn post(mcpo: &Mcpo, path: &str, body: Value) -> (StatusCode, Value) {
     let r = client()
         .post(mcpo.url(path))
@@ -337,9 +356,7 @@ async fn background_login_serves_the_tools_and_a_restart_reuses_the_tokens() {
     let browser = fake_browser(&peers, &[]);
 
     // First run: no tokens; mcpo listens at once and logs in in the background.
-    let mut mcpo = start(&config, &browser, &peers);
-    mcpo.wait_ok(&format!("/{SERVER}/openapi.json"), Duration::from_secs(60))
-        .await;
+    let mut mcpo = start_connected(&config, &browser, &peers, Duration::from_secs(60)).await;
     assert_eq!(peers.browser_invocations(), 1);
     let (status, spec) = get_json(&mcpo, &format!("/{SERVER}/openapi.json")).await;
     assert_eq!(status, StatusCode::OK);
@@ -347,7 +364,7 @@ async fn background_login_serves_the_tools_and_a_restart_reuses_the_tokens() {
     for tool in ["add", "whoami", "admin_echo"] {
         assert!(tools.iter().any(|t| t == tool), "{tool} not in {tools:?}");
     }
-    let (status, sum) = post(&mcpo, &format!("/{SERVER}/add"), json!({"a": 2, "b": 3})).await;
+    let (status, sum) = call(&mcpo, "add", json!({"a": 2, "b": 3})).await;
     assert_eq!(status, StatusCode::OK, "{sum}");
     assert_eq!(number(&sum), Some(5), "{sum}");
     // The login shows in /metrics.
@@ -367,7 +384,7 @@ async fn background_login_serves_the_tools_and_a_restart_reuses_the_tokens() {
     let registrations = peers.as_events_named("registration");
     assert_eq!(registrations.len(), 1, "{registrations:?}");
     let client_id = registrations[0]["client_id"].as_str().unwrap().to_owned();
-    let (status, who) = post(&mcpo, &format!("/{SERVER}/whoami"), json!({})).await;
+    let (status, who) = call(&mcpo, "whoami", json!({})).await;
     assert_eq!(status, StatusCode::OK, "{who}");
     assert_eq!(result(&who), &json!(client_id), "{who}");
     mcpo.stop();
@@ -378,11 +395,8 @@ async fn background_login_serves_the_tools_and_a_restart_reuses_the_tokens() {
 
     // Second run, same token directory: no browser, tools at once.
     let began = Instant::now();
-    let mut again = start(&config, &browser, &peers);
-    again
-        .wait_ok(&format!("/{SERVER}/openapi.json"), Duration::from_secs(20))
-        .await;
-    let (status, sum) = post(&again, &format!("/{SERVER}/add"), json!({"a": 1, "b": 1})).await;
+    let mut again = start_connected(&config, &browser, &peers, Duration::from_secs(20)).await;
+    let (status, sum) = call(&again, "add", json!({"a": 1, "b": 1})).await;
     assert_eq!(status, StatusCode::OK, "{sum}");
     assert_eq!(number(&sum), Some(2), "{sum}");
     assert!(
@@ -531,7 +545,7 @@ async fn denied_consent_is_a_503_naming_access_denied_and_the_daemon_keeps_servi
         mcpo.child.try_wait().unwrap().is_none(),
         "mcpo exited after the denial"
     );
-    let (status, _) = post(&mcpo, &format!("/{SERVER}/add"), json!({"a": 1, "b": 2})).await;
+    let (status, _) = call(&mcpo, "add", json!({"a": 1, "b": 2})).await;
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
     mcpo.stop();
 }
@@ -578,10 +592,8 @@ async fn auth_login_ahead_of_time_then_daemon_then_auth_logout() {
     assert_not_in(&login_output, &secrets, "`mcpo auth login`'s output");
 
     // The daemon uses what `auth login` stored: no browser.
-    let mut mcpo = start(&config, &browser, &peers);
-    mcpo.wait_ok(&format!("/{SERVER}/openapi.json"), Duration::from_secs(20))
-        .await;
-    let (status, sum) = post(&mcpo, &format!("/{SERVER}/add"), json!({"a": 20, "b": 22})).await;
+    let mut mcpo = start_connected(&config, &browser, &peers, Duration::from_secs(20)).await;
+    let (status, sum) = call(&mcpo, "add", json!({"a": 20, "b": 22})).await;
     assert_eq!(status, StatusCode::OK, "{sum}");
     assert_eq!(number(&sum), Some(42), "{sum}");
     assert_eq!(peers.browser_invocations(), 1);
@@ -634,17 +646,15 @@ async fn no_secret_reaches_the_trace_log_with_a_confidential_client_and_a_refres
         json!({}),
     );
     let browser = fake_browser(&peers, &[]);
-    let mut mcpo = start(&config, &browser, &peers);
-    mcpo.wait_ok(&format!("/{SERVER}/openapi.json"), Duration::from_secs(60))
-        .await;
-    let (status, who) = post(&mcpo, &format!("/{SERVER}/whoami"), json!({})).await;
+    let mut mcpo = start_connected(&config, &browser, &peers, Duration::from_secs(60)).await;
+    let (status, who) = call(&mcpo, "whoami", json!({})).await;
     assert_eq!(status, StatusCode::OK, "{who}");
     assert_eq!(result(&who), &json!("mcpo-static-client"), "{who}");
     let mut secrets = secrets_of(&stored_tokens(&peers));
 
     // Past the access token's lifetime: the next call needs a refresh.
     tokio::time::sleep(Duration::from_secs(5)).await;
-    let (status, sum) = post(&mcpo, &format!("/{SERVER}/add"), json!({"a": 3, "b": 4})).await;
+    let (status, sum) = call(&mcpo, "add", json!({"a": 3, "b": 4})).await;
     assert_eq!(status, StatusCode::OK, "{sum}");
     assert_eq!(number(&sum), Some(7), "{sum}");
     let grants: Vec<String> = peers
@@ -1121,15 +1131,8 @@ async fn regression_step_up_works_for_a_dynamically_registered_client() {
         json!({}),
     );
     let browser = fake_browser(&peers, &[]);
-    let mut mcpo = start(&config, &browser, &peers);
-    mcpo.wait_ok(&format!("/{SERVER}/openapi.json"), Duration::from_secs(60))
-        .await;
-    let (status, body) = post(
-        &mcpo,
-        &format!("/{SERVER}/admin_echo"),
-        json!({"text": "up"}),
-    )
-    .await;
+    let mut mcpo = start_connected(&config, &browser, &peers, Duration::from_secs(60)).await;
+    let (status, body) = call(&mcpo, "admin_echo", json!({"text": "up"})).await;
     mcpo.stop();
     assert_eq!(
         status,
@@ -1174,15 +1177,8 @@ async fn a_denied_step_up_keeps_the_first_client_and_its_tokens() {
         json!({}),
     );
     let browser = consent_once_browser(&peers);
-    let mut mcpo = start(&config, &browser, &peers);
-    mcpo.wait_ok(&format!("/{SERVER}/openapi.json"), Duration::from_secs(60))
-        .await;
-    let (status, body) = post(
-        &mcpo,
-        &format!("/{SERVER}/admin_echo"),
-        json!({"text": "up"}),
-    )
-    .await;
+    let mut mcpo = start_connected(&config, &browser, &peers, Duration::from_secs(60)).await;
+    let (status, body) = call(&mcpo, "admin_echo", json!({"text": "up"})).await;
     assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
     let registrations = peers.as_events_named("registration");
     assert_eq!(
@@ -1191,17 +1187,14 @@ async fn a_denied_step_up_keeps_the_first_client_and_its_tokens() {
         "no registration for the wider scope"
     );
     let first_client = registrations[0]["client_id"].as_str().unwrap().to_owned();
-    let (status, who) = post(&mcpo, &format!("/{SERVER}/whoami"), json!({})).await;
+    let (status, who) = call(&mcpo, "whoami", json!({})).await;
     assert_eq!(status, StatusCode::OK, "{who}");
     assert_eq!(result(&who), &json!(first_client), "{who}");
     mcpo.stop();
     drop(mcpo);
 
-    let mut again = start(&config, &browser, &peers);
-    again
-        .wait_ok(&format!("/{SERVER}/openapi.json"), Duration::from_secs(20))
-        .await;
-    let (status, who) = post(&again, &format!("/{SERVER}/whoami"), json!({})).await;
+    let mut again = start_connected(&config, &browser, &peers, Duration::from_secs(20)).await;
+    let (status, who) = call(&again, "whoami", json!({})).await;
     again.stop();
     assert_eq!(status, StatusCode::OK, "{who}");
     assert_eq!(result(&who), &json!(first_client), "{who}");
@@ -1233,17 +1226,10 @@ async fn regression_refused_step_up_is_a_clear_403() {
         json!({}),
     );
     let browser = consent_once_browser(&peers);
-    let mut mcpo = start(&config, &browser, &peers);
-    mcpo.wait_ok(&format!("/{SERVER}/openapi.json"), Duration::from_secs(60))
-        .await;
-    let (status, body) = post(
-        &mcpo,
-        &format!("/{SERVER}/admin_echo"),
-        json!({"text": "up"}),
-    )
-    .await;
+    let mut mcpo = start_connected(&config, &browser, &peers, Duration::from_secs(60)).await;
+    let (status, body) = call(&mcpo, "admin_echo", json!({"text": "up"})).await;
     assert_eq!(peers.browser_invocations(), 2, "no step-up login");
-    let (add_status, _) = post(&mcpo, &format!("/{SERVER}/add"), json!({"a": 1, "b": 1})).await;
+    let (add_status, _) = call(&mcpo, "add", json!({"a": 1, "b": 1})).await;
     mcpo.stop();
     assert_eq!(add_status, StatusCode::OK, "the session did not survive");
     let text = message(&body);
