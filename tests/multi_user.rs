@@ -905,37 +905,11 @@ fn multi_user_without_a_secret_is_a_config_error() {
     let mut entry = fixture_stdio_entry();
     entry["multi_user"] = json!(true);
     let config = write_config(&json!({"mcpServers": {"fx": entry}}).to_string());
-    let cwd = tempfile::tempdir().expect("tempdir");
-    let mut child = Command::new(mcpo_bin())
-        .args(["--host", "127.0.0.1", "--port", "0", "--config"])
-        .arg(config.path())
-        .current_dir(cwd.path())
-        .env_remove("WEBUI_SECRET_KEY")
-        .env_remove("MCPO_API_KEY")
-        .env("RUST_LOG", "info")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn mcpo");
-    let started = Instant::now();
-    let status = loop {
-        if let Some(s) = child.try_wait().expect("wait") {
-            break s;
-        }
-        if started.elapsed() > Duration::from_secs(20) {
-            stop_child(&mut child, Duration::from_secs(2));
-            panic!("mcpo started without a WEBUI secret");
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    };
-    let out = child.wait_with_output().expect("output");
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    let (status, stderr) = run_refused(&["--config", config.path().to_str().unwrap()]);
     assert_eq!(status.code(), Some(2), "stderr:\n{stderr}");
     for needle in ["multi_user", "webui_secret_key", "WEBUI_SECRET_KEY", "fx"] {
         assert!(stderr.contains(needle), "no `{needle}` in:\n{stderr}");
     }
-    assert!(!stderr.contains("listening on"), "{stderr}");
 }
 
 #[tokio::test]
@@ -1663,32 +1637,13 @@ async fn user_info_header_without_its_secret_is_ignored() {
 fn a_malformed_webui_url_is_a_startup_error() {
     let entry = fixture_stdio_entry();
     let config = write_config(&json!({"mcpServers": {"fx": entry}}).to_string());
+    let config_path = config.path().to_str().unwrap();
     for bad in ["localhost:8080", "ftp://owui.example", "http//typo"] {
-        let mut child = Command::new(mcpo_bin())
-            .args(["--host", "127.0.0.1", "--port", "0", "--config"])
-            .arg(config.path())
-            .args(["--webui-url", bad])
-            .env_remove("MCPO_API_KEY")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn mcpo");
-        let started = Instant::now();
-        while child.try_wait().expect("wait").is_none() {
-            if started.elapsed() > Duration::from_secs(20) {
-                stop_child(&mut child, Duration::from_secs(2));
-                panic!("mcpo started with --webui-url {bad}");
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        }
-        let out = child.wait_with_output().expect("output");
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        assert_eq!(out.status.code(), Some(2), "{bad}: {stderr}");
+        let (status, stderr) = run_refused(&["--config", config_path, "--webui-url", bad]);
+        assert_eq!(status.code(), Some(2), "{bad}: {stderr}");
         assert!(
             stderr.contains("--webui-url") && stderr.contains(bad),
             "{bad}: {stderr}"
         );
-        assert!(!stderr.contains("listening on"), "{stderr}");
     }
 }

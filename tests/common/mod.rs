@@ -193,6 +193,38 @@ impl Drop for Mcpo {
     }
 }
 
+/// Runs `mcpo` with `args` on a loopback port where it must refuse to start: returns its exit
+/// status and stderr once it has exited without listening; stops it and panics if it still runs
+/// after 20 s. It runs in an empty working directory, without `MCPO_API_KEY` or
+/// `WEBUI_SECRET_KEY` from the test's environment.
+pub fn run_refused(args: &[&str]) -> (std::process::ExitStatus, String) {
+    let cwd = tempfile::tempdir().expect("tempdir");
+    let mut child = Command::new(mcpo_bin())
+        .args(["--host", "127.0.0.1", "--port", "0"])
+        .args(args)
+        .current_dir(cwd.path())
+        .env("RUST_LOG", "info")
+        .env_remove("MCPO_API_KEY")
+        .env_remove("WEBUI_SECRET_KEY")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn mcpo");
+    let started = Instant::now();
+    while child.try_wait().expect("wait").is_none() {
+        if started.elapsed() > Duration::from_secs(20) {
+            stop_child(&mut child, Duration::from_secs(2));
+            panic!("mcpo {args:?} started; it should have refused to");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let out = child.wait_with_output().expect("output");
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(!stderr.contains("listening on"), "{stderr}");
+    (out.status, stderr)
+}
+
 /// The repo's MCP fixture server in `http` (streamable) or `sse` mode.
 pub struct Fixture {
     pub child: Child,
