@@ -59,6 +59,16 @@ async fn invoke(
     // may wait for a whole connect rather than a reconnect.
     let (target, wait) = match entry.for_user(caller.session_key()) {
         Some(own) => (own, state.options.connect_timeout),
+        // A multi-user server's shared entry never connects: waiting on it would only end in
+        // a 503 after `reconnect_wait`. `for_user` logged why the caller got no session.
+        None if entry.users.is_some() => {
+            return Err(ApiError::Unavailable {
+                message: format!(
+                    "server '{server}' cannot open a session for this user right now (see mcpo's log)"
+                ),
+                retry_after_secs: 5,
+            });
+        }
         None => (entry.clone(), state.options.upstream.reconnect_wait),
     };
     let catalog = target
