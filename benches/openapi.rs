@@ -183,7 +183,7 @@ fn recursive(i: usize) -> Value {
 
 /// Small tools: one string, or no arguments.
 fn small(i: usize) -> Value {
-    if i % 2 == 0 {
+    if i.is_multiple_of(2) {
         json!({"name": format!("get_time_{i}"), "description": "Current time in a timezone.",
                "inputSchema": {"type": "object", "properties": {"timezone": {"type": "string", "description": "IANA name"}}, "required": ["timezone"]}})
     } else {

@@ -10,8 +10,7 @@
 //! to the token file: the token file itself is replaced by rename on every save, so it cannot
 //! carry the lock. The lock file stays empty.
 //!
-//! `File::lock` is std since Rust 1.89; Cargo.toml's `rust-version` (1.85) is older than
-//! what the crate already needs (let chains: 1.88), hence the `incompatible_msrv` allowances.
+//! `File::lock` is std since Rust 1.89, the crate's `rust-version`.
 
 use std::fs::{File, TryLockError};
 use std::path::Path;
@@ -27,7 +26,6 @@ pub(crate) struct RefreshLock {
 }
 
 impl Drop for RefreshLock {
-    #[allow(clippy::incompatible_msrv)]
     fn drop(&mut self) {
         let _ = self.file.unlock();
     }
@@ -35,7 +33,6 @@ impl Drop for RefreshLock {
 
 /// Takes the lock at `path` (created empty, mode 0600), waiting for another holder at most
 /// [`WAIT`]. Polls instead of blocking so no runtime thread is tied up meanwhile.
-#[allow(clippy::incompatible_msrv)]
 pub(crate) async fn acquire(path: &Path) -> std::io::Result<RefreshLock> {
     let file = open(path)?;
     let deadline = Instant::now() + WAIT;

@@ -258,14 +258,13 @@ fn split_headers(
     let mut auth = None;
     let mut custom = HashMap::new();
     for (k, v) in headers {
-        if k.eq_ignore_ascii_case("authorization") {
-            if let Some(token) = v
+        if k.eq_ignore_ascii_case("authorization")
+            && let Some(token) = v
                 .strip_prefix("Bearer ")
                 .or_else(|| v.strip_prefix("bearer "))
-            {
-                auth = Some(token.trim().to_owned());
-                continue;
-            }
+        {
+            auth = Some(token.trim().to_owned());
+            continue;
         }
         let name = http::HeaderName::from_bytes(k.as_bytes())
             .map_err(|_| ConnectError::Header(k.clone()))?;
