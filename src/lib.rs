@@ -8,6 +8,7 @@ mod atomic_file;
 pub mod cli;
 pub mod commands;
 pub mod config;
+mod html;
 pub mod http;
 pub mod oauth;
 pub mod openapi;

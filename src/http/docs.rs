@@ -290,7 +290,7 @@ fn empty_spec(server: &str, ctx: &super::catalog::SpecContext) -> Bytes {
 /// a reverse proxy (they are relative to the page).
 fn docs_page(spec_url: &str, title: &str, path: &str) -> Response {
     let assets = if path.ends_with('/') { "./" } else { "docs/" };
-    let title = html_escape(title);
+    let title = crate::html::escape(title);
     let spec = serde_json::to_string(spec_url).unwrap_or_else(|_| "\"\"".into());
     Html(format!(
         r##"<!doctype html>
@@ -305,13 +305,6 @@ presets: [SwaggerUIBundle.presets.apis, SwaggerUIStandalonePreset], layout: "Bas
 </body></html>"##
     ))
     .into_response()
-}
-
-fn html_escape(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
 }
 
 fn swagger_asset(file: &str, spec_url: &str) -> Result<Response, ApiError> {

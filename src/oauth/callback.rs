@@ -16,6 +16,8 @@ use axum::response::{Html, IntoResponse};
 use tokio::io::AsyncBufReadExt;
 use tokio::sync::{mpsc, oneshot};
 
+use crate::html::escape;
+
 /// What came back from the authorization server, as query parameters.
 pub(crate) type Params = HashMap<String, String>;
 
@@ -50,8 +52,8 @@ impl Page {
             "<!DOCTYPE html><html><head><meta charset=\"utf-8\"><title>mcpo: {title}</title>\
              </head><body style=\"font-family:sans-serif;max-width:40em;margin:3em auto\">\
              <h1>{title}</h1><p>{message}</p></body></html>",
-            title = html_escape(self.title),
-            message = html_escape(&self.message),
+            title = escape(self.title),
+            message = escape(&self.message),
         );
         (self.status, Html(body))
     }
@@ -76,21 +78,6 @@ pub fn html_page(
         axum::http::HeaderValue::from_static("no-store"),
     );
     response
-}
-
-pub(crate) fn html_escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
 }
 
 /// One request to `/callback`, waiting for the flow's verdict.
@@ -248,7 +235,7 @@ mod tests {
     #[test]
     fn escapes_html() {
         assert_eq!(
-            html_escape("<b>\"x\" & 'y'</b>"),
+            escape("<b>\"x\" & 'y'</b>"),
             "&lt;b&gt;&quot;x&quot; &amp; &#39;y&#39;&lt;/b&gt;"
         );
     }

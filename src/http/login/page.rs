@@ -13,6 +13,8 @@ use std::time::Duration;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 
+use crate::html::escape;
+
 /// The confirmation page of a login link for `user` (a caller's session key) on `server`.
 ///
 /// The page names whose sign-in the link starts and asks the user to continue only if that
@@ -108,22 +110,6 @@ const STYLE: &str = "<style>body{font-family:sans-serif;max-width:40em;margin:3e
     padding:0 1em;line-height:1.4}.warn{border-left:4px solid #c60;padding:.5em 1em;\
     background:#fff4e5}button{font-size:1.1em;padding:.5em 1.5em}.small{color:#555;\
     font-size:.9em}</style>";
-
-/// `text` safe inside an element or a double- or single-quoted attribute.
-fn escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
-}
 
 #[cfg(test)]
 mod tests {
