@@ -6,12 +6,14 @@
 //!   schemas): `prepare_tool` (schema normalisation + validator compilation), `server_document`,
 //!   `combined_document`, and serialisation, as `http::catalog` does on every tool-list change;
 //! * the per-request path: body parse, `PreparedTool::validate` (valid and invalid bodies),
-//!   `PreparedTool::arguments`.
-//!
-//! Result mapping (`http::reply`) is private to mcpo and not benchmarked here.
+//!   `PreparedTool::arguments`;
+//! * result mapping (`http::reply::tool_result`): what every answer goes through on its way
+//!   back, for the shapes tools return (one text item, JSON in text, structured content, mixed
+//!   text + image).
 
 use std::hint::black_box;
 
+use mcpo::http::reply::tool_result;
 use mcpo::openapi::{PreparedTool, SpecInfo, combined_document, prepare_tool, server_document};
 use serde_json::{Value, json};
 
@@ -344,4 +346,60 @@ fn validate_recursive_ok(bencher: divan::Bencher) {
 fn prepare_one_pydantic_tool(bencher: divan::Bencher) {
     let tool: rmcp::model::Tool = serde_json::from_value(pydantic(0)).expect("tool");
     bencher.bench(|| prepare_tool("bench", black_box(&tool)));
+}
+
+// --- result mapping -----------------------------------------------------------------------------
+
+fn call_result(raw: Value) -> rmcp::model::CallToolResult {
+    serde_json::from_value(raw).expect("CallToolResult")
+}
+
+/// Maps a fresh copy of `raw` per iteration (`tool_result` consumes the result, as the handler
+/// does); the clone is outside the timed part.
+fn bench_mapping(bencher: divan::Bencher, raw: Value) {
+    let result = call_result(raw);
+    assert!(tool_result(result.clone()).is_ok());
+    bencher
+        .with_inputs(|| result.clone())
+        .bench_values(|r| tool_result(black_box(r)).is_ok());
+}
+
+/// The echo server's answer: one text item that is not JSON.
+#[divan::bench]
+fn map_result_plain_text(bencher: divan::Bencher) {
+    bench_mapping(
+        bencher,
+        json!({"content": [{"type": "text", "text": "hello"}]}),
+    );
+}
+
+/// A tool answering a JSON document as text (most Python servers): parsed back into JSON.
+#[divan::bench]
+fn map_result_json_text(bencher: divan::Bencher) {
+    let doc = json!({"items": (0..20).map(|i| json!({"id": i, "name": format!("item {i}"),
+        "tags": ["a", "b"], "price": 9.5})).collect::<Vec<_>>(), "total": 20});
+    bench_mapping(
+        bencher,
+        json!({"content": [{"type": "text", "text": doc.to_string()}]}),
+    );
+}
+
+/// `structuredContent` wins over content and is passed through.
+#[divan::bench]
+fn map_result_structured(bencher: divan::Bencher) {
+    bench_mapping(
+        bencher,
+        json!({"content": [{"type": "text", "text": "{\"sum\": 3}"}],
+               "structuredContent": {"sum": 3}}),
+    );
+}
+
+/// Text plus a small PNG: an array with a `data:` URL.
+#[divan::bench]
+fn map_result_text_and_image(bencher: divan::Bencher) {
+    bench_mapping(
+        bencher,
+        json!({"content": [{"type": "text", "text": "chart"},
+            {"type": "image", "mimeType": "image/png", "data": "iVBORw0KGgo".repeat(200)}]}),
+    );
 }

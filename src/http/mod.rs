@@ -12,7 +12,7 @@ pub mod error;
 mod identity;
 mod login;
 mod metrics;
-mod reply;
+pub mod reply;
 mod servers;
 mod status;
 pub mod tool_cache;
