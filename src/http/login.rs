@@ -50,9 +50,7 @@ pub async fn link(
     Path(server): Path<String>,
     headers: HeaderMap,
 ) -> Result<Json<Value>, ApiError> {
-    let (entry, web) = web_server(&state, &server)?;
-    let multi = entry.users.as_ref().map(|u| &u.settings);
-    let caller = authorize(&state, multi, &headers, true).await?;
+    let (web, caller) = verified_caller(&state, &server, &headers).await?;
     let user = caller.session_key();
     let authenticated = !authorizer_of(&web, user)?.needs_login();
     let login_url = login_url(&state, &web, user, &headers);
@@ -80,9 +78,7 @@ pub async fn status(
     Path(server): Path<String>,
     headers: HeaderMap,
 ) -> Result<Json<Value>, ApiError> {
-    let (entry, web) = web_server(&state, &server)?;
-    let multi = entry.users.as_ref().map(|u| &u.settings);
-    let caller = authorize(&state, multi, &headers, true).await?;
+    let (web, caller) = verified_caller(&state, &server, &headers).await?;
     let authorizer = authorizer_of(&web, caller.session_key())?;
     let tokens = authorizer.token_status();
     let user_id = match &caller {
@@ -382,6 +378,18 @@ fn web_server(
         ))
     })?;
     Ok((entry, web))
+}
+
+/// The server's web logins and the verified caller asking about them (credentials required).
+async fn verified_caller(
+    state: &AppState,
+    server: &str,
+    headers: &HeaderMap,
+) -> Result<(Arc<WebLogins>, Caller), ApiError> {
+    let (entry, web) = web_server(state, server)?;
+    let multi = entry.users.as_ref().map(|u| &u.settings);
+    let caller = authorize(state, multi, headers, true).await?;
+    Ok((web, caller))
 }
 
 fn authorizer_of(web: &WebLogins, user: &str) -> Result<crate::oauth::Authorizer, ApiError> {
