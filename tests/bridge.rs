@@ -360,7 +360,41 @@ async fn docs_index_and_health_are_served_offline() {
         .await
         .unwrap();
     assert_eq!(js.status(), StatusCode::OK);
-    assert!(js.bytes().await.unwrap().len() > 100_000);
+    assert!(js.headers().get("content-encoding").is_none());
+    let plain = js.bytes().await.unwrap();
+    assert!(plain.len() > 100_000);
+    assert!(
+        std::str::from_utf8(&plain)
+            .unwrap()
+            .contains("SwaggerUIBundle")
+    );
+    // Browsers get the built-in gzip bytes; they inflate to the very same file.
+    let gz = c
+        .get(b.mcpo.url("/fx/docs/swagger-ui-bundle.js"))
+        .header("accept-encoding", "gzip, deflate, br")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(gz.status(), StatusCode::OK);
+    assert_eq!(gz.headers()["content-encoding"], "gzip");
+    let etag = gz.headers()["etag"].clone();
+    let packed = gz.bytes().await.unwrap();
+    assert!(packed.len() < plain.len() / 2, "{} bytes", packed.len());
+    let mut inflated = Vec::new();
+    std::io::Read::read_to_end(
+        &mut flate2::read::GzDecoder::new(&packed[..]),
+        &mut inflated,
+    )
+    .unwrap();
+    assert_eq!(inflated, plain);
+    let again = c
+        .get(b.mcpo.url("/fx/docs/swagger-ui-bundle.js"))
+        .header("accept-encoding", "gzip")
+        .header("if-none-match", etag)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(again.status(), StatusCode::NOT_MODIFIED);
     let css = c
         .get(b.mcpo.url("/docs/swagger-ui.css"))
         .send()

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
+use axum::http::{HeaderMap, HeaderValue, Uri, header};
 use axum::response::{Html, IntoResponse, Response};
 use serde_json::{Value, json};
 
@@ -237,8 +237,7 @@ pub async fn server_docs_asset(
     if let Err(e) = docs_guard(&state, &entry, &headers).await {
         return Ok(with_basic_challenge(&state, e.into_response()));
     }
-    let spec = format!("{}/{server}/openapi.json", state.spec.base);
-    swagger_asset(&file, &spec)
+    swagger_asset(&file, &headers)
 }
 
 pub async fn single_docs_asset(
@@ -249,16 +248,14 @@ pub async fn single_docs_asset(
     if let Err(e) = authorize(&state, None, &headers, false).await {
         return Ok(with_basic_challenge(&state, e.into_response()));
     }
-    let spec = format!("{}/openapi.json", state.spec.base);
-    swagger_asset(&file, &spec)
+    swagger_asset(&file, &headers)
 }
 
 pub async fn root_docs_asset(
-    State(state): State<Arc<AppState>>,
     Path(file): Path<String>,
+    headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let spec = format!("{}/openapi.json", state.spec.root_path);
-    swagger_asset(&file, &spec)
+    swagger_asset(&file, &headers)
 }
 
 /// Docs pages follow the same rule as specs (open unless `--strict-auth`).
@@ -307,22 +304,7 @@ presets: [SwaggerUIBundle.presets.apis, SwaggerUIStandalonePreset], layout: "Bas
     .into_response()
 }
 
-fn swagger_asset(file: &str, spec_url: &str) -> Result<Response, ApiError> {
-    let config = Arc::new(utoipa_swagger_ui::Config::from(spec_url.to_owned()));
-    match utoipa_swagger_ui::serve(file, config) {
-        Ok(Some(f)) => {
-            let mut resp = (
-                StatusCode::OK,
-                [(header::CONTENT_TYPE, f.content_type)],
-                f.bytes.into_owned(),
-            )
-                .into_response();
-            if f.gzpipped {
-                resp.headers_mut()
-                    .insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
-            }
-            Ok(resp)
-        }
-        Ok(None) | Err(_) => Err(ApiError::NotFound(format!("no docs asset '{file}'"))),
-    }
+fn swagger_asset(file: &str, headers: &HeaderMap) -> Result<Response, ApiError> {
+    super::swagger::asset(file, headers)
+        .ok_or_else(|| ApiError::NotFound(format!("no docs asset '{file}'")))
 }

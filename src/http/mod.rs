@@ -15,6 +15,7 @@ mod metrics;
 pub mod reply;
 mod servers;
 mod status;
+mod swagger;
 pub mod tool_cache;
 mod tools;
 
