@@ -8,13 +8,13 @@ use rmcp::ServiceExt;
 use rmcp::handler::client::ClientHandler;
 use rmcp::model::{ClientCapabilities, ClientConfig, Implementation, Tool};
 use rmcp::service::{NotificationContext, RoleClient, RunningService};
-use rmcp::transport::TokioChildProcess;
 use rmcp::transport::streamable_http_client::{
     StreamableHttpClientTransport, StreamableHttpClientTransportConfig,
 };
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::sync::Notify;
 
+use super::stdio::ChildTransport;
 use super::{ServerMeta, UpstreamOptions, sse};
 use crate::config::{ServerConfig, TransportConfig};
 
@@ -279,7 +279,7 @@ fn spawn_child(
     args: &[String],
     env: &BTreeMap<String, String>,
     cwd: Option<&std::path::Path>,
-) -> Result<(TokioChildProcess, Option<tokio::process::ChildStderr>), ConnectError> {
+) -> Result<(ChildTransport, Option<tokio::process::ChildStderr>), ConnectError> {
     let mut cmd = tokio::process::Command::new(command);
     // mcpo's own secrets (Open WebUI's signing keys, the API key) are for verifying callers,
     // not for the tools to read; a server that needs one can still get it through `env`.
@@ -290,7 +290,11 @@ fn spawn_child(
     ] {
         cmd.env_remove(secret);
     }
-    cmd.args(args).envs(env);
+    cmd.args(args)
+        .envs(env)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
     if let Some(dir) = cwd {
         cmd.current_dir(dir);
     }
@@ -300,9 +304,9 @@ fn spawn_child(
     #[cfg(unix)]
     wrapped.wrap(process_wrap::tokio::ProcessGroup::leader());
     wrapped.wrap(process_wrap::tokio::KillOnDrop);
-    TokioChildProcess::builder(wrapped)
-        .stderr(Stdio::piped())
+    wrapped
         .spawn()
+        .and_then(ChildTransport::new)
         .map_err(|source| ConnectError::Spawn {
             command: command.to_owned(),
             source,

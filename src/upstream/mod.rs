@@ -10,6 +10,7 @@
 
 mod connect;
 pub mod sse;
+mod stdio;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};

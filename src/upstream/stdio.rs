@@ -1,0 +1,362 @@
+//! The stdio transport: a child process speaking newline-delimited JSON-RPC, whose stdin is
+//! written in batches.
+//!
+//! rmcp's own `TokioChildProcess` writes and flushes every message with its own `write(2)`, so
+//! 64 concurrent calls cost 64 pipe writes and up to 64 wake-ups of the server. Here a message
+//! is appended to a shared buffer (rmcp's framing and JSON encoding unchanged) and one writer
+//! task hands everything queued since its last write to the pipe in one call: under load the
+//! server reads many requests per wake-up, at one client nothing waits. The buffer is bounded
+//! ([`MAX_QUEUED`]): a server that stops reading stalls its senders rather than mcpo's memory.
+//!
+//! Shutdown follows the MCP stdio sequence as rmcp does: close stdin (after the queued bytes),
+//! wait for the server to exit, then `SIGTERM`, then kill. Dropping the transport without
+//! closing it kills the process group.
+
+use std::io;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::{Context, Poll, Waker};
+use std::time::Duration;
+
+use process_wrap::tokio::ChildWrapper;
+use rmcp::RoleClient;
+use rmcp::transport::Transport;
+use rmcp::transport::async_rw::AsyncRwTransport;
+use tokio::io::{AsyncWrite, AsyncWriteExt};
+use tokio::process::{ChildStderr, ChildStdin, ChildStdout};
+
+/// Bytes that may wait for the pipe before senders are made to wait (a request is ~100 bytes to
+/// a few KiB; arguments can be larger, and one message over the limit still goes through).
+const MAX_QUEUED: usize = 1024 * 1024;
+/// How long each shutdown step waits for the server to exit (rmcp's figure).
+const EXIT_WAIT: Duration = Duration::from_secs(3);
+
+/// A spawned stdio server as an rmcp transport.
+pub struct ChildTransport {
+    child: Option<Box<dyn ChildWrapper>>,
+    transport: AsyncRwTransport<RoleClient, ChildStdout, BatchWriter>,
+    writer: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl ChildTransport {
+    /// Takes the child's pipes (stdin and stdout must be piped) and starts the writer task.
+    /// Returns the child's stderr too when it was piped.
+    pub fn new(mut child: Box<dyn ChildWrapper>) -> io::Result<(Self, Option<ChildStderr>)> {
+        let (Some(stdin), Some(stdout)) = (
+            child.inner_mut().stdin().take(),
+            child.inner_mut().stdout().take(),
+        ) else {
+            return Err(io::Error::other(
+                "the child's stdin and stdout must be piped",
+            ));
+        };
+        let stderr = child.inner_mut().stderr().take();
+        let shared = Arc::new(Shared::default());
+        let writer = tokio::spawn(write_batches(shared.clone(), stdin));
+        let transport = AsyncRwTransport::new(stdout, BatchWriter { shared });
+        Ok((
+            Self {
+                child: Some(child),
+                transport,
+                writer: Some(writer),
+            },
+            stderr,
+        ))
+    }
+
+    async fn shutdown(&mut self) -> io::Result<()> {
+        // Dropping rmcp's writer drops ours: the queue is written out, then stdin closes.
+        self.transport.close().await?;
+        if let Some(writer) = self.writer.take() {
+            let _ = tokio::time::timeout(EXIT_WAIT, writer).await;
+        }
+        let Some(child) = self.child.as_mut() else {
+            return Ok(());
+        };
+        if exited(child).await? {
+            self.child = None;
+            return Ok(());
+        }
+        #[cfg(unix)]
+        match child.signal(libc::SIGTERM) {
+            Ok(()) if exited(child).await? => {
+                self.child = None;
+                return Ok(());
+            }
+            Ok(()) => {}
+            Err(e) => tracing::warn!(error = %e, "cannot send SIGTERM to a stdio server"),
+        }
+        let killed = Box::into_pin(child.kill()).await;
+        self.child = None;
+        killed
+    }
+}
+
+async fn exited(child: &mut Box<dyn ChildWrapper>) -> io::Result<bool> {
+    match tokio::time::timeout(EXIT_WAIT, child.wait()).await {
+        Ok(Ok(_)) => Ok(true),
+        Ok(Err(e)) => Err(e),
+        Err(_) => Ok(false),
+    }
+}
+
+impl Drop for ChildTransport {
+    fn drop(&mut self) {
+        // Not closed in order (a cancelled connect, a panic): kill it, and reap it so no zombie
+        // is left. `kill` waits, hence the task; without a runtime there is nothing to reap.
+        if let Some(mut child) = self.child.take()
+            && let Ok(runtime) = tokio::runtime::Handle::try_current()
+        {
+            runtime.spawn(async move {
+                if let Err(e) = Box::into_pin(child.kill()).await {
+                    tracing::warn!(error = %e, "cannot kill a stdio server");
+                }
+            });
+        }
+    }
+}
+
+impl Transport<RoleClient> for ChildTransport {
+    type Error = io::Error;
+
+    fn send(
+        &mut self,
+        item: rmcp::service::TxJsonRpcMessage<RoleClient>,
+    ) -> impl Future<Output = Result<(), Self::Error>> + Send + 'static {
+        self.transport.send(item)
+    }
+
+    fn receive(
+        &mut self,
+    ) -> impl Future<Output = Option<rmcp::service::RxJsonRpcMessage<RoleClient>>> + Send {
+        self.transport.receive()
+    }
+
+    fn close(&mut self) -> impl Future<Output = Result<(), Self::Error>> + Send {
+        self.shutdown()
+    }
+}
+
+/// What the senders and the writer task share.
+#[derive(Default)]
+struct Shared {
+    state: Mutex<State>,
+}
+
+#[derive(Default)]
+struct State {
+    queued: Vec<u8>,
+    /// The writer task, parked on an empty queue.
+    writer: Option<Waker>,
+    /// A sender parked on a full queue.
+    sender: Option<Waker>,
+    /// The sending side is gone: write what is queued, then close stdin.
+    closed: bool,
+    /// The pipe failed; every later write reports it.
+    failed: Option<(io::ErrorKind, String)>,
+}
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // No code path panics while holding the lock; a poisoned queue is still a valid queue.
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn close(&self) {
+        let waker = {
+            let mut state = self.lock();
+            state.closed = true;
+            state.writer.take()
+        };
+        if let Some(w) = waker {
+            w.wake();
+        }
+    }
+}
+
+/// The `AsyncWrite` rmcp's framing writes into: appends to the queue, never touches the pipe.
+struct BatchWriter {
+    shared: Arc<Shared>,
+}
+
+impl AsyncWrite for BatchWriter {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let waker = {
+            let mut state = self.shared.lock();
+            if let Some((kind, message)) = &state.failed {
+                return Poll::Ready(Err(io::Error::new(*kind, message.clone())));
+            }
+            if !state.queued.is_empty() && state.queued.len() + buf.len() > MAX_QUEUED {
+                state.sender = Some(cx.waker().clone());
+                return Poll::Pending;
+            }
+            state.queued.extend_from_slice(buf);
+            state.writer.take()
+        };
+        if let Some(w) = waker {
+            w.wake();
+        }
+        Poll::Ready(Ok(buf.len()))
+    }
+
+    /// The bytes are queued in order; the writer task owns getting them to the pipe, and a
+    /// failure there reaches the next write (and the session ends when the server's stdout
+    /// closes). Waiting here for the pipe is exactly the per-message flush this type removes.
+    fn poll_flush(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match &self.shared.lock().failed {
+            Some((kind, message)) => Poll::Ready(Err(io::Error::new(*kind, message.clone()))),
+            None => Poll::Ready(Ok(())),
+        }
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.shared.close();
+        Poll::Ready(Ok(()))
+    }
+}
+
+impl Drop for BatchWriter {
+    fn drop(&mut self) {
+        self.shared.close();
+    }
+}
+
+/// Moves whatever is queued to the child's stdin, one `write_all` per batch, until the sending
+/// side closes; then drops stdin so the server sees end of input.
+async fn write_batches(shared: Arc<Shared>, mut stdin: ChildStdin) {
+    let mut batch = Vec::new();
+    loop {
+        let closed = std::future::poll_fn(|cx| {
+            let mut state = shared.lock();
+            if !state.queued.is_empty() {
+                // Swap rather than copy: the emptied buffer keeps its capacity for the next turn.
+                std::mem::swap(&mut state.queued, &mut batch);
+                if let Some(w) = state.sender.take() {
+                    w.wake();
+                }
+                Poll::Ready(false)
+            } else if state.closed {
+                Poll::Ready(true)
+            } else {
+                state.writer = Some(cx.waker().clone());
+                Poll::Pending
+            }
+        })
+        .await;
+        if closed {
+            break;
+        }
+        if let Err(e) = stdin.write_all(&batch).await {
+            let sender = {
+                let mut state = shared.lock();
+                state.failed = Some((e.kind(), format!("writing to the server's stdin: {e}")));
+                state.queued = Vec::new();
+                state.sender.take()
+            };
+            if let Some(w) = sender {
+                w.wake();
+            }
+            return;
+        }
+        batch.clear();
+        // A burst can leave a large buffer behind; keep at most a typical batch's worth.
+        batch.shrink_to(64 * 1024);
+    }
+    let _ = stdin.shutdown().await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::{AsyncBufReadExt, BufReader};
+
+    fn spawn(script: &str) -> Box<dyn ChildWrapper> {
+        let mut cmd = tokio::process::Command::new("sh");
+        cmd.arg("-c")
+            .arg(script)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped());
+        let mut wrapped = process_wrap::tokio::CommandWrap::from(cmd);
+        wrapped.wrap(process_wrap::tokio::KillOnDrop);
+        wrapped.spawn().expect("sh runs")
+    }
+
+    /// Everything written arrives in order, and closing writes the queue out before stdin
+    /// closes (`cat` exits on end of input).
+    #[tokio::test]
+    async fn queued_bytes_arrive_in_order_then_stdin_closes() {
+        let mut child = spawn("cat");
+        let stdin = child.inner_mut().stdin().take().unwrap();
+        let stdout = child.inner_mut().stdout().take().unwrap();
+        let shared = Arc::new(Shared::default());
+        let task = tokio::spawn(write_batches(shared.clone(), stdin));
+        let mut writer = BatchWriter {
+            shared: shared.clone(),
+        };
+        let mut expected = Vec::new();
+        for i in 0..5000 {
+            let line = format!("{{\"id\":{i}}}\n");
+            writer.write_all(line.as_bytes()).await.unwrap();
+            writer.flush().await.unwrap();
+            expected.extend_from_slice(line.as_bytes());
+        }
+        drop(writer);
+        let mut got = Vec::new();
+        let mut lines = BufReader::new(stdout);
+        loop {
+            let mut line = Vec::new();
+            if lines.read_until(b'\n', &mut line).await.unwrap() == 0 {
+                break;
+            }
+            got.extend_from_slice(&line);
+        }
+        assert_eq!(got, expected);
+        task.await.unwrap();
+        assert!(child.wait().await.unwrap().success());
+    }
+
+    /// A server that never reads: senders wait once the queue is full, instead of growing it.
+    #[tokio::test]
+    async fn a_full_queue_makes_senders_wait() {
+        let mut child = spawn("exec sleep 30");
+        let stdin = child.inner_mut().stdin().take().unwrap();
+        let shared = Arc::new(Shared::default());
+        let _task = tokio::spawn(write_batches(shared.clone(), stdin));
+        let mut writer = BatchWriter {
+            shared: shared.clone(),
+        };
+        let chunk = vec![b'x'; 64 * 1024];
+        let mut written = 0usize;
+        let stalled = tokio::time::timeout(Duration::from_secs(2), async {
+            loop {
+                writer.write_all(&chunk).await.unwrap();
+                written += chunk.len();
+            }
+        })
+        .await;
+        assert!(stalled.is_err(), "the writes never stopped");
+        // The pipe (64 KiB) plus the queue, plus the batch in flight: bounded.
+        assert!(written <= 3 * MAX_QUEUED, "{written} bytes accepted");
+        assert!(shared.lock().queued.len() <= MAX_QUEUED);
+        Box::into_pin(child.kill()).await.unwrap();
+    }
+
+    /// A server that is gone: the failure reaches the next write instead of being lost.
+    #[tokio::test]
+    async fn a_closed_pipe_fails_later_writes() {
+        let mut child = spawn("exit 0");
+        let stdin = child.inner_mut().stdin().take().unwrap();
+        child.wait().await.unwrap();
+        let shared = Arc::new(Shared::default());
+        let task = tokio::spawn(write_batches(shared.clone(), stdin));
+        let mut writer = BatchWriter { shared };
+        writer.write_all(b"{}\n").await.unwrap();
+        task.await.unwrap();
+        let err = writer.write_all(b"{}\n").await.unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::BrokenPipe, "{err}");
+    }
+}
