@@ -7,6 +7,16 @@ use std::process::ExitCode;
 use mcpo::cli::{Cli, LogFormat};
 use tracing_subscriber::EnvFilter;
 
+/// mimalloc instead of glibc's malloc: a tool call allocates ~170 times, and the runtime's
+/// worker threads free each other's blocks; glibc serialises those frees on its arena locks
+/// (about a fifth of mcpo's cycles at 64 clients in `perf`). With mimalloc a call costs ~30% less
+/// CPU (wrk -c64 on the bench echo server: 37-45 against 56-61 us per call, 31-38k against
+/// 23-25k calls/s). Built with `no_thp`: mimalloc otherwise asks for transparent huge pages
+/// for its arenas, and an idle daemon then holds 17 MiB of mostly empty 2 MiB pages instead
+/// of ~4 MiB.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     // One TLS backend for reqwest (upstreams, OAuth) and axum-server (--ssl-*): ring, installed
     // before anything builds a client or a server config.
