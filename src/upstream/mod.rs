@@ -9,6 +9,7 @@
 //! This module never knows about HTTP callers; it speaks in tools, arguments and results.
 
 mod connect;
+mod incoming;
 pub mod sse;
 mod stdio;
 

@@ -8,6 +8,9 @@
 //! server reads many requests per wake-up, at one client nothing waits. The buffer is bounded
 //! ([`MAX_QUEUED`]): a server that stops reading stalls its senders rather than mcpo's memory.
 //!
+//! The server's stdout is read here too rather than by rmcp's reader, so that tool results skip
+//! rmcp's generic decoding (see [`super::incoming`]).
+//!
 //! Shutdown follows the MCP stdio sequence as rmcp does: close stdin (after the queued bytes),
 //! wait for the server to exit, then `SIGTERM`, then kill. Dropping the transport without
 //! closing it kills the process group.
@@ -20,10 +23,16 @@ use std::time::Duration;
 
 use process_wrap::tokio::ChildWrapper;
 use rmcp::RoleClient;
+use rmcp::model::ErrorData;
+use rmcp::service::{RxJsonRpcMessage, TxJsonRpcMessage};
 use rmcp::transport::Transport;
-use rmcp::transport::async_rw::AsyncRwTransport;
-use tokio::io::{AsyncWrite, AsyncWriteExt};
+use rmcp::transport::async_rw::{
+    AsyncRwTransport, DEFAULT_MAX_LINE_LENGTH, JsonRpcMessageCodecError,
+};
+use tokio::io::{AsyncWrite, AsyncWriteExt, BufReader};
 use tokio::process::{ChildStderr, ChildStdin, ChildStdout};
+
+use super::incoming::{LineRead, ToolCalls, read_line};
 
 /// Bytes that may wait for the pipe before senders are made to wait (a request is ~100 bytes to
 /// a few KiB; arguments can be larger, and one message over the limit still goes through).
@@ -34,8 +43,19 @@ const EXIT_WAIT: Duration = Duration::from_secs(3);
 /// A spawned stdio server as an rmcp transport.
 pub struct ChildTransport {
     child: Option<Box<dyn ChildWrapper>>,
-    transport: AsyncRwTransport<RoleClient, ChildStdout, BatchWriter>,
+    /// rmcp's transport, used for sending only (its framing and encoding into our queue); it is
+    /// given an empty reader and its `receive` is never called.
+    transport: AsyncRwTransport<RoleClient, tokio::io::Empty, BatchWriter>,
     writer: Option<tokio::task::JoinHandle<()>>,
+    stdout: BufReader<ChildStdout>,
+    /// The line being read; kept across cancelled `receive` calls.
+    line: Vec<u8>,
+    /// Skipping the rest of an oversized line.
+    discarding: bool,
+    calls: ToolCalls,
+    /// A well-formed message of an unknown shape arrived: answer "Invalid Request" (as rmcp
+    /// does) before reading on.
+    invalid_request: bool,
 }
 
 impl ChildTransport {
@@ -53,12 +73,17 @@ impl ChildTransport {
         let stderr = child.inner_mut().stderr().take();
         let shared = Arc::new(Shared::default());
         let writer = tokio::spawn(write_batches(shared.clone(), stdin));
-        let transport = AsyncRwTransport::new(stdout, BatchWriter { shared });
+        let transport = AsyncRwTransport::new(tokio::io::empty(), BatchWriter { shared });
         Ok((
             Self {
                 child: Some(child),
                 transport,
                 writer: Some(writer),
+                stdout: BufReader::new(stdout),
+                line: Vec::new(),
+                discarding: false,
+                calls: ToolCalls::default(),
+                invalid_request: false,
             },
             stderr,
         ))
@@ -121,15 +146,73 @@ impl Transport<RoleClient> for ChildTransport {
 
     fn send(
         &mut self,
-        item: rmcp::service::TxJsonRpcMessage<RoleClient>,
+        item: TxJsonRpcMessage<RoleClient>,
     ) -> impl Future<Output = Result<(), Self::Error>> + Send + 'static {
+        self.calls.on_send(&item);
         self.transport.send(item)
     }
 
-    fn receive(
-        &mut self,
-    ) -> impl Future<Output = Option<rmcp::service::RxJsonRpcMessage<RoleClient>>> + Send {
-        self.transport.receive()
+    /// rmcp's reading loop, with [`ToolCalls::decode`] in place of its decoder. Cancel-safe: it
+    /// is polled in a `select!`, and a partial line stays in `self.line` for the next call.
+    async fn receive(&mut self) -> Option<RxJsonRpcMessage<RoleClient>> {
+        loop {
+            if self.invalid_request {
+                let reply = TxJsonRpcMessage::<RoleClient>::error(
+                    ErrorData::invalid_request("Invalid request", None),
+                    None,
+                );
+                self.transport.send(reply).await.ok()?;
+                self.invalid_request = false;
+            }
+            match read_line(
+                &mut self.stdout,
+                &mut self.line,
+                &mut self.discarding,
+                DEFAULT_MAX_LINE_LENGTH,
+            )
+            .await
+            {
+                LineRead::Line => {}
+                LineRead::Oversized => {
+                    tracing::error!(
+                        max_line_length = DEFAULT_MAX_LINE_LENGTH,
+                        "a message from the server exceeded the maximum line length; discarded"
+                    );
+                    continue;
+                }
+                LineRead::Eof => return None,
+                LineRead::Io(e) => {
+                    tracing::error!("cannot read from the server's stdout: {e}");
+                    return None;
+                }
+            }
+            let line = self.line.strip_suffix(b"\n").unwrap_or(&self.line);
+            let line = line.strip_suffix(b"\r").unwrap_or(line);
+            let decoded = if line.is_empty() {
+                Ok(None)
+            } else {
+                self.calls.decode(line)
+            };
+            self.line.clear();
+            match decoded {
+                Ok(Some(message)) => return Some(message),
+                Ok(None) => {}
+                Err(JsonRpcMessageCodecError::Serde(e)) => match e.classify() {
+                    // Not JSON: nothing to answer (answering garbage can start an error storm).
+                    serde_json::error::Category::Syntax | serde_json::error::Category::Eof => {
+                        tracing::debug!("ignoring an unparsable message from the server: {e}");
+                    }
+                    _ => {
+                        tracing::debug!("protocol error in a message from the server: {e}");
+                        self.invalid_request = true;
+                    }
+                },
+                Err(e) => {
+                    tracing::error!("cannot read from the server's stdout: {e}");
+                    return None;
+                }
+            }
+        }
     }
 
     fn close(&mut self) -> impl Future<Output = Result<(), Self::Error>> + Send {
