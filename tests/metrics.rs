@@ -177,7 +177,12 @@ async fn json_logs_have_one_line_per_tool_call_without_arguments() {
     assert_eq!(line["tool"], json!("echo"));
     assert_eq!(line["status"], json!(200));
     assert_eq!(line["level"], json!("INFO"));
-    assert!(line["elapsed_ms"].as_f64().is_some());
+    // A number, in whole microseconds (no `0.44737299999999997`).
+    let ms = line["elapsed_ms"].as_f64().expect("elapsed_ms is a number");
+    assert!(
+        ms >= 0.0 && ((ms * 1e3).round() - ms * 1e3).abs() < 1e-6,
+        "{ms}"
+    );
     // Every line is JSON, and arguments never reach the log.
     let text = mcpo.stderr.text();
     for l in text.lines().filter(|l| !l.trim().is_empty()) {

@@ -145,7 +145,8 @@ async fn invoke(
         tool = %tool_name,
         caller = %caller.log_id(),
         status,
-        elapsed_ms = elapsed * 1e3,
+        // Whole microseconds: `0.447`, not `0.44737299999999997` (still a number in JSON logs).
+        elapsed_ms = (elapsed * 1e6).round() / 1e3,
         "tool call"
     );
     Ok(Json(outcome?).into_response())
