@@ -197,13 +197,21 @@ impl Transport<RoleClient> for ChildTransport {
             match decoded {
                 Ok(Some(message)) => return Some(message),
                 Ok(None) => {}
+                // Only where it failed: serde's message can quote the message's values, and a
+                // tool result may carry secrets.
                 Err(JsonRpcMessageCodecError::Serde(e)) => match e.classify() {
                     // Not JSON: nothing to answer (answering garbage can start an error storm).
                     serde_json::error::Category::Syntax | serde_json::error::Category::Eof => {
-                        tracing::debug!("ignoring an unparsable message from the server: {e}");
+                        tracing::debug!(
+                            column = e.column(),
+                            "ignoring an unparsable message from the server"
+                        );
                     }
                     _ => {
-                        tracing::debug!("protocol error in a message from the server: {e}");
+                        tracing::debug!(
+                            column = e.column(),
+                            "a message from the server is not valid MCP; answering Invalid Request"
+                        );
                         self.invalid_request = true;
                     }
                 },
