@@ -1,84 +1,95 @@
-//! Log lines leave the request path through a bounded queue to one writer thread.
+//! Log lines leave the request path through a bounded buffer to one writer thread.
 //!
 //! Writing every `tool call` line to stderr from the task that served the call cost about a
 //! fifth of the throughput (one `write(2)` per line, under stderr's lock, on the runtime's
-//! worker threads). Here a request only formats its line and hands the bytes over; the writer
-//! thread drains whatever is queued and writes it with one syscall per batch. When the queue is
-//! full (stderr blocked: a stalled pipe reader, a paused terminal) lines are dropped and counted
-//! rather than stalling the daemon, and the writer says how many it lost once it can write again.
+//! worker threads). Here a request only formats its line and appends the bytes to a shared
+//! buffer; the writer thread swaps the buffer out and writes it with one syscall per batch. A
+//! line costs a short lock and a copy: no allocation per line, which would be freed on the
+//! writer thread (mimalloc's slower cross-thread free) and used to cost a channel slot. When the
+//! buffer is full (stderr blocked: a stalled pipe reader, a paused terminal) lines are dropped and
+//! counted rather than stalling the daemon, and the writer says how many it lost once it can
+//! write again.
 
 use std::io::Write;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::Duration;
 
 /// How long the writer gathers lines while they keep coming: the most a line waits.
 const BATCH_PAUSE: Duration = Duration::from_millis(5);
 
-/// Lines that may wait for the writer (~100-300 bytes each). The queue's slots are allocated
-/// and touched up front (32 bytes each), so it is kept small: with the writer draining it every
-/// `BATCH_PAUSE`, 2048 lines still absorb ~400k lines/s.
-const QUEUE_LINES: usize = 2048;
+/// Bytes that may wait for the writer (a line is ~100-300 bytes): with the writer draining it
+/// every `BATCH_PAUSE`, 1 MiB absorbs hundreds of thousands of lines per second.
+const MAX_PENDING: usize = 1024 * 1024;
 
-enum Message {
-    Line(Vec<u8>),
-    /// Write everything queued before this, then answer (used at exit).
-    Flush(SyncSender<()>),
+#[derive(Default)]
+struct State {
+    pending: Vec<u8>,
+    dropped: u64,
+    /// The writer is waiting on the condvar (not writing, not pausing): the next line wakes it.
+    idle: bool,
+    /// Exit: write everything, then answer here.
+    flush: Option<std::sync::mpsc::SyncSender<()>>,
+}
+
+#[derive(Default)]
+struct Shared {
+    state: Mutex<State>,
+    wake: Condvar,
+}
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // Nothing panics while holding the lock; a poisoned buffer is still a valid buffer.
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
 }
 
 /// The sending side, cloned into the tracing subscriber (`MakeWriter`).
 #[derive(Clone)]
 pub struct NonBlocking {
-    tx: SyncSender<Message>,
-    dropped: Arc<AtomicU64>,
+    shared: Arc<Shared>,
 }
 
-/// Flushes the queue when dropped: keep it alive until the daemon returns.
+/// Flushes the buffer when dropped: keep it alive until the daemon returns.
 pub struct FlushGuard {
-    tx: SyncSender<Message>,
+    shared: Arc<Shared>,
 }
 
 /// Starts the writer thread for stderr. Returns `None` if the thread cannot be started (the
 /// caller then logs synchronously).
 pub fn stderr() -> Option<(NonBlocking, FlushGuard)> {
-    let (tx, rx) = sync_channel(QUEUE_LINES);
-    let dropped = Arc::new(AtomicU64::new(0));
-    let counter = dropped.clone();
+    let shared = Arc::new(Shared::default());
+    let theirs = shared.clone();
     std::thread::Builder::new()
         .name("mcpo-log".into())
-        .spawn(move || write_loop(rx, &counter))
+        .spawn(move || write_loop(&theirs))
         .ok()?;
     Some((
         NonBlocking {
-            tx: tx.clone(),
-            dropped,
+            shared: shared.clone(),
         },
-        FlushGuard { tx },
+        FlushGuard { shared },
     ))
 }
 
-fn write_loop(rx: Receiver<Message>, dropped: &AtomicU64) {
-    // Large enough that a batch becomes a handful of writes; flushed whenever the queue is
-    // drained. Not `stderr().lock()`: held for good, it would block every `eprintln!`.
-    let mut out = std::io::BufWriter::with_capacity(64 * 1024, std::io::stderr());
-    let handle = |message: Message, out: &mut std::io::BufWriter<_>| match message {
-        Message::Line(bytes) => {
-            // Failures (stderr closed) are ignored: losing log lines beats losing the daemon.
-            let _ = out.write_all(&bytes);
-        }
-        Message::Flush(done) => {
-            let _ = out.flush();
-            let _ = done.send(());
-        }
-    };
+fn write_loop(shared: &Shared) {
+    // Not `stderr().lock()`: held for good, it would block every `eprintln!`.
+    let mut out = std::io::stderr();
+    let mut batch = Vec::new();
     loop {
-        let mut drained = 0usize;
-        while let Ok(m) = rx.try_recv() {
-            handle(m, &mut out);
-            drained += 1;
-        }
-        let lost = dropped.swap(0, Ordering::Relaxed);
+        let (lost, flush) = {
+            let mut state = shared.lock();
+            while state.pending.is_empty() && state.flush.is_none() {
+                state.idle = true;
+                state = shared.wake.wait(state).unwrap_or_else(|p| p.into_inner());
+            }
+            state.idle = false;
+            // Swap rather than copy: the emptied buffer keeps its capacity for the next turn.
+            std::mem::swap(&mut state.pending, &mut batch);
+            (std::mem::take(&mut state.dropped), state.flush.take())
+        };
+        // Failures (stderr closed) are ignored: losing log lines beats losing the daemon.
+        let _ = out.write_all(&batch);
         if lost > 0 {
             let _ = writeln!(
                 out,
@@ -86,19 +97,18 @@ fn write_loop(rx: Receiver<Message>, dropped: &AtomicU64) {
             );
         }
         let _ = out.flush();
-        if drained > 0 {
-            // Busy: collect for a moment instead of parking on the queue, so that senders
-            // find no one to wake (a futex wake per line cost more than the write).
-            std::thread::sleep(BATCH_PAUSE);
+        batch.clear();
+        // A burst can leave a large buffer behind; keep at most a typical batch's worth.
+        batch.shrink_to(64 * 1024);
+        if let Some(done) = flush {
+            let _ = done.send(());
             continue;
         }
-        // Idle: park until the next line.
-        match rx.recv() {
-            Ok(m) => handle(m, &mut out),
-            Err(_) => break,
-        }
+        // Busy: collect for a moment instead of waiting on the condvar, so that the lines of
+        // the next few milliseconds find no one to wake (a futex wake per line cost more than
+        // the write).
+        std::thread::sleep(BATCH_PAUSE);
     }
-    let _ = out.flush();
 }
 
 /// One formatted event; tracing-subscriber writes each event with a single `write_all`.
@@ -106,13 +116,20 @@ pub struct Line<'a>(&'a NonBlocking);
 
 impl Write for Line<'_> {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        match self.0.tx.try_send(Message::Line(buf.to_vec())) {
-            Ok(()) => {}
-            Err(TrySendError::Full(_)) => {
-                self.0.dropped.fetch_add(1, Ordering::Relaxed);
+        let shared = &self.0.shared;
+        let wake = {
+            let mut state = shared.lock();
+            if state.pending.len() + buf.len() > MAX_PENDING {
+                state.dropped += 1;
+                false
+            } else {
+                state.pending.extend_from_slice(buf);
+                // Only the first line after a quiet spell wakes the writer.
+                std::mem::replace(&mut state.idle, false)
             }
-            // The writer is gone (only at exit): nothing left to write to.
-            Err(TrySendError::Disconnected(_)) => {}
+        };
+        if wake {
+            shared.wake.notify_one();
         }
         Ok(buf.len())
     }
@@ -132,10 +149,10 @@ impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for NonBlocking {
 
 impl Drop for FlushGuard {
     fn drop(&mut self) {
-        let (done, wait) = sync_channel(1);
-        // Blocking send: the queue may be full, and this line must come after all of it.
-        if self.tx.send(Message::Flush(done)).is_ok() {
-            let _ = wait.recv_timeout(Duration::from_secs(2));
-        }
+        let (done, wait) = std::sync::mpsc::sync_channel(1);
+        self.shared.lock().flush = Some(done);
+        self.shared.wake.notify_one();
+        // Bounded: a blocked stderr must not keep the daemon from exiting.
+        let _ = wait.recv_timeout(Duration::from_secs(2));
     }
 }
