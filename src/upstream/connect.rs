@@ -321,8 +321,10 @@ fn forward_stderr(
     let tail = Arc::new(Mutex::new(VecDeque::with_capacity(STDERR_TAIL)));
     let keep = tail.clone();
     tokio::spawn(async move {
-        let mut reader = BufReader::new(stderr);
-        let mut buf = Vec::with_capacity(256);
+        // Servers write little to stderr, and every server has this task for its whole life:
+        // 1 KiB instead of the default 8 KiB (a longer line only takes more reads).
+        let mut reader = BufReader::with_capacity(1024, stderr);
+        let mut buf = Vec::new();
         loop {
             buf.clear();
             match read_capped_line(&mut reader, &mut buf).await {

@@ -3,10 +3,11 @@
 //!
 //! rmcp's own `TokioChildProcess` writes and flushes every message with its own `write(2)`, so
 //! 64 concurrent calls cost 64 pipe writes and up to 64 wake-ups of the server. Here a message
-//! is appended to a shared buffer (rmcp's framing and JSON encoding unchanged) and one writer
-//! task hands everything queued since its last write to the pipe in one call: under load the
-//! server reads many requests per wake-up, at one client nothing waits. The buffer is bounded
-//! ([`MAX_QUEUED`]): a server that stops reading stalls its senders rather than mcpo's memory.
+//! is encoded as rmcp's codec does (one line of JSON) and appended to a shared buffer, in the
+//! order `send` is called, and one writer task hands everything queued since its last write to
+//! the pipe in one call: under load the server reads many requests per wake-up, at one client
+//! nothing waits. The buffer is bounded ([`MAX_QUEUED`]): a server that stops reading stalls
+//! its senders rather than mcpo's memory.
 //!
 //! The server's stdout is read here too rather than by rmcp's reader, so that tool results skip
 //! rmcp's generic decoding (see [`super::incoming`]).
@@ -16,7 +17,6 @@
 //! closing it kills the process group.
 
 use std::io;
-use std::pin::Pin;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
@@ -26,16 +26,15 @@ use rmcp::RoleClient;
 use rmcp::model::ErrorData;
 use rmcp::service::{RxJsonRpcMessage, TxJsonRpcMessage};
 use rmcp::transport::Transport;
-use rmcp::transport::async_rw::{
-    AsyncRwTransport, DEFAULT_MAX_LINE_LENGTH, JsonRpcMessageCodecError,
-};
-use tokio::io::{AsyncWrite, AsyncWriteExt, BufReader};
+use rmcp::transport::async_rw::{DEFAULT_MAX_LINE_LENGTH, JsonRpcMessageCodecError};
+use tokio::io::{AsyncWriteExt, BufReader};
 use tokio::process::{ChildStderr, ChildStdin, ChildStdout};
 
 use super::incoming::{LineRead, ToolCalls, read_line};
 
 /// Bytes that may wait for the pipe before senders are made to wait (a request is ~100 bytes to
-/// a few KiB; arguments can be larger, and one message over the limit still goes through).
+/// a few KiB; arguments can be larger). A message is always queued, then its sender waits while
+/// the queue is over the limit: order is kept, and each waiting sender adds one message at most.
 const MAX_QUEUED: usize = 1024 * 1024;
 /// How long each shutdown step waits for the server to exit (rmcp's figure).
 const EXIT_WAIT: Duration = Duration::from_secs(3);
@@ -43,9 +42,8 @@ const EXIT_WAIT: Duration = Duration::from_secs(3);
 /// A spawned stdio server as an rmcp transport.
 pub struct ChildTransport {
     child: Option<Box<dyn ChildWrapper>>,
-    /// rmcp's transport, used for sending only (its framing and encoding into our queue); it is
-    /// given an empty reader and its `receive` is never called.
-    transport: AsyncRwTransport<RoleClient, tokio::io::Empty, BatchWriter>,
+    /// The queue the writer task empties into the child's stdin.
+    shared: Arc<Shared>,
     writer: Option<tokio::task::JoinHandle<()>>,
     stdout: BufReader<ChildStdout>,
     /// The line being read; kept across cancelled `receive` calls.
@@ -73,11 +71,10 @@ impl ChildTransport {
         let stderr = child.inner_mut().stderr().take();
         let shared = Arc::new(Shared::default());
         let writer = tokio::spawn(write_batches(shared.clone(), stdin));
-        let transport = AsyncRwTransport::new(tokio::io::empty(), BatchWriter { shared });
         Ok((
             Self {
                 child: Some(child),
-                transport,
+                shared,
                 writer: Some(writer),
                 stdout: BufReader::new(stdout),
                 line: Vec::new(),
@@ -90,8 +87,8 @@ impl ChildTransport {
     }
 
     async fn shutdown(&mut self) -> io::Result<()> {
-        // Dropping rmcp's writer drops ours: the queue is written out, then stdin closes.
-        self.transport.close().await?;
+        // The queue is written out, then stdin closes.
+        self.shared.close();
         if let Some(writer) = self.writer.take() {
             let _ = tokio::time::timeout(EXIT_WAIT, writer).await;
         }
@@ -127,6 +124,8 @@ async fn exited(child: &mut Box<dyn ChildWrapper>) -> io::Result<bool> {
 
 impl Drop for ChildTransport {
     fn drop(&mut self) {
+        // The writer task ends once it has written what is queued.
+        self.shared.close();
         // Not closed in order (a cancelled connect, a panic): kill it, and reap it so no zombie
         // is left. `kill` waits, hence the task; without a runtime there is nothing to reap.
         if let Some(mut child) = self.child.take()
@@ -149,7 +148,13 @@ impl Transport<RoleClient> for ChildTransport {
         item: TxJsonRpcMessage<RoleClient>,
     ) -> impl Future<Output = Result<(), Self::Error>> + Send + 'static {
         self.calls.on_send(&item);
-        self.transport.send(item)
+        // rmcp's codec: the message as one line of JSON.
+        let mut line = Vec::with_capacity(256);
+        let queued = serde_json::to_writer(&mut line, &item)
+            .map(|()| line.push(b'\n'))
+            .map_err(io::Error::other)
+            .map(|()| self.shared.queue(&line));
+        async move { queued?.await }
     }
 
     /// rmcp's reading loop, with [`ToolCalls::decode`] in place of its decoder. Cancel-safe: it
@@ -161,7 +166,7 @@ impl Transport<RoleClient> for ChildTransport {
                     ErrorData::invalid_request("Invalid request", None),
                     None,
                 );
-                self.transport.send(reply).await.ok()?;
+                self.send(reply).await.ok()?;
                 self.invalid_request = false;
             }
             match read_line(
@@ -239,8 +244,8 @@ struct State {
     queued: Vec<u8>,
     /// The writer task, parked on an empty queue.
     writer: Option<Waker>,
-    /// A sender parked on a full queue.
-    sender: Option<Waker>,
+    /// Senders waiting for the queue to drain below its limit.
+    senders: Vec<Waker>,
     /// The sending side is gone: write what is queued, then close stdin.
     closed: bool,
     /// The pipe failed; every later write reports it.
@@ -251,6 +256,54 @@ impl Shared {
     fn lock(&self) -> MutexGuard<'_, State> {
         // No code path panics while holding the lock; a poisoned queue is still a valid queue.
         self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Queues `line` now, so that messages keep the order of the calls; the future then waits
+    /// while the queue is over its limit.
+    fn queue(self: &Arc<Self>, line: &[u8]) -> impl Future<Output = io::Result<()>> + Send + use<> {
+        let queued = self.push(line);
+        let shared = self.clone();
+        async move {
+            queued?;
+            std::future::poll_fn(|cx| shared.poll_room(cx)).await
+        }
+    }
+
+    /// Appends one encoded message and wakes the writer.
+    fn push(&self, line: &[u8]) -> io::Result<()> {
+        let waker = {
+            let mut state = self.lock();
+            if let Some((kind, message)) = &state.failed {
+                return Err(io::Error::new(*kind, message.clone()));
+            }
+            if state.closed {
+                return Err(io::Error::new(
+                    io::ErrorKind::NotConnected,
+                    "the transport is closed",
+                ));
+            }
+            state.queued.extend_from_slice(line);
+            state.writer.take()
+        };
+        if let Some(w) = waker {
+            w.wake();
+        }
+        Ok(())
+    }
+
+    /// Ready once the queue is within its limit (or the pipe has failed).
+    fn poll_room(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let mut state = self.lock();
+        if let Some((kind, message)) = &state.failed {
+            return Poll::Ready(Err(io::Error::new(*kind, message.clone())));
+        }
+        if state.queued.len() <= MAX_QUEUED {
+            return Poll::Ready(Ok(()));
+        }
+        if !state.senders.iter().any(|w| w.will_wake(cx.waker())) {
+            state.senders.push(cx.waker().clone());
+        }
+        Poll::Pending
     }
 
     fn close(&self) {
@@ -265,54 +318,9 @@ impl Shared {
     }
 }
 
-/// The `AsyncWrite` rmcp's framing writes into: appends to the queue, never touches the pipe.
-struct BatchWriter {
-    shared: Arc<Shared>,
-}
-
-impl AsyncWrite for BatchWriter {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        let waker = {
-            let mut state = self.shared.lock();
-            if let Some((kind, message)) = &state.failed {
-                return Poll::Ready(Err(io::Error::new(*kind, message.clone())));
-            }
-            if !state.queued.is_empty() && state.queued.len() + buf.len() > MAX_QUEUED {
-                state.sender = Some(cx.waker().clone());
-                return Poll::Pending;
-            }
-            state.queued.extend_from_slice(buf);
-            state.writer.take()
-        };
-        if let Some(w) = waker {
-            w.wake();
-        }
-        Poll::Ready(Ok(buf.len()))
-    }
-
-    /// The bytes are queued in order; the writer task owns getting them to the pipe, and a
-    /// failure there reaches the next write (and the session ends when the server's stdout
-    /// closes). Waiting here for the pipe is exactly the per-message flush this type removes.
-    fn poll_flush(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        match &self.shared.lock().failed {
-            Some((kind, message)) => Poll::Ready(Err(io::Error::new(*kind, message.clone()))),
-            None => Poll::Ready(Ok(())),
-        }
-    }
-
-    fn poll_shutdown(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        self.shared.close();
-        Poll::Ready(Ok(()))
-    }
-}
-
-impl Drop for BatchWriter {
-    fn drop(&mut self) {
-        self.shared.close();
+fn wake_all(wakers: Vec<Waker>) {
+    for w in wakers {
+        w.wake();
     }
 }
 
@@ -326,9 +334,7 @@ async fn write_batches(shared: Arc<Shared>, mut stdin: ChildStdin) {
             if !state.queued.is_empty() {
                 // Swap rather than copy: the emptied buffer keeps its capacity for the next turn.
                 std::mem::swap(&mut state.queued, &mut batch);
-                if let Some(w) = state.sender.take() {
-                    w.wake();
-                }
+                wake_all(std::mem::take(&mut state.senders));
                 Poll::Ready(false)
             } else if state.closed {
                 Poll::Ready(true)
@@ -345,25 +351,21 @@ async fn write_batches(shared: Arc<Shared>, mut stdin: ChildStdin) {
         // became ready in the same wakeup join this batch, so the server wakes once for all of
         // them (bench echo server at 64 clients: its CPU per call fell from 3.7 to 1.8 us).
         tokio::task::yield_now().await;
-        let sender = {
+        let senders = {
             let mut state = shared.lock();
             batch.extend_from_slice(&state.queued);
             state.queued.clear();
-            state.sender.take()
+            std::mem::take(&mut state.senders)
         };
-        if let Some(w) = sender {
-            w.wake();
-        }
+        wake_all(senders);
         if let Err(e) = stdin.write_all(&batch).await {
-            let sender = {
+            let senders = {
                 let mut state = shared.lock();
                 state.failed = Some((e.kind(), format!("writing to the server's stdin: {e}")));
                 state.queued = Vec::new();
-                state.sender.take()
+                std::mem::take(&mut state.senders)
             };
-            if let Some(w) = sender {
-                w.wake();
-            }
+            wake_all(senders);
             return;
         }
         batch.clear();
@@ -398,17 +400,13 @@ mod tests {
         let stdout = child.inner_mut().stdout().take().unwrap();
         let shared = Arc::new(Shared::default());
         let task = tokio::spawn(write_batches(shared.clone(), stdin));
-        let mut writer = BatchWriter {
-            shared: shared.clone(),
-        };
         let mut expected = Vec::new();
         for i in 0..5000 {
             let line = format!("{{\"id\":{i}}}\n");
-            writer.write_all(line.as_bytes()).await.unwrap();
-            writer.flush().await.unwrap();
+            shared.queue(line.as_bytes()).await.unwrap();
             expected.extend_from_slice(line.as_bytes());
         }
-        drop(writer);
+        shared.close();
         let mut got = Vec::new();
         let mut lines = BufReader::new(stdout);
         loop {
@@ -430,22 +428,24 @@ mod tests {
         let stdin = child.inner_mut().stdin().take().unwrap();
         let shared = Arc::new(Shared::default());
         let _task = tokio::spawn(write_batches(shared.clone(), stdin));
-        let mut writer = BatchWriter {
-            shared: shared.clone(),
-        };
         let chunk = vec![b'x'; 64 * 1024];
         let mut written = 0usize;
         let stalled = tokio::time::timeout(Duration::from_secs(2), async {
             loop {
-                writer.write_all(&chunk).await.unwrap();
+                shared.queue(&chunk).await.unwrap();
                 written += chunk.len();
             }
         })
         .await;
         assert!(stalled.is_err(), "the writes never stopped");
-        // The pipe (64 KiB) plus the queue, plus the batch in flight: bounded.
-        assert!(written <= 3 * MAX_QUEUED, "{written} bytes accepted");
-        assert!(shared.lock().queued.len() <= MAX_QUEUED);
+        // The pipe plus the queue plus the batch in flight, each of the last two over the
+        // limit by one message at most: bounded.
+        assert!(
+            written <= 3 * MAX_QUEUED + 2 * chunk.len(),
+            "{written} bytes accepted"
+        );
+        // The waiting sender's own message is in the queue, over the limit by one message.
+        assert!(shared.lock().queued.len() <= MAX_QUEUED + chunk.len());
         Box::into_pin(child.kill()).await.unwrap();
     }
 
@@ -457,10 +457,9 @@ mod tests {
         child.wait().await.unwrap();
         let shared = Arc::new(Shared::default());
         let task = tokio::spawn(write_batches(shared.clone(), stdin));
-        let mut writer = BatchWriter { shared };
-        writer.write_all(b"{}\n").await.unwrap();
+        shared.queue(b"{}\n").await.unwrap();
         task.await.unwrap();
-        let err = writer.write_all(b"{}\n").await.unwrap_err();
+        let err = shared.queue(b"{}\n").await.unwrap_err();
         assert_eq!(err.kind(), io::ErrorKind::BrokenPipe, "{err}");
     }
 }

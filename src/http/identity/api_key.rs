@@ -9,7 +9,7 @@
 //! WebUI; a failure to reach Open WebUI is not cached.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use futures::FutureExt;
@@ -40,7 +40,9 @@ const MAX_LOOKUPS: usize = 64;
 pub struct ApiKeys {
     /// `{webui_url}/api/v1/users/user/status`, or why there is none.
     endpoint: Result<url::Url, String>,
-    client: reqwest::Client,
+    /// Built on the first key to check: building one loads the system's root certificates
+    /// (~0.1 MiB of heap, and the code that parses them), which most deployments never use.
+    client: OnceLock<reqwest::Client>,
     known: Arc<Mutex<Known>>,
 }
 
@@ -87,17 +89,22 @@ impl ApiKeys {
         {
             tracing::error!("{why}");
         }
-        let client = reqwest::Client::builder()
-            .timeout(LOOKUP_TIMEOUT)
-            .connect_timeout(CONNECT_TIMEOUT)
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .unwrap_or_default();
         Self {
             endpoint,
-            client,
+            client: OnceLock::new(),
             known: Default::default(),
         }
+    }
+
+    fn client(&self) -> &reqwest::Client {
+        self.client.get_or_init(|| {
+            reqwest::Client::builder()
+                .timeout(LOOKUP_TIMEOUT)
+                .connect_timeout(CONNECT_TIMEOUT)
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .unwrap_or_default()
+        })
     }
 
     /// The Open WebUI user id behind `key`. 401 for a refused key (or no `--webui-url`); 503
@@ -144,7 +151,7 @@ impl ApiKeys {
     /// Asks Open WebUI in a task of its own, so the answer is cached even when every caller
     /// waiting for it has gone away.
     fn start_lookup(&self, endpoint: &url::Url, key: &str, digest: [u8; 32]) -> Lookup {
-        let (client, endpoint, key) = (self.client.clone(), endpoint.clone(), key.to_owned());
+        let (client, endpoint, key) = (self.client().clone(), endpoint.clone(), key.to_owned());
         let known = self.known.clone();
         let task = tokio::spawn(async move {
             let outcome = ask(&client, &endpoint, &key).await;
