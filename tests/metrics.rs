@@ -190,3 +190,35 @@ async fn json_logs_have_one_line_per_tool_call_without_arguments() {
     }
     assert!(!text.contains("secret-looking-argument-value"));
 }
+
+/// The runtime's worker threads named `tokio-rt-worker` in a running mcpo.
+fn workers(mcpo: &Mcpo) -> usize {
+    let tasks = std::fs::read_dir(format!("/proc/{}/task", mcpo.child.id())).expect("/proc");
+    tasks
+        .filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("comm")).ok())
+        .filter(|name| name.trim() == "tokio-rt-worker")
+        .count()
+}
+
+/// mcpo leaves half the cores to the servers it starts, unless told otherwise.
+#[tokio::test]
+async fn runtime_workers_are_half_the_cores_unless_tokio_worker_threads_says() {
+    let cfg = json!({"mcpServers": {"fx": fixture_stdio_entry()}});
+    let config = write_config(&cfg.to_string());
+    let path = config.path().to_str().unwrap();
+    let cores = std::thread::available_parallelism().unwrap().get();
+    for (env, expected) in [(None, (cores / 2).max(1)), (Some("3"), 3)] {
+        let vars: Vec<(&str, &str)> = env
+            .map(|n| ("TOKIO_WORKER_THREADS", n))
+            .into_iter()
+            .collect();
+        let mcpo = Mcpo::start_with_env(&["--config", path], &vars);
+        mcpo.wait_ok("/fx/openapi.json", Duration::from_secs(30))
+            .await;
+        assert_eq!(
+            workers(&mcpo),
+            expected,
+            "TOKIO_WORKER_THREADS={env:?}, {cores} cores"
+        );
+    }
+}

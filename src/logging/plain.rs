@@ -122,6 +122,17 @@ impl Visitor<'_> {
         self.result.is_ok().then_some(self)
     }
 
+    /// An integer as `Debug` writes it, without `core::fmt`.
+    fn integer(&mut self, field: &Field, value: impl itoa::Integer + fmt::Display) {
+        if let Some(v) = self.start(field) {
+            if field.name() == "message" {
+                v.message(format_args!("{value}"));
+            } else {
+                v.result = v.writer.write_str(itoa::Buffer::new().format(value));
+            }
+        }
+    }
+
     fn message(&mut self, value: fmt::Arguments<'_>) {
         self.result = Escaping(&mut self.writer).write_fmt(value);
     }
@@ -139,23 +150,11 @@ impl Visit for Visitor<'_> {
     }
 
     fn record_u64(&mut self, field: &Field, value: u64) {
-        if let Some(v) = self.start(field) {
-            if field.name() == "message" {
-                v.message(format_args!("{value}"));
-            } else {
-                v.result = v.writer.write_str(itoa::Buffer::new().format(value));
-            }
-        }
+        self.integer(field, value);
     }
 
     fn record_i64(&mut self, field: &Field, value: i64) {
-        if let Some(v) = self.start(field) {
-            if field.name() == "message" {
-                v.message(format_args!("{value}"));
-            } else {
-                v.result = v.writer.write_str(itoa::Buffer::new().format(value));
-            }
-        }
+        self.integer(field, value);
     }
 
     fn record_error(&mut self, field: &Field, value: &(dyn std::error::Error + 'static)) {
