@@ -71,7 +71,13 @@ fn banner(options: &ServeOptions, local: SocketAddr, state: &AppState) {
         local.ip().to_string()
     };
     let base = format!("{scheme}://{host}:{}{}", local.port(), options.root_path);
-    tracing::info!("mcpo {} listening on {local}", env!("CARGO_PKG_VERSION"));
+    // The worker count is chosen at start (half the cores, or TOKIO_WORKER_THREADS): say it.
+    let workers = tokio::runtime::Handle::current().metrics().num_workers();
+    tracing::info!(
+        "mcpo {} listening on {local} ({workers} worker thread{})",
+        env!("CARGO_PKG_VERSION"),
+        if workers == 1 { "" } else { "s" }
+    );
     if options.single_server {
         tracing::info!("docs: {base}{}docs", options.path_prefix);
     } else {
