@@ -6,8 +6,11 @@ use std::time::Duration;
 
 use anyhow::Context;
 
+use std::sync::Arc;
+
 use crate::config::{Config, ServeOptions};
 use crate::http::{self, AppState};
+use crate::servers::{Registry, ServerState, SpecContext};
 use crate::upstream::UpstreamOptions;
 
 /// Runs the daemon until a shutdown signal arrives.
@@ -26,17 +29,19 @@ pub async fn run(config: Config, options: ServeOptions) -> anyhow::Result<()> {
     let listener = bind(&options)?;
     let tls = http::load_tls(&options).await?;
     let local = listener.local_addr()?;
-    let state = AppState::new(options.clone(), upstream_options, config);
-    let app = http::router(state.clone());
+    let spec = Arc::new(SpecContext::from_options(&options));
+    let registry = Arc::new(Registry::start(config, upstream_options, spec));
+    let state = AppState::new(options.clone(), registry.clone());
+    let app = http::router(state);
     match &options.config_path {
-        Some(path) => crate::reload::spawn(state.clone(), path.clone(), options.hot_reload),
+        Some(path) => crate::reload::spawn(registry.clone(), path.clone(), options.hot_reload),
         None => crate::reload::ignore_sighup(),
     }
-    banner(&options, local, &state);
-    tokio::spawn(startup_summary(state.clone(), options.connect_timeout));
+    banner(&options, local, &registry);
+    tokio::spawn(startup_summary(registry.clone(), options.connect_timeout));
     http::serve(app, &options, listener, tls, shutdown_signal()).await?;
     tracing::info!("shutting down: stopping upstream servers");
-    tokio::time::timeout(Duration::from_secs(15), state.shutdown())
+    tokio::time::timeout(Duration::from_secs(15), registry.shutdown())
         .await
         .ok();
     Ok(())
@@ -59,7 +64,7 @@ fn bind(options: &ServeOptions) -> anyhow::Result<TcpListener> {
     Ok(listener)
 }
 
-fn banner(options: &ServeOptions, local: SocketAddr, state: &AppState) {
+fn banner(options: &ServeOptions, local: SocketAddr, registry: &Registry) {
     let scheme = if options.tls.is_some() {
         "https"
     } else {
@@ -82,7 +87,7 @@ fn banner(options: &ServeOptions, local: SocketAddr, state: &AppState) {
         tracing::info!("docs: {base}{}docs", options.path_prefix);
     } else {
         tracing::info!("docs: {base}/docs   combined spec: {base}/openapi.json");
-        for entry in state.registry.snapshot().iter() {
+        for entry in registry.snapshot().iter() {
             let name = entry.name();
             tracing::info!(
                 "server '{name}': {base}{}{name}/openapi.json (connecting in the background)",
@@ -93,58 +98,39 @@ fn banner(options: &ServeOptions, local: SocketAddr, state: &AppState) {
 }
 
 /// Once every server has settled (connected, or failed its first attempt; bounded by the connect
-/// timeout), one line says which are serving, which are still connecting and which wait for an
-/// OAuth login, so the operator does not have to read the whole log.
-async fn startup_summary(state: std::sync::Arc<AppState>, limit: Duration) {
-    use crate::upstream::Status;
-    let servers = state.registry.snapshot();
-    let settle = servers.iter().map(|e| {
-        let mut rx = e.upstream.subscribe();
-        async move {
-            let _ = rx
-                .wait_for(|s| {
-                    !matches!(
-                        s,
-                        Status::Connecting {
-                            last_error: None,
-                            ..
-                        }
-                    )
-                })
-                .await;
-        }
-    });
+/// timeout), one line lists the servers by state word (the words of `/status`), so the operator
+/// does not have to read the whole log.
+async fn startup_summary(registry: Arc<Registry>, limit: Duration) {
+    let servers = registry.snapshot();
+    let settle = servers.iter().map(|s| s.settle());
     let _ = tokio::time::timeout(limit, futures::future::join_all(settle)).await;
-    let (mut ready, mut waiting, mut login, mut failed) = (vec![], vec![], vec![], vec![]);
-    for e in servers.iter() {
-        let name = e.name().to_owned();
-        match e.upstream.status() {
-            _ if e.is_ready() => ready.push(name),
-            Status::Connecting {
-                last_error: Some(err),
-                ..
-            } if err.starts_with("waiting for the OAuth login") => login.push(name),
-            Status::Connecting {
-                last_error: Some(_),
-                ..
-            } => failed.push(name),
-            _ => waiting.push(name),
+    let words = [
+        "connected",
+        "multi-user",
+        "connecting",
+        "waiting_for_login",
+        "failed",
+    ];
+    let mut by_word: Vec<Vec<&str>> = vec![Vec::new(); words.len()];
+    for server in servers.iter() {
+        let state: ServerState = server.state();
+        if let Some(i) = words.iter().position(|w| *w == state.word()) {
+            by_word[i].push(server.name());
         }
     }
-    let list = |v: &[String]| {
+    let list = |v: &[&str]| {
         if v.is_empty() {
             "-".to_owned()
         } else {
             v.join(", ")
         }
     };
-    tracing::info!(
-        "servers ready: {}; still connecting: {}; waiting for OAuth login: {}; failing (retrying): {}",
-        list(&ready),
-        list(&waiting),
-        list(&login),
-        list(&failed)
-    );
+    let parts: Vec<String> = words
+        .iter()
+        .zip(&by_word)
+        .map(|(word, names)| format!("{word}: {}", list(names)))
+        .collect();
+    tracing::info!("servers {} (failed ones keep retrying)", parts.join("; "));
 }
 
 /// Resolves on SIGINT (Ctrl-C) or SIGTERM.

@@ -5,9 +5,9 @@
 //! and `-V`/`--version` prints mcpo's own version (Python: the API version; use `--api-version`
 //! or `-v`).
 //!
-//! The server command is only taken after `--` (`last = true`), so a subcommand such as
-//! `mcpo validate` can be added later without changing how `mcpo -- validate ...` parses: add
-//! `#[command(subcommand)] pub action: Option<Action>` and skip [`Cli::check_mode`] when it is set.
+//! The server command is only taken after `--` (`last = true`), so the subcommands
+//! (`pub action: Option<Action>`: `mcpo validate`, `tools`, `auth`, …) never change how
+//! `mcpo -- validate ...` parses; [`Cli::check_mode`] accepts a subcommand without a server.
 
 use std::ffi::OsString;
 use std::path::PathBuf;

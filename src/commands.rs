@@ -126,7 +126,7 @@ fn tools(path: &std::path::Path, only: Option<&str>) -> ExitCode {
         let options = UpstreamOptions::default();
         let upstreams: Vec<Upstream> = servers
             .into_iter()
-            .map(|s| Upstream::start(s, options.clone()))
+            .map(|s| crate::servers::shared_upstream(&s, &options, Default::default()))
             .collect();
         let mut failed = false;
         for up in &upstreams {
@@ -138,7 +138,7 @@ fn tools(path: &std::path::Path, only: Option<&str>) -> ExitCode {
                         s,
                         Status::Ready(_)
                             | Status::Connecting {
-                                last_error: Some(_),
+                                failure: Some(_),
                                 ..
                             }
                     )
@@ -182,13 +182,10 @@ fn tools(path: &std::path::Path, only: Option<&str>) -> ExitCode {
                         }
                     }
                 }
-                Status::Connecting { last_error, .. } => {
+                Status::Connecting { failure, .. } => {
                     failed = true;
-                    println!(
-                        "{}: not connected: {}",
-                        up.name,
-                        last_error.unwrap_or_else(|| "timed out".into())
-                    );
+                    let why = failure.map_or_else(|| "timed out".into(), |f| f.to_string());
+                    println!("{}: not connected: {why}", up.name);
                 }
                 Status::Stopped => {
                     failed = true;

@@ -1,6 +1,7 @@
 //! mcpo: publish the tools of MCP servers as a plain HTTP/OpenAPI tool server.
 //!
-//! Data flows one way: [`config`] → [`upstream`] sessions → [`openapi`] specs and [`http`] routes.
+//! Data flows one way: [`config`] → [`upstream`] sessions and [`oauth`] clients → [`servers`]
+//! (what is served, to whom, in what state) → [`http`] routes; [`openapi`] is a pure leaf.
 //! See `docs/architecture.md` for the module map and a request's way through it.
 
 pub mod app;
@@ -13,5 +14,5 @@ pub mod http;
 pub mod oauth;
 pub mod openapi;
 pub mod reload;
-pub mod sessions;
+pub mod servers;
 pub mod upstream;

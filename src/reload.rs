@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use crate::http::AppState;
+use crate::servers::Registry;
 
 const POLL: Duration = Duration::from_millis(1000);
 const DEBOUNCE: Duration = Duration::from_millis(300);
@@ -35,7 +35,7 @@ fn stamp(path: &Path) -> Option<Stamp> {
 
 /// Watches `path` (when `watch`) and listens for SIGHUP, reloading on either, until the
 /// process ends.
-pub fn spawn(state: Arc<AppState>, path: PathBuf, watch: bool) {
+pub fn spawn(registry: Arc<Registry>, path: PathBuf, watch: bool) {
     let (tx, mut rx) = tokio::sync::mpsc::channel::<&'static str>(4);
     #[cfg(unix)]
     {
@@ -99,7 +99,7 @@ pub fn spawn(state: Arc<AppState>, path: PathBuf, watch: bool) {
                     for w in &warnings {
                         tracing::warn!("{w}");
                     }
-                    let summary = state.registry.reload(config).await;
+                    let summary = registry.reload(config).await;
                     tracing::info!(
                         cause,
                         added = ?summary.added,

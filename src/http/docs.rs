@@ -1,5 +1,5 @@
-//! Specs, Swagger UI (served from assets compiled into the binary: no CDN), the root index,
-//! liveness, and the JSON 404.
+//! Specs, Swagger UI (served from assets compiled into the binary: no CDN), the root index
+//! and the JSON 404. Health routes are in `health.rs`.
 
 use std::sync::Arc;
 
@@ -11,13 +11,10 @@ use axum::response::{Html, IntoResponse, Response};
 use serde_json::{Value, json};
 
 use super::AppState;
-use super::auth::with_basic_challenge;
-use super::catalog::{Known, ServerEntry};
+use super::caller::{Caller, identify};
 use super::error::ApiError;
-use super::identity::{Caller, authorize};
-use super::tools::unavailable;
 use crate::openapi::{self, SpecInfo};
-use crate::upstream::Status;
+use crate::servers::{Catalog, Kind, LOGIN_PATH, Server, SpecContext};
 
 fn json_bytes(bytes: Bytes) -> Response {
     (
@@ -30,7 +27,7 @@ fn json_bytes(bytes: Bytes) -> Response {
         .into_response()
 }
 
-fn server_or_404(state: &AppState, name: &str) -> Result<Arc<ServerEntry>, ApiError> {
+fn server_or_404(state: &AppState, name: &str) -> Result<Arc<Server>, ApiError> {
     state
         .server(name)
         .ok_or_else(|| ApiError::NotFound(format!("no server named '{name}' is configured")))
@@ -45,7 +42,7 @@ pub async fn server_spec(
         Ok(entry) => spec_of(&state, &entry, &headers).await,
         Err(e) => Err(e),
     };
-    result.unwrap_or_else(|e| with_basic_challenge(&state, e.into_response()))
+    result.unwrap_or_else(IntoResponse::into_response)
 }
 
 pub async fn single_spec(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Response {
@@ -53,7 +50,7 @@ pub async fn single_spec(State(state): State<Arc<AppState>>, headers: HeaderMap)
         Some(entry) => spec_of(&state, &entry, &headers).await,
         None => Err(ApiError::NotFound("no server is configured".into())),
     };
-    result.unwrap_or_else(|e| with_basic_challenge(&state, e.into_response()))
+    result.unwrap_or_else(IntoResponse::into_response)
 }
 
 /// How long a user's spec fetch may wait for their own session to come up before falling back
@@ -62,49 +59,45 @@ const USER_SPEC_WAIT: std::time::Duration = std::time::Duration::from_secs(6);
 
 async fn spec_of(
     state: &AppState,
-    entry: &ServerEntry,
+    server: &Server,
     headers: &HeaderMap,
 ) -> Result<Response, ApiError> {
-    let multi = entry.users.as_ref().map(|u| &u.settings);
-    let caller = authorize(state, multi, headers, false).await?;
-    if let Caller::User(id) = &caller
-        && let Some(own) = entry.for_signed_in_user(id)
-        && let Ok(catalog) = own.catalog_waiting(&state.spec, USER_SPEC_WAIT).await
-    {
-        return Ok(json_bytes(catalog.spec.clone()));
-    }
-    match entry.catalog(&state.spec) {
-        Ok(catalog) => Ok(json_bytes(catalog.spec.clone())),
-        Err(status) => match (multi, entry.cached_catalog()) {
-            // Multi-user specs never fail: the last known tools, or none yet.
-            (Some(_), Some(catalog)) => Ok(json_bytes(catalog.spec.clone())),
-            (Some(_), None) => Ok(json_bytes(empty_spec(entry.name(), &state.spec))),
-            (None, _) => Err(unavailable(entry.name(), status)),
+    let caller = identify(state, server.multi_user(), headers, false).await?;
+    match server.kind() {
+        Kind::Shared(endpoint) => match endpoint.catalog() {
+            Ok(live) => Ok(json_bytes(live.catalog.spec.clone())),
+            Err(status) => Err(ApiError::unavailable(server.name(), status.into())),
         },
+        Kind::PerUser(per_user) => {
+            if let Caller::User(id) = &caller
+                && let Some(own) = per_user.signed_in_endpoint(id)
+                && let Ok(live) = own.catalog_waiting(USER_SPEC_WAIT).await
+            {
+                return Ok(json_bytes(live.catalog.spec.clone()));
+            }
+            // Multi-user specs never fail: the last known tools, or none yet.
+            Ok(json_bytes(match per_user.catalog() {
+                Some(catalog) => catalog.spec.clone(),
+                None => empty_spec(server.name(), state.spec()),
+            }))
+        }
     }
 }
 
 /// `GET /openapi.json`: every connected server's tools in one document, so Open WebUI can
 /// register all of them with one URL. Servers still connecting are listed in the description.
 pub async fn combined_spec(State(state): State<Arc<AppState>>) -> Response {
-    let mut ready: Vec<(String, Arc<Known>)> = Vec::new();
+    let mut ready: Vec<(String, Arc<Catalog>)> = Vec::new();
     let mut waiting = Vec::new();
     let snapshot = state.registry.snapshot();
-    for entry in snapshot.iter() {
-        let known = entry
-            .catalog(&state.spec)
-            .ok()
-            .map(|c| c.known())
-            .or_else(|| {
-                // A multi-user server's discovery session is closed once its tools are known.
-                entry.users.as_ref().and_then(|_| entry.cached_catalog())
-            });
-        match known {
-            Some(c) => ready.push((entry.name().to_owned(), c)),
-            None => waiting.push(entry.name().to_owned()),
+    for server in snapshot.iter() {
+        match server.catalog() {
+            Some(c) => ready.push((server.name().to_owned(), c)),
+            None => waiting.push(server.name().to_owned()),
         }
     }
-    let bytes = state.combined.get(&ready, || {
+    let spec = state.spec();
+    let bytes = state.registry.combined.get(&ready, || {
         let o = &state.options;
         let mut description = o.description.clone();
         if !waiting.is_empty() {
@@ -119,7 +112,7 @@ pub async fn combined_spec(State(state): State<Arc<AppState>>) -> Response {
                 format!(
                     "- [{name}]({base}/{name}/docs)",
                     name = s.name(),
-                    base = state.spec.base
+                    base = spec.base
                 )
             })
             .collect();
@@ -128,10 +121,10 @@ pub async fn combined_spec(State(state): State<Arc<AppState>>) -> Response {
             title: o.name.clone(),
             version: o.api_version.clone(),
             description: Some(description),
-            server_url: Some(if state.spec.root_path.is_empty() {
+            server_url: Some(if spec.root_path.is_empty() {
                 "/".into()
             } else {
-                state.spec.root_path.clone()
+                spec.root_path.clone()
             }),
             api_key_security: o.api_key.is_some(),
         };
@@ -144,8 +137,8 @@ pub async fn combined_spec(State(state): State<Arc<AppState>>) -> Response {
             format!("{prefix}{server}/{tool}")
         });
         for (name, _) in &ready {
-            if snapshot.get(name).is_some_and(|e| e.web_logins().is_some()) {
-                let path = format!("{prefix}{name}{}", super::catalog::LOGIN_PATH);
+            if snapshot.get(name).is_some_and(|e| e.logins().is_some()) {
+                let path = format!("{prefix}{name}{LOGIN_PATH}");
                 openapi::add_login_operation(&mut doc, name, &path, &format!("{name}_login"));
             }
         }
@@ -154,36 +147,30 @@ pub async fn combined_spec(State(state): State<Arc<AppState>>) -> Response {
     json_bytes(bytes)
 }
 
-/// `GET /`: a small machine-readable index of servers, their state and their URLs.
+/// `GET /`: a small machine-readable index of servers, their state and their URLs. `state` is
+/// the server's state word (`docs/configuration.md`, "Server states"); `status` the coarse one
+/// earlier versions had.
 pub async fn index(State(state): State<Arc<AppState>>) -> Json<Value> {
-    let base = &state.spec.base;
+    let base = &state.spec().base;
     let servers: Vec<Value> = state
         .registry
         .snapshot()
         .iter()
         .map(|s| {
             let name = s.name();
-            let (status, tools, error) = match s.upstream.status() {
-                Status::Ready(session) => ("connected", Some(session.tools.len()), None),
-                Status::Stopped if s.is_ready() => (
-                    "multi-user",
-                    s.cached_catalog().map(|c| c.tools.len()),
-                    None,
-                ),
-                Status::Connecting { last_error, .. } => ("connecting", None, last_error),
-                Status::Stopped => ("stopped", None, None),
-            };
+            let server_state = s.state();
             json!({
                 "name": name,
-                "status": status,
-                "tools": tools,
-                "last_error": error,
+                "status": server_state.coarse_word(),
+                "state": server_state.word(),
+                "tools": server_state.tools(),
+                "last_error": server_state.failure().map(ToString::to_string),
                 "openapi": format!("{base}/{name}/openapi.json"),
                 "docs": format!("{base}/{name}/docs"),
             })
         })
         .collect();
-    let root = &state.spec.root_path;
+    let root = &state.spec().root_path;
     Json(json!({
         "name": state.options.name,
         "version": env!("CARGO_PKG_VERSION"),
@@ -204,10 +191,8 @@ pub async fn server_docs(
     uri: Uri,
 ) -> Result<Response, ApiError> {
     let entry = server_or_404(&state, &server)?;
-    if let Err(e) = docs_guard(&state, &entry, &headers).await {
-        return Ok(with_basic_challenge(&state, e.into_response()));
-    }
-    let spec = format!("{}/{server}/openapi.json", state.spec.base);
+    docs_guard(&state, &entry, &headers).await?;
+    let spec = format!("{}/{server}/openapi.json", state.spec().base);
     Ok(docs_page(&spec, &format!("{server} tools"), uri.path()))
 }
 
@@ -216,15 +201,15 @@ pub async fn single_docs(
     headers: HeaderMap,
     uri: Uri,
 ) -> Response {
-    if let Err(e) = authorize(&state, None, &headers, false).await {
-        return with_basic_challenge(&state, e.into_response());
+    if let Err(e) = identify(&state, None, &headers, false).await {
+        return e.into_response();
     }
-    let spec = format!("{}/openapi.json", state.spec.base);
+    let spec = format!("{}/openapi.json", state.spec().base);
     docs_page(&spec, &state.options.name, uri.path())
 }
 
 pub async fn root_docs(State(state): State<Arc<AppState>>, uri: Uri) -> Response {
-    let spec = format!("{}/openapi.json", state.spec.root_path);
+    let spec = format!("{}/openapi.json", state.spec().root_path);
     docs_page(&spec, &state.options.name, uri.path())
 }
 
@@ -234,9 +219,7 @@ pub async fn server_docs_asset(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let entry = server_or_404(&state, &server)?;
-    if let Err(e) = docs_guard(&state, &entry, &headers).await {
-        return Ok(with_basic_challenge(&state, e.into_response()));
-    }
+    docs_guard(&state, &entry, &headers).await?;
     swagger_asset(&file, &headers)
 }
 
@@ -245,9 +228,7 @@ pub async fn single_docs_asset(
     Path(file): Path<String>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    if let Err(e) = authorize(&state, None, &headers, false).await {
-        return Ok(with_basic_challenge(&state, e.into_response()));
-    }
+    identify(&state, None, &headers, false).await?;
     swagger_asset(&file, &headers)
 }
 
@@ -261,15 +242,16 @@ pub async fn root_docs_asset(
 /// Docs pages follow the same rule as specs (open unless `--strict-auth`).
 async fn docs_guard(
     state: &AppState,
-    entry: &ServerEntry,
+    server: &Server,
     headers: &HeaderMap,
 ) -> Result<(), ApiError> {
-    let multi = entry.users.as_ref().map(|u| &u.settings);
-    authorize(state, multi, headers, false).await.map(|_| ())
+    identify(state, server.multi_user(), headers, false)
+        .await
+        .map(|_| ())
 }
 
 /// A document with no operations, for a multi-user server whose tools are not known yet.
-fn empty_spec(server: &str, ctx: &super::catalog::SpecContext) -> Bytes {
+fn empty_spec(server: &str, ctx: &SpecContext) -> Bytes {
     let info = SpecInfo {
         title: server.to_owned(),
         version: "0.0.0".into(),

@@ -2,9 +2,14 @@
 //! `{"detail": {"message": …, …}}` (Python mcpo's shape, so existing clients keep working).
 //! Bodies carry causes a caller can act on; secrets never reach them.
 
+use std::time::Instant;
+
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
+
+use crate::servers::ServerState;
+use crate::upstream::Busy;
 
 /// What went wrong while serving a request.
 #[derive(Debug)]
@@ -49,6 +54,83 @@ pub enum ApiError {
 }
 
 impl ApiError {
+    /// 503 while a server (or the caller's own session of it) is not connected, naming why the
+    /// last attempt failed; `Retry-After` says when the next one starts.
+    pub fn unavailable(server: &str, state: ServerState) -> Self {
+        match state {
+            ServerState::Connecting {
+                failure, retry_at, ..
+            } => {
+                let retry_after_secs = retry_at
+                    .map(|t| t.saturating_duration_since(Instant::now()).as_secs() + 1)
+                    .unwrap_or(1);
+                let message = match failure {
+                    Some(e) => format!(
+                        "server '{server}' is not connected (last error: {e}); retrying in {retry_after_secs} s"
+                    ),
+                    None => format!("server '{server}' is still connecting"),
+                };
+                Self::Unavailable {
+                    message,
+                    retry_after_secs,
+                }
+            }
+            ServerState::Stopped => Self::Unavailable {
+                message: format!("server '{server}' has been stopped"),
+                retry_after_secs: 5,
+            },
+            ServerState::Connected(_) | ServerState::MultiUser { .. } => Self::Unavailable {
+                message: format!("server '{server}' changed state; retry"),
+                retry_after_secs: 1,
+            },
+        }
+    }
+
+    /// 503 when a call finds every slot of the server taken and its queue full.
+    pub fn overloaded(server: &str, busy: &Busy) -> Self {
+        Self::Unavailable {
+            message: format!("server '{server}' is overloaded: {busy}; retry shortly"),
+            retry_after_secs: 1,
+        }
+    }
+
+    /// 401 with the caller's personal login link (multi-user OAuth, not signed in yet).
+    pub fn login_required(server: &str, login_url: String) -> Self {
+        Self::LoginRequired {
+            message: format!(
+                "you have not signed in to '{server}' yet (or your sign-in expired): open \
+                 {login_url} to sign in (the link is personal, works once and expires in 10 \
+                 minutes), then call the tool again"
+            ),
+            login_url,
+        }
+    }
+
+    /// 502 when no session can be opened for the caller (their OAuth client cannot be had).
+    pub fn no_session(reason: String) -> Self {
+        Self::BadGateway {
+            message: reason,
+            data: None,
+        }
+    }
+
+    /// The message a person reads (the `message` of the JSON body).
+    pub fn message(&self) -> String {
+        match self {
+            Self::BadRequest { message, .. }
+            | Self::LoginRequired { message, .. }
+            | Self::Unprocessable { message, .. }
+            | Self::ToolError { message, .. }
+            | Self::BadGateway { message, .. }
+            | Self::Unavailable { message, .. } => message.clone(),
+            Self::Unauthorized(m) | Self::Forbidden(m) | Self::NotFound(m) => m.clone(),
+            Self::GatewayTimeout(m) => m.clone(),
+            Self::PayloadTooLarge(limit) => {
+                format!("request body is larger than the limit of {limit} bytes")
+            }
+        }
+    }
+
     /// The HTTP status this error answers with.
     pub fn status(&self) -> StatusCode {
         self.parts().0
@@ -72,7 +154,7 @@ impl ApiError {
             Self::NotFound(m) => (StatusCode::NOT_FOUND, body(m, &None)),
             Self::PayloadTooLarge(limit) => (
                 StatusCode::PAYLOAD_TOO_LARGE,
-                json!({ "detail": { "message": format!("request body is larger than the limit of {limit} bytes"), "limit": limit } }),
+                json!({ "detail": { "message": self.message(), "limit": limit } }),
             ),
             Self::Unprocessable { message, data } => {
                 (StatusCode::UNPROCESSABLE_ENTITY, body(message, data))

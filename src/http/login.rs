@@ -39,10 +39,10 @@ use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
 use super::AppState;
-use super::catalog::ServerEntry;
+use super::caller::{Caller, identify};
 use super::error::ApiError;
-use super::identity::{Caller, authorize};
 use crate::oauth::{CallbackError, StartError, Started, TicketError, WebLogins, html_page};
+use crate::servers::{Refusal, Server};
 
 /// `POST {prefix}{server}/oauth/login`.
 pub async fn link(
@@ -261,7 +261,9 @@ pub async fn callback(
         Ok(user) => {
             tracing::info!(server = %server, user = %log_user(&user), "web login complete");
             // Start the user's session now, so their next call finds it up.
-            let _ = entry.for_user(&user);
+            if let Some(per_user) = entry.per_user() {
+                let _ = per_user.endpoint(&user);
+            }
             // The login cookie is of no use now and expires with the login window.
             page::hardened(html_page(
                 StatusCode::OK,
@@ -290,31 +292,22 @@ pub async fn callback(
     }
 }
 
-/// For tool calls: a multi-user OAuth server's caller without usable tokens gets a 401 with
-/// their login link instead of a session that would wait for a login.
-pub fn require_sign_in(
+/// The answer to a caller who gets no session: a multi-user OAuth server's caller without
+/// usable tokens gets a 401 with their personal login link; one whose OAuth client cannot be
+/// had, a 502 with the reason.
+pub fn refused(
     state: &AppState,
-    entry: &ServerEntry,
-    caller: &Caller,
+    server: &Server,
+    user: &str,
+    refusal: Refusal,
     headers: &HeaderMap,
-) -> Result<(), ApiError> {
-    let Some(web) = entry.web_logins() else {
-        return Ok(());
-    };
-    let user = caller.session_key();
-    if !authorizer_of(web, user)?.needs_login() {
-        return Ok(());
+) -> ApiError {
+    match refusal {
+        Refusal::SignIn(web) => {
+            ApiError::login_required(server.name(), login_url(state, &web, user, headers))
+        }
+        Refusal::NoSession(reason) => ApiError::no_session(reason),
     }
-    let login_url = login_url(state, web, user, headers);
-    Err(ApiError::LoginRequired {
-        message: format!(
-            "you have not signed in to '{}' yet (or your sign-in expired): open {login_url} to \
-             sign in (the link is personal, works once and expires in 10 minutes), then call \
-             the tool again",
-            entry.name()
-        ),
-        login_url,
-    })
 }
 
 /// A fresh login link for `user`.
@@ -365,14 +358,11 @@ fn is_host(text: &str) -> bool {
 }
 
 /// The server `name` if it is a multi-user OAuth server.
-fn web_server(
-    state: &AppState,
-    name: &str,
-) -> Result<(Arc<ServerEntry>, Arc<WebLogins>), ApiError> {
+fn web_server(state: &AppState, name: &str) -> Result<(Arc<Server>, Arc<WebLogins>), ApiError> {
     let entry = state
         .server(name)
         .ok_or_else(|| ApiError::NotFound(format!("no server named '{name}' is configured")))?;
-    let web = entry.web_logins().cloned().ok_or_else(|| {
+    let web = entry.logins().cloned().ok_or_else(|| {
         ApiError::NotFound(format!(
             "server '{name}' has no web login (only multi-user servers with an \"oauth\" block do)"
         ))
@@ -387,8 +377,7 @@ async fn verified_caller(
     headers: &HeaderMap,
 ) -> Result<(Arc<WebLogins>, Caller), ApiError> {
     let (entry, web) = web_server(state, server)?;
-    let multi = entry.users.as_ref().map(|u| &u.settings);
-    let caller = authorize(state, multi, headers, true).await?;
+    let caller = identify(state, entry.multi_user(), headers, true).await?;
     Ok((web, caller))
 }
 
@@ -399,12 +388,10 @@ fn authorizer_of(web: &WebLogins, user: &str) -> Result<crate::oauth::Authorizer
     })
 }
 
+/// A page for a login route that found no web login to use (`web_server` only fails with
+/// 404s); never a Rust `Debug` text.
 fn page_error(status: StatusCode, e: ApiError) -> Response {
-    let message = match e {
-        ApiError::NotFound(m) => m,
-        other => format!("{other:?}"),
-    };
-    failure(status, capitalized(&message))
+    failure(status, sentence(&e.message()))
 }
 
 fn failure(status: StatusCode, message: String) -> Response {

@@ -155,7 +155,7 @@ pub async fn metrics(State(state): State<Arc<AppState>>) -> impl IntoResponse {
     let servers = state.registry.snapshot();
     out.push_str("# HELP mcpo_upstream_connected 1 when the server's shared session is connected.\n# TYPE mcpo_upstream_connected gauge\n");
     for e in servers.iter() {
-        let up = e.is_ready() as u8;
+        let up = e.state().is_ready() as u8;
         let _ = writeln!(
             out,
             "mcpo_upstream_connected{{server=\"{}\"}} {up}",
@@ -164,7 +164,7 @@ pub async fn metrics(State(state): State<Arc<AppState>>) -> impl IntoResponse {
     }
     out.push_str("# HELP mcpo_upstream_reconnects_total Successful reconnections after a lost session.\n# TYPE mcpo_upstream_reconnects_total counter\n");
     for e in servers.iter() {
-        let n = e.upstream.stats.reconnects.load(Ordering::Relaxed);
+        let n = e.stats.reconnects.load(Ordering::Relaxed);
         let _ = writeln!(
             out,
             "mcpo_upstream_reconnects_total{{server=\"{}\"}} {n}",
@@ -173,7 +173,7 @@ pub async fn metrics(State(state): State<Arc<AppState>>) -> impl IntoResponse {
     }
     out.push_str("# HELP mcpo_upstream_rejected_calls_total Calls refused because the server's queue was full.\n# TYPE mcpo_upstream_rejected_calls_total counter\n");
     for e in servers.iter() {
-        let n = e.upstream.stats.rejected.load(Ordering::Relaxed);
+        let n = e.stats.rejected.load(Ordering::Relaxed);
         let _ = writeln!(
             out,
             "mcpo_upstream_rejected_calls_total{{server=\"{}\"}} {n}",
@@ -201,12 +201,12 @@ pub async fn metrics(State(state): State<Arc<AppState>>) -> impl IntoResponse {
     }
     out.push_str("# HELP mcpo_user_sessions Live per-user sessions of multi-user servers.\n# TYPE mcpo_user_sessions gauge\n");
     for e in servers.iter() {
-        if let Some(users) = &e.users {
+        if let Some(per_user) = e.per_user() {
             let _ = writeln!(
                 out,
                 "mcpo_user_sessions{{server=\"{}\"}} {}",
                 label(e.name()),
-                users.pool.len()
+                per_user.sessions()
             );
         }
     }

@@ -5,18 +5,15 @@
 //! list) is served without rebuilding the router. Specs are cached per session generation, never
 //! rebuilt per request.
 
-mod auth;
-mod catalog;
+mod caller;
 mod docs;
 pub mod error;
-mod identity;
+mod guard;
+mod health;
 mod login;
 mod metrics;
 pub mod reply;
-mod servers;
-mod status;
 mod swagger;
-pub mod tool_cache;
 mod tools;
 
 use std::net::SocketAddr;
@@ -27,50 +24,42 @@ use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post};
 use tower_http::cors::{AllowOrigin, CorsLayer};
 
-use crate::config::{Config, ServeOptions};
-use crate::upstream::UpstreamOptions;
-use catalog::ServerEntry;
-pub use servers::{Registry, ReloadSummary};
+use crate::config::ServeOptions;
+use crate::servers::{Registry, Server, SpecContext};
 
 /// Everything a handler needs; shared by all requests as one `Arc`.
 pub struct AppState {
     pub options: ServeOptions,
-    pub registry: Registry,
-    combined: catalog::CombinedCache,
-    spec: Arc<catalog::SpecContext>,
+    /// The served servers; handlers only ask it (it starts and stops sessions, not `http`).
+    pub registry: Arc<Registry>,
     started_at: std::time::Instant,
     metrics: metrics::Metrics,
     /// Resolves Open WebUI API keys (`sk-…`) to users, with a short-lived cache.
-    api_keys: identity::ApiKeys,
+    api_keys: caller::ApiKeys,
 }
 
 impl AppState {
-    /// Starts every configured upstream (in the background) and returns the shared state.
-    pub fn new(options: ServeOptions, upstream: UpstreamOptions, config: Config) -> Arc<Self> {
-        let spec = Arc::new(catalog::SpecContext::from_options(&options));
+    pub fn new(options: ServeOptions, registry: Arc<Registry>) -> Arc<Self> {
         Arc::new(Self {
-            api_keys: identity::ApiKeys::new(options.webui_url.as_deref()),
-            registry: Registry::start(config, upstream, spec.clone()),
-            spec,
+            api_keys: caller::ApiKeys::new(options.webui_url.as_deref()),
+            registry,
             options,
-            combined: Default::default(),
             started_at: std::time::Instant::now(),
             metrics: Default::default(),
         })
     }
 
-    fn server(&self, name: &str) -> Option<Arc<ServerEntry>> {
+    fn spec(&self) -> &SpecContext {
+        &self.registry.spec
+    }
+
+    fn server(&self, name: &str) -> Option<Arc<Server>> {
         self.registry.snapshot().get(name).cloned()
     }
 
     /// The single server of `mcpo -- cmd` mode.
-    fn only_server(&self) -> Option<Arc<ServerEntry>> {
+    fn only_server(&self) -> Option<Arc<Server>> {
         self.registry.snapshot().iter().next().cloned()
-    }
-
-    /// Stops every upstream (children and sessions) in parallel.
-    pub async fn shutdown(&self) {
-        self.registry.shutdown().await;
     }
 }
 
@@ -93,11 +82,15 @@ pub fn router(state: Arc<AppState>) -> Router {
             .route("/{server}/docs/", get(docs::server_docs))
             .route("/{server}/docs/{*file}", get(docs::server_docs_asset))
             .route(
-                &format!("/{{server}}{}", catalog::LOGIN_PATH),
+                &format!("/{{server}}{}", crate::servers::LOGIN_PATH),
                 post(login::link),
             )
             .route("/{server}/{tool}", post(tools::call));
     }
+    let servers = servers.route_layer(axum::middleware::from_fn_with_state(
+        state.clone(),
+        guard::basic_challenge,
+    ));
 
     let mut root = Router::new()
         .route(
@@ -106,15 +99,19 @@ pub fn router(state: Arc<AppState>) -> Router {
         )
         .route("/oauth/{server}/callback", get(login::callback))
         .route("/oauth/{server}/status", get(login::status))
-        .route("/healthz", get(status::healthz))
-        .route("/readyz", get(status::readyz))
+        .route("/healthz", get(health::healthz))
+        .route("/readyz", get(health::readyz))
         .merge(
             Router::new()
-                .route("/status", get(status::status))
+                .route("/status", get(health::status))
                 .route("/metrics", get(metrics::metrics))
                 .route_layer(axum::middleware::from_fn_with_state(
                     state.clone(),
-                    auth::require_api_key_always,
+                    guard::require_api_key_always,
+                ))
+                .route_layer(axum::middleware::from_fn_with_state(
+                    state.clone(),
+                    guard::basic_challenge,
                 )),
         );
     if !opts.single_server {
@@ -126,7 +123,11 @@ pub fn router(state: Arc<AppState>) -> Router {
             .route("/docs/{*file}", get(docs::root_docs_asset))
             .route_layer(axum::middleware::from_fn_with_state(
                 state.clone(),
-                auth::require_api_key,
+                guard::require_api_key,
+            ))
+            .route_layer(axum::middleware::from_fn_with_state(
+                state.clone(),
+                guard::basic_challenge,
             ));
         root = root.merge(index);
     }

@@ -1,8 +1,10 @@
 //! Health for probes and people: `/healthz` (the process answers), `/readyz` (every server is
-//! connected: 200, else 503), `/status` (per-server state, last error, reconnects, tools,
-//! uptime, queued calls).
+//! connected or multi-user: 200, else 503), `/status` (per-server state word, last error,
+//! reconnects, tools, uptime, queued calls). States come from [`ServerState`], the vocabulary
+//! `/`, the start-up summary and 503 bodies share.
 
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Instant;
 
 use axum::Json;
@@ -11,7 +13,7 @@ use axum::http::StatusCode;
 use serde_json::{Value, json};
 
 use super::AppState;
-use crate::upstream::Status;
+use crate::servers::ServerState;
 
 pub async fn healthz() -> Json<Value> {
     Json(json!({ "status": "ok" }))
@@ -21,8 +23,8 @@ pub async fn readyz(State(state): State<Arc<AppState>>) -> (StatusCode, Json<Val
     let servers = state.registry.snapshot();
     let waiting: Vec<&str> = servers
         .iter()
-        .filter(|e| !e.is_ready())
-        .map(|e| e.name())
+        .filter(|s| !s.state().is_ready())
+        .map(|s| s.name())
         .collect();
     if waiting.is_empty() {
         (StatusCode::OK, Json(json!({ "status": "ready" })))
@@ -40,21 +42,22 @@ pub async fn status(State(state): State<Arc<AppState>>) -> Json<Value> {
         .registry
         .snapshot()
         .iter()
-        .map(|e| {
-            let up = &e.upstream;
-            let stats = &up.stats;
+        .map(|server| {
+            let stats = &server.stats;
             let mut v = json!({
-                "name": e.name(),
-                "transport": transport_kind(&up.config.transport),
-                "reconnects": stats.reconnects.load(std::sync::atomic::Ordering::Relaxed),
-                "calls": stats.calls.load(std::sync::atomic::Ordering::Relaxed),
-                "rejected_calls": stats.rejected.load(std::sync::atomic::Ordering::Relaxed),
-                "queued_calls": up.limiter.queued(),
-                "supervised_for_seconds": now.duration_since(up.started_at).as_secs(),
+                "name": server.name(),
+                "transport": transport_kind(&server.config.transport),
+                "reconnects": stats.reconnects.load(Ordering::Relaxed),
+                "calls": stats.calls.load(Ordering::Relaxed),
+                "rejected_calls": stats.rejected.load(Ordering::Relaxed),
+                "queued_calls": server.limiter.queued(),
+                "supervised_for_seconds": now.duration_since(server.started_at).as_secs(),
             });
-            let fields = match up.status() {
-                Status::Ready(session) => json!({
-                    "state": "connected",
+            let server_state = server.state();
+            let mut fields = json!({ "state": server_state.word() });
+            match &server_state {
+                ServerState::Connected(session) => fields = json!({
+                    "state": server_state.word(),
                     "tools": session.tools.len(),
                     "connected_for_seconds": now.duration_since(session.connected_at).as_secs(),
                     "server_info": {
@@ -62,34 +65,23 @@ pub async fn status(State(state): State<Arc<AppState>>) -> Json<Value> {
                         "version": session.meta.version,
                     },
                 }),
-                Status::Connecting {
+                ServerState::Connecting {
                     attempts,
-                    last_error,
+                    failure,
                     retry_at,
-                } => json!({
-                    "state": match &last_error {
-                        Some(e) if e.starts_with("waiting for the OAuth login") => "waiting_for_login",
-                        Some(_) => "failed",
-                        None => "connecting",
-                    },
+                } => fields = json!({
+                    "state": server_state.word(),
                     "attempts": attempts,
-                    "last_error": last_error,
+                    "last_error": failure.as_ref().map(ToString::to_string),
                     "next_attempt_in_seconds": retry_at.map(|t| t.saturating_duration_since(now).as_secs_f64()),
                 }),
-                Status::Stopped if e.is_ready() => json!({
-                    "state": "multi-user",
-                    "tools": e.cached_catalog().map(|c| c.tools.len()),
-                }),
-                Status::Stopped => json!({ "state": "stopped" }),
-            };
-            let fields = match (fields, &e.users) {
-                (Value::Object(mut f), Some(users)) => {
-                    f.insert("user_sessions".into(), json!(users.pool.len()));
-                    f.insert("max_sessions".into(), json!(users.settings.max_sessions));
-                    Value::Object(f)
-                }
-                (f, _) => f,
-            };
+                ServerState::MultiUser { tools } => fields["tools"] = json!(tools),
+                ServerState::Stopped => {}
+            }
+            if let (Value::Object(f), Some(per_user)) = (&mut fields, server.per_user()) {
+                f.insert("user_sessions".into(), json!(per_user.sessions()));
+                f.insert("max_sessions".into(), json!(per_user.settings.max_sessions));
+            }
             if let (Value::Object(m), Value::Object(f)) = (&mut v, fields) {
                 m.extend(f);
             }

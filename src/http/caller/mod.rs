@@ -101,7 +101,7 @@ fn is_key(opts: &ServeOptions, candidate: &[u8]) -> bool {
 /// server is multi-user or an API key is set; spec and docs routes need them only with
 /// `--strict-auth` (and are answered for anonymous callers in multi-user mode, because Open
 /// WebUI fetches admin-registered specs without credentials).
-pub async fn authorize(
+pub async fn identify(
     state: &AppState,
     multi: Option<&MultiUser>,
     headers: &HeaderMap,

@@ -1,16 +1,16 @@
 //! Route guards for the root routes (index, combined spec, docs, status). Server routes decide
-//! per server in their handlers (see [`super::identity::authorize`]), since multi-user servers
+//! per server in their handlers (see [`super::caller::identify`]), since multi-user servers
 //! accept Open WebUI JWTs where others want the API key.
 
 use std::sync::Arc;
 
 use axum::extract::{Request, State};
-use axum::http::{Method, header};
+use axum::http::{Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
 use super::AppState;
-use super::identity::authorize;
+use super::caller::identify;
 
 /// `--api-key` on POSTs always, on everything with `--strict-auth`.
 pub async fn require_api_key(
@@ -33,19 +33,27 @@ pub async fn require_api_key_always(
 }
 
 async fn guard(state: &AppState, request: Request, next: Next, tool_call: bool) -> Response {
-    match authorize(state, None, request.headers(), tool_call).await {
+    match identify(state, None, request.headers(), tool_call).await {
         Ok(_) => next.run(request).await,
-        Err(e) => with_basic_challenge(state, e.into_response()),
+        Err(e) => e.into_response(),
     }
 }
 
-/// With `--strict-auth`, lets a browser opening /docs prompt for the key (HTTP Basic).
-pub fn with_basic_challenge(state: &AppState, mut resp: Response) -> Response {
-    if state.options.strict_auth && resp.status() == axum::http::StatusCode::UNAUTHORIZED {
-        resp.headers_mut().append(
+/// The one place the HTTP Basic challenge is added: with `--strict-auth`, a 401 to a GET (a
+/// browser opening docs, a spec or `/status`) lets the browser prompt for the key. Tool calls
+/// (POST) never get it: they are made by programs with a Bearer key.
+pub async fn basic_challenge(
+    State(state): State<Arc<AppState>>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let get = request.method() == Method::GET;
+    let mut response = next.run(request).await;
+    if get && state.options.strict_auth && response.status() == StatusCode::UNAUTHORIZED {
+        response.headers_mut().append(
             header::WWW_AUTHENTICATE,
             header::HeaderValue::from_static("Basic realm=\"mcpo\""),
         );
     }
-    resp
+    response
 }

@@ -2,8 +2,8 @@
 //! on first use, closed after an idle timeout, and at most `max` alive (the least recently used
 //! goes first), so memory and child processes stay bounded however many users come.
 //!
-//! The pool is generic over what it keeps (the HTTP side keeps a server entry with its own
-//! spec cache per user) and never closes anything itself: it hands back what it evicted, and
+//! The pool is generic over what it keeps (a multi-user server keeps an endpoint, with its own
+//! catalog, per user) and never closes anything itself: it hands back what it evicted, and
 //! the owner shuts those down outside the lock.
 
 use std::collections::HashMap;

@@ -1,30 +1,31 @@
-//! The set of routed servers, swapped whole on hot reload.
+//! The live set of served servers, swapped whole on hot reload.
 //!
 //! Handlers take a snapshot (`Arc<Servers>`) and use it for the whole request, so a reload never
-//! changes the ground under an in-flight call; an unchanged server keeps its `ServerEntry` (and
-//! so its session and in-flight calls) across reloads.
+//! changes the ground under an in-flight call; an unchanged server keeps its [`Server`] (and so
+//! its sessions and in-flight calls) across reloads.
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
-use super::catalog::{ServerEntry, SpecContext};
+use super::catalog::{CombinedCache, SpecContext};
+use super::server::Server;
 use crate::config::{Config, ServerConfig};
-use crate::upstream::{Upstream, UpstreamOptions};
+use crate::upstream::UpstreamOptions;
 
 /// Servers by name, plus their config order for listings.
 #[derive(Default)]
 pub struct Servers {
-    map: HashMap<String, Arc<ServerEntry>>,
+    map: HashMap<String, Arc<Server>>,
     order: Vec<String>,
 }
 
 impl Servers {
-    pub fn get(&self, name: &str) -> Option<&Arc<ServerEntry>> {
+    pub fn get(&self, name: &str) -> Option<&Arc<Server>> {
         self.map.get(name)
     }
 
     /// In config order.
-    pub fn iter(&self) -> impl Iterator<Item = &Arc<ServerEntry>> {
+    pub fn iter(&self) -> impl Iterator<Item = &Arc<Server>> {
         self.order.iter().filter_map(|n| self.map.get(n))
     }
 
@@ -50,7 +51,10 @@ pub struct ReloadSummary {
 pub struct Registry {
     current: RwLock<Arc<Servers>>,
     options: UpstreamOptions,
-    spec: Arc<SpecContext>,
+    /// What every spec needs from the serve options.
+    pub spec: Arc<SpecContext>,
+    /// The combined root document of the current set.
+    pub combined: CombinedCache,
     /// Serialises reloads (file watcher and SIGHUP may race).
     reload_lock: tokio::sync::Mutex<()>,
 }
@@ -63,6 +67,7 @@ impl Registry {
             current: RwLock::new(Arc::new(servers)),
             options,
             spec,
+            combined: CombinedCache::default(),
             reload_lock: tokio::sync::Mutex::new(()),
         }
     }
@@ -80,7 +85,7 @@ impl Registry {
         let _guard = self.reload_lock.lock().await;
         let old = self.snapshot();
         let (servers, mut summary) = build(config.servers, &old.map, &self.options, &self.spec);
-        let removed: Vec<Arc<ServerEntry>> = old
+        let removed: Vec<Arc<Server>> = old
             .iter()
             .filter(|e| match servers.map.get(e.name()) {
                 Some(new) => !Arc::ptr_eq(new, e),
@@ -109,7 +114,7 @@ impl Registry {
 /// The new set: entries whose config did not change are reused from `old`.
 fn build(
     configs: Vec<ServerConfig>,
-    old: &HashMap<String, Arc<ServerEntry>>,
+    old: &HashMap<String, Arc<Server>>,
     options: &UpstreamOptions,
     spec: &Arc<SpecContext>,
 ) -> (Servers, ReloadSummary) {
@@ -118,7 +123,7 @@ fn build(
     for config in configs {
         let name = config.name.clone();
         let entry = match old.get(&name) {
-            Some(existing) if existing.upstream.config == config => {
+            Some(existing) if existing.config == config => {
                 summary.unchanged.push(name.clone());
                 existing.clone()
             }
@@ -128,32 +133,11 @@ fn build(
                 } else {
                     summary.added.push(name.clone());
                 }
-                let upstream = Upstream::start(config.clone(), options.clone());
-                match config.multi_user.clone() {
-                    Some(multi) => {
-                        if config.oauth.is_some() {
-                            never_connect(&upstream);
-                        }
-                        ServerEntry::new_multi(upstream, multi, options.clone(), spec.clone())
-                    }
-                    None => Arc::new(ServerEntry::new(upstream)),
-                }
+                Arc::new(Server::start(config, options, spec))
             }
         };
         servers.order.push(name.clone());
         servers.map.insert(name, entry);
     }
     (servers, summary)
-}
-
-/// A multi-user OAuth server has no shared session (every user connects with their own
-/// tokens), so its server-level upstream must never try: that would be a login on the
-/// daemon's side (a browser window, a loopback callback port) or a session on whatever
-/// shared token file lies around. Asking it to stop before its supervisor first runs does
-/// that: the request is remembered, and the supervisor looks at it (biased) before it
-/// authorizes or connects.
-fn never_connect(upstream: &Upstream) {
-    use futures::FutureExt;
-    // The first poll makes the request; the wait for `Stopped` that follows is not needed.
-    let _ = upstream.shutdown().now_or_never();
 }

@@ -1,0 +1,163 @@
+//! What is published of each server: its prepared tools (schemas normalised, validators
+//! compiled) and its serialized spec, built once per tool list (a session's `generation`),
+//! never per request; and the combined root document, cached by the generations it was built
+//! from.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use bytes::Bytes;
+
+use crate::openapi::{self, PreparedTool, SpecInfo};
+use crate::upstream::Session;
+
+use super::tool_cache::ToolCache;
+
+/// Where the login operation sits in a server's document, relative to the server's base. Tool
+/// names cannot contain `/`, so no tool route (`/{server}/{tool}`) can take it.
+pub const LOGIN_PATH: &str = "/oauth/login";
+
+/// Tools and the document built from one tool list; what callers without a session of their
+/// own are shown.
+pub struct Catalog {
+    /// Changes whenever the tool list does (cache key of the combined document).
+    pub generation: u64,
+    pub tools: Vec<PreparedTool>,
+    index: HashMap<String, usize>,
+    /// The per-server document as served at `{server}/openapi.json`.
+    pub spec: Bytes,
+}
+
+impl Catalog {
+    pub fn tool(&self, name: &str) -> Option<&PreparedTool> {
+        self.index.get(name).map(|&i| &self.tools[i])
+    }
+}
+
+/// A consistent snapshot: the session and the catalog that was built from it.
+pub struct SessionCatalog {
+    pub session: Arc<Session>,
+    pub catalog: Arc<Catalog>,
+}
+
+/// The last catalog a server published, shared by a multi-user server and its users' endpoints.
+pub(super) type LastCatalog = Mutex<Option<Arc<Catalog>>>;
+
+/// What every spec needs from the serve options.
+pub struct SpecContext {
+    /// `--root-path` + `--path-prefix`, without the trailing `/`: where server routes live.
+    pub base: String,
+    pub root_path: String,
+    pub api_key_security: bool,
+    pub single_server: bool,
+    /// Where multi-user servers' last known tool lists survive restarts.
+    pub tool_cache: Option<ToolCache>,
+}
+
+impl SpecContext {
+    pub fn from_options(o: &crate::config::ServeOptions) -> Self {
+        Self {
+            base: format!("{}{}", o.root_path, o.path_prefix.trim_end_matches('/')),
+            root_path: o.root_path.clone(),
+            api_key_security: o.api_key.is_some(),
+            single_server: o.single_server,
+            tool_cache: Some(ToolCache::from_env()),
+        }
+    }
+}
+
+/// Numbers tool lists that did not come from a session (their own range, far above session
+/// generations).
+static KNOWN_GENERATION: AtomicU64 = AtomicU64::new(1 << 62);
+
+/// Prepares `tools` and builds the server's document; `login` adds the `{server}_login`
+/// operation of multi-user OAuth servers.
+pub(super) fn build(
+    server: &str,
+    tools: &[rmcp::model::Tool],
+    session: Option<&Session>,
+    ctx: &SpecContext,
+    login: bool,
+) -> Catalog {
+    let tools: Vec<PreparedTool> = tools
+        .iter()
+        .map(|t| openapi::prepare_tool(server, t))
+        .collect();
+    let index = tools
+        .iter()
+        .enumerate()
+        .map(|(i, t)| (t.name().to_owned(), i))
+        .collect();
+    let info = server_info(server, session, ctx);
+    let mut doc = openapi::server_document(&info, server, &tools, |tool| format!("/{tool}"));
+    if login {
+        openapi::add_login_operation(&mut doc, server, LOGIN_PATH, &format!("{server}_login"));
+    }
+    let spec = Bytes::from(serde_json::to_vec(&doc).unwrap_or_default());
+    Catalog {
+        generation: session.map_or_else(
+            || KNOWN_GENERATION.fetch_add(1, Ordering::Relaxed),
+            |s| s.generation,
+        ),
+        tools,
+        index,
+        spec,
+    }
+}
+
+/// Title, version and description of a server's own document: what the server said about
+/// itself, falling back to its configured name.
+fn server_info(server: &str, session: Option<&Session>, ctx: &SpecContext) -> SpecInfo {
+    let meta = session.map(|s| s.meta.clone()).unwrap_or_default();
+    let title = meta
+        .title
+        .clone()
+        .or_else(|| meta.name.clone())
+        .unwrap_or_else(|| server.to_owned());
+    let description = match (&meta.instructions, &meta.description) {
+        (Some(i), _) => Some(i.clone()),
+        (None, Some(d)) => Some(d.clone()),
+        (None, None) if session.is_none() => Some(format!(
+            "{server} MCP server. Tools as last seen; each user's own list is served to them."
+        )),
+        (None, None) => Some(format!("{server} MCP server")),
+    };
+    let server_url = if ctx.single_server {
+        ctx.base.clone()
+    } else {
+        format!("{}/{server}", ctx.base)
+    };
+    SpecInfo {
+        title,
+        version: meta.version.clone().unwrap_or_else(|| "1.0.0".into()),
+        description,
+        server_url: Some(if server_url.is_empty() {
+            "/".into()
+        } else {
+            server_url
+        }),
+        api_key_security: ctx.api_key_security,
+    }
+}
+
+/// The combined root document, cached by the generations of the sessions it was built from.
+#[derive(Default)]
+pub struct CombinedCache {
+    inner: Mutex<Option<(Vec<u64>, Bytes)>>,
+}
+
+impl CombinedCache {
+    pub fn get(&self, servers: &[(String, Arc<Catalog>)], build: impl FnOnce() -> Bytes) -> Bytes {
+        let key: Vec<u64> = servers.iter().map(|(_, c)| c.generation).collect();
+        let mut inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((k, bytes)) = inner.as_ref()
+            && *k == key
+        {
+            return bytes.clone();
+        }
+        let bytes = build();
+        *inner = Some((key, bytes.clone()));
+        bytes
+    }
+}

@@ -1,0 +1,110 @@
+//! One upstream session as the HTTP side uses it: the supervised connection plus the catalog
+//! built from its current tool list. A shared server has one endpoint; a multi-user server has
+//! one per user (and, to learn its tool list, a discovery endpoint).
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use crate::config::ServerConfig;
+use crate::oauth::{Authorizer, LoginState};
+use crate::upstream::{Session, Status, Upstream};
+
+use super::catalog::{self, LastCatalog, SessionCatalog, SpecContext};
+
+/// A supervised session and the catalog of its current tool list.
+pub struct Endpoint {
+    pub upstream: Upstream,
+    /// The catalog of the current session, rebuilt when its generation changes.
+    cache: Mutex<Option<Arc<SessionCatalog>>>,
+    /// Where a new catalog is also published: the server's last known tools.
+    last: Arc<LastCatalog>,
+    spec: Arc<SpecContext>,
+}
+
+impl Endpoint {
+    pub(super) fn new(upstream: Upstream, last: Arc<LastCatalog>, spec: Arc<SpecContext>) -> Self {
+        Self {
+            upstream,
+            cache: Mutex::new(None),
+            last,
+            spec,
+        }
+    }
+
+    pub fn name(&self) -> &str {
+        &self.upstream.name
+    }
+
+    fn config(&self) -> &ServerConfig {
+        &self.upstream.config
+    }
+
+    /// The catalog of the current session, or the status that explains why there is none.
+    pub fn catalog(&self) -> Result<Arc<SessionCatalog>, Status> {
+        match self.upstream.status() {
+            Status::Ready(session) => Ok(self.catalog_for(session)),
+            other => Err(other),
+        }
+    }
+
+    /// Like [`Endpoint::catalog`], but waits up to `wait` for a (re)connecting server.
+    /// A session waiting for its user's web login stops the wait at once: only the user can
+    /// end that wait, and the caller is better told to sign in.
+    pub async fn catalog_waiting(&self, wait: Duration) -> Result<Arc<SessionCatalog>, Status> {
+        let session = match self.upstream.authorizer.as_ref().filter(|a| a.is_web()) {
+            Some(authorizer) => tokio::select! {
+                ready = self.upstream.ready_session(wait) => ready?,
+                () = login_pending(authorizer) => return Err(self.upstream.status()),
+            },
+            None => self.upstream.ready_session(wait).await?,
+        };
+        Ok(self.catalog_for(session))
+    }
+
+    /// The catalog of `session`, built once per generation. A multi-user server's new tool
+    /// list is also published as its last known tools and written to the tool cache.
+    pub(super) fn catalog_for(&self, session: Arc<Session>) -> Arc<SessionCatalog> {
+        let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(c) = cache.as_ref()
+            && c.session.generation == session.generation
+        {
+            return c.clone();
+        }
+        let config = self.config();
+        let login = config.multi_user.is_some() && config.oauth.is_some();
+        let catalog = Arc::new(catalog::build(
+            self.name(),
+            &session.tools,
+            Some(&session),
+            &self.spec,
+            login,
+        ));
+        if let (Some(_), Some(tool_cache)) = (&config.multi_user, &self.spec.tool_cache) {
+            let (tool_cache, config, tools) =
+                (tool_cache.clone(), config.clone(), session.tools.clone());
+            tokio::task::spawn_blocking(move || tool_cache.save(&config, &tools));
+        }
+        let built = Arc::new(SessionCatalog {
+            session,
+            catalog: catalog.clone(),
+        });
+        *cache = Some(built.clone());
+        *self.last.lock().unwrap_or_else(|p| p.into_inner()) = Some(catalog);
+        built
+    }
+
+    /// Closes the session (and stops a stdio child with its process group).
+    pub async fn shutdown(&self) {
+        self.upstream.shutdown().await;
+    }
+}
+
+/// Returns once `authorizer`'s session is waiting for a web login.
+async fn login_pending(authorizer: &Authorizer) {
+    loop {
+        if let LoginState::Pending { .. } = authorizer.state() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}

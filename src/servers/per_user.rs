@@ -1,0 +1,228 @@
+//! A multi-user server: every caller gets an endpoint of their own (own upstream session, own
+//! catalog, own OAuth tokens when the server has an `oauth` block), started on first use, closed
+//! after the idle timeout, at most `max_sessions` alive.
+//!
+//! What callers without a session see is the server's **last known tools** (from any user's
+//! session, the discovery session, or the tool cache file): Open WebUI fetches admin-registered
+//! specs without credentials. Without OAuth a discovery session learns the tool list at start
+//! and is closed once it has; with OAuth there is nobody to sign in for a shared session, so
+//! there is none: users sign in through the web login ([`WebLogins`]) and the documents carry a
+//! `{server}_login` operation until a user's own session brings the tools.
+
+use std::sync::{Arc, Mutex};
+
+use crate::config::{MultiUser, ServerConfig};
+use crate::oauth::{Authorizer, OAuthCounters, WebLogins};
+use crate::upstream::{Stats, Status, Upstream, UpstreamOptions};
+
+use super::catalog::{self, Catalog, LastCatalog, SpecContext};
+use super::endpoint::Endpoint;
+use super::pool::UserPool;
+
+/// The per-user side of a multi-user server.
+pub struct PerUser {
+    config: ServerConfig,
+    pub settings: MultiUser,
+    options: UpstreamOptions,
+    spec: Arc<SpecContext>,
+    pool: UserPool<Endpoint>,
+    /// The last tools any session of this server showed.
+    last: Arc<LastCatalog>,
+    /// Learns the tool list before anyone calls; closed once it has. `None` with OAuth.
+    discovery: Option<Endpoint>,
+    /// Multi-user OAuth: every user's own authorizer, login tickets and logins in progress,
+    /// or why they cannot work (then nobody is served: never without the OAuth asked for).
+    logins: Option<Result<Arc<WebLogins>, String>>,
+}
+
+impl PerUser {
+    /// Starts the discovery session (not for OAuth servers) and the idle sweep.
+    pub(super) fn start(
+        config: ServerConfig,
+        settings: MultiUser,
+        options: UpstreamOptions,
+        spec: Arc<SpecContext>,
+        stats: Arc<Stats>,
+    ) -> Arc<Self> {
+        let name = config.name.clone();
+        let last: Arc<LastCatalog> = Arc::new(Mutex::new(None));
+        let logins = config.oauth.as_ref().map(|_| {
+            WebLogins::new(&config, settings.max_sessions.max(32) * 2)
+                .map(Arc::new)
+                .map_err(|e| {
+                    tracing::error!(server = %name, "{e}");
+                    e.to_string()
+                })
+        });
+        let oauth = config.oauth.is_some();
+        // The tools of the last run, if any, until a session shows the current ones; an OAuth
+        // server's document has at least its login operation.
+        let cached = spec.tool_cache.as_ref().and_then(|c| c.load(&config));
+        if cached.is_some() || oauth {
+            let tools = cached.unwrap_or_default();
+            let built = catalog::build(&name, &tools, None, &spec, oauth);
+            *last.lock().unwrap_or_else(|p| p.into_inner()) = Some(Arc::new(built));
+        }
+        let discovery = (!oauth).then(|| {
+            let upstream = Upstream::start(config.clone(), options.clone(), None, stats);
+            Endpoint::new(upstream, last.clone(), spec.clone())
+        });
+        let server = Arc::new(Self {
+            pool: UserPool::new(settings.max_sessions, settings.session_timeout),
+            config,
+            settings,
+            options,
+            spec,
+            last,
+            discovery,
+            logins,
+        });
+        if server.discovery.is_some() {
+            tokio::spawn(close_discovery_when_known(Arc::downgrade(&server)));
+        }
+        tokio::spawn(sweep_idle(
+            Arc::downgrade(&server),
+            server.pool.sweep_interval(),
+        ));
+        server
+    }
+
+    pub fn name(&self) -> &str {
+        &self.config.name
+    }
+
+    /// Multi-user OAuth: the web logins of this server.
+    pub fn logins(&self) -> Option<&Arc<WebLogins>> {
+        self.logins.as_ref()?.as_ref().ok()
+    }
+
+    /// `user`'s own OAuth client (multi-user OAuth), or why there is none.
+    fn authorizer(&self, user: &str) -> Result<Option<Authorizer>, String> {
+        match &self.logins {
+            None => Ok(None),
+            Some(Ok(web)) => web.authorizer(user).map(Some).map_err(|e| e.to_string()),
+            Some(Err(e)) => Err(e.clone()),
+        }
+    }
+
+    /// Whether `user` has to sign in (through the web login) before they can be served; the
+    /// error says why their OAuth client cannot be had.
+    pub fn needs_login(&self, user: &str) -> Result<bool, String> {
+        Ok(self.authorizer(user)?.is_some_and(|a| a.needs_login()))
+    }
+
+    /// The endpoint serving `user`: their own session, started on first use. Sessions evicted
+    /// to keep within `max_sessions` are closed in the background.
+    pub fn endpoint(&self, user: &str) -> Result<Arc<Endpoint>, String> {
+        let authorizer = self.authorizer(user)?;
+        let (endpoint, evicted) = self.pool.get_or_create(user, || {
+            let upstream = Upstream::start(
+                self.config.clone(),
+                self.options.clone(),
+                authorizer,
+                Arc::default(),
+            );
+            Endpoint::new(upstream, self.last.clone(), self.spec.clone())
+        });
+        for e in evicted {
+            tracing::info!(server = %self.name(), "closing the least recently used user session (max_sessions reached)");
+            tokio::spawn(async move { e.shutdown().await });
+        }
+        Ok(endpoint)
+    }
+
+    /// The endpoint serving `user` if they can be served without signing in first: always for
+    /// servers without OAuth; with OAuth only when the user has usable tokens (nobody's session
+    /// is started just to wait for a login).
+    pub fn signed_in_endpoint(&self, user: &str) -> Option<Arc<Endpoint>> {
+        if self.needs_login(user).unwrap_or(true) {
+            return None;
+        }
+        self.endpoint(user)
+            .inspect_err(|e| tracing::error!(server = %self.name(), "{e}"))
+            .ok()
+    }
+
+    /// Marks `user`'s session active (the end of a long call is activity too).
+    pub fn touch(&self, user: &str) {
+        self.pool.touch(user);
+    }
+
+    /// Live user sessions.
+    pub fn sessions(&self) -> usize {
+        self.pool.len()
+    }
+
+    /// The tools callers without a session of their own are shown: the discovery session's
+    /// while it is up, else the last known ones.
+    pub fn catalog(&self) -> Option<Arc<Catalog>> {
+        if let Some(Ok(live)) = self.discovery.as_ref().map(Endpoint::catalog) {
+            return Some(live.catalog.clone());
+        }
+        self.last.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// The discovery session's status, while the tool list is not known yet.
+    pub fn discovery_status(&self) -> Option<Status> {
+        self.discovery.as_ref().map(|d| d.upstream.status())
+    }
+
+    /// A receiver of the discovery session's status changes (start-up summary).
+    pub fn subscribe_discovery(&self) -> Option<tokio::sync::watch::Receiver<Status>> {
+        self.discovery.as_ref().map(|d| d.upstream.subscribe())
+    }
+
+    /// OAuth logins, refreshes and failures summed over the users (forgotten ones included).
+    pub fn oauth_counters(&self) -> Option<OAuthCounters> {
+        self.logins().map(|web| web.counters())
+    }
+
+    /// Stops the discovery session and every user session.
+    pub async fn shutdown(&self) {
+        let users = self.pool.drain();
+        let users = futures::future::join_all(users.iter().map(|e| e.shutdown()));
+        let discovery = async {
+            if let Some(d) = &self.discovery {
+                d.shutdown().await;
+            }
+        };
+        futures::future::join(discovery, users).await;
+    }
+}
+
+/// Once the discovery session is up, its catalog becomes the last known tools (and goes to the
+/// tool cache), and the session is closed: users have their own.
+async fn close_discovery_when_known(server: std::sync::Weak<PerUser>) {
+    let Some(mut status) = server.upgrade().and_then(|s| s.subscribe_discovery()) else {
+        return;
+    };
+    let ready = status
+        .wait_for(|s| matches!(s, Status::Ready(_) | Status::Stopped))
+        .await
+        .map(|s| s.clone());
+    let (Ok(Status::Ready(session)), Some(server)) = (ready, server.upgrade()) else {
+        return;
+    };
+    if let Some(discovery) = &server.discovery {
+        discovery.catalog_for(session);
+        tracing::info!(server = %server.name(), "tool list learned; closing the discovery session");
+        discovery.shutdown().await;
+    }
+}
+
+/// Closes users' sessions idle for longer than the server's `session_timeout`.
+async fn sweep_idle(server: std::sync::Weak<PerUser>, every: std::time::Duration) {
+    loop {
+        tokio::time::sleep(every).await;
+        let Some(server) = server.upgrade() else {
+            break;
+        };
+        let idle = server.pool.take_idle();
+        if !idle.is_empty() {
+            tracing::info!(server = %server.name(), closed = idle.len(), live = server.pool.len(), "closing idle user sessions");
+        }
+        for e in idle {
+            tokio::spawn(async move { e.shutdown().await });
+        }
+    }
+}
