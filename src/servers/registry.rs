@@ -141,3 +141,85 @@ fn build(
     }
     (servers, summary)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::TransportConfig;
+
+    /// A server that never connects (nothing listens on the discard port), so the test needs no
+    /// upstream and starts no process.
+    fn unreachable(name: &str, path: &str) -> ServerConfig {
+        ServerConfig {
+            name: name.to_owned(),
+            transport: TransportConfig::StreamableHttp {
+                url: format!("http://127.0.0.1:9/{path}").parse().unwrap(),
+                headers: Default::default(),
+            },
+            disabled_tools: Default::default(),
+            timeout: None,
+            oauth: None,
+            multi_user: None,
+        }
+    }
+
+    fn names(v: &[&str]) -> Vec<String> {
+        v.iter().map(|s| (*s).to_owned()).collect()
+    }
+
+    #[tokio::test]
+    async fn reload_keeps_unchanged_restarts_changed_and_stops_removed() {
+        let spec = Arc::new(SpecContext {
+            base: String::new(),
+            root_path: String::new(),
+            api_key_security: false,
+            single_server: false,
+            tool_cache: None,
+        });
+        let first = Config {
+            servers: vec![
+                unreachable("a", "mcp"),
+                unreachable("b", "mcp"),
+                unreachable("c", "mcp"),
+            ],
+        };
+        let registry = Registry::start(first, UpstreamOptions::default(), spec);
+        let before = registry.snapshot();
+        let second = Config {
+            servers: vec![
+                unreachable("d", "mcp"),
+                unreachable("b", "other"),
+                unreachable("a", "mcp"),
+            ],
+        };
+        let summary = registry.reload(second).await;
+        assert_eq!(
+            summary,
+            ReloadSummary {
+                added: names(&["d"]),
+                removed: names(&["c"]),
+                changed: names(&["b"]),
+                unchanged: names(&["a"]),
+            }
+        );
+        let after = registry.snapshot();
+        let order: Vec<&str> = after.iter().map(|s| s.name()).collect();
+        assert_eq!(order, ["d", "b", "a"], "the new config's order");
+        assert!(Arc::ptr_eq(
+            before.get("a").unwrap(),
+            after.get("a").unwrap()
+        ));
+        assert!(!Arc::ptr_eq(
+            before.get("b").unwrap(),
+            after.get("b").unwrap()
+        ));
+        assert!(after.get("c").is_none());
+        // The replaced and the removed servers were stopped before reload returned; the kept
+        // one still runs.
+        assert_eq!(before.get("b").unwrap().state().word(), "stopped");
+        assert_eq!(before.get("c").unwrap().state().word(), "stopped");
+        assert_ne!(after.get("a").unwrap().state().word(), "stopped");
+        registry.shutdown().await;
+        assert!(after.iter().all(|s| s.state().word() == "stopped"));
+    }
+}
