@@ -268,12 +268,33 @@ enum Ended {
     Lost(String),
 }
 
-/// Adds up to 25% random-ish jitter so many mcpo instances don't retry in lockstep.
+/// Adds up to 25% random jitter so many mcpo instances (or many users' sessions of one server)
+/// don't retry in lockstep.
 fn jittered(base: Duration) -> Duration {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.subsec_nanos())
-        .unwrap_or(0);
-    let fraction = f64::from(nanos % 1000) / 4000.0;
-    base + base.mul_f64(fraction)
+    let mut bytes = [0u8; 2];
+    // The OS's generator (never fails on Linux after boot); without it, no jitter rather than
+    // a panic.
+    let _ = getrandom::getrandom(&mut bytes);
+    base + base.mul_f64(jitter_fraction(u16::from_le_bytes(bytes)))
+}
+
+/// 0 to 0.25, evenly over the random value.
+fn jitter_fraction(random: u16) -> f64 {
+    f64::from(random) / f64::from(u16::MAX) / 4.0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn jitter_stays_within_a_quarter() {
+        assert_eq!(jitter_fraction(0), 0.0);
+        assert_eq!(jitter_fraction(u16::MAX), 0.25);
+        let base = Duration::from_secs(4);
+        let delays: Vec<Duration> = (0..64).map(|_| jittered(base)).collect();
+        assert!(delays.iter().all(|d| *d >= base && *d <= base + base / 4));
+        // 64 draws from the OS generator are not all equal (a constant would be no jitter).
+        assert!(delays.iter().any(|d| *d != delays[0]));
+    }
 }
