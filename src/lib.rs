@@ -16,3 +16,7 @@ pub mod openapi;
 pub mod reload;
 pub mod servers;
 pub mod upstream;
+
+/// The shape rules of `docs/architecture.md` (layers, no file cycles), checked on the source.
+#[cfg(test)]
+mod layers;

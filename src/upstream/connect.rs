@@ -15,8 +15,18 @@ use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::sync::Notify;
 
 use super::stdio::ChildTransport;
-use super::{ServerMeta, UpstreamOptions, sse};
+use super::{UpstreamOptions, sse};
 use crate::config::{ServerConfig, TransportConfig};
+
+/// What the server said about itself at `initialize`.
+#[derive(Debug, Clone, Default)]
+pub struct ServerMeta {
+    pub name: Option<String>,
+    pub title: Option<String>,
+    pub version: Option<String>,
+    pub description: Option<String>,
+    pub instructions: Option<String>,
+}
 
 /// Longest stderr line we log; the rest is cut so a chatty child can't flood memory or logs.
 const MAX_STDERR_LINE: usize = 8 * 1024;

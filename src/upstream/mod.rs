@@ -11,6 +11,7 @@
 mod connect;
 mod incoming;
 mod limiter;
+mod options;
 mod session;
 pub mod sse;
 mod status;
@@ -24,51 +25,12 @@ use tokio::sync::{Notify, watch};
 
 use crate::config::ServerConfig;
 use crate::oauth::Authorizer;
+pub use connect::ServerMeta;
 pub use limiter::{Busy, CallLimiter, Stats};
+pub use options::UpstreamOptions;
 pub use session::{CANCEL_GRACE, CallError, Session};
 pub use status::{Failure, Status};
 use supervisor::Supervisor;
-
-/// Knobs of the supervisor that do not come from the server's own config entry.
-#[derive(Debug, Clone)]
-pub struct UpstreamOptions {
-    /// Time allowed for spawning/connecting plus the MCP `initialize` handshake and `tools/list`.
-    pub connect_timeout: Duration,
-    /// First retry delay after a failed connect; doubles up to `backoff_max`.
-    pub backoff_initial: Duration,
-    pub backoff_max: Duration,
-    /// Per-call timeout used when the server entry sets none.
-    pub default_call_timeout: Duration,
-    /// Idle time between MCP pings; zero disables them.
-    pub keepalive_interval: Duration,
-    /// Calls in flight at once, and calls allowed to wait for a slot.
-    pub max_concurrent_calls: usize,
-    pub max_queued_calls: usize,
-}
-
-impl Default for UpstreamOptions {
-    fn default() -> Self {
-        Self {
-            connect_timeout: Duration::from_secs(30),
-            backoff_initial: Duration::from_secs(1),
-            backoff_max: Duration::from_secs(60),
-            default_call_timeout: Duration::from_secs(300),
-            keepalive_interval: Duration::from_secs(30),
-            max_concurrent_calls: 256,
-            max_queued_calls: 1024,
-        }
-    }
-}
-
-/// What the server said about itself at `initialize`.
-#[derive(Debug, Clone, Default)]
-pub struct ServerMeta {
-    pub name: Option<String>,
-    pub title: Option<String>,
-    pub version: Option<String>,
-    pub description: Option<String>,
-    pub instructions: Option<String>,
-}
 
 /// The handle to one supervised upstream server.
 pub struct Upstream {

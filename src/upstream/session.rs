@@ -10,7 +10,7 @@ use rmcp::model::{
 };
 use rmcp::service::{Peer, PeerRequestOptions, RoleClient, ServiceError};
 
-use super::{ServerMeta, connect};
+use super::connect::{self, ServerMeta};
 
 /// A live, initialized MCP session and the tool list it currently exposes.
 ///
