@@ -5,16 +5,13 @@
 //! `scripts/install-oauth-peers.sh`; without them the tests skip loudly (they fail instead
 //! when `MCPO_REQUIRE_OAUTH_PEERS` is set).
 
-#[path = "oauth/peers.rs"]
-mod peers;
-
 use std::io::Write;
 use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 
+use crate::peers::{self, PeerOptions, Peers, free_port};
 use mcpo::config::ServerConfig;
 use mcpo::oauth::{AuthOptions, Authorizer, LoginState, OAuthError};
-use peers::{PeerOptions, Peers, free_port};
 use rmcp::ServiceExt;
 use rmcp::model::CallToolRequestParams;
 use rmcp::service::{RoleClient, RunningService};

@@ -10,8 +10,6 @@
 //! handle (or by a pid the fixture reported about itself via its `whoami` tool). Waits are polls
 //! on a condition with a deadline, never fixed sleeps.
 
-mod common;
-
 use std::future::Future;
 use std::io::{BufRead, BufReader};
 use std::path::Path;
@@ -19,7 +17,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex, mpsc};
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::*;
 use reqwest::StatusCode;
 use reqwest::header::HeaderMap;
 use serde_json::{Value, json};

@@ -1,5 +1,5 @@
 //! The whole `mcpo` daemon (the real binary) in front of an OAuth-protected MCP server, with
-//! the real peers of `tests/oauth.rs`: oidc-provider as the authorization server, the MCP
+//! the real peers of `tests/it/oauth.rs`: oidc-provider as the authorization server, the MCP
 //! Python SDK as the protected server, and the headless fake browser that mcpo launches
 //! through `$BROWSER`. Tokens go to a per-test `$MCPO_TOKEN_DIR`. Install the peers with
 //! `scripts/install-oauth-peers.sh` (scripts/test.sh does); without them the tests skip
@@ -8,18 +8,13 @@
 //! The `regression_*` tests at the end reproduce bugs found against the peers and the MCP
 //! conformance suite; a new one starts as an `#[ignore]`d `bug_*` test until it is fixed.
 
-#[path = "oauth/peers.rs"]
-mod peers;
-
-mod common;
-
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{Mcpo, client, fixture_stdio_entry, mcpo_bin, write_config};
-use peers::{PeerOptions, Peers, free_port};
+use crate::common::{Mcpo, client, fixture_stdio_entry, mcpo_bin, write_config};
+use crate::peers::{self, PeerOptions, Peers, free_port};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
@@ -307,7 +302,7 @@ fn run_cli(args: &[&str], env: &[(&str, &str)], timeout: Duration) -> (ExitStatu
             break status;
         }
         if Instant::now() > deadline {
-            common::stop_child(&mut child, Duration::from_secs(2));
+            crate::common::stop_child(&mut child, Duration::from_secs(2));
             panic!(
                 "mcpo {args:?} did not finish within {timeout:?}; stderr:\n{}",
                 err.join().unwrap()
@@ -718,7 +713,7 @@ fn base64_encode(bytes: &[u8]) -> String {
 // REGRESSIONS. Each `regression_*` test below reproduces a bug found while running mcpo
 // against the peers and the MCP conformance suite (scripts/conformance.sh), now fixed. A
 // newly found bug goes here as a `bug_*` test, #[ignore]d with a "BUG:" reason so the suite
-// stays green (`cargo test --test oauth_daemon -- --ignored`), renamed when fixed.
+// stays green (`cargo test --test it oauth_daemon:: -- --ignored`), renamed when fixed.
 // ----------------------------------------------------------------------------------------
 
 /// A scripted OAuth-protected MCP endpoint and authorization server on one loopback port,

@@ -2,16 +2,14 @@
 //! `--path-prefix` / `--root-path`, TLS, config-file syntax and `${VAR}` expansion (with `-e`
 //! and `--env-path`), and how start-up fails on bad input (exit code 2, a located message).
 
-mod common;
-
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
+use crate::common::*;
 use base64::Engine;
-use common::*;
 use reqwest::header::HeaderMap;
 use reqwest::{RequestBuilder, StatusCode};
 use serde_json::{Value, json};

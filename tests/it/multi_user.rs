@@ -7,15 +7,13 @@
 //! gets their own child process (so pids tell sessions apart); over streamable HTTP every MCP
 //! session gets its own `session` number.
 
-mod common;
-
 use std::collections::{BTreeSet, HashSet};
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use crate::common::*;
 use base64::Engine;
-use common::*;
 use futures::StreamExt;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use reqwest::header::HeaderMap;

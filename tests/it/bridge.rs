@@ -1,11 +1,9 @@
 //! The core bridge against the repo's fixture server over stdio: result mapping, error
 //! statuses, validation, specs, docs and the root index, through the real `mcpo` binary.
 
-mod common;
-
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 

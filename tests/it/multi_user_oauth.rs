@@ -1,7 +1,7 @@
 //! Multi-user mode with OAuth through the real `mcpo` binary: every Open WebUI user signs in to
 //! the protected MCP server through mcpo's web login and acts upstream as themselves.
 //!
-//! The peers are the real ones of `tests/oauth.rs` (`tests/oauth/peers.rs`): oidc-provider as
+//! The peers are the real ones of `tests/it/oauth.rs` (`tests/oauth/peers.rs`): oidc-provider as
 //! the authorization server, the MCP Python SDK as the protected server (its `whoami_subject`
 //! tool answers the account and client the caller's token belongs to), and the headless fake
 //! browser, which here plays the user following the login link mcpo hands out (mcpo itself
@@ -10,19 +10,14 @@
 //! claims `id`/`exp`/`iat`/`jti`/`typ`). Without the peers the tests skip loudly (and fail
 //! when `MCPO_REQUIRE_OAUTH_PEERS` is set).
 
-#[path = "oauth/peers.rs"]
-mod peers;
-
-mod common;
-
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use common::{Mcpo, client, write_config};
+use crate::common::{Mcpo, client, write_config};
+use crate::peers::{self, PeerOptions, Peers};
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
-use peers::{PeerOptions, Peers};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
