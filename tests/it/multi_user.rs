@@ -16,21 +16,13 @@ use crate::common::*;
 use base64::Engine;
 use futures::StreamExt;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
-use reqwest::header::HeaderMap;
-use reqwest::{RequestBuilder, StatusCode};
+use reqwest::StatusCode;
 use serde_json::{Value, json};
 
 const SECRET: &str = "owui-test-secret-9f2c";
 const OTHER_SECRET: &str = "not-the-owui-secret";
 
 // --- tokens -----------------------------------------------------------------------------------
-
-fn now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .expect("clock")
-        .as_secs()
-}
 
 /// A random UUIDv4 string (Open WebUI's user ids and `jti`s are UUID4s). No `uuid` crate in
 /// the tree: `RandomState` is seeded from the OS, which is random enough for test ids.
@@ -136,64 +128,6 @@ fn fresh_rsa_key() -> Option<(Vec<u8>, Vec<u8>)> {
 
 // --- HTTP ---------------------------------------------------------------------------------------
 
-#[derive(Debug)]
-struct Reply {
-    status: StatusCode,
-    headers: HeaderMap,
-    text: String,
-    body: Value,
-}
-
-impl Reply {
-    fn header(&self, name: &str) -> Option<&str> {
-        self.headers.get(name).and_then(|v| v.to_str().ok())
-    }
-
-    /// Comma-separated header values, lower-cased.
-    fn items(&self, name: &str) -> Vec<String> {
-        self.headers
-            .get_all(name)
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .flat_map(|v| v.split(','))
-            .map(|s| s.trim().to_ascii_lowercase())
-            .collect()
-    }
-}
-
-async fn send(rb: RequestBuilder) -> Reply {
-    let r = rb.send().await.expect("request");
-    let status = r.status();
-    let headers = r.headers().clone();
-    let text = r.text().await.expect("body");
-    let body = serde_json::from_str(&text).unwrap_or(Value::Null);
-    Reply {
-        status,
-        headers,
-        text,
-        body,
-    }
-}
-
-fn with_auth(rb: RequestBuilder, auth: Option<&str>) -> RequestBuilder {
-    match auth {
-        Some(a) => rb.header("authorization", a),
-        None => rb,
-    }
-}
-
-async fn post(mcpo: &Mcpo, path: &str, auth: Option<&str>, body: Value) -> Reply {
-    send(with_auth(client().post(mcpo.url(path)).json(&body), auth)).await
-}
-
-async fn get(mcpo: &Mcpo, path: &str, auth: Option<&str>) -> Reply {
-    send(with_auth(client().get(mcpo.url(path)), auth)).await
-}
-
-fn bearer(t: &str) -> String {
-    format!("Bearer {t}")
-}
-
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Who {
     pid: u32,
@@ -246,16 +180,6 @@ fn assert_401(r: &Reply, what: &str) {
 
 // --- processes and logs ---------------------------------------------------------------------
 
-/// `(state, ppid)` from `/proc/<pid>/stat`, or `None` once the process is reaped.
-fn proc_stat(pid: u32) -> Option<(char, u32)> {
-    let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let rest = &text[text.rfind(')')? + 1..];
-    let mut fields = rest.split_whitespace();
-    let state = fields.next()?.chars().next()?;
-    let ppid = fields.next()?.parse().ok()?;
-    Some((state, ppid))
-}
-
 /// Fixture processes `mcpo` currently runs (its direct children running `mcp_fixture`, zombies
 /// included: a zombie child means mcpo has not reaped it yet).
 fn fixture_children(mcpo: &Mcpo) -> Vec<u32> {
@@ -265,7 +189,7 @@ fn fixture_children(mcpo: &Mcpo) -> Vec<u32> {
         let Some(pid) = entry.file_name().to_str().and_then(|s| s.parse().ok()) else {
             continue;
         };
-        if proc_stat(pid).is_some_and(|(_, ppid)| ppid == parent)
+        if proc_stat(pid).is_some_and(|s| s.ppid == parent)
             && std::fs::read(format!("/proc/{pid}/cmdline"))
                 .is_ok_and(|c| String::from_utf8_lossy(&c).contains("mcp_fixture"))
         {
@@ -274,35 +198,6 @@ fn fixture_children(mcpo: &Mcpo) -> Vec<u32> {
     }
     found.sort_unstable();
     found
-}
-
-async fn poll<T, Fut: Future<Output = Option<T>>>(
-    timeout: Duration,
-    mut f: impl FnMut() -> Fut,
-) -> Option<T> {
-    let deadline = Instant::now() + timeout;
-    loop {
-        if let Some(v) = f().await {
-            return Some(v);
-        }
-        if Instant::now() > deadline {
-            return None;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-}
-
-/// Waits (without blocking the runtime) until mcpo's stderr has a line containing `needle`.
-async fn wait_log(mcpo: &Mcpo, needle: &str, timeout: Duration) {
-    let seen = poll(timeout, || async {
-        mcpo.stderr.text().contains(needle).then_some(())
-    })
-    .await;
-    assert!(
-        seen.is_some(),
-        "no `{needle}` in mcpo's stderr within {timeout:?}:\n{}",
-        mcpo.stderr.text()
-    );
 }
 
 // --- setups -------------------------------------------------------------------------------------
@@ -329,7 +224,8 @@ async fn start_entries(servers: Value, args: &[&str], env: &[(&str, &str)]) -> M
     let mcpo = Mcpo::start_with_env(&all, env);
     wait_log(
         &mcpo,
-        "closing the discovery session",
+        &["closing the discovery session"],
+        1,
         Duration::from_secs(30),
     )
     .await;
@@ -367,7 +263,7 @@ async fn each_user_gets_their_own_stdio_session() {
     // Both are mcpo's own children (the stdio server runs once per user, not once per call),
     // and the discovery session is gone: exactly these two fixtures run.
     for who in [a1, b1] {
-        let (_, ppid) = proc_stat(who.pid).expect("user process is running");
+        let ppid = proc_stat(who.pid).expect("user process is running").ppid;
         assert_eq!(ppid, m.mcpo.child.id(), "{who:?} is not a child of mcpo");
     }
     let children = poll(Duration::from_secs(10), || async {
@@ -766,7 +662,13 @@ async fn idle_user_sessions_close_and_come_back_fresh() {
         last
     };
     let idle = async {
-        wait_log(mcpo, "closing idle user sessions", Duration::from_secs(15)).await;
+        wait_log(
+            mcpo,
+            &["closing idle user sessions"],
+            1,
+            Duration::from_secs(15),
+        )
+        .await;
         let logged = started.elapsed();
         let gone = poll(Duration::from_secs(10), || async {
             proc_stat(p1.pid).is_none().then_some(())
@@ -855,11 +757,6 @@ async fn max_sessions_bounds_live_processes_across_200_users() {
     // come back on a new one.
     let r = post(mcpo, "/fx/whoami", Some(&bearer(&tokens[0])), json!({})).await;
     assert_eq!(r.status, StatusCode::OK, "{r:?}");
-}
-
-fn tail(text: &str, lines: usize) -> String {
-    let all: Vec<&str> = text.lines().collect();
-    all[all.len().saturating_sub(lines)..].join("\n")
 }
 
 // --- 6. --api-key alongside users ---------------------------------------------------------------
