@@ -15,7 +15,9 @@ use std::process::Command;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use crate::common::{Mcpo, Reply, bearer, client, free_port, get, now, post, send, write_config};
+use crate::common::{
+    Mcpo, Reply, bearer, client, free_port, get, now, poll, post, send, write_config,
+};
 use crate::peers::{PeerOptions, Peers, peers_or_skip};
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use reqwest::StatusCode;
@@ -889,8 +891,21 @@ async fn each_user_refreshes_their_own_tokens() {
         sign_in(&peers, &login_url_of(&mcpo, &answer, SERVER), account);
         let me = identity(&mcpo, &token).await;
         assert_eq!(me["subject"], account);
-        // Still served after the first access token expired.
-        tokio::time::sleep(Duration::from_secs(1)).await;
+        // Still served once the first access token was refreshed.
+        let client_id = me["client_id"].as_str().unwrap().to_owned();
+        let refreshed = poll(Duration::from_secs(10), || async {
+            peers
+                .as_events_named("grant")
+                .iter()
+                .any(|g| g["grant_type"] == "refresh_token" && g["client_id"] == client_id.as_str())
+                .then_some(())
+        })
+        .await;
+        assert!(
+            refreshed.is_some(),
+            "no refresh by {client_id}: {:?}",
+            peers.as_events()
+        );
         assert_eq!(identity(&mcpo, &token).await, me);
         let status = get(
             &mcpo,

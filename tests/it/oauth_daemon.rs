@@ -456,7 +456,8 @@ async fn denied_consent_is_a_503_naming_access_denied_and_the_daemon_keeps_servi
         "{secure}"
     );
 
-    // No browser storm: the cool-down holds the next attempt back.
+    // No browser storm: the cool-down holds the next attempt back. A window in which nothing
+    // may happen, so a fixed wait: there is no condition to wait for.
     tokio::time::sleep(Duration::from_secs(3)).await;
     assert_eq!(
         peers.browser_invocations(),
@@ -575,8 +576,8 @@ async fn no_secret_reaches_the_trace_log_with_a_confidential_client_and_a_refres
     assert_eq!(result(&who), &json!("mcpo-static-client"), "{who}");
     let mut secrets = secrets_of(&peers.stored_tokens());
 
-    // Past the access token's lifetime: the next call needs a refresh.
-    tokio::time::sleep(Duration::from_secs(5)).await;
+    // Past the access token's lifetime (5 s after its grant): the next call needs a refresh.
+    peers.wait_grant_age(Duration::from_secs(5)).await;
     let (status, sum) = call(&mcpo, "add", json!({"a": 3, "b": 4})).await;
     assert_eq!(status, StatusCode::OK, "{sum}");
     assert_eq!(number(&sum), Some(7), "{sum}");
@@ -997,7 +998,8 @@ async fn regression_endless_insufficient_scope_does_not_loop_logins() {
         &format!("exec {python} {fake} \"$@\""),
     );
     let (mcpo, _config) = start_scripted(&scripted, dir.path(), &browser);
-    // Long enough for the first connect and a few reconnects (backoff starts at 1 s).
+    // Long enough for the first connect and a few reconnects (backoff starts at 1 s). The
+    // assertion is about a window (at most 3 logins in 10 s), so a fixed wait.
     tokio::time::sleep(Duration::from_secs(10)).await;
     let authorizations = scripted.count("GET /authorize");
     let (_, status) = get_json(&mcpo, "/status").await;
