@@ -8,7 +8,6 @@
 //! session gets its own `session` number.
 
 use std::collections::{BTreeSet, HashSet};
-use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -91,39 +90,15 @@ fn hand_built(header: &Value, claims: &Value, signature: &[u8]) -> String {
     )
 }
 
-/// A fresh 2048-bit RSA key from the `openssl` CLI: (PKCS#1 DER private key, SPKI PEM public
-/// key). `None` if `openssl` is not available.
-fn fresh_rsa_key() -> Option<(Vec<u8>, Vec<u8>)> {
-    let dir = tempfile::tempdir().ok()?;
-    let pem = dir.path().join("key.pem");
-    let der = dir.path().join("key.der");
-    let public = dir.path().join("pub.pem");
-    let run = |args: &[&str]| {
-        Command::new("openssl")
-            .args(args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success())
+/// A 2048-bit RSA key pair kept for the algorithm-confusion probes (generated once with
+/// `openssl genrsa 2048`; nothing trusts it): the PKCS#1 DER private key (jsonwebtoken here is
+/// built without `use_pem`) and the SPKI PEM public key.
+fn rsa_probe_key() -> (Vec<u8>, Vec<u8>) {
+    let data = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data");
+    let read = |name: &str| {
+        std::fs::read(data.join(name)).unwrap_or_else(|e| panic!("tests/data/{name}: {e}"))
     };
-    let p = |path: &std::path::Path| path.to_str().unwrap().to_owned();
-    let ok = run(&["genrsa", "-out", &p(&pem), "2048"])
-        && run(&[
-            "rsa",
-            "-in",
-            &p(&pem),
-            "-traditional",
-            "-outform",
-            "DER",
-            "-out",
-            &p(&der),
-        ])
-        && run(&["rsa", "-in", &p(&pem), "-pubout", "-out", &p(&public)]);
-    if !ok {
-        return None;
-    }
-    Some((std::fs::read(der).ok()?, std::fs::read(public).ok()?))
+    (read("jwt-rsa-probe.der"), read("jwt-rsa-probe.pub.pem"))
 }
 
 // --- HTTP ---------------------------------------------------------------------------------------
@@ -440,42 +415,20 @@ async fn forged_expired_and_malformed_credentials_get_401() {
 
     // RS256 / key confusion. mcpo verifies with an HMAC secret and pins HS256, so the classic
     // confusion (a verifier that takes the algorithm from the token) is probed both ways:
-    // (a) a genuine RS256 token signed with a freshly generated RSA key (from the `openssl`
-    //     CLI; jsonwebtoken here is built without `use_pem`, so the key is handed over as
-    //     PKCS#1 DER), which an alg-trusting verifier holding that public key would accept;
+    // (a) a genuine RS256 token signed with a real RSA key, which an alg-trusting verifier
+    //     holding that public key would accept;
     // (b) HS256 with the RSA *public key PEM* as the HMAC secret, the textbook forgery against
     //     a verifier that feeds its RSA public key to HMAC when the token says HS256.
     // Both must be refused: (a) by the algorithm pin, (b) because the PEM is not the secret.
-    let rsa = fresh_rsa_key();
-    eprintln!(
-        "RS256 probe: {}",
-        if rsa.is_some() {
-            "real signature with a fresh openssl RSA-2048 key"
-        } else {
-            "openssl unavailable, hand-built RS256 token"
-        }
-    );
-    let (rs256, hs256_pubkey) = match &rsa {
-        Some((der, public_pem)) => (
-            jsonwebtoken::encode(
-                &Header::new(Algorithm::RS256),
-                &good,
-                &EncodingKey::from_rsa_der(der),
-            )
-            .expect("RS256 encode"),
-            sign_hmac(Algorithm::HS256, &good, public_pem),
-        ),
-        // No openssl: an RS256 header with a made-up signature still probes the pin.
-        None => (
-            hand_built(&json!({"alg": "RS256", "typ": "JWT"}), &good, &[7u8; 256]),
-            sign_hmac(
-                Algorithm::HS256,
-                &good,
-                b"-----BEGIN PUBLIC KEY-----\nnot a real key\n-----END PUBLIC KEY-----\n",
-            ),
-        ),
-    };
-    cases.push(("RS256 signed with a fresh RSA key", Some(bearer(&rs256))));
+    let (private_der, public_pem) = rsa_probe_key();
+    let rs256 = jsonwebtoken::encode(
+        &Header::new(Algorithm::RS256),
+        &good,
+        &EncodingKey::from_rsa_der(&private_der),
+    )
+    .expect("RS256 encode");
+    let hs256_pubkey = sign_hmac(Algorithm::HS256, &good, &public_pem);
+    cases.push(("RS256 signed with a real RSA key", Some(bearer(&rs256))));
     cases.push((
         "HS256 keyed with an RSA public key PEM",
         Some(bearer(&hs256_pubkey)),
