@@ -7,8 +7,9 @@
 //! browser, which here plays the user following the login link mcpo hands out (mcpo itself
 //! must never launch a browser in this mode). Callers present Open WebUI session JWTs minted
 //! exactly as Open WebUI 0.12 mints them (HS256 over the UTF-8 bytes of `WEBUI_SECRET_KEY`,
-//! claims `id`/`exp`/`iat`/`jti`/`typ`). Without the peers the tests skip loudly (and fail
-//! when `MCPO_REQUIRE_OAUTH_PEERS` is set).
+//! claims `id`/`exp`/`iat`/`jti`/`typ`). The tests are `#[ignore]`d as needing the
+//! peers (scripts/test.sh includes them); included without the peers they skip loudly, or
+//! fail when `MCPO_REQUIRE_OAUTH_PEERS` is set.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -274,6 +275,7 @@ fn mode(path: &Path) -> u32 {
 }
 
 #[tokio::test]
+#[ignore = "needs the OAuth peers: scripts/test.sh runs it"]
 async fn two_users_sign_in_on_the_web_and_act_upstream_as_themselves() {
     let peers = peers_or_skip!();
     let (mcpo, browser_launches) = start(&peers, &[SERVER], &[]);
@@ -520,6 +522,7 @@ async fn two_users_sign_in_on_the_web_and_act_upstream_as_themselves() {
 }
 
 #[tokio::test]
+#[ignore = "needs the OAuth peers: scripts/test.sh runs it"]
 async fn login_links_work_once_for_their_own_server_and_user() {
     let peers = peers_or_skip!();
     let (mcpo, _) = start(&peers, &[SERVER, "other"], &[]);
@@ -692,6 +695,7 @@ async fn login_links_work_once_for_their_own_server_and_user() {
 }
 
 #[tokio::test]
+#[ignore = "needs the OAuth peers: scripts/test.sh runs it"]
 async fn a_login_link_asks_before_it_signs_anyone_in() {
     let peers = peers_or_skip!();
     let (mcpo, _) = start(&peers, &[SERVER], &[]);
@@ -840,6 +844,7 @@ async fn a_login_link_asks_before_it_signs_anyone_in() {
 }
 
 #[tokio::test]
+#[ignore = "needs the OAuth peers: scripts/test.sh runs it"]
 async fn public_url_builds_the_links() {
     let peers = peers_or_skip!();
     let (mcpo, _) = start(
@@ -876,6 +881,7 @@ async fn public_url_builds_the_links() {
 }
 
 #[tokio::test]
+#[ignore = "needs the OAuth peers: scripts/test.sh runs it"]
 async fn each_user_refreshes_their_own_tokens() {
     // Access tokens live 20 s, less than the 30 s before expiry at which they are refreshed:
     // every use refreshes.
@@ -929,6 +935,7 @@ async fn each_user_refreshes_their_own_tokens() {
 }
 
 #[tokio::test]
+#[ignore = "needs the OAuth peers: scripts/test.sh runs it"]
 async fn a_login_that_cannot_start_does_not_use_up_its_link() {
     let peers = peers_or_skip!();
     // Nothing listens there: discovery fails when the login starts.
@@ -971,6 +978,7 @@ async fn a_login_that_cannot_start_does_not_use_up_its_link() {
 }
 
 #[tokio::test]
+#[ignore = "needs the OAuth peers: scripts/test.sh runs it"]
 async fn a_refused_login_says_how_to_retry_and_escapes_what_it_shows() {
     let peers = peers_or_skip!();
     let (mcpo, _) = start(&peers, &[SERVER], &[]);

@@ -5,7 +5,7 @@
 //! - `peer/fake_browser.py`: what mcpo launches as the browser.
 #![allow(dead_code)]
 
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
@@ -35,7 +35,11 @@ pub struct Installed {
 }
 
 /// The installed peers, or `None` after a loud message (a panic when
-/// `MCPO_REQUIRE_OAUTH_PEERS` is set, as CI should).
+/// `MCPO_REQUIRE_OAUTH_PEERS` is set, as scripts/test.sh and CI do).
+///
+/// A test that needs the peers is also `#[ignore = "needs the OAuth peers..."]`, so a plain
+/// `cargo test` counts it as ignored instead of passing it unseen; this check is for a run
+/// that includes ignored tests without the peers installed.
 pub fn installed() -> Option<Installed> {
     let dir = peers_dir();
     let found = Installed {
@@ -64,7 +68,13 @@ pub fn installed() -> Option<Installed> {
     if std::env::var_os("MCPO_REQUIRE_OAUTH_PEERS").is_some() {
         panic!("{message}");
     }
-    eprintln!("\n{0}\n!!! SKIPPED: {message}\n{0}\n", "!".repeat(78));
+    // Straight to the terminal: libtest captures `eprintln!` of a passing test, which would
+    // hide the skip.
+    let _ = writeln!(
+        std::io::stderr(),
+        "\n{0}\n!!! SKIPPED: {message}\n{0}\n",
+        "!".repeat(78)
+    );
     None
 }
 
