@@ -9,7 +9,7 @@ use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
@@ -262,25 +262,6 @@ impl Peers {
             .into_iter()
             .filter(|e| e["event"] == event)
             .collect()
-    }
-
-    /// Waits until the newest grant of the authorization server is `age` old, by its own
-    /// record of the moment it made it. An access token's lifetime runs from its grant, so a
-    /// test that needs the token past its lifetime (or due for renewal) waits for exactly
-    /// that, not for a fixed time after whatever it did since.
-    pub async fn wait_grant_age(&self, age: Duration) {
-        let newest = self
-            .as_events_named("grant")
-            .iter()
-            .filter_map(|g| g["at"].as_f64())
-            .fold(None, |newest: Option<f64>, at| {
-                Some(newest.map_or(at, |n| n.max(at)))
-            })
-            .unwrap_or_else(|| panic!("no grant yet: {:?}", self.as_events()));
-        let due = UNIX_EPOCH + Duration::from_secs_f64(newest) + age;
-        if let Ok(left) = due.duration_since(SystemTime::now()) {
-            tokio::time::sleep(left).await;
-        }
     }
 
     /// The MCP server's token checks.
