@@ -3,6 +3,14 @@
 //! `scripts/install-test-peers.sh`. Every process is stopped through its own handle.
 #![allow(dead_code)]
 
+mod http;
+mod process;
+mod wait;
+
+pub use http::*;
+pub use process::*;
+pub use wait::*;
+
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -190,6 +198,23 @@ impl Mcpo {
 impl Drop for Mcpo {
     fn drop(&mut self) {
         self.stop();
+    }
+}
+
+/// `mcpo` on a config file that stays alive as long as the value.
+pub struct Bridge {
+    pub mcpo: Mcpo,
+    _config: tempfile::NamedTempFile,
+}
+
+/// Starts `mcpo` on a config of `servers` (the `mcpServers` object) with `extra` flags.
+pub fn start_config(servers: Value, extra: &[&str]) -> Bridge {
+    let config = write_config(&serde_json::json!({ "mcpServers": servers }).to_string());
+    let mut args = vec!["--config", config.path().to_str().expect("UTF-8 path")];
+    args.extend_from_slice(extra);
+    Bridge {
+        mcpo: Mcpo::start(&args),
+        _config: config,
     }
 }
 

@@ -5,7 +5,7 @@
 //! - `peer/fake_browser.py`: what mcpo launches as the browser.
 #![allow(dead_code)]
 
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
@@ -13,14 +13,13 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+use crate::common::free_port;
+
 const RS_SECRET: &str = "rs-introspection-secret";
 
-/// Where the installer put the peers.
+/// Where the installer put the OAuth peers.
 pub fn peers_dir() -> PathBuf {
-    std::env::var_os("MCPO_TEST_PEERS")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join(".test-peers"))
-        .join("oauth")
+    crate::common::peers_dir().join("oauth")
 }
 
 fn script(name: &str) -> PathBuf {
@@ -36,7 +35,11 @@ pub struct Installed {
 }
 
 /// The installed peers, or `None` after a loud message (a panic when
-/// `MCPO_REQUIRE_OAUTH_PEERS` is set, as CI should).
+/// `MCPO_REQUIRE_OAUTH_PEERS` is set, as scripts/test.sh and CI do).
+///
+/// A test that needs the peers is also `#[ignore = "needs the OAuth peers..."]`, so a plain
+/// `cargo test` counts it as ignored instead of passing it unseen; this check is for a run
+/// that includes ignored tests without the peers installed.
 pub fn installed() -> Option<Installed> {
     let dir = peers_dir();
     let found = Installed {
@@ -65,17 +68,30 @@ pub fn installed() -> Option<Installed> {
     if std::env::var_os("MCPO_REQUIRE_OAUTH_PEERS").is_some() {
         panic!("{message}");
     }
-    eprintln!("\n{0}\n!!! SKIPPED: {message}\n{0}\n", "!".repeat(78));
+    // Straight to the terminal: libtest captures `eprintln!` of a passing test, which would
+    // hide the skip.
+    let _ = writeln!(
+        std::io::stderr(),
+        "\n{0}\n!!! SKIPPED: {message}\n{0}\n",
+        "!".repeat(78)
+    );
     None
 }
 
-/// A loopback port that was free a moment ago.
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("free port")
+/// Starts the peers with `options` (default ones without), or returns from the calling test
+/// when they are not installed (see [`installed`]).
+macro_rules! peers_or_skip {
+    () => {
+        $crate::peers::peers_or_skip!($crate::peers::PeerOptions::default())
+    };
+    ($options:expr) => {{
+        let Some(installed) = $crate::peers::installed() else {
+            return;
+        };
+        $crate::peers::Peers::start(installed, $options)
+    }};
 }
+pub(crate) use peers_or_skip;
 
 /// One child process with its stdout scanned for `listening on URL`.
 struct Peer {
@@ -258,6 +274,15 @@ impl Peers {
         self.dir.path().join("tokens")
     }
 
+    /// The files in the token directory (none when it does not exist).
+    pub fn token_files(&self) -> Vec<PathBuf> {
+        let mut files: Vec<PathBuf> = std::fs::read_dir(self.token_dir())
+            .map(|d| d.map(|e| e.unwrap().path()).collect())
+            .unwrap_or_default();
+        files.sort();
+        files
+    }
+
     /// A fake-browser command line for `AuthOptions::browser_command`.
     pub fn browser(&self, flags: &[&str]) -> (String, Vec<String>) {
         let mut args = vec![
@@ -300,6 +325,27 @@ impl Peers {
 
     pub fn browser_log_text(&self) -> String {
         std::fs::read_to_string(self.browser_log()).unwrap_or_default()
+    }
+
+    /// Authorization codes the fake browser carried back (it logs them for the secret checks).
+    pub fn codes_seen(&self) -> Vec<String> {
+        self.browser_log_text()
+            .lines()
+            .filter_map(|l| l.split("code=").nth(1))
+            .filter(|c| !c.is_empty())
+            .map(str::to_owned)
+            .collect()
+    }
+
+    /// The stored `StoredCredentials` (rmcp's format) of the only server that keeps its
+    /// tokens in [`Peers::token_dir`].
+    pub fn stored_tokens(&self) -> Value {
+        let file = self
+            .token_files()
+            .into_iter()
+            .find(|f| f.to_string_lossy().ends_with("_tokens.json"))
+            .unwrap_or_else(|| panic!("no token file in {}", self.token_dir().display()));
+        read_tokens(&file)
     }
 
     /// How many times mcpo launched the browser.
@@ -368,6 +414,11 @@ fn read_jsonl(path: &Path) -> Vec<Value> {
         .lines()
         .filter_map(|l| serde_json::from_str(l).ok())
         .collect()
+}
+
+/// A token file's `StoredCredentials` (rmcp's format).
+pub fn read_tokens(file: &Path) -> Value {
+    serde_json::from_slice(&std::fs::read(file).expect("token file")).expect("token JSON")
 }
 
 /// The private key of the authorization server's `mcpo-jwt-client` (private_key_jwt).

@@ -10,18 +10,14 @@
 //! handle (or by a pid the fixture reported about itself via its `whoami` tool). Waits are polls
 //! on a condition with a deadline, never fixed sleeps.
 
-mod common;
-
-use std::future::Future;
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex, mpsc};
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::*;
 use reqwest::StatusCode;
-use reqwest::header::HeaderMap;
 use serde_json::{Value, json};
 
 // ---------------------------------------------------------------------------------------------
@@ -31,79 +27,9 @@ use serde_json::{Value, json};
 /// Short reconnect backoff so every test stays well under 30 s.
 const FAST_RECONNECT: [&str; 4] = ["--reconnect-min-delay", "0.2", "--reconnect-max-delay", "1"];
 
-/// One HTTP answer: status, headers and the JSON body (`Value::Null` if not JSON).
-#[derive(Debug)]
-struct Reply {
-    status: StatusCode,
-    headers: HeaderMap,
-    body: Value,
-}
-
-impl Reply {
-    fn message(&self) -> &str {
-        self.body["detail"]["message"].as_str().unwrap_or("")
-    }
-
-    fn retry_after(&self) -> Option<u64> {
-        self.headers
-            .get("retry-after")
-            .and_then(|h| h.to_str().ok())
-            .and_then(|s| s.parse().ok())
-    }
-}
-
-async fn reply(r: reqwest::Response) -> Reply {
-    let status = r.status();
-    let headers = r.headers().clone();
-    let text = r.text().await.unwrap_or_default();
-    let body = serde_json::from_str(&text).unwrap_or(Value::Null);
-    Reply {
-        status,
-        headers,
-        body,
-    }
-}
-
-async fn post(mcpo: &Mcpo, path: &str, body: Value) -> Reply {
-    let r = client()
-        .post(mcpo.url(path))
-        .json(&body)
-        .send()
-        .await
-        .unwrap_or_else(|e| panic!("POST {path}: {e}"));
-    reply(r).await
-}
-
-async fn get(mcpo: &Mcpo, path: &str) -> Reply {
-    let r = client()
-        .get(mcpo.url(path))
-        .send()
-        .await
-        .unwrap_or_else(|e| panic!("GET {path}: {e}"));
-    reply(r).await
-}
-
-/// Calls `f` until it returns `Some`, every 25 ms, for at most `timeout`.
-async fn poll<T, F, Fut>(timeout: Duration, mut f: F) -> Option<T>
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Option<T>>,
-{
-    let deadline = Instant::now() + timeout;
-    loop {
-        if let Some(v) = f().await {
-            return Some(v);
-        }
-        if Instant::now() > deadline {
-            return None;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-}
-
 /// `whoami` on `server`: the fixture's process id (asserts a 200).
 async fn whoami(mcpo: &Mcpo, server: &str) -> u32 {
-    let r = post(mcpo, &format!("/{server}/whoami"), json!({})).await;
+    let r = post(mcpo, &format!("/{server}/whoami"), None, json!({})).await;
     assert_eq!(r.status, StatusCode::OK, "{server}/whoami: {r:?}");
     pid_of(&r.body)
 }
@@ -112,17 +38,6 @@ fn pid_of(body: &Value) -> u32 {
     body["pid"]
         .as_u64()
         .unwrap_or_else(|| panic!("no pid in {body}")) as u32
-}
-
-/// The `/status` entry of one server.
-async fn server_status(mcpo: &Mcpo, server: &str) -> Value {
-    let r = get(mcpo, "/status").await;
-    assert_eq!(r.status, StatusCode::OK, "/status: {r:?}");
-    r.body["servers"]
-        .as_array()
-        .and_then(|list| list.iter().find(|s| s["name"] == json!(server)))
-        .cloned()
-        .unwrap_or_else(|| panic!("{server} missing from /status: {}", r.body))
 }
 
 /// Polls `/status` until `server`'s entry satisfies `ok`; panics with mcpo's log otherwise.
@@ -134,7 +49,7 @@ async fn wait_status(
 ) -> Value {
     let last = Mutex::new(Value::Null);
     let found = poll(timeout, || async {
-        let s = server_status(mcpo, server).await;
+        let s = fetch_server_status(mcpo, server).await;
         let done = ok(&s);
         *last.lock().unwrap() = s.clone();
         done.then_some(s)
@@ -149,22 +64,10 @@ async fn wait_status(
     })
 }
 
-/// `(state, ppid, pgrp)` from `/proc/<pid>/stat`, or `None` once the process is reaped.
-fn proc_stat(pid: u32) -> Option<(char, u32, u32)> {
-    let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // `pid (comm) state ppid pgrp ...`; comm may contain spaces, so split after the last ')'.
-    let rest = &text[text.rfind(')')? + 1..];
-    let mut fields = rest.split_whitespace();
-    let state = fields.next()?.chars().next()?;
-    let ppid = fields.next()?.parse().ok()?;
-    let pgrp = fields.next()?.parse().ok()?;
-    Some((state, ppid, pgrp))
-}
-
 /// Whether `pid` is a running process (a zombie, dead but not yet reaped by whoever inherited
 /// it, does not count: it runs no code and holds no port or pipe).
 fn alive(pid: u32) -> bool {
-    matches!(proc_stat(pid), Some((state, _, _)) if state != 'Z' && state != 'X')
+    matches!(proc_stat(pid), Some(s) if s.state != 'Z' && s.state != 'X')
 }
 
 async fn wait_dead(pid: u32, what: &str, timeout: Duration) {
@@ -183,34 +86,6 @@ fn send_signal(signal: &str, target: &str) {
         .status()
         .expect("run kill");
     assert!(status.success(), "kill -{signal} -- {target} failed");
-}
-
-/// A loopback port that was free a moment ago.
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("bind")
-        .port()
-}
-
-/// Lines of `text` that contain every needle.
-fn count_lines(text: &str, needles: &[&str]) -> usize {
-    text.lines()
-        .filter(|l| needles.iter().all(|n| l.contains(n)))
-        .count()
-}
-
-/// Waits until mcpo's log has at least `n` lines containing every needle.
-async fn wait_log(mcpo: &Mcpo, needles: &[&str], n: usize, timeout: Duration) {
-    let seen = poll(timeout, || async {
-        (count_lines(&mcpo.stderr.text(), needles) >= n).then_some(())
-    })
-    .await;
-    assert!(
-        seen.is_some(),
-        "mcpo never logged {n} line(s) with {needles:?}; stderr:\n{}",
-        mcpo.stderr.text()
-    );
 }
 
 /// The fixture in `http` or `sse` mode on a given port (0: any), so it can be stopped and
@@ -302,22 +177,6 @@ impl Drop for PortFixture {
     }
 }
 
-/// mcpo on a config file that stays alive as long as the value.
-struct Bridge {
-    mcpo: Mcpo,
-    _config: tempfile::NamedTempFile,
-}
-
-fn start_config(servers: Value, extra: &[&str]) -> Bridge {
-    let config = write_config(&json!({ "mcpServers": servers }).to_string());
-    let mut args = vec!["--config", config.path().to_str().unwrap()];
-    args.extend_from_slice(extra);
-    Bridge {
-        mcpo: Mcpo::start(&args),
-        _config: config,
-    }
-}
-
 /// Writes `text` to `path` atomically: a temp file in the same directory, then rename.
 fn write_atomically(path: &Path, text: &str) {
     let tmp = path.with_extension("tmp");
@@ -364,16 +223,16 @@ async fn killed_stdio_server_is_restarted() {
     mcpo.wait_ok("/fx/openapi.json", Duration::from_secs(20))
         .await;
     let first = whoami(mcpo, "fx").await;
-    let (_, _, pgrp) = proc_stat(first).expect("fixture runs");
+    let ProcStat { pgrp, .. } = proc_stat(first).expect("fixture runs");
     assert_eq!(pgrp, first, "the stdio server leads its own process group");
     assert_eq!(
-        server_status(mcpo, "fx").await["reconnects"],
+        fetch_server_status(mcpo, "fx").await["reconnects"],
         json!(0),
         "no reconnect yet"
     );
 
     send_signal("KILL", &format!("-{first}"));
-    let raced = post(mcpo, "/fx/whoami", json!({})).await;
+    let raced = post(mcpo, "/fx/whoami", None, json!({})).await;
     match raced.status {
         StatusCode::OK => assert_ne!(pid_of(&raced.body), first, "served by the dead process?"),
         StatusCode::BAD_GATEWAY => assert!(
@@ -424,7 +283,7 @@ async fn killed_stdio_server_is_restarted() {
     })
     .await;
     // Calls keep working on the new process.
-    let r = post(mcpo, "/fx/add", json!({"a": 2, "b": 3})).await;
+    let r = post(mcpo, "/fx/add", None, json!({"a": 2, "b": 3})).await;
     assert_eq!((r.status, r.body), (StatusCode::OK, json!(5)));
     wait_dead(second, "killed fixture", Duration::from_secs(5)).await;
 }
@@ -463,7 +322,7 @@ async fn http_and_sse_servers_restarted_on_the_same_port_are_reconnected() {
 
         // Down: every call fails fast with 502 (lost mid-call) or 503 (not connected), never
         // a 200 and never a hang.
-        let r = post(mcpo, &format!("/{name}/echo"), json!({"text": "x"})).await;
+        let r = post(mcpo, &format!("/{name}/echo"), None, json!({"text": "x"})).await;
         assert!(
             matches!(
                 r.status,
@@ -476,7 +335,7 @@ async fn http_and_sse_servers_restarted_on_the_same_port_are_reconnected() {
         })
         .await;
         assert!(s["last_error"].is_string(), "{s}");
-        let r = post(mcpo, &format!("/{name}/echo"), json!({"text": "x"})).await;
+        let r = post(mcpo, &format!("/{name}/echo"), None, json!({"text": "x"})).await;
         assert_eq!(r.status, StatusCode::SERVICE_UNAVAILABLE, "{name}: {r:?}");
         assert!(r.retry_after().is_some(), "{name}: no Retry-After: {r:?}");
         assert!(r.message().contains(&format!("'{name}'")), "{r:?}");
@@ -484,7 +343,7 @@ async fn http_and_sse_servers_restarted_on_the_same_port_are_reconnected() {
         // Back on the same port: mcpo reconnects without a restart.
         *fixture = PortFixture::start(mode, port);
         let after = poll(Duration::from_secs(15), || async {
-            let r = post(mcpo, &format!("/{name}/whoami"), json!({})).await;
+            let r = post(mcpo, &format!("/{name}/whoami"), None, json!({})).await;
             (r.status == StatusCode::OK).then(|| pid_of(&r.body))
         })
         .await
@@ -497,13 +356,19 @@ async fn http_and_sse_servers_restarted_on_the_same_port_are_reconnected() {
         });
         assert_eq!(after, fixture.child.id());
         assert_ne!(after, before);
-        let r = post(mcpo, &format!("/{name}/echo"), json!({"text": "back"})).await;
+        let r = post(
+            mcpo,
+            &format!("/{name}/echo"),
+            None,
+            json!({"text": "back"}),
+        )
+        .await;
         assert_eq!(
             (r.status, r.body),
             (StatusCode::OK, json!("back")),
             "{name}"
         );
-        let s = server_status(mcpo, name).await;
+        let s = fetch_server_status(mcpo, name).await;
         assert_eq!(s["state"], json!("connected"), "{s}");
         assert!(s["reconnects"].as_u64() >= Some(1), "{s}");
     }
@@ -528,7 +393,7 @@ async fn server_down_at_start_is_served_once_it_appears() {
     })
     .await;
 
-    let call = post(mcpo, "/late/echo", json!({"text": "x"})).await;
+    let call = post(mcpo, "/late/echo", None, json!({"text": "x"})).await;
     assert_eq!(call.status, StatusCode::SERVICE_UNAVAILABLE, "{call:?}");
     let retry = call.retry_after().expect("Retry-After on 503");
     assert!(
@@ -536,23 +401,23 @@ async fn server_down_at_start_is_served_once_it_appears() {
         "Retry-After {retry} with a 1 s max delay"
     );
     assert!(call.message().contains("'late'"), "{call:?}");
-    let spec = get(mcpo, "/late/openapi.json").await;
+    let spec = get(mcpo, "/late/openapi.json", None).await;
     assert_eq!(spec.status, StatusCode::SERVICE_UNAVAILABLE, "{spec:?}");
     assert!(spec.retry_after().is_some(), "{spec:?}");
-    let ready = get(mcpo, "/readyz").await;
+    let ready = get(mcpo, "/readyz", None).await;
     assert_eq!(ready.status, StatusCode::SERVICE_UNAVAILABLE, "{ready:?}");
     assert_eq!(ready.body["waiting_for"], json!(["late"]));
-    assert_eq!(get(mcpo, "/healthz").await.status, StatusCode::OK);
+    assert_eq!(get(mcpo, "/healthz", None).await.status, StatusCode::OK);
 
     let fixture = PortFixture::start("http", port);
     mcpo.wait_ok("/late/openapi.json", Duration::from_secs(10))
         .await;
-    let spec = get(mcpo, "/late/openapi.json").await;
+    let spec = get(mcpo, "/late/openapi.json", None).await;
     assert!(spec.body["paths"]["/echo"].is_object(), "{}", spec.body);
-    let r = post(mcpo, "/late/echo", json!({"text": "here"})).await;
+    let r = post(mcpo, "/late/echo", None, json!({"text": "here"})).await;
     assert_eq!((r.status, r.body), (StatusCode::OK, json!("here")));
     assert_eq!(whoami(mcpo, "late").await, fixture.child.id());
-    let ready = get(mcpo, "/readyz").await;
+    let ready = get(mcpo, "/readyz", None).await;
     assert_eq!(ready.status, StatusCode::OK, "{ready:?}");
     // `reconnects` should stay 0 (this is the first connection); it is 1 (src bug): see
     // `bug_first_connection_after_a_failed_start_is_not_a_reconnect` below.
@@ -591,7 +456,7 @@ async fn hanging_calls_time_out_and_cancellations_reach_the_upstream() {
     // Timeouts: 504 within ~1–3 s, and the upstream hears about it.
     for name in ["stdio_timeout", "http_timeout"] {
         let started = Instant::now();
-        let r = post(mcpo, &format!("/{name}/slow"), json!({"seconds": 60})).await;
+        let r = post(mcpo, &format!("/{name}/slow"), None, json!({"seconds": 60})).await;
         let took = started.elapsed();
         assert_eq!(r.status, StatusCode::GATEWAY_TIMEOUT, "{name}: {r:?}");
         assert!(
@@ -653,7 +518,7 @@ async fn hanging_calls_time_out_and_cancellations_reach_the_upstream() {
     }
     // The sessions are still usable afterwards.
     for name in ["stdio_timeout", "stdio_abort", "http_timeout", "http_abort"] {
-        let r = post(mcpo, &format!("/{name}/echo"), json!({"text": "ok"})).await;
+        let r = post(mcpo, &format!("/{name}/echo"), None, json!({"text": "ok"})).await;
         assert_eq!((r.status, r.body), (StatusCode::OK, json!("ok")), "{name}");
     }
 }
@@ -670,7 +535,7 @@ async fn tools_list_changed_updates_the_spec_without_a_restart() {
     let mcpo = &b.mcpo;
     mcpo.wait_ok("/fx/openapi.json", Duration::from_secs(20))
         .await;
-    let spec = get(mcpo, "/fx/openapi.json").await;
+    let spec = get(mcpo, "/fx/openapi.json", None).await;
     let tools_before = spec.body["paths"].as_object().unwrap().len();
     assert!(
         spec.body["paths"]["/change_tools"].is_object(),
@@ -679,37 +544,37 @@ async fn tools_list_changed_updates_the_spec_without_a_restart() {
     );
     assert!(spec.body["paths"].get("/late_tool").is_none());
     let pid = whoami(mcpo, "fx").await;
-    let r = post(mcpo, "/fx/late_tool", json!({})).await;
+    let r = post(mcpo, "/fx/late_tool", None, json!({})).await;
     assert_eq!(r.status, StatusCode::NOT_FOUND, "{r:?}");
 
-    let r = post(mcpo, "/fx/change_tools", json!({"add": "late_tool"})).await;
+    let r = post(mcpo, "/fx/change_tools", None, json!({"add": "late_tool"})).await;
     assert_eq!(
         (r.status, &r.body),
         (StatusCode::OK, &json!("added late_tool"))
     );
 
     let spec = poll(Duration::from_secs(10), || async {
-        let s = get(mcpo, "/fx/openapi.json").await;
+        let s = get(mcpo, "/fx/openapi.json", None).await;
         s.body["paths"]["/late_tool"].is_object().then_some(s.body)
     })
     .await
     .unwrap_or_else(|| panic!("/late_tool never appeared; mcpo:\n{}", mcpo.stderr.text()));
     assert_eq!(spec["paths"].as_object().unwrap().len(), tools_before + 1);
     assert!(spec["paths"]["/echo"].is_object());
-    let combined = get(mcpo, "/openapi.json").await;
+    let combined = get(mcpo, "/openapi.json", None).await;
     assert!(
         combined.body["paths"]["/fx/late_tool"].is_object(),
         "{}",
         combined.body
     );
-    let r = post(mcpo, "/fx/late_tool", json!({})).await;
+    let r = post(mcpo, "/fx/late_tool", None, json!({})).await;
     assert_eq!(
         (r.status, r.body),
         (StatusCode::OK, json!("late_tool was added at run time"))
     );
     // Same process and session: a refresh, not a reconnect.
     assert_eq!(whoami(mcpo, "fx").await, pid);
-    let s = server_status(mcpo, "fx").await;
+    let s = fetch_server_status(mcpo, "fx").await;
     assert_eq!(s["tools"], json!(tools_before + 1), "{s}");
     assert_eq!(s["reconnects"], json!(0), "{s}");
 }
@@ -727,15 +592,10 @@ async fn start_slow_call(
     nth: usize,
 ) -> tokio::task::JoinHandle<Reply> {
     let url = mcpo.url(&format!("/{server}/slow"));
-    let task = tokio::spawn(async move {
-        let r = client()
-            .post(url)
-            .json(&json!({ "seconds": seconds }))
-            .send()
-            .await
-            .expect("slow call");
-        reply(r).await
-    });
+    let task =
+        tokio::spawn(
+            async move { send(client().post(url).json(&json!({ "seconds": seconds }))).await },
+        );
     wait_log(
         mcpo,
         &["fixture call slow", server],
@@ -790,12 +650,12 @@ async fn hot_reload_applies_changes_around_in_flight_calls() {
     assert!(!call.is_finished(), "the reload came after the call ended");
     mcpo.wait_ok("/added/openapi.json", Duration::from_secs(10))
         .await;
-    let r = post(&mcpo, "/added/echo", json!({"text": "new"})).await;
+    let r = post(&mcpo, "/added/echo", None, json!({"text": "new"})).await;
     assert_eq!((r.status, r.body), (StatusCode::OK, json!("new")));
-    let r = post(&mcpo, "/gone/echo", json!({"text": "x"})).await;
+    let r = post(&mcpo, "/gone/echo", None, json!({"text": "x"})).await;
     assert_eq!(r.status, StatusCode::NOT_FOUND, "{r:?}");
     assert_eq!(
-        get(&mcpo, "/gone/openapi.json").await.status,
+        get(&mcpo, "/gone/openapi.json", None).await.status,
         StatusCode::NOT_FOUND
     );
     assert_ne!(whoami(&mcpo, "change").await, change_pid);
@@ -814,7 +674,7 @@ async fn hot_reload_applies_changes_around_in_flight_calls() {
     )
     .await;
     assert!(!call.is_finished(), "the reload came after the call ended");
-    let r = post(&mcpo, "/added/echo", json!({"text": "kept"})).await;
+    let r = post(&mcpo, "/added/echo", None, json!({"text": "kept"})).await;
     assert_eq!((r.status, r.body), (StatusCode::OK, json!("kept")));
     finish_slow_call(call, "an invalid config").await;
 
@@ -833,13 +693,16 @@ async fn hot_reload_applies_changes_around_in_flight_calls() {
     )
     .await;
     assert!(!call.is_finished(), "the reload came after the call ended");
-    let r = post(&mcpo, "/added/echo", json!({"text": "x"})).await;
+    let r = post(&mcpo, "/added/echo", None, json!({"text": "x"})).await;
     assert_eq!(r.status, StatusCode::NOT_FOUND, "{r:?}");
     finish_slow_call(call, "a symlink swap").await;
 
     // The unchanged server kept its process and session through all of it.
     assert_eq!(whoami(&mcpo, "keep").await, keep_pid);
-    assert_eq!(server_status(&mcpo, "keep").await["reconnects"], json!(0));
+    assert_eq!(
+        fetch_server_status(&mcpo, "keep").await["reconnects"],
+        json!(0)
+    );
     assert_eq!(
         count_lines(&mcpo.stderr.text(), &["configuration reloaded"]),
         2,
@@ -861,7 +724,7 @@ async fn sighup_reloads_without_hot_reload() {
     .unwrap();
     // Not watched: nothing changes until the signal.
     assert_eq!(
-        get(&mcpo, "/b/openapi.json").await.status,
+        get(&mcpo, "/b/openapi.json", None).await.status,
         StatusCode::NOT_FOUND
     );
     send_signal("HUP", &mcpo.child.id().to_string());
@@ -874,9 +737,9 @@ async fn sighup_reloads_without_hot_reload() {
     .await;
     mcpo.wait_ok("/b/openapi.json", Duration::from_secs(10))
         .await;
-    let r = post(&mcpo, "/b/echo", json!({"text": "hup"})).await;
+    let r = post(&mcpo, "/b/echo", None, json!({"text": "hup"})).await;
     assert_eq!((r.status, r.body), (StatusCode::OK, json!("hup")));
-    let r = post(&mcpo, "/a/echo", json!({"text": "still"})).await;
+    let r = post(&mcpo, "/a/echo", None, json!({"text": "still"})).await;
     assert_eq!((r.status, r.body), (StatusCode::OK, json!("still")));
 }
 
@@ -907,11 +770,22 @@ async fn sigterm_drains_calls_and_leaves_no_process_behind() {
     let mcpo_pid = mcpo.child.id();
     let direct = whoami(&mcpo, "direct").await;
     let wrapped = whoami(&mcpo, "wrapped").await;
-    let (_, direct_parent, _) = proc_stat(direct).expect("direct fixture runs");
+    let ProcStat {
+        ppid: direct_parent,
+        ..
+    } = proc_stat(direct).expect("direct fixture runs");
     assert_eq!(direct_parent, mcpo_pid);
-    let (_, wrapper, wrapped_group) = proc_stat(wrapped).expect("wrapped fixture runs");
+    let ProcStat {
+        ppid: wrapper,
+        pgrp: wrapped_group,
+        ..
+    } = proc_stat(wrapped).expect("wrapped fixture runs");
     assert_ne!(wrapper, mcpo_pid, "sh exec'd the fixture: no grandchild");
-    let (_, wrapper_parent, wrapper_group) = proc_stat(wrapper).expect("wrapper runs");
+    let ProcStat {
+        ppid: wrapper_parent,
+        pgrp: wrapper_group,
+        ..
+    } = proc_stat(wrapper).expect("wrapper runs");
     assert_eq!(wrapper_parent, mcpo_pid);
     assert_eq!(
         wrapper_group, wrapper,
@@ -971,7 +845,7 @@ async fn full_queue_answers_503_overloaded() {
     let mcpo = &b.mcpo;
     mcpo.wait_ok("/fx/openapi.json", Duration::from_secs(20))
         .await;
-    let slow = || post(mcpo, "/fx/slow", json!({"seconds": 1}));
+    let slow = || post(mcpo, "/fx/slow", None, json!({"seconds": 1}));
     let (a, b2, c) = tokio::join!(slow(), slow(), slow());
     let mut statuses: Vec<u16> = [&a, &b2, &c].iter().map(|r| r.status.as_u16()).collect();
     statuses.sort();
@@ -982,11 +856,11 @@ async fn full_queue_answers_503_overloaded() {
         .unwrap();
     assert!(rejected.message().contains("overloaded"), "{rejected:?}");
     assert!(rejected.retry_after().is_some(), "{rejected:?}");
-    let s = server_status(mcpo, "fx").await;
+    let s = fetch_server_status(mcpo, "fx").await;
     assert!(s["rejected_calls"].as_u64() >= Some(1), "{s}");
     assert_eq!(s["queued_calls"], json!(0), "{s}");
     // With the queue drained, calls are accepted again.
-    let r = post(mcpo, "/fx/echo", json!({"text": "free"})).await;
+    let r = post(mcpo, "/fx/echo", None, json!({"text": "free"})).await;
     assert_eq!((r.status, r.body), (StatusCode::OK, json!("free")));
 }
 
@@ -1006,14 +880,14 @@ async fn status_reports_connected_and_failed_servers() {
     let mcpo = &b.mcpo;
     mcpo.wait_ok("/fx/openapi.json", Duration::from_secs(20))
         .await;
-    let tools = get(mcpo, "/fx/openapi.json").await.body["paths"]
+    let tools = get(mcpo, "/fx/openapi.json", None).await.body["paths"]
         .as_object()
         .unwrap()
         .len();
-    let r = post(mcpo, "/fx/echo", json!({"text": "count me"})).await;
+    let r = post(mcpo, "/fx/echo", None, json!({"text": "count me"})).await;
     assert_eq!(r.status, StatusCode::OK);
 
-    let fx = server_status(mcpo, "fx").await;
+    let fx = fetch_server_status(mcpo, "fx").await;
     assert_eq!(fx["state"], json!("connected"), "{fx}");
     assert_eq!(fx["transport"], json!("stdio"), "{fx}");
     assert_eq!(fx["tools"], json!(tools), "{fx}");
@@ -1044,7 +918,7 @@ async fn status_reports_connected_and_failed_servers() {
     })
     .await;
     assert_eq!(broken["reconnects"], json!(0), "{broken}");
-    let ready = get(mcpo, "/readyz").await;
+    let ready = get(mcpo, "/readyz", None).await;
     assert_eq!(ready.status, StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!(ready.body["waiting_for"], json!(["broken"]));
 }
@@ -1072,7 +946,7 @@ async fn regression_restart_after_a_crash_counts_as_a_reconnect() {
     let first = whoami(mcpo, "fx").await;
     send_signal("KILL", &format!("-{first}"));
     let second = poll(Duration::from_secs(10), || async {
-        let r = post(mcpo, "/fx/whoami", json!({})).await;
+        let r = post(mcpo, "/fx/whoami", None, json!({})).await;
         (r.status == StatusCode::OK && pid_of(&r.body) != first).then_some(())
     })
     .await;

@@ -1,87 +1,55 @@
 //! The core bridge against the repo's fixture server over stdio: result mapping, error
 //! statuses, validation, specs, docs and the root index, through the real `mcpo` binary.
 
-mod common;
-
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-struct Bridge {
-    mcpo: Mcpo,
-    _config: tempfile::NamedTempFile,
-}
-
+/// mcpo with the fixture over stdio as `fx` (one tool disabled, 2 s timeout) and a server
+/// that cannot start as `down`, once `fx` is served.
 async fn start(extra: &[&str]) -> Bridge {
     let mut fixture = fixture_stdio_entry();
     fixture["disabledTools"] = json!(["plain_text"]);
     fixture["timeout"] = json!(2);
-    let cfg = json!({ "mcpServers": {
-        "fx": fixture,
-        "down": { "command": "/nonexistent/mcp-server" },
-    }});
-    let config = write_config(&cfg.to_string());
-    let mut args = vec!["--config", config.path().to_str().unwrap()];
-    args.extend_from_slice(extra);
-    let mcpo = Mcpo::start(&args);
-    mcpo.wait_ok("/fx/openapi.json", Duration::from_secs(30))
+    let b = start_config(
+        json!({
+            "fx": fixture,
+            "down": { "command": "/nonexistent/mcp-server" },
+        }),
+        extra,
+    );
+    b.mcpo
+        .wait_ok("/fx/openapi.json", Duration::from_secs(30))
         .await;
-    Bridge {
-        mcpo,
-        _config: config,
-    }
-}
-
-async fn post(b: &Bridge, path: &str, body: Value) -> (StatusCode, Value) {
-    let r = client()
-        .post(b.mcpo.url(path))
-        .json(&body)
-        .send()
-        .await
-        .expect("request");
-    let status = r.status();
-    let text = r.text().await.expect("body");
-    let v = serde_json::from_str(&text)
-        .unwrap_or_else(|e| panic!("{path}: body is not JSON ({e}): {text}"));
-    (status, v)
-}
-
-fn message(v: &Value) -> &str {
-    v["detail"]["message"]
-        .as_str()
-        .unwrap_or_else(|| panic!("no detail.message in {v}"))
+    b
 }
 
 #[tokio::test]
 async fn tool_results_are_mapped_without_loss() {
     let b = start(&[]).await;
     assert_eq!(
-        post(&b, "/fx/echo", json!({"text": "héllo"})).await,
+        post_json(&b.mcpo, "/fx/echo", json!({"text": "héllo"})).await,
         (StatusCode::OK, json!("héllo"))
     );
     // A number as text is parsed as JSON.
     assert_eq!(
-        post(&b, "/fx/add", json!({"a": 2, "b": 3.5})).await,
+        post_json(&b.mcpo, "/fx/add", json!({"a": 2, "b": 3.5})).await,
         (StatusCode::OK, json!(5.5))
     );
     // JSON text becomes the object; structured content wins over text.
     assert_eq!(
-        post(&b, "/fx/json_text", json!({})).await,
+        post_json(&b.mcpo, "/fx/json_text", json!({})).await,
         (StatusCode::OK, json!({"ok": true, "n": 1}))
     );
-    let (s, user) = post(
-        &b,
-        "/fx/create_user",
-        json!({"user": {"name": "Ada", "address": {"street": "1 Loop", "zip": "12345"}, "role": "admin"}}),
-    )
+    let (s, user) = post_json(&b.mcpo, "/fx/create_user", json!({"user": {"name": "Ada", "address": {"street": "1 Loop", "zip": "12345"}, "role": "admin"}}))
     .await;
     assert_eq!(s, StatusCode::OK, "{user}");
     assert_eq!(user["id"], json!(1));
     assert_eq!(user["name"], json!("Ada"));
     // Images become data URLs.
-    let (s, img) = post(&b, "/fx/image", json!({})).await;
+    let (s, img) = post_json(&b.mcpo, "/fx/image", json!({})).await;
     assert_eq!(s, StatusCode::OK);
     assert!(
         img.as_str()
@@ -90,7 +58,7 @@ async fn tool_results_are_mapped_without_loss() {
         "{img}"
     );
     // Several items keep their order; embedded resources and links are objects.
-    let (s, mixed) = post(&b, "/fx/mixed", json!({})).await;
+    let (s, mixed) = post_json(&b.mcpo, "/fx/mixed", json!({})).await;
     assert_eq!(s, StatusCode::OK);
     let items = mixed.as_array().expect("array");
     assert_eq!(items[0], json!("first"));
@@ -115,11 +83,13 @@ async fn arguments_reach_the_tool_as_sent() {
     let b = start(&[]).await;
     // Explicit null is kept (Python mcpo drops it).
     assert_eq!(
-        post(&b, "/fx/null_echo", json!({"value": null})).await.1,
+        post_json(&b.mcpo, "/fx/null_echo", json!({"value": null}))
+            .await
+            .1,
         json!(null)
     );
     assert_eq!(
-        post(&b, "/fx/null_echo", json!({})).await.1,
+        post_json(&b.mcpo, "/fx/null_echo", json!({})).await.1,
         json!("missing")
     );
     // An empty body is `{}` for a tool without required arguments.
@@ -131,8 +101,8 @@ async fn arguments_reach_the_tool_as_sent() {
     assert_eq!(r.status(), StatusCode::OK);
     assert_eq!(r.json::<Value>().await.unwrap(), json!("pong"));
     // enum + const + nullable all accepted when right.
-    let (s, v) = post(
-        &b,
+    let (s, v) = post_json(
+        &b.mcpo,
         "/fx/set_mode",
         json!({"mode": "fast", "level": 3, "note": null}),
     )
@@ -141,7 +111,7 @@ async fn arguments_reach_the_tool_as_sent() {
     // Refs into #/properties/... validate and pass through.
     let body = json!({"home": {"city": "Oslo"}, "work": {"city": "Bergen"}});
     assert_eq!(
-        post(&b, "/fx/refs_properties", body.clone()).await,
+        post_json(&b.mcpo, "/fx/refs_properties", body.clone()).await,
         (StatusCode::OK, body)
     );
 }
@@ -150,14 +120,19 @@ async fn arguments_reach_the_tool_as_sent() {
 async fn bad_input_gets_a_readable_4xx() {
     let b = start(&[]).await;
     // Schema violations are 422 with the failing path, before the upstream is called.
-    let (s, v) = post(&b, "/fx/set_mode", json!({"mode": "medium", "level": 3})).await;
+    let (s, v) = post_json(
+        &b.mcpo,
+        "/fx/set_mode",
+        json!({"mode": "medium", "level": 3}),
+    )
+    .await;
     assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
     assert!(message(&v).contains("/mode"), "{v}");
-    let (s, v) = post(&b, "/fx/set_mode", json!({"mode": "fast", "level": 4})).await;
+    let (s, v) = post_json(&b.mcpo, "/fx/set_mode", json!({"mode": "fast", "level": 4})).await;
     assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
     assert!(message(&v).contains("/level"), "{v}");
-    let (s, v) = post(
-        &b,
+    let (s, v) = post_json(
+        &b.mcpo,
         "/fx/create_user",
         json!({"user": {"name": "A", "address": {"street": "s", "zip": "12"}, "role": "admin"}}),
     )
@@ -165,7 +140,7 @@ async fn bad_input_gets_a_readable_4xx() {
     assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
     assert!(message(&v).contains("/user/address/zip"), "{v}");
     // Missing required argument.
-    let (s, _) = post(&b, "/fx/echo", json!({})).await;
+    let (s, _) = post_json(&b.mcpo, "/fx/echo", json!({})).await;
     assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY);
     // Not JSON at all → 400 with a JSON body.
     let r = client()
@@ -184,24 +159,24 @@ async fn bad_input_gets_a_readable_4xx() {
 async fn errors_map_to_statuses() {
     let b = start(&["--max-body-bytes", "1024"]).await;
     // isError → 500 with the tool's own text, not double wrapped.
-    let (s, v) = post(&b, "/fx/fail", json!({"message": "it broke"})).await;
+    let (s, v) = post_json(&b.mcpo, "/fx/fail", json!({"message": "it broke"})).await;
     assert_eq!(s, StatusCode::INTERNAL_SERVER_ERROR);
     assert_eq!(message(&v), "it broke");
     // MCP -32602 → 422.
-    let (s, v) = post(&b, "/fx/invalid_params", json!({})).await;
+    let (s, v) = post_json(&b.mcpo, "/fx/invalid_params", json!({})).await;
     assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
     assert!(message(&v).contains("bad params from fixture"));
     // Unknown server / tool / disabled tool → 404.
     assert_eq!(
-        post(&b, "/nope/echo", json!({})).await.0,
+        post_json(&b.mcpo, "/nope/echo", json!({})).await.0,
         StatusCode::NOT_FOUND
     );
     assert_eq!(
-        post(&b, "/fx/nope", json!({})).await.0,
+        post_json(&b.mcpo, "/fx/nope", json!({})).await.0,
         StatusCode::NOT_FOUND
     );
     assert_eq!(
-        post(&b, "/fx/plain_text", json!({})).await.0,
+        post_json(&b.mcpo, "/fx/plain_text", json!({})).await.0,
         StatusCode::NOT_FOUND
     );
     // A server that cannot start → 503 with Retry-After, while the others work.
@@ -217,7 +192,7 @@ async fn errors_map_to_statuses() {
     assert!(message(&v).contains("/nonexistent/mcp-server"), "{v}");
     // Per-call timeout (the server's `timeout: 2`) → 504, and the upstream is told.
     let started = std::time::Instant::now();
-    let (s, v) = post(&b, "/fx/slow", json!({"seconds": 30})).await;
+    let (s, v) = post_json(&b.mcpo, "/fx/slow", json!({"seconds": 30})).await;
     assert_eq!(s, StatusCode::GATEWAY_TIMEOUT, "{v}");
     assert!(started.elapsed() < Duration::from_secs(10));
     assert!(
@@ -232,12 +207,14 @@ async fn errors_map_to_statuses() {
     );
     // The session survives all of that.
     assert_eq!(
-        post(&b, "/fx/echo", json!({"text": "still here"})).await.1,
+        post_json(&b.mcpo, "/fx/echo", json!({"text": "still here"}))
+            .await
+            .1,
         json!("still here")
     );
     // Body over the limit → 413 JSON.
     let big = "x".repeat(4096);
-    let (s, v) = post(&b, "/fx/echo", json!({ "text": big })).await;
+    let (s, v) = post_json(&b.mcpo, "/fx/echo", json!({ "text": big })).await;
     assert_eq!(s, StatusCode::PAYLOAD_TOO_LARGE, "{v}");
     // Unknown route → JSON 404.
     let r = client()
@@ -252,7 +229,7 @@ async fn errors_map_to_statuses() {
 #[tokio::test]
 async fn concurrent_calls_share_one_session() {
     let b = start(&[]).await;
-    let (_, first) = post(&b, "/fx/whoami", json!({})).await;
+    let (_, first) = post_json(&b.mcpo, "/fx/whoami", json!({})).await;
     let calls = (0..40).map(|i| {
         let url = b.mcpo.url("/fx/echo");
         async move {
@@ -266,13 +243,13 @@ async fn concurrent_calls_share_one_session() {
         }
     });
     // A slow call in flight must not hold up the others.
-    let slow = post(&b, "/fx/slow", json!({"seconds": 1}));
+    let slow = post_json(&b.mcpo, "/fx/slow", json!({"seconds": 1}));
     let (results, slow) = tokio::join!(futures::future::join_all(calls), slow);
     for (i, (s, v)) in results.into_iter().enumerate() {
         assert_eq!((s, v), (StatusCode::OK, json!(format!("n{i}"))));
     }
     assert_eq!(slow.0, StatusCode::OK);
-    let (_, last) = post(&b, "/fx/whoami", json!({})).await;
+    let (_, last) = post_json(&b.mcpo, "/fx/whoami", json!({})).await;
     assert_eq!(first["pid"], last["pid"]);
     assert_eq!(first["session"], last["session"]);
     assert!(last["calls"].as_u64() > first["calls"].as_u64());

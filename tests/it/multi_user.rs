@@ -7,32 +7,21 @@
 //! gets their own child process (so pids tell sessions apart); over streamable HTTP every MCP
 //! session gets its own `session` number.
 
-mod common;
-
 use std::collections::{BTreeSet, HashSet};
-use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use crate::common::*;
 use base64::Engine;
-use common::*;
 use futures::StreamExt;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
-use reqwest::header::HeaderMap;
-use reqwest::{RequestBuilder, StatusCode};
+use reqwest::StatusCode;
 use serde_json::{Value, json};
 
 const SECRET: &str = "owui-test-secret-9f2c";
 const OTHER_SECRET: &str = "not-the-owui-secret";
 
 // --- tokens -----------------------------------------------------------------------------------
-
-fn now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .expect("clock")
-        .as_secs()
-}
 
 /// A random UUIDv4 string (Open WebUI's user ids and `jti`s are UUID4s). No `uuid` crate in
 /// the tree: `RandomState` is seeded from the OS, which is random enough for test ids.
@@ -101,100 +90,18 @@ fn hand_built(header: &Value, claims: &Value, signature: &[u8]) -> String {
     )
 }
 
-/// A fresh 2048-bit RSA key from the `openssl` CLI: (PKCS#1 DER private key, SPKI PEM public
-/// key). `None` if `openssl` is not available.
-fn fresh_rsa_key() -> Option<(Vec<u8>, Vec<u8>)> {
-    let dir = tempfile::tempdir().ok()?;
-    let pem = dir.path().join("key.pem");
-    let der = dir.path().join("key.der");
-    let public = dir.path().join("pub.pem");
-    let run = |args: &[&str]| {
-        Command::new("openssl")
-            .args(args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success())
+/// A 2048-bit RSA key pair kept for the algorithm-confusion probes (generated once with
+/// `openssl genrsa 2048`; nothing trusts it): the PKCS#1 DER private key (jsonwebtoken here is
+/// built without `use_pem`) and the SPKI PEM public key.
+fn rsa_probe_key() -> (Vec<u8>, Vec<u8>) {
+    let data = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data");
+    let read = |name: &str| {
+        std::fs::read(data.join(name)).unwrap_or_else(|e| panic!("tests/data/{name}: {e}"))
     };
-    let p = |path: &std::path::Path| path.to_str().unwrap().to_owned();
-    let ok = run(&["genrsa", "-out", &p(&pem), "2048"])
-        && run(&[
-            "rsa",
-            "-in",
-            &p(&pem),
-            "-traditional",
-            "-outform",
-            "DER",
-            "-out",
-            &p(&der),
-        ])
-        && run(&["rsa", "-in", &p(&pem), "-pubout", "-out", &p(&public)]);
-    if !ok {
-        return None;
-    }
-    Some((std::fs::read(der).ok()?, std::fs::read(public).ok()?))
+    (read("jwt-rsa-probe.der"), read("jwt-rsa-probe.pub.pem"))
 }
 
 // --- HTTP ---------------------------------------------------------------------------------------
-
-#[derive(Debug)]
-struct Reply {
-    status: StatusCode,
-    headers: HeaderMap,
-    text: String,
-    body: Value,
-}
-
-impl Reply {
-    fn header(&self, name: &str) -> Option<&str> {
-        self.headers.get(name).and_then(|v| v.to_str().ok())
-    }
-
-    /// Comma-separated header values, lower-cased.
-    fn items(&self, name: &str) -> Vec<String> {
-        self.headers
-            .get_all(name)
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .flat_map(|v| v.split(','))
-            .map(|s| s.trim().to_ascii_lowercase())
-            .collect()
-    }
-}
-
-async fn send(rb: RequestBuilder) -> Reply {
-    let r = rb.send().await.expect("request");
-    let status = r.status();
-    let headers = r.headers().clone();
-    let text = r.text().await.expect("body");
-    let body = serde_json::from_str(&text).unwrap_or(Value::Null);
-    Reply {
-        status,
-        headers,
-        text,
-        body,
-    }
-}
-
-fn with_auth(rb: RequestBuilder, auth: Option<&str>) -> RequestBuilder {
-    match auth {
-        Some(a) => rb.header("authorization", a),
-        None => rb,
-    }
-}
-
-async fn post(mcpo: &Mcpo, path: &str, auth: Option<&str>, body: Value) -> Reply {
-    send(with_auth(client().post(mcpo.url(path)).json(&body), auth)).await
-}
-
-async fn get(mcpo: &Mcpo, path: &str, auth: Option<&str>) -> Reply {
-    send(with_auth(client().get(mcpo.url(path)), auth)).await
-}
-
-fn bearer(t: &str) -> String {
-    format!("Bearer {t}")
-}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Who {
@@ -248,16 +155,6 @@ fn assert_401(r: &Reply, what: &str) {
 
 // --- processes and logs ---------------------------------------------------------------------
 
-/// `(state, ppid)` from `/proc/<pid>/stat`, or `None` once the process is reaped.
-fn proc_stat(pid: u32) -> Option<(char, u32)> {
-    let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let rest = &text[text.rfind(')')? + 1..];
-    let mut fields = rest.split_whitespace();
-    let state = fields.next()?.chars().next()?;
-    let ppid = fields.next()?.parse().ok()?;
-    Some((state, ppid))
-}
-
 /// Fixture processes `mcpo` currently runs (its direct children running `mcp_fixture`, zombies
 /// included: a zombie child means mcpo has not reaped it yet).
 fn fixture_children(mcpo: &Mcpo) -> Vec<u32> {
@@ -267,7 +164,7 @@ fn fixture_children(mcpo: &Mcpo) -> Vec<u32> {
         let Some(pid) = entry.file_name().to_str().and_then(|s| s.parse().ok()) else {
             continue;
         };
-        if proc_stat(pid).is_some_and(|(_, ppid)| ppid == parent)
+        if proc_stat(pid).is_some_and(|s| s.ppid == parent)
             && std::fs::read(format!("/proc/{pid}/cmdline"))
                 .is_ok_and(|c| String::from_utf8_lossy(&c).contains("mcp_fixture"))
         {
@@ -276,35 +173,6 @@ fn fixture_children(mcpo: &Mcpo) -> Vec<u32> {
     }
     found.sort_unstable();
     found
-}
-
-async fn poll<T, Fut: Future<Output = Option<T>>>(
-    timeout: Duration,
-    mut f: impl FnMut() -> Fut,
-) -> Option<T> {
-    let deadline = Instant::now() + timeout;
-    loop {
-        if let Some(v) = f().await {
-            return Some(v);
-        }
-        if Instant::now() > deadline {
-            return None;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-}
-
-/// Waits (without blocking the runtime) until mcpo's stderr has a line containing `needle`.
-async fn wait_log(mcpo: &Mcpo, needle: &str, timeout: Duration) {
-    let seen = poll(timeout, || async {
-        mcpo.stderr.text().contains(needle).then_some(())
-    })
-    .await;
-    assert!(
-        seen.is_some(),
-        "no `{needle}` in mcpo's stderr within {timeout:?}:\n{}",
-        mcpo.stderr.text()
-    );
 }
 
 // --- setups -------------------------------------------------------------------------------------
@@ -331,7 +199,8 @@ async fn start_entries(servers: Value, args: &[&str], env: &[(&str, &str)]) -> M
     let mcpo = Mcpo::start_with_env(&all, env);
     wait_log(
         &mcpo,
-        "closing the discovery session",
+        &["closing the discovery session"],
+        1,
         Duration::from_secs(30),
     )
     .await;
@@ -369,7 +238,7 @@ async fn each_user_gets_their_own_stdio_session() {
     // Both are mcpo's own children (the stdio server runs once per user, not once per call),
     // and the discovery session is gone: exactly these two fixtures run.
     for who in [a1, b1] {
-        let (_, ppid) = proc_stat(who.pid).expect("user process is running");
+        let ppid = proc_stat(who.pid).expect("user process is running").ppid;
         assert_eq!(ppid, m.mcpo.child.id(), "{who:?} is not a child of mcpo");
     }
     let children = poll(Duration::from_secs(10), || async {
@@ -546,42 +415,20 @@ async fn forged_expired_and_malformed_credentials_get_401() {
 
     // RS256 / key confusion. mcpo verifies with an HMAC secret and pins HS256, so the classic
     // confusion (a verifier that takes the algorithm from the token) is probed both ways:
-    // (a) a genuine RS256 token signed with a freshly generated RSA key (from the `openssl`
-    //     CLI; jsonwebtoken here is built without `use_pem`, so the key is handed over as
-    //     PKCS#1 DER), which an alg-trusting verifier holding that public key would accept;
+    // (a) a genuine RS256 token signed with a real RSA key, which an alg-trusting verifier
+    //     holding that public key would accept;
     // (b) HS256 with the RSA *public key PEM* as the HMAC secret, the textbook forgery against
     //     a verifier that feeds its RSA public key to HMAC when the token says HS256.
     // Both must be refused: (a) by the algorithm pin, (b) because the PEM is not the secret.
-    let rsa = fresh_rsa_key();
-    eprintln!(
-        "RS256 probe: {}",
-        if rsa.is_some() {
-            "real signature with a fresh openssl RSA-2048 key"
-        } else {
-            "openssl unavailable, hand-built RS256 token"
-        }
-    );
-    let (rs256, hs256_pubkey) = match &rsa {
-        Some((der, public_pem)) => (
-            jsonwebtoken::encode(
-                &Header::new(Algorithm::RS256),
-                &good,
-                &EncodingKey::from_rsa_der(der),
-            )
-            .expect("RS256 encode"),
-            sign_hmac(Algorithm::HS256, &good, public_pem),
-        ),
-        // No openssl: an RS256 header with a made-up signature still probes the pin.
-        None => (
-            hand_built(&json!({"alg": "RS256", "typ": "JWT"}), &good, &[7u8; 256]),
-            sign_hmac(
-                Algorithm::HS256,
-                &good,
-                b"-----BEGIN PUBLIC KEY-----\nnot a real key\n-----END PUBLIC KEY-----\n",
-            ),
-        ),
-    };
-    cases.push(("RS256 signed with a fresh RSA key", Some(bearer(&rs256))));
+    let (private_der, public_pem) = rsa_probe_key();
+    let rs256 = jsonwebtoken::encode(
+        &Header::new(Algorithm::RS256),
+        &good,
+        &EncodingKey::from_rsa_der(&private_der),
+    )
+    .expect("RS256 encode");
+    let hs256_pubkey = sign_hmac(Algorithm::HS256, &good, &public_pem);
+    cases.push(("RS256 signed with a real RSA key", Some(bearer(&rs256))));
     cases.push((
         "HS256 keyed with an RSA public key PEM",
         Some(bearer(&hs256_pubkey)),
@@ -768,7 +615,13 @@ async fn idle_user_sessions_close_and_come_back_fresh() {
         last
     };
     let idle = async {
-        wait_log(mcpo, "closing idle user sessions", Duration::from_secs(15)).await;
+        wait_log(
+            mcpo,
+            &["closing idle user sessions"],
+            1,
+            Duration::from_secs(15),
+        )
+        .await;
         let logged = started.elapsed();
         let gone = poll(Duration::from_secs(10), || async {
             proc_stat(p1.pid).is_none().then_some(())
@@ -857,11 +710,6 @@ async fn max_sessions_bounds_live_processes_across_200_users() {
     // come back on a new one.
     let r = post(mcpo, "/fx/whoami", Some(&bearer(&tokens[0])), json!({})).await;
     assert_eq!(r.status, StatusCode::OK, "{r:?}");
-}
-
-fn tail(text: &str, lines: usize) -> String {
-    let all: Vec<&str> = text.lines().collect();
-    all[all.len().saturating_sub(lines)..].join("\n")
 }
 
 // --- 6. --api-key alongside users ---------------------------------------------------------------

@@ -2,19 +2,16 @@
 //! `--path-prefix` / `--root-path`, TLS, config-file syntax and `${VAR}` expansion (with `-e`
 //! and `--env-path`), and how start-up fails on bad input (exit code 2, a located message).
 
-mod common;
-
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
+use crate::common::*;
 use base64::Engine;
-use common::*;
-use reqwest::header::HeaderMap;
-use reqwest::{RequestBuilder, StatusCode};
-use serde_json::{Value, json};
+use reqwest::StatusCode;
+use serde_json::json;
 
 /// The API key of these tests: distinctive, so a leak into a log or a body cannot be missed.
 const KEY: &str = "k3y-Zq8vT1-auth-cli-9f4e";
@@ -42,10 +39,6 @@ fn tls_file(name: &str) -> PathBuf {
         .join(name)
 }
 
-fn bearer(key: &str) -> String {
-    format!("Bearer {key}")
-}
-
 fn basic(user: &str, password: &str) -> String {
     let raw = format!("{user}:{password}");
     format!(
@@ -54,78 +47,18 @@ fn basic(user: &str, password: &str) -> String {
     )
 }
 
-/// A response, read whole.
-struct Reply {
-    status: StatusCode,
-    headers: HeaderMap,
-    body: String,
-}
-
-impl Reply {
-    fn json(&self) -> Value {
-        serde_json::from_str(&self.body)
-            .unwrap_or_else(|e| panic!("body is not JSON ({e}): {}", self.body))
-    }
-
-    /// Every value of header `name`, as text.
-    fn all(&self, name: &str) -> Vec<String> {
-        self.headers
-            .get_all(name)
-            .iter()
-            .map(|v| v.to_str().expect("ASCII header").to_owned())
-            .collect()
-    }
-
-    fn one(&self, name: &str) -> Option<&str> {
-        self.headers
-            .get(name)
-            .map(|v| v.to_str().expect("ASCII header"))
-    }
-
-    /// A comma-separated header as lower-case items.
-    fn items(&self, name: &str) -> Vec<String> {
-        self.all(name)
-            .iter()
-            .flat_map(|v| v.split(','))
-            .map(|s| s.trim().to_ascii_lowercase())
-            .filter(|s| !s.is_empty())
-            .collect()
-    }
-}
-
-/// Sends `request`; no response body, error or not, may contain either test key.
-async fn send(request: RequestBuilder) -> Reply {
-    let r = request.send().await.expect("request");
-    let status = r.status();
-    let headers = r.headers().clone();
-    let body = r.text().await.expect("body");
+/// Every answer here passes through this: no response body, error or not, may contain
+/// either test key.
+fn keyless(reply: Reply) -> Reply {
     for secret in [KEY, WRONG_KEY] {
         assert!(
-            !body.contains(secret),
-            "a response ({status}) contains an API key: {body}"
+            !reply.text.contains(secret),
+            "a response ({}) contains an API key: {}",
+            reply.status,
+            reply.text
         );
     }
-    Reply {
-        status,
-        headers,
-        body,
-    }
-}
-
-async fn get(mcpo: &Mcpo, path: &str, auth: Option<&str>) -> Reply {
-    let mut rb = client().get(mcpo.url(path));
-    if let Some(auth) = auth {
-        rb = rb.header("authorization", auth);
-    }
-    send(rb).await
-}
-
-async fn post(mcpo: &Mcpo, path: &str, body: Value, auth: Option<&str>) -> Reply {
-    let mut rb = client().post(mcpo.url(path)).json(&body);
-    if let Some(auth) = auth {
-        rb = rb.header("authorization", auth);
-    }
-    send(rb).await
+    reply
 }
 
 /// `Mcpo::wait_ok`, but sending `Authorization: auth` (for `--strict-auth`).
@@ -152,7 +85,7 @@ async fn wait_ok_with(mcpo: &Mcpo, path: &str, auth: &str) {
 
 /// Asserts an `echo` call went through and answered `text`.
 fn assert_echo(reply: &Reply, text: &str) {
-    assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.text);
     assert_eq!(reply.json(), json!(text));
 }
 
@@ -284,62 +217,70 @@ async fn api_key_guards_tool_calls_and_leaves_docs_open() {
         .await;
 
     // No credentials: 401 JSON, telling the client which scheme to use.
-    let r = post(&mcpo, "/fx/echo", json!({"text": "hi"}), None).await;
-    assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{}", r.body);
+    let r = keyless(post(&mcpo, "/fx/echo", None, json!({"text": "hi"})).await);
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{}", r.text);
     assert_eq!(r.all("www-authenticate"), ["Bearer"]);
-    assert_eq!(r.one("content-type"), Some("application/json"));
+    assert_eq!(r.header("content-type"), Some("application/json"));
     assert_eq!(
         r.json(),
         json!({"detail": {"message": "missing API key: send 'Authorization: Bearer <key>'"}})
     );
 
     // A wrong key: 403, the key not echoed.
-    let r = post(
-        &mcpo,
-        "/fx/echo",
-        json!({"text": "hi"}),
-        Some(&bearer(WRONG_KEY)),
-    )
-    .await;
-    assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.body);
+    let r = keyless(
+        post(
+            &mcpo,
+            "/fx/echo",
+            Some(&bearer(WRONG_KEY)),
+            json!({"text": "hi"}),
+        )
+        .await,
+    );
+    assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.text);
     assert_eq!(r.json(), json!({"detail": {"message": "invalid API key"}}));
     // A prefix of the key is still wrong.
-    let r = post(
-        &mcpo,
-        "/fx/echo",
-        json!({"text": "hi"}),
-        Some(&bearer(&KEY[..KEY.len() - 1])),
-    )
-    .await;
-    assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.body);
+    let r = keyless(
+        post(
+            &mcpo,
+            "/fx/echo",
+            Some(&bearer(&KEY[..KEY.len() - 1])),
+            json!({"text": "hi"}),
+        )
+        .await,
+    );
+    assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.text);
     // Basic is only accepted with --strict-auth: refused here even with the right password.
-    let r = post(
-        &mcpo,
-        "/fx/echo",
-        json!({"text": "hi"}),
-        Some(&basic("anyone", KEY)),
-    )
-    .await;
+    let r = keyless(
+        post(
+            &mcpo,
+            "/fx/echo",
+            Some(&basic("anyone", KEY)),
+            json!({"text": "hi"}),
+        )
+        .await,
+    );
     assert!(
         matches!(r.status, StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN),
         "{} {}",
         r.status,
-        r.body
+        r.text
     );
 
     // The right key: the call goes through (the scheme name is case-insensitive).
     assert_echo(
-        &post(&mcpo, "/fx/echo", json!({"text": "hi"}), Some(&bearer(KEY))).await,
+        &keyless(post(&mcpo, "/fx/echo", Some(&bearer(KEY)), json!({"text": "hi"})).await),
         "hi",
     );
     assert_echo(
-        &post(
-            &mcpo,
-            "/fx/echo",
-            json!({"text": "lower"}),
-            Some(&format!("bearer {KEY}")),
-        )
-        .await,
+        &keyless(
+            post(
+                &mcpo,
+                "/fx/echo",
+                Some(&format!("bearer {KEY}")),
+                json!({"text": "lower"}),
+            )
+            .await,
+        ),
         "lower",
     );
 
@@ -352,12 +293,12 @@ async fn api_key_guards_tool_calls_and_leaves_docs_open() {
         "/fx/docs",
         "/healthz",
     ] {
-        let r = get(&mcpo, path, None).await;
-        assert_eq!(r.status, StatusCode::OK, "GET {path}: {}", r.body);
+        let r = keyless(get(&mcpo, path, None).await);
+        assert_eq!(r.status, StatusCode::OK, "GET {path}: {}", r.text);
     }
     // Both specs tell clients (Open WebUI) to send the key as a bearer token.
     for path in ["/fx/openapi.json", "/openapi.json"] {
-        let spec = get(&mcpo, path, None).await.json();
+        let spec = keyless(get(&mcpo, path, None).await).json();
         let schemes = spec["components"]["securitySchemes"]
             .as_object()
             .unwrap_or_else(|| panic!("{path}: no securitySchemes in {spec}"));
@@ -400,8 +341,8 @@ async fn strict_auth_protects_docs_specs_and_index() {
         "/fx/docs/swagger-ui-bundle.js",
     ] {
         // Without the key: 401, offering Bearer (Basic: see the next test).
-        let r = get(&mcpo, path, None).await;
-        assert_eq!(r.status, StatusCode::UNAUTHORIZED, "GET {path}: {}", r.body);
+        let r = keyless(get(&mcpo, path, None).await);
+        assert_eq!(r.status, StatusCode::UNAUTHORIZED, "GET {path}: {}", r.text);
         let challenges = r.all("www-authenticate");
         assert!(
             challenges.iter().any(|c| c == "Bearer"),
@@ -410,11 +351,11 @@ async fn strict_auth_protects_docs_specs_and_index() {
         assert!(
             r.json()["detail"]["message"].is_string(),
             "GET {path}: {}",
-            r.body
+            r.text
         );
         // The key as a bearer token, or as the Basic password with any user name.
         for auth in [bearer(KEY), good_basic.clone(), basic("", KEY)] {
-            let r = get(&mcpo, path, Some(&auth)).await;
+            let r = keyless(get(&mcpo, path, Some(&auth)).await);
             assert_eq!(r.status, StatusCode::OK, "GET {path} with {auth}");
         }
         // Wrong credentials: 403.
@@ -424,31 +365,36 @@ async fn strict_auth_protects_docs_specs_and_index() {
             basic(KEY, WRONG_KEY), // the key as the user name is not the password
             "Basic %%%not-base64".to_owned(),
         ] {
-            let r = get(&mcpo, path, Some(&auth)).await;
+            let r = keyless(get(&mcpo, path, Some(&auth)).await);
             assert_eq!(r.status, StatusCode::FORBIDDEN, "GET {path} with {auth}");
         }
     }
     // Liveness stays open for probes.
-    assert_eq!(get(&mcpo, "/healthz", None).await.status, StatusCode::OK);
+    assert_eq!(
+        keyless(get(&mcpo, "/healthz", None).await).status,
+        StatusCode::OK
+    );
 
     // Tool calls: Bearer and Basic both work; nothing works without the key.
-    let r = post(&mcpo, "/fx/echo", json!({"text": "x"}), None).await;
+    let r = keyless(post(&mcpo, "/fx/echo", None, json!({"text": "x"})).await);
     assert_eq!(r.status, StatusCode::UNAUTHORIZED);
     assert_echo(
-        &post(&mcpo, "/fx/echo", json!({"text": "b"}), Some(&bearer(KEY))).await,
+        &keyless(post(&mcpo, "/fx/echo", Some(&bearer(KEY)), json!({"text": "b"})).await),
         "b",
     );
     assert_echo(
-        &post(&mcpo, "/fx/echo", json!({"text": "c"}), Some(&good_basic)).await,
+        &keyless(post(&mcpo, "/fx/echo", Some(&good_basic), json!({"text": "c"})).await),
         "c",
     );
-    let r = post(
-        &mcpo,
-        "/fx/echo",
-        json!({"text": "x"}),
-        Some(&basic("anyone", WRONG_KEY)),
-    )
-    .await;
+    let r = keyless(
+        post(
+            &mcpo,
+            "/fx/echo",
+            Some(&basic("anyone", WRONG_KEY)),
+            json!({"text": "x"}),
+        )
+        .await,
+    );
     assert_eq!(r.status, StatusCode::FORBIDDEN);
     assert_log_has_no_key(&mcpo);
 }
@@ -478,8 +424,8 @@ async fn strict_auth_401_prompts_browsers_for_basic_login() {
         "/fx/docs/",
         "/fx/docs/swagger-ui-bundle.js",
     ] {
-        let r = get(&mcpo, path, None).await;
-        assert_eq!(r.status, StatusCode::UNAUTHORIZED, "GET {path}: {}", r.body);
+        let r = keyless(get(&mcpo, path, None).await);
+        assert_eq!(r.status, StatusCode::UNAUTHORIZED, "GET {path}: {}", r.text);
         let challenges = r.all("www-authenticate");
         if !challenges.iter().any(|c| c == "Basic realm=\"mcpo\"") {
             missing.push(format!("{path} {challenges:?}"));
@@ -499,29 +445,33 @@ async fn api_key_and_strict_auth_from_environment() {
         &[("MCPO_API_KEY", KEY), ("MCPO_STRICT_AUTH", "true")],
     );
     wait_ok_with(&mcpo, "/fx/openapi.json", &bearer(KEY)).await;
-    let r = post(&mcpo, "/fx/echo", json!({"text": "x"}), None).await;
-    assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{}", r.body);
-    let r = post(
-        &mcpo,
-        "/fx/echo",
-        json!({"text": "x"}),
-        Some(&bearer(WRONG_KEY)),
-    )
-    .await;
-    assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.body);
-    assert_echo(
-        &post(
+    let r = keyless(post(&mcpo, "/fx/echo", None, json!({"text": "x"})).await);
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{}", r.text);
+    let r = keyless(
+        post(
             &mcpo,
             "/fx/echo",
-            json!({"text": "env"}),
-            Some(&bearer(KEY)),
+            Some(&bearer(WRONG_KEY)),
+            json!({"text": "x"}),
         )
         .await,
+    );
+    assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.text);
+    assert_echo(
+        &keyless(
+            post(
+                &mcpo,
+                "/fx/echo",
+                Some(&bearer(KEY)),
+                json!({"text": "env"}),
+            )
+            .await,
+        ),
         "env",
     );
     // MCPO_STRICT_AUTH took effect too.
     assert_eq!(
-        get(&mcpo, "/openapi.json", None).await.status,
+        keyless(get(&mcpo, "/openapi.json", None).await).status,
         StatusCode::UNAUTHORIZED
     );
     assert_log_has_no_key(&mcpo);
@@ -530,17 +480,19 @@ async fn api_key_and_strict_auth_from_environment() {
 // --- 2. CORS ----------------------------------------------------------------------------------
 
 async fn preflight(mcpo: &Mcpo, path: &str, origin: &str) -> Reply {
-    send(
-        client()
-            .request(reqwest::Method::OPTIONS, mcpo.url(path))
-            .header("origin", origin)
-            .header("access-control-request-method", "POST")
-            .header(
-                "access-control-request-headers",
-                "authorization,content-type",
-            ),
+    keyless(
+        send(
+            client()
+                .request(reqwest::Method::OPTIONS, mcpo.url(path))
+                .header("origin", origin)
+                .header("access-control-request-method", "POST")
+                .header(
+                    "access-control-request-headers",
+                    "authorization,content-type",
+                ),
+        )
+        .await,
     )
-    .await
 }
 
 #[tokio::test]
@@ -553,9 +505,9 @@ async fn cors_preflight_allows_any_origin_by_default() {
     let origin = "http://webui.example";
 
     let r = preflight(&mcpo, "/fx/echo", origin).await;
-    assert!(r.status.is_success(), "preflight: {} {}", r.status, r.body);
-    assert_eq!(r.one("access-control-allow-origin"), Some(origin));
-    assert_eq!(r.one("access-control-allow-credentials"), Some("true"));
+    assert!(r.status.is_success(), "preflight: {} {}", r.status, r.text);
+    assert_eq!(r.header("access-control-allow-origin"), Some(origin));
+    assert_eq!(r.header("access-control-allow-credentials"), Some("true"));
     let headers = r.items("access-control-allow-headers");
     for wanted in ["authorization", "content-type"] {
         assert!(
@@ -577,12 +529,12 @@ async fn cors_preflight_allows_any_origin_by_default() {
         }
         send(rb)
     };
-    let r = call(Some(bearer(KEY))).await;
+    let r = keyless(call(Some(bearer(KEY))).await);
     assert_echo(&r, "cors");
-    assert_eq!(r.one("access-control-allow-origin"), Some(origin));
-    let r = call(None).await;
+    assert_eq!(r.header("access-control-allow-origin"), Some(origin));
+    let r = keyless(call(None).await);
     assert_eq!(r.status, StatusCode::UNAUTHORIZED);
-    assert_eq!(r.one("access-control-allow-origin"), Some(origin));
+    assert_eq!(r.header("access-control-allow-origin"), Some(origin));
 }
 
 #[tokio::test]
@@ -601,7 +553,7 @@ async fn cors_allow_list_refuses_other_origins() {
 
     let r = preflight(&mcpo, "/fx/echo", "http://b.example").await;
     assert_eq!(
-        r.one("access-control-allow-origin"),
+        r.header("access-control-allow-origin"),
         None,
         "{:?}",
         r.headers
@@ -609,19 +561,21 @@ async fn cors_allow_list_refuses_other_origins() {
     for allowed in ["http://a.example", "http://c.example"] {
         let r = preflight(&mcpo, "/fx/echo", allowed).await;
         assert!(r.status.is_success(), "{allowed}: {}", r.status);
-        assert_eq!(r.one("access-control-allow-origin"), Some(allowed));
+        assert_eq!(r.header("access-control-allow-origin"), Some(allowed));
     }
     // A simple request from a foreign origin is served (CORS is the browser's job) but gets no
     // allow-origin header, so the browser hides the answer.
-    let r = send(
-        client()
-            .post(mcpo.url("/fx/echo"))
-            .header("origin", "http://b.example")
-            .json(&json!({"text": "b"})),
-    )
-    .await;
+    let r = keyless(
+        send(
+            client()
+                .post(mcpo.url("/fx/echo"))
+                .header("origin", "http://b.example")
+                .json(&json!({"text": "b"})),
+        )
+        .await,
+    );
     assert_echo(&r, "b");
-    assert_eq!(r.one("access-control-allow-origin"), None);
+    assert_eq!(r.header("access-control-allow-origin"), None);
 }
 
 // --- 3. --path-prefix and --root-path ---------------------------------------------------------
@@ -639,23 +593,23 @@ async fn path_prefix_moves_server_routes() {
         .await;
 
     assert_echo(
-        &post(&mcpo, "/tools/fx/echo", json!({"text": "p"}), None).await,
+        &keyless(post(&mcpo, "/tools/fx/echo", None, json!({"text": "p"})).await),
         "p",
     );
     // Not at the old place any more.
-    let r = post(&mcpo, "/fx/echo", json!({"text": "p"}), None).await;
-    assert_eq!(r.status, StatusCode::NOT_FOUND, "{}", r.body);
+    let r = keyless(post(&mcpo, "/fx/echo", None, json!({"text": "p"})).await);
+    assert_eq!(r.status, StatusCode::NOT_FOUND, "{}", r.text);
     assert_eq!(
-        get(&mcpo, "/fx/openapi.json", None).await.status,
+        keyless(get(&mcpo, "/fx/openapi.json", None).await).status,
         StatusCode::NOT_FOUND
     );
 
-    let spec = get(&mcpo, "/tools/fx/openapi.json", None).await.json();
+    let spec = keyless(get(&mcpo, "/tools/fx/openapi.json", None).await).json();
     assert_eq!(spec["servers"], json!([{"url": "/tools/fx"}]));
     assert!(spec["paths"].get("/echo").is_some(), "{}", spec["paths"]);
 
     // The combined spec stays at the root; its paths carry the prefix.
-    let combined = get(&mcpo, "/openapi.json", None).await.json();
+    let combined = keyless(get(&mcpo, "/openapi.json", None).await).json();
     assert_eq!(combined["servers"], json!([{"url": "/"}]));
     let paths: Vec<&String> = combined["paths"].as_object().unwrap().keys().collect();
     assert!(paths.iter().any(|p| *p == "/tools/fx/echo"), "{paths:?}");
@@ -665,14 +619,14 @@ async fn path_prefix_moves_server_routes() {
     );
 
     // Docs and the index point at the prefixed spec.
-    let docs = get(&mcpo, "/tools/fx/docs", None).await;
+    let docs = keyless(get(&mcpo, "/tools/fx/docs", None).await);
     assert_eq!(docs.status, StatusCode::OK);
     assert!(
-        docs.body.contains(r#"url: "/tools/fx/openapi.json""#),
+        docs.text.contains(r#"url: "/tools/fx/openapi.json""#),
         "{}",
-        docs.body
+        docs.text
     );
-    let index = get(&mcpo, "/", None).await.json();
+    let index = keyless(get(&mcpo, "/", None).await).json();
     assert_eq!(
         index["servers"][0]["openapi"],
         json!("/tools/fx/openapi.json")
@@ -689,13 +643,13 @@ async fn root_path_is_used_in_spec_and_docs_urls() {
     mcpo.wait_ok("/fx/openapi.json", Duration::from_secs(30))
         .await;
     assert_echo(
-        &post(&mcpo, "/fx/echo", json!({"text": "r"}), None).await,
+        &keyless(post(&mcpo, "/fx/echo", None, json!({"text": "r"})).await),
         "r",
     );
 
-    let spec = get(&mcpo, "/fx/openapi.json", None).await.json();
+    let spec = keyless(get(&mcpo, "/fx/openapi.json", None).await).json();
     assert_eq!(spec["servers"], json!([{"url": "/api/fx"}]));
-    let combined = get(&mcpo, "/openapi.json", None).await.json();
+    let combined = keyless(get(&mcpo, "/openapi.json", None).await).json();
     assert_eq!(combined["servers"], json!([{"url": "/api"}]));
     assert!(
         combined["paths"].get("/fx/echo").is_some(),
@@ -703,11 +657,11 @@ async fn root_path_is_used_in_spec_and_docs_urls() {
         combined["paths"]
     );
 
-    let docs = get(&mcpo, "/fx/docs", None).await.body;
+    let docs = keyless(get(&mcpo, "/fx/docs", None).await).text;
     assert!(docs.contains(r#"url: "/api/fx/openapi.json""#), "{docs}");
-    let docs = get(&mcpo, "/docs", None).await.body;
+    let docs = keyless(get(&mcpo, "/docs", None).await).text;
     assert!(docs.contains(r#"url: "/api/openapi.json""#), "{docs}");
-    let index = get(&mcpo, "/", None).await.json();
+    let index = keyless(get(&mcpo, "/", None).await).json();
     assert_eq!(index["openapi"], json!("/api/openapi.json"));
     assert_eq!(
         index["servers"][0]["openapi"],
@@ -745,12 +699,14 @@ async fn tls_serves_https_with_the_given_certificate() {
         .timeout(Duration::from_secs(30))
         .build()
         .expect("client");
-    let r = send(
-        strict
-            .post(mcpo.url("/fx/echo"))
-            .json(&json!({"text": "over tls"})),
-    )
-    .await;
+    let r = keyless(
+        send(
+            strict
+                .post(mcpo.url("/fx/echo"))
+                .json(&json!({"text": "over tls"})),
+        )
+        .await,
+    );
     assert_echo(&r, "over tls");
     assert_eq!(
         strict
@@ -917,7 +873,7 @@ async fn config_comments_trailing_commas_and_expansion_from_env_flags() {
     mcpo.wait_ok("/fx/openapi.json", Duration::from_secs(30))
         .await;
     assert_echo(
-        &post(&mcpo, "/fx/echo", json!({"text": "jsonc"}), None).await,
+        &keyless(post(&mcpo, "/fx/echo", None, json!({"text": "jsonc"})).await),
         "jsonc",
     );
     assert_child_got_debug_env(&mcpo);
@@ -951,7 +907,7 @@ async fn env_path_supplies_variables_and_env_flags_win() {
     mcpo.wait_ok("/fx/openapi.json", Duration::from_secs(30))
         .await;
     assert_echo(
-        &post(&mcpo, "/fx/echo", json!({"text": "dotenv"}), None).await,
+        &keyless(post(&mcpo, "/fx/echo", None, json!({"text": "dotenv"})).await),
         "dotenv",
     );
     assert_child_got_debug_env(&mcpo);
@@ -1063,7 +1019,7 @@ async fn unknown_keys_are_warned_about_and_the_server_starts() {
     }
     // `disabled-tools` was ignored, so echo is still there.
     assert_echo(
-        &post(&mcpo, "/fx/echo", json!({"text": "still"}), None).await,
+        &keyless(post(&mcpo, "/fx/echo", None, json!({"text": "still"})).await),
         "still",
     );
 }

@@ -4,8 +4,6 @@
 //! (PyPI) over stdio, the single-server modes, and dead upstreams that must not hold up the
 //! healthy ones. Everything listens on loopback only; every process is stopped by its handle.
 
-mod common;
-
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
@@ -14,85 +12,17 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, mpsc};
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::*;
 use reqwest::StatusCode;
-use reqwest::header::HeaderMap;
 use serde_json::{Value, json};
 
 // ---------------------------------------------------------------------------------------------
 // Helpers
 // ---------------------------------------------------------------------------------------------
 
-/// `POST path` with a JSON body; the status, headers and the JSON reply (panics if not JSON).
-async fn call(mcpo: &Mcpo, path: &str, body: Value) -> (StatusCode, HeaderMap, Value) {
-    let r = client()
-        .post(mcpo.url(path))
-        .json(&body)
-        .send()
-        .await
-        .unwrap_or_else(|e| panic!("POST {path}: {e}"));
-    let status = r.status();
-    let headers = r.headers().clone();
-    let text = r.text().await.expect("body");
-    let v = serde_json::from_str(&text)
-        .unwrap_or_else(|e| panic!("POST {path}: body is not JSON ({e}): {text}"));
-    (status, headers, v)
-}
-
-async fn post(mcpo: &Mcpo, path: &str, body: Value) -> (StatusCode, Value) {
-    let (status, _, v) = call(mcpo, path, body).await;
-    (status, v)
-}
-
-/// `GET path`, which must answer 200 with JSON.
-async fn get_json(mcpo: &Mcpo, path: &str) -> Value {
-    let r = client()
-        .get(mcpo.url(path))
-        .send()
-        .await
-        .unwrap_or_else(|e| panic!("GET {path}: {e}"));
-    assert_eq!(r.status(), StatusCode::OK, "GET {path}");
-    r.json()
-        .await
-        .unwrap_or_else(|e| panic!("GET {path}: not JSON: {e}"))
-}
-
-fn message(v: &Value) -> &str {
-    v["detail"]["message"]
-        .as_str()
-        .unwrap_or_else(|| panic!("no detail.message in {v}"))
-}
-
-/// Starts mcpo on a config file (kept alive alongside it).
-struct Bridge {
-    mcpo: Mcpo,
-    _config: tempfile::NamedTempFile,
-}
-
-fn start_config(servers: Value) -> Bridge {
-    start_config_with(servers, &[])
-}
-
-fn start_config_with(servers: Value, extra: &[&str]) -> Bridge {
-    let config = write_config(&json!({ "mcpServers": servers }).to_string());
-    let mut args = vec!["--config", config.path().to_str().unwrap()];
-    args.extend_from_slice(extra);
-    let mcpo = Mcpo::start(&args);
-    Bridge {
-        mcpo,
-        _config: config,
-    }
-}
-
-/// A loopback port nobody listens on: bound by the OS, noted, then released.
-fn closed_port() -> u16 {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
-    listener.local_addr().unwrap().port()
-}
-
 /// Fetches a spec and checks it with openapi-spec-validator and the `$ref` walker.
 async fn assert_spec_ok(mcpo: &Mcpo, path: &str) -> Value {
-    let spec = get_json(mcpo, path).await;
+    let spec = get_ok(mcpo, path).await;
     assert_valid_openapi(&spec, path);
     assert_refs_resolve(&spec);
     spec
@@ -104,7 +34,8 @@ async fn wait_503_naming(mcpo: &Mcpo, path: &str, needle: &str) -> (String, Stri
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
         let asked = Instant::now();
-        let (status, headers, v) = call(mcpo, path, json!({})).await;
+        let r = post(mcpo, path, None, json!({})).await;
+        let (status, headers, v) = (r.status, r.headers.clone(), r.json());
         assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{path}: {v}");
         // Never held up by the dead upstream (the callers pass --reconnect-wait 0.2).
         assert!(
@@ -315,12 +246,15 @@ async fn fixture_over_streamable_http_and_legacy_sse() {
     let http = Fixture::start("http");
     let sse = Fixture::start("sse");
     let legacy = Fixture::start("sse");
-    let b = start_config(json!({
-        "http": {"type": "streamable-http", "url": format!("{}/mcp", http.base), "timeout": 1},
-        "sse": {"type": "sse", "url": format!("{}/sse", sse.base), "timeout": 1},
-        // A url without `type` is legacy SSE, as in Python mcpo.
-        "legacy": {"url": format!("{}/sse", legacy.base), "timeout": 1},
-    }));
+    let b = start_config(
+        json!({
+            "http": {"type": "streamable-http", "url": format!("{}/mcp", http.base), "timeout": 1},
+            "sse": {"type": "sse", "url": format!("{}/sse", sse.base), "timeout": 1},
+            // A url without `type` is legacy SSE, as in Python mcpo.
+            "legacy": {"url": format!("{}/sse", legacy.base), "timeout": 1},
+        }),
+        &[],
+    );
     for name in ["http", "sse", "legacy"] {
         b.mcpo
             .wait_ok(&format!("/{name}/openapi.json"), Duration::from_secs(30))
@@ -330,12 +264,12 @@ async fn fixture_over_streamable_http_and_legacy_sse() {
     for (name, fixture) in [("http", &http), ("sse", &sse), ("legacy", &legacy)] {
         let p = |tool: &str| format!("/{name}/{tool}");
         assert_eq!(
-            post(&b.mcpo, &p("echo"), json!({"text": "héllo"})).await,
+            post_json(&b.mcpo, &p("echo"), json!({"text": "héllo"})).await,
             (StatusCode::OK, json!("héllo")),
             "{name}"
         );
         assert_eq!(
-            post(&b.mcpo, &p("add"), json!({"a": 2, "b": 3.5})).await,
+            post_json(&b.mcpo, &p("add"), json!({"a": 2, "b": 3.5})).await,
             (StatusCode::OK, json!(5.5)),
             "{name}"
         );
@@ -343,11 +277,11 @@ async fn fixture_over_streamable_http_and_legacy_sse() {
         let mut created = user.clone();
         created["id"] = json!(1);
         assert_eq!(
-            post(&b.mcpo, &p("create_user"), json!({ "user": user })).await,
+            post_json(&b.mcpo, &p("create_user"), json!({ "user": user })).await,
             (StatusCode::OK, created),
             "{name}"
         );
-        let (s, img) = post(&b.mcpo, &p("image"), json!({})).await;
+        let (s, img) = post_json(&b.mcpo, &p("image"), json!({})).await;
         assert_eq!(s, StatusCode::OK, "{name}: {img}");
         assert_eq!(
             img,
@@ -357,11 +291,11 @@ async fn fixture_over_streamable_http_and_legacy_sse() {
             "{name}"
         );
         // isError → 500 with the tool's own text.
-        let (s, v) = post(&b.mcpo, &p("fail"), json!({"message": "it broke"})).await;
+        let (s, v) = post_json(&b.mcpo, &p("fail"), json!({"message": "it broke"})).await;
         assert_eq!(s, StatusCode::INTERNAL_SERVER_ERROR, "{name}: {v}");
         assert_eq!(message(&v), "it broke", "{name}");
         // JSON-RPC -32602 → 422.
-        let (s, v) = post(&b.mcpo, &p("invalid_params"), json!({})).await;
+        let (s, v) = post_json(&b.mcpo, &p("invalid_params"), json!({})).await;
         assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{name}: {v}");
         assert!(
             message(&v).contains("bad params from fixture"),
@@ -370,7 +304,7 @@ async fn fixture_over_streamable_http_and_legacy_sse() {
         // The server's `timeout: 1` → 504 well before the tool's 30 s, and the upstream is
         // told to cancel (notifications/cancelled over this transport).
         let started = Instant::now();
-        let (s, v) = post(&b.mcpo, &p("slow"), json!({"seconds": 30})).await;
+        let (s, v) = post_json(&b.mcpo, &p("slow"), json!({"seconds": 30})).await;
         assert_eq!(s, StatusCode::GATEWAY_TIMEOUT, "{name}: {v}");
         let took = started.elapsed();
         assert!(
@@ -389,7 +323,7 @@ async fn fixture_over_streamable_http_and_legacy_sse() {
         );
         // The session survives the timeout.
         assert_eq!(
-            post(&b.mcpo, &p("echo"), json!({"text": "still here"})).await,
+            post_json(&b.mcpo, &p("echo"), json!({"text": "still here"})).await,
             (StatusCode::OK, json!("still here")),
             "{name}"
         );
@@ -404,7 +338,7 @@ async fn fixture_over_streamable_http_and_legacy_sse() {
     }
 
     // Every transport is listed as connected in the index.
-    let index = get_json(&b.mcpo, "/").await;
+    let index = get_ok(&b.mcpo, "/").await;
     let servers = index["servers"].as_array().expect("servers");
     let statuses: Vec<(&str, &str)> = servers
         .iter()
@@ -435,7 +369,7 @@ async fn config_headers_reach_remote_upstreams() {
     let headers = json!({"X-Test-Token": "abc-123", "Authorization": "Bearer sekrit-value"});
     // A short --reconnect-wait: calls to a server that is not connected answer 503 at once
     // instead of waiting (5 s by default) for it to come back.
-    let b = start_config_with(
+    let b = start_config(
         json!({
             "http": {"type": "streamable-http", "url": format!("http://127.0.0.1:{}/mcp", rec.port), "headers": headers},
             "sse": {"type": "sse", "url": format!("http://127.0.0.1:{}/sse", rec.port), "headers": headers},
@@ -462,7 +396,7 @@ async fn config_headers_reach_remote_upstreams() {
             "{name}: {msg}"
         );
     }
-    let index = get_json(&b.mcpo, "/").await;
+    let index = get_ok(&b.mcpo, "/").await;
     assert!(!index.to_string().contains("sekrit"), "{index}");
 }
 
@@ -474,11 +408,14 @@ async fn config_headers_reach_remote_upstreams() {
 async fn server_everything_over_all_three_transports() {
     let sse = Everything::start("sse");
     let http = Everything::start("streamableHttp");
-    let b = start_config(json!({
-        "stdio": {"command": "node", "args": [everything_script().to_str().unwrap(), "stdio"]},
-        "sse": {"type": "sse", "url": format!("{}/sse", sse.base)},
-        "http": {"type": "streamable-http", "url": format!("{}/mcp", http.base)},
-    }));
+    let b = start_config(
+        json!({
+            "stdio": {"command": "node", "args": [everything_script().to_str().unwrap(), "stdio"]},
+            "sse": {"type": "sse", "url": format!("{}/sse", sse.base)},
+            "http": {"type": "streamable-http", "url": format!("{}/mcp", http.base)},
+        }),
+        &[],
+    );
     let names = ["stdio", "sse", "http"];
     for name in names {
         b.mcpo
@@ -490,22 +427,22 @@ async fn server_everything_over_all_three_transports() {
         let p = |tool: &str| format!("/{name}/{tool}");
         // The echo tool answers one text block "Echo: <message>".
         assert_eq!(
-            post(&b.mcpo, &p("echo"), json!({"message": "hi there"})).await,
+            post_json(&b.mcpo, &p("echo"), json!({"message": "hi there"})).await,
             (StatusCode::OK, json!("Echo: hi there")),
             "{name}"
         );
         // get-sum answers a sentence with the sum.
         assert_eq!(
-            post(&b.mcpo, &p("get-sum"), json!({"a": 2, "b": 3.5})).await,
+            post_json(&b.mcpo, &p("get-sum"), json!({"a": 2, "b": 3.5})).await,
             (StatusCode::OK, json!("The sum of 2 and 3.5 is 5.5.")),
             "{name}"
         );
         // Validated by mcpo before the call: a missing `b` is 422 naming it.
-        let (s, v) = post(&b.mcpo, &p("get-sum"), json!({"a": 2})).await;
+        let (s, v) = post_json(&b.mcpo, &p("get-sum"), json!({"a": 2})).await;
         assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{name}: {v}");
         assert!(message(&v).contains("\"b\""), "{name}: {v}");
         // get-tiny-image: text, the PNG as a data URL, text (order kept).
-        let (s, v) = post(&b.mcpo, &p("get-tiny-image"), json!({})).await;
+        let (s, v) = post_json(&b.mcpo, &p("get-tiny-image"), json!({})).await;
         assert_eq!(s, StatusCode::OK, "{name}: {v}");
         let items = v.as_array().unwrap_or_else(|| panic!("{name}: {v}"));
         assert_eq!(items.len(), 3, "{name}: {v}");
@@ -523,7 +460,7 @@ async fn server_everything_over_all_three_transports() {
             "{name}"
         );
         // Structured content wins over the text copy.
-        let (s, v) = post(
+        let (s, v) = post_json(
             &b.mcpo,
             &p("get-structured-content"),
             json!({"location": "Chicago"}),
@@ -576,14 +513,17 @@ async fn server_everything_over_all_three_transports() {
 
 #[tokio::test]
 async fn mcp_server_time_over_stdio() {
-    let b = start_config(json!({
-        "time": {"command": peer("venv/bin/mcp-server-time").to_str().unwrap()},
-    }));
+    let b = start_config(
+        json!({
+            "time": {"command": peer("venv/bin/mcp-server-time").to_str().unwrap()},
+        }),
+        &[],
+    );
     b.mcpo
         .wait_ok("/time/openapi.json", Duration::from_secs(60))
         .await;
 
-    let (s, v) = post(
+    let (s, v) = post_json(
         &b.mcpo,
         "/time/get_current_time",
         json!({"timezone": "Europe/Paris"}),
@@ -599,11 +539,7 @@ async fn mcp_server_time_over_stdio() {
     assert!(v["is_dst"].is_boolean(), "{v}");
 
     // Zones without DST give a fixed answer: 12:00 in Kolkata (+05:30) is 15:30 in Tokyo.
-    let (s, v) = post(
-        &b.mcpo,
-        "/time/convert_time",
-        json!({"source_timezone": "Asia/Kolkata", "time": "12:00", "target_timezone": "Asia/Tokyo"}),
-    )
+    let (s, v) = post_json(&b.mcpo, "/time/convert_time", json!({"source_timezone": "Asia/Kolkata", "time": "12:00", "target_timezone": "Asia/Tokyo"}))
     .await;
     assert_eq!(s, StatusCode::OK, "{v}");
     assert_eq!(v["source"]["timezone"], json!("Asia/Kolkata"), "{v}");
@@ -625,7 +561,7 @@ async fn mcp_server_time_over_stdio() {
     // An unknown zone is 500: mcp-server-time raises `ToolError`, which its SDK turns into an
     // `isError: true` result (a tool failure, not a JSON-RPC -32602 protocol error), and mcpo
     // maps isError to 500 with the tool's text.
-    let (s, v) = post(
+    let (s, v) = post_json(
         &b.mcpo,
         "/time/get_current_time",
         json!({"timezone": "Mars/Olympus_Mons"}),
@@ -638,7 +574,7 @@ async fn mcp_server_time_over_stdio() {
         "{v}"
     );
     // A missing argument never reaches the server: mcpo's own schema check answers 422.
-    let (s, v) = post(&b.mcpo, "/time/get_current_time", json!({})).await;
+    let (s, v) = post_json(&b.mcpo, "/time/get_current_time", json!({})).await;
     assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
     assert!(message(&v).contains("timezone"), "{v}");
 
@@ -658,11 +594,11 @@ async fn mcp_server_time_over_stdio() {
 async fn assert_single_server_root(mcpo: &Mcpo) {
     mcpo.wait_ok("/openapi.json", Duration::from_secs(30)).await;
     assert_eq!(
-        post(mcpo, "/echo", json!({"text": "solo"})).await,
+        post_json(mcpo, "/echo", json!({"text": "solo"})).await,
         (StatusCode::OK, json!("solo"))
     );
     assert_eq!(
-        post(mcpo, "/add", json!({"a": 40, "b": 2})).await,
+        post_json(mcpo, "/add", json!({"a": 40, "b": 2})).await,
         (StatusCode::OK, json!(42))
     );
     let spec = assert_spec_ok(mcpo, "/openapi.json").await;
@@ -673,7 +609,7 @@ async fn assert_single_server_root(mcpo: &Mcpo) {
     let html = docs.text().await.unwrap();
     assert!(html.contains("swagger-ui-bundle.js"), "{html}");
     // The server name is not part of the route in this mode.
-    let (s, _) = post(mcpo, "/no_such_tool", json!({})).await;
+    let (s, _) = post_json(mcpo, "/no_such_tool", json!({})).await;
     assert_eq!(s, StatusCode::NOT_FOUND);
 }
 
@@ -706,7 +642,7 @@ async fn single_server_stdio() {
 
 #[tokio::test]
 async fn dead_upstreams_answer_503_while_healthy_ones_serve() {
-    let port = closed_port();
+    let port = free_port();
     // Accepts TCP (the kernel completes the handshake) but never answers: a connect that
     // hangs until mcpo's connect timeout.
     let hang = TcpListener::bind("127.0.0.1:0").expect("bind");
@@ -716,7 +652,7 @@ async fn dead_upstreams_answer_503_while_healthy_ones_serve() {
     // A long connect timeout keeps the hanging server in its first attempt for the whole test;
     // a short reconnect wait makes calls to servers that are not connected answer 503 at once
     // (by default they wait up to 5 s for the server to come back).
-    let b = start_config_with(
+    let b = start_config(
         json!({
             "dead_stdio": {"command": missing},
             "dead_http": {"type": "streamable-http", "url": format!("http://127.0.0.1:{port}/mcp")},
@@ -736,7 +672,7 @@ async fn dead_upstreams_answer_503_while_healthy_ones_serve() {
         started.elapsed()
     );
     assert_eq!(
-        post(&b.mcpo, "/ok/echo", json!({"text": "alive"})).await,
+        post_json(&b.mcpo, "/ok/echo", json!({"text": "alive"})).await,
         (StatusCode::OK, json!("alive"))
     );
 
@@ -762,14 +698,15 @@ async fn dead_upstreams_answer_503_while_healthy_ones_serve() {
         assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE, "{name}");
         assert!(r.headers().contains_key("retry-after"), "{name}");
     }
-    let (_, v) = post(&b.mcpo, "/dead_stdio/echo", json!({})).await;
+    let (_, v) = post_json(&b.mcpo, "/dead_stdio/echo", json!({})).await;
     assert!(
         message(&v).contains("No such file or directory"),
         "{}",
         message(&v)
     );
     // The hanging one is still in its first attempt: 503, retry soon.
-    let (s, headers, v) = call(&b.mcpo, "/hang/echo", json!({})).await;
+    let r = post(&b.mcpo, "/hang/echo", None, json!({})).await;
+    let (s, headers, v) = (r.status, r.headers.clone(), r.json());
     assert_eq!(s, StatusCode::SERVICE_UNAVAILABLE, "{v}");
     assert_eq!(
         headers.get("retry-after").and_then(|h| h.to_str().ok()),
@@ -779,10 +716,10 @@ async fn dead_upstreams_answer_503_while_healthy_ones_serve() {
 
     // Still healthy after all of that, and the index tells them apart.
     assert_eq!(
-        post(&b.mcpo, "/ok/echo", json!({"text": "still alive"})).await,
+        post_json(&b.mcpo, "/ok/echo", json!({"text": "still alive"})).await,
         (StatusCode::OK, json!("still alive"))
     );
-    let index = get_json(&b.mcpo, "/").await;
+    let index = get_ok(&b.mcpo, "/").await;
     let by_name = |n: &str| {
         index["servers"]
             .as_array()

@@ -1,10 +1,8 @@
 //! The operator subcommands: `validate`, `tools`, `completions`, `man`.
 
-mod common;
-
 use std::process::Command;
 
-use common::*;
+use crate::common::*;
 use serde_json::json;
 
 fn mcpo(args: &[&str]) -> std::process::Output {

@@ -2,19 +2,18 @@
 //! authorization server, the MCP Python SDK as the protected MCP server, and a headless
 //! fake browser that signs in and consents. Each test starts its own peers (see
 //! `tests/oauth/peers.rs`) and stops them through their handles. Install the peers with
-//! `scripts/install-oauth-peers.sh`; without them the tests skip loudly (they fail instead
-//! when `MCPO_REQUIRE_OAUTH_PEERS` is set).
-
-#[path = "oauth/peers.rs"]
-mod peers;
+//! `scripts/install-oauth-peers.sh`. The tests that need them are `#[ignore]`d (a plain
+//! `cargo test` counts them as ignored; scripts/test.sh includes them); included without the
+//! peers they skip loudly, or fail when `MCPO_REQUIRE_OAUTH_PEERS` is set.
 
 use std::io::Write;
 use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 
+use crate::common::free_port;
+use crate::peers::{self, PeerOptions, Peers, peers_or_skip, read_tokens};
 use mcpo::config::ServerConfig;
 use mcpo::oauth::{AuthOptions, Authorizer, LoginState, OAuthError};
-use peers::{PeerOptions, Peers, free_port};
 use rmcp::ServiceExt;
 use rmcp::model::CallToolRequestParams;
 use rmcp::service::{RoleClient, RunningService};
@@ -57,16 +56,6 @@ fn logs() -> String {
 fn assert_not_logged(secret: &str, what: &str) {
     assert!(secret.len() >= 8, "{what} is suspiciously short");
     assert!(!logs().contains(secret), "the {what} appears in the logs");
-}
-
-macro_rules! peers_or_skip {
-    ($options:expr) => {{
-        capture_logs();
-        let Some(installed) = peers::installed() else {
-            return;
-        };
-        Peers::start(installed, $options)
-    }};
 }
 
 /// A streamable-HTTP server entry, parsed by mcpo's own config code.
@@ -138,11 +127,6 @@ async fn call(service: &RunningService<RoleClient, ()>, tool: &'static str, args
         .to_owned()
 }
 
-fn stored_tokens(auth: &Authorizer) -> Value {
-    let path = auth.token_file().expect("file storage");
-    serde_json::from_slice(&std::fs::read(path).expect("token file")).expect("token JSON")
-}
-
 /// The fake browser's log once it contains `needle` (it writes after mcpo has answered).
 async fn browser_log_with(peers: &Peers, needle: &str) -> String {
     for _ in 0..250 {
@@ -158,19 +142,10 @@ async fn browser_log_with(peers: &Peers, needle: &str) -> String {
     );
 }
 
-/// Codes the fake browser carried back (it logs them for exactly this check).
-fn codes_seen(peers: &Peers) -> Vec<String> {
-    peers
-        .browser_log_text()
-        .lines()
-        .filter_map(|l| l.split("code=").nth(1))
-        .filter(|c| !c.is_empty())
-        .map(str::to_owned)
-        .collect()
-}
-
 #[tokio::test]
+#[ignore = "needs the OAuth peers: scripts/test.sh runs it"]
 async fn dynamic_registration_login_then_stored_tokens_are_reused() {
+    capture_logs();
     let peers = peers_or_skip!(PeerOptions::default());
     let port = free_port();
     let config = server(
@@ -235,7 +210,7 @@ async fn dynamic_registration_login_then_stored_tokens_are_reused() {
         assert_eq!(registration["issuer"], peers.issuer.as_str());
         assert_eq!(registration["response"]["client_id"], client_id.as_str());
     }
-    let tokens = stored_tokens(&auth);
+    let tokens = read_tokens(auth.token_file().expect("file storage"));
     drop(auth);
 
     // A second run: the stored tokens and registration are enough, no browser.
@@ -261,7 +236,7 @@ async fn dynamic_registration_login_then_stored_tokens_are_reused() {
     let refresh = tokens["token_response"]["refresh_token"].as_str().unwrap();
     assert_not_logged(access, "access token");
     assert_not_logged(refresh, "refresh token");
-    let codes = codes_seen(&peers);
+    let codes = peers.codes_seen();
     assert_eq!(codes.len(), 2, "{}", peers.browser_log_text());
     for code in &codes {
         assert_not_logged(code, "authorization code");
@@ -269,8 +244,10 @@ async fn dynamic_registration_login_then_stored_tokens_are_reused() {
 }
 
 #[tokio::test]
+#[ignore = "needs the OAuth peers: scripts/test.sh runs it"]
 async fn preregistered_client_uses_its_secret_and_no_registration() {
     let port = free_port();
+    capture_logs();
     let peers = peers_or_skip!(PeerOptions {
         static_callback_port: Some(port),
         ..Default::default()
@@ -303,8 +280,10 @@ async fn preregistered_client_uses_its_secret_and_no_registration() {
 /// `mcpo auth logout` revokes (RFC 7009) before it deletes: a confidential client with
 /// HTTP Basic, a private_key_jwt client, and nothing stored.
 #[tokio::test]
+#[ignore = "needs the OAuth peers: scripts/test.sh runs it"]
 async fn revocation_at_logout_makes_the_authorization_server_forget_the_tokens() {
     let port = free_port();
+    capture_logs();
     let peers = peers_or_skip!(PeerOptions {
         static_callback_port: Some(port),
         ..Default::default()
@@ -320,7 +299,7 @@ async fn revocation_at_logout_makes_the_authorization_server_forget_the_tokens()
         }),
     );
     let auth = signed_in(&peers, &config).await;
-    let tokens = stored_tokens(&auth);
+    let tokens = read_tokens(auth.token_file().expect("file storage"));
     let access = tokens["token_response"]["access_token"].as_str().unwrap();
     let refresh = tokens["token_response"]["refresh_token"].as_str().unwrap();
     assert!(peers.is_active(access).await && peers.is_active(refresh).await);
@@ -361,10 +340,11 @@ async fn revocation_at_logout_makes_the_authorization_server_forget_the_tokens()
         }),
     );
     let auth = signed_in(&peers, &config).await;
-    let access = stored_tokens(&auth)["token_response"]["access_token"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let access =
+        read_tokens(auth.token_file().expect("file storage"))["token_response"]["access_token"]
+            .as_str()
+            .unwrap()
+            .to_owned();
     assert!(peers.is_active(&access).await);
     let revoked = mcpo::oauth::revoke(&config, options(&peers, &[]))
         .await
@@ -377,8 +357,10 @@ async fn revocation_at_logout_makes_the_authorization_server_forget_the_tokens()
 }
 
 #[tokio::test]
+#[ignore = "needs the OAuth peers: scripts/test.sh runs it"]
 async fn insufficient_scope_leads_to_a_step_up_login() {
     let port = free_port();
+    capture_logs();
     let peers = peers_or_skip!(PeerOptions {
         static_callback_port: Some(port),
         ..Default::default()
@@ -422,7 +404,9 @@ async fn insufficient_scope_leads_to_a_step_up_login() {
 }
 
 #[tokio::test]
+#[ignore = "needs the OAuth peers: scripts/test.sh runs it"]
 async fn client_credentials_grant_needs_no_browser() {
+    capture_logs();
     let peers = peers_or_skip!(PeerOptions::default());
     let config = server(
         "machine",
@@ -449,9 +433,11 @@ async fn client_credentials_grant_needs_no_browser() {
 /// half of the key mcpo signs with; no secret, no browser, and a new assertion (never a
 /// refresh) once the access token runs out.
 #[tokio::test]
+#[ignore = "needs the OAuth peers: scripts/test.sh runs it"]
 async fn client_credentials_with_a_private_key_jwt() {
     // rmcp renews a token with less than 30 s left: 35 s lasts for one call, and 6 s later
     // it is due again.
+    capture_logs();
     let peers = peers_or_skip!(PeerOptions {
         access_ttl: 35,
         ..Default::default()
@@ -502,7 +488,9 @@ async fn client_credentials_with_a_private_key_jwt() {
 }
 
 #[tokio::test]
+#[ignore = "needs the OAuth peers: scripts/test.sh runs it"]
 async fn memory_storage_lives_as_long_as_the_process() {
+    capture_logs();
     let peers = peers_or_skip!(PeerOptions::default());
     let config = server(
         "memory",
@@ -532,7 +520,9 @@ async fn memory_storage_lives_as_long_as_the_process() {
 }
 
 #[tokio::test]
+#[ignore = "needs the OAuth peers: scripts/test.sh runs it"]
 async fn short_lived_access_tokens_are_refreshed() {
+    capture_logs();
     let peers = peers_or_skip!(PeerOptions {
         access_ttl: 5,
         ..Default::default()
@@ -541,7 +531,8 @@ async fn short_lived_access_tokens_are_refreshed() {
     let auth = signed_in(&peers, &config).await;
     let service = session(&auth, &peers.mcp_url).await;
     assert_eq!(call(&service, "add", json!({"a": 1, "b": 2})).await, "3");
-    // Past the first access token's lifetime.
+    // Past the first access token's lifetime. A fixed wait after the call: timed from the
+    // grant instead (~0.5 s shorter), the refresh failed with "Request failed" in 2 of 6 runs.
     tokio::time::sleep(Duration::from_secs(6)).await;
     assert_eq!(call(&service, "add", json!({"a": 3, "b": 4})).await, "7");
     service.cancel().await.ok();
@@ -580,8 +571,10 @@ async fn short_lived_access_tokens_are_refreshed() {
 /// spent one as a replay (grant revoked); under the refresh lock the second refresher uses
 /// the token the first one saved, so neither needs a new login.
 #[tokio::test]
+#[ignore = "needs the OAuth peers: scripts/test.sh runs it"]
 async fn two_processes_sharing_the_token_file_refresh_in_turn() {
     // rmcp refreshes a token with less than 30 s left: after 5 s, this one is due.
+    capture_logs();
     let peers = peers_or_skip!(PeerOptions {
         access_ttl: 34,
         ..Default::default()
@@ -621,7 +614,9 @@ async fn two_processes_sharing_the_token_file_refresh_in_turn() {
 }
 
 #[tokio::test]
+#[ignore = "needs the OAuth peers: scripts/test.sh runs it"]
 async fn revoked_refresh_token_leads_to_a_new_login_in_the_same_session() {
+    capture_logs();
     let peers = peers_or_skip!(PeerOptions {
         access_ttl: 5,
         ..Default::default()
@@ -631,7 +626,7 @@ async fn revoked_refresh_token_leads_to_a_new_login_in_the_same_session() {
     let service = session(&auth, &peers.mcp_url).await;
     assert_eq!(call(&service, "add", json!({"a": 1, "b": 1})).await, "2");
 
-    let tokens = stored_tokens(&auth);
+    let tokens = read_tokens(auth.token_file().expect("file storage"));
     let client_id = tokens["client_id"].as_str().unwrap();
     let refresh = tokens["token_response"]["refresh_token"].as_str().unwrap();
     peers.revoke(client_id, refresh).await;
@@ -650,7 +645,9 @@ async fn revoked_refresh_token_leads_to_a_new_login_in_the_same_session() {
 }
 
 #[tokio::test]
+#[ignore = "needs the OAuth peers: scripts/test.sh runs it"]
 async fn denied_consent_is_a_clear_error_and_no_browser_storm() {
+    capture_logs();
     let peers = peers_or_skip!(PeerOptions::default());
     let config = registering(&peers, "denied");
     let auth = Authorizer::new(&config, options(&peers, &["--deny"])).unwrap();
@@ -685,7 +682,9 @@ async fn denied_consent_is_a_clear_error_and_no_browser_storm() {
 }
 
 #[tokio::test]
+#[ignore = "needs the OAuth peers: scripts/test.sh runs it"]
 async fn unfinished_login_times_out_then_auth_login_overrides_the_cool_down() {
+    capture_logs();
     let peers = peers_or_skip!(PeerOptions::default());
     let config = server(
         "slow",
@@ -726,7 +725,9 @@ async fn unfinished_login_times_out_then_auth_login_overrides_the_cool_down() {
 }
 
 #[tokio::test]
+#[ignore = "needs the OAuth peers: scripts/test.sh runs it"]
 async fn callback_with_a_wrong_state_is_ignored() {
+    capture_logs();
     let peers = peers_or_skip!(PeerOptions::default());
     let config = registering(&peers, "state");
     let auth = Authorizer::new(&config, options(&peers, &["--wrong-state-first"])).unwrap();
@@ -744,7 +745,9 @@ async fn callback_with_a_wrong_state_is_ignored() {
 }
 
 #[tokio::test]
+#[ignore = "needs the OAuth peers: scripts/test.sh runs it"]
 async fn manual_flow_reads_the_pasted_callback_url() {
+    capture_logs();
     let peers = peers_or_skip!(PeerOptions::default());
     let config = server(
         "manual",
@@ -815,14 +818,16 @@ async fn manual_flow_reads_the_pasted_callback_url() {
 }
 
 #[tokio::test]
+#[ignore = "needs the OAuth peers: scripts/test.sh runs it"]
 async fn forgotten_client_is_registered_again() {
+    capture_logs();
     let mut peers = peers_or_skip!(PeerOptions {
         access_ttl: 5,
         ..Default::default()
     });
     let config = registering(&peers, "forgotten");
     let auth = signed_in(&peers, &config).await;
-    let first = stored_tokens(&auth)["client_id"]
+    let first = read_tokens(auth.token_file().expect("file storage"))["client_id"]
         .as_str()
         .unwrap()
         .to_owned();
@@ -830,7 +835,7 @@ async fn forgotten_client_is_registered_again() {
     // The authorization server loses its state: the refresh answers invalid_client.
     peers.restart_auth_server();
     ensure(&auth).await.unwrap();
-    let second = stored_tokens(&auth)["client_id"]
+    let second = read_tokens(auth.token_file().expect("file storage"))["client_id"]
         .as_str()
         .unwrap()
         .to_owned();
@@ -843,7 +848,9 @@ async fn forgotten_client_is_registered_again() {
 }
 
 #[tokio::test]
+#[ignore = "needs the OAuth peers: scripts/test.sh runs it"]
 async fn logins_sharing_a_callback_port_take_turns() {
+    capture_logs();
     let peers = peers_or_skip!(PeerOptions::default());
     let port = free_port();
     let a = Authorizer::new(

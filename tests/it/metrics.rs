@@ -1,11 +1,9 @@
 //! `/metrics` parses as Prometheus text (checked with the official Python client's parser) and
 //! counts what happened.
 
-mod common;
-
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 use serde_json::{Value, json};
 
 /// Parses Prometheus text with `prometheus_client` and returns `{family: [[labels, value]]}`.

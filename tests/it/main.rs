@@ -1,0 +1,26 @@
+//! Every integration test, as one test crate. Each file directly under `tests/` is linked as
+//! a crate of its own (the whole `mcpo` library plus the shared helpers, again and again); as
+//! modules of this one crate they are compiled and linked once. A test keeps the name of the
+//! file it came from as its module path: `cargo test --test it oauth_daemon::` runs what
+//! `cargo test --test oauth_daemon` used to.
+//!
+//! Within this binary, libtest runs tests on as many threads as there are CPUs (as it did in
+//! each former binary), so no more tests run at once than before; tests that must not share
+//! the machine say so themselves.
+
+#[path = "../common/mod.rs"]
+mod common;
+#[path = "../oauth/peers.rs"]
+mod peers;
+
+mod auth_cli;
+mod bridge;
+mod commands;
+mod docs_examples;
+mod metrics;
+mod multi_user;
+mod multi_user_oauth;
+mod oauth;
+mod oauth_daemon;
+mod resilience;
+mod transports;
