@@ -21,6 +21,6 @@ if [ ! -x "$peers/venv/bin/mcp-server-time" ] || [ ! -x "$peers/venv/bin/openapi
   "$peers/venv/bin/pip" install --quiet --disable-pip-version-check \
     mcp-server-time==2026.10.19 openapi-spec-validator==0.9.0 prometheus-client==0.21.1
 fi
-# The OAuth authorization server and protected MCP server (tests/oauth.rs).
+# The OAuth authorization server and protected MCP server (tests/it/oauth.rs).
 MCPO_TEST_PEERS="$peers" bash "$root/scripts/install-oauth-peers.sh"
 echo "test peers ready in $peers"
