@@ -17,6 +17,7 @@ use tokio::sync::Notify;
 use super::stdio::ChildTransport;
 use super::{ServerMeta, UpstreamOptions, sse};
 use crate::config::{ServerConfig, TransportConfig};
+use crate::support::http_client;
 
 /// Longest stderr line we log; the rest is cut so a chatty child can't flood memory or logs.
 const MAX_STDERR_LINE: usize = 8 * 1024;
@@ -135,7 +136,7 @@ pub async fn connect(
                 // The OAuth client puts its own (refreshed) bearer token on every request; a
                 // static header would win over it, so it is not set.
                 Some(authorizer) => {
-                    let client = authorizer.http_client(http_client());
+                    let client = authorizer.http_client(http_client::upstream_transport());
                     let transport = StreamableHttpClientTransport::with_client(client, cfg);
                     handler.serve(transport).await
                 }
@@ -143,7 +144,10 @@ pub async fn connect(
                     if let Some(token) = bearer {
                         cfg = cfg.auth_header(token);
                     }
-                    let transport = StreamableHttpClientTransport::with_client(http_client(), cfg);
+                    let transport = StreamableHttpClientTransport::with_client(
+                        http_client::upstream_transport(),
+                        cfg,
+                    );
                     handler.serve(transport).await
                 }
             }
@@ -161,7 +165,8 @@ pub async fn connect(
                 max_event_bytes: MAX_EVENT_BYTES,
                 ..Default::default()
             };
-            let transport = sse::connect(http_client(), url.clone(), map, opts).await?;
+            let transport =
+                sse::connect(http_client::upstream_transport(), url.clone(), map, opts).await?;
             handler.serve(transport).await
         }
     };
@@ -241,13 +246,6 @@ fn strip_type_names(text: &str) -> String {
         out.replace_range(start..start + end + "] error: ".len(), "");
     }
     out
-}
-
-fn http_client() -> reqwest::Client {
-    reqwest::Client::builder()
-        .connect_timeout(std::time::Duration::from_secs(10))
-        .build()
-        .unwrap_or_default()
 }
 
 /// Splits the configured headers into rmcp's bearer slot and the rest. rmcp owns the

@@ -17,6 +17,7 @@ use futures::future::{BoxFuture, Shared};
 use sha2::{Digest, Sha256};
 
 use crate::http::error::ApiError;
+use crate::support::http_client;
 
 /// How long a resolved key is trusted without asking again. A revoked key keeps working for
 /// at most this long.
@@ -25,9 +26,6 @@ const VALID_TTL: Duration = Duration::from_secs(60);
 const REFUSED_TTL: Duration = Duration::from_secs(10);
 /// Cached keys at most; beyond it, expired entries go first, then the oldest.
 const MAX_ENTRIES: usize = 4096;
-/// The whole lookup, connect included: a dead Open WebUI must not hang tool calls.
-const LOOKUP_TIMEOUT: Duration = Duration::from_secs(5);
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 /// Longer "keys" are refused without asking Open WebUI.
 const MAX_KEY_LEN: usize = 256;
 /// Open WebUI's user record is small; a larger answer is not what we asked for.
@@ -97,14 +95,7 @@ impl ApiKeys {
     }
 
     fn client(&self) -> &reqwest::Client {
-        self.client.get_or_init(|| {
-            reqwest::Client::builder()
-                .timeout(LOOKUP_TIMEOUT)
-                .connect_timeout(CONNECT_TIMEOUT)
-                .redirect(reqwest::redirect::Policy::none())
-                .build()
-                .unwrap_or_default()
-        })
+        self.client.get_or_init(http_client::webui_lookups)
     }
 
     /// The Open WebUI user id behind `key`. 401 for a refused key (or no `--webui-url`); 503
@@ -247,7 +238,7 @@ impl Failure {
             Failure::Timeout => ApiError::GatewayTimeout(format!(
                 "Open WebUI at {origin} did not answer within {} s when asked who this API key \
                  belongs to",
-                LOOKUP_TIMEOUT.as_secs()
+                http_client::WEBUI_LOOKUP_TIMEOUT.as_secs()
             )),
             Failure::Unreachable => ApiError::Unavailable {
                 message: format!("cannot reach Open WebUI at {origin} to check this API key"),
