@@ -11,15 +11,17 @@ use rmcp::service::{NotificationContext, RoleClient, RunningService};
 use rmcp::transport::streamable_http_client::{
     StreamableHttpClientTransport, StreamableHttpClientTransportConfig,
 };
-use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::io::BufReader;
 use tokio::sync::Notify;
 
+use super::incoming::{LineRead, read_cut_line};
 use super::stdio::ChildTransport;
 use super::{ServerMeta, UpstreamOptions, sse};
 use crate::config::{ServerConfig, TransportConfig};
 use crate::support::http_client;
 
-/// Longest stderr line we log; the rest is cut so a chatty child can't flood memory or logs.
+/// Longest stderr line we log (its `\n` included); the rest is cut so a chatty child can't
+/// flood memory or logs.
 const MAX_STDERR_LINE: usize = 8 * 1024;
 /// Stderr lines kept to explain why a stdio server exited.
 const STDERR_TAIL: usize = 20;
@@ -322,52 +324,32 @@ fn forward_stderr(
         // Servers write little to stderr, and every server has this task for its whole life:
         // 1 KiB instead of the default 8 KiB (a longer line only takes more reads).
         let mut reader = BufReader::with_capacity(1024, stderr);
-        let mut buf = Vec::new();
+        let (mut buf, mut discarding) = (Vec::new(), false);
         loop {
-            buf.clear();
-            match read_capped_line(&mut reader, &mut buf).await {
-                Ok(0) | Err(_) => break,
-                Ok(_) => {}
-            }
+            let more = match read_cut_line(&mut reader, &mut buf, &mut discarding, MAX_STDERR_LINE)
+                .await
+            {
+                LineRead::Line | LineRead::Oversized => true,
+                // The child's last words may lack a newline; they are in `buf`.
+                LineRead::Eof => false,
+                LineRead::Io(_) => break,
+            };
             let line = String::from_utf8_lossy(&buf);
             let line = line.trim_end();
-            if line.is_empty() {
-                continue;
-            }
-            tracing::info!(target: "mcpo::upstream::stderr", server = %server, "{line}");
-            if let Ok(mut t) = keep.lock() {
-                if t.len() == STDERR_TAIL {
-                    t.pop_front();
+            if !line.is_empty() {
+                tracing::info!(target: "mcpo::upstream::stderr", server = %server, "{line}");
+                if let Ok(mut t) = keep.lock() {
+                    if t.len() == STDERR_TAIL {
+                        t.pop_front();
+                    }
+                    t.push_back(line.to_owned());
                 }
-                t.push_back(line.to_owned());
+            }
+            buf.clear();
+            if !more {
+                break;
             }
         }
     });
     tail
-}
-
-/// Reads one line but keeps at most [`MAX_STDERR_LINE`] bytes of it; returns bytes consumed.
-async fn read_capped_line<R: tokio::io::AsyncBufRead + Unpin>(
-    reader: &mut R,
-    out: &mut Vec<u8>,
-) -> std::io::Result<usize> {
-    let mut consumed = 0;
-    loop {
-        let available = reader.fill_buf().await?;
-        if available.is_empty() {
-            return Ok(consumed);
-        }
-        let (chunk, done) = match available.iter().position(|&b| b == b'\n') {
-            Some(i) => (&available[..=i], true),
-            None => (available, false),
-        };
-        let room = MAX_STDERR_LINE.saturating_sub(out.len());
-        out.extend_from_slice(&chunk[..chunk.len().min(room)]);
-        let n = chunk.len();
-        reader.consume(n);
-        consumed += n;
-        if done {
-            return Ok(consumed);
-        }
-    }
 }
