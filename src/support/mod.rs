@@ -2,10 +2,14 @@
 //! that several modules use.
 //!
 //! - [`atomic_file`]: replace a file whole, durably (token files, the tool cache);
+//! - [`error_chain()`]: an error and its causes as one line;
 //! - [`html`]: the one HTML escape every rendered page goes through;
 //! - [`http_client`]: every outbound HTTP client, with its timeout, proxy, TLS and redirect
 //!   policy.
 
 pub(crate) mod atomic_file;
+mod error_chain;
 pub(crate) mod html;
 pub(crate) mod http_client;
+
+pub(crate) use error_chain::error_chain;

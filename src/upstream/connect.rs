@@ -18,7 +18,7 @@ use super::incoming::{LineRead, read_cut_line};
 use super::stdio::ChildTransport;
 use super::{ServerMeta, UpstreamOptions, sse};
 use crate::config::{ServerConfig, TransportConfig};
-use crate::support::http_client;
+use crate::support::{error_chain, http_client};
 
 /// Longest stderr line we log (its `\n` included); the rest is cut so a chatty child can't
 /// flood memory or logs.
@@ -180,7 +180,7 @@ pub async fn connect(
                 .await
                 .map(|d| format!(" ({d})"))
                 .unwrap_or_default();
-            return Err(ConnectError::Initialize(describe(&e), extra));
+            return Err(ConnectError::Initialize(error_chain(&e), extra));
         }
     };
     let meta = service
@@ -209,7 +209,7 @@ pub async fn connect(
             .peer()
             .list_all_tools()
             .await
-            .map_err(|e| ConnectError::ListTools(describe(&e)))?
+            .map_err(|e| ConnectError::ListTools(error_chain(&e)))?
     } else {
         Vec::new()
     };
@@ -222,33 +222,8 @@ pub async fn connect(
     })
 }
 
-/// An error and its causes in one readable line, without the Rust type names rmcp puts in
-/// transport errors (`Transport [rmcp::transport::worker::…] error:`): operators need the
-/// cause ("Connection refused"), not our internals.
-pub(super) fn describe(error: &dyn std::error::Error) -> String {
-    let mut text = strip_type_names(&error.to_string());
-    let mut source = error.source();
-    while let Some(cause) = source {
-        let part = strip_type_names(&cause.to_string());
-        if !text.contains(&part) {
-            text.push_str(": ");
-            text.push_str(&part);
-        }
-        source = cause.source();
-    }
-    text
-}
-
-fn strip_type_names(text: &str) -> String {
-    let mut out = text.to_owned();
-    while let Some(start) = out.find("Transport [") {
-        let Some(end) = out[start..].find("] error: ") else {
-            break;
-        };
-        out.replace_range(start..start + end + "] error: ".len(), "");
-    }
-    out
-}
+/// The name `upstream/mod.rs` still calls [`error_chain`] by; to go once it calls that.
+pub(super) use crate::support::error_chain as describe;
 
 /// Splits the configured headers into rmcp's bearer slot and the rest. rmcp owns the
 /// `Authorization` header of streamable HTTP, so a configured `Bearer …` goes there.
