@@ -5,16 +5,15 @@
 //! See `docs/architecture.md` for the module map and a request's way through it.
 
 pub mod app;
-mod atomic_file;
 pub mod cli;
 pub mod commands;
 pub mod config;
-mod html;
 pub mod http;
 pub mod oauth;
 pub mod openapi;
 pub mod reload;
 pub mod servers;
+mod support;
 pub mod upstream;
 
 /// The shape rules of `docs/architecture.md` (layers, no file cycles), checked on the source.

@@ -269,7 +269,7 @@ fn empty_spec(server: &str, ctx: &SpecContext) -> Bytes {
 /// a reverse proxy (they are relative to the page).
 fn docs_page(spec_url: &str, title: &str, path: &str) -> Response {
     let assets = if path.ends_with('/') { "./" } else { "docs/" };
-    let title = crate::html::escape(title);
+    let title = crate::support::html::escape(title);
     let spec = serde_json::to_string(spec_url).unwrap_or_else(|_| "\"\"".into());
     Html(format!(
         r##"<!doctype html>

@@ -5,7 +5,7 @@
 //! as `data:` URLs, embedded resources and resource links as objects), a single item unwrapped,
 //! several as an array in order.
 
-use rmcp::model::{CallToolResult, ContentBlock, ResourceContents};
+use rmcp::model::{CallToolResult, ContentBlock, ErrorCode, ResourceContents};
 use serde_json::{Map, Value, json};
 
 use super::error::ApiError;
@@ -135,23 +135,23 @@ fn resource_value(resource: &ResourceContents) -> Value {
     Value::Object(map)
 }
 
-/// JSON-RPC error codes and transport failures → HTTP statuses.
+/// JSON-RPC error codes (rmcp's names for them) and transport failures → HTTP statuses.
 pub fn call_error(server: &str, tool: &str, err: CallError) -> ApiError {
     match err {
         CallError::Mcp(data) => {
             let message = data.message.to_string();
             let extra = data.data.clone();
-            match data.code.0 {
-                -32700 | -32600 => ApiError::BadRequest {
+            match data.code {
+                ErrorCode::PARSE_ERROR | ErrorCode::INVALID_REQUEST => ApiError::BadRequest {
                     message,
                     data: extra,
                 },
-                -32601 => ApiError::NotFound(message),
-                -32602 => ApiError::Unprocessable {
+                ErrorCode::METHOD_NOT_FOUND => ApiError::NotFound(message),
+                ErrorCode::INVALID_PARAMS => ApiError::Unprocessable {
                     message,
                     data: extra,
                 },
-                code => ApiError::BadGateway {
+                ErrorCode(code) => ApiError::BadGateway {
                     message,
                     data: Some(json!({ "code": code, "data": extra })),
                 },
@@ -182,7 +182,7 @@ pub fn call_error(server: &str, tool: &str, err: CallError) -> ApiError {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use rmcp::model::{ContentBlock as Content, ErrorCode, ErrorData};
+    use rmcp::model::{ContentBlock as Content, ErrorData};
 
     fn ok(items: Vec<ContentBlock>) -> Value {
         tool_result(CallToolResult::success(items)).expect("success")
@@ -251,6 +251,13 @@ mod tests {
             call_error("s", "t", e(-32603)),
             ApiError::BadGateway { .. }
         ));
+        // Any other code reaches the caller as the number the server sent.
+        match call_error("s", "t", e(-32001)) {
+            ApiError::BadGateway { data, .. } => {
+                assert_eq!(data, Some(json!({ "code": -32001, "data": null })))
+            }
+            other => panic!("unexpected {other:?}"),
+        }
         assert!(matches!(
             call_error(
                 "s",

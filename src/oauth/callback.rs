@@ -16,7 +16,7 @@ use axum::response::{Html, IntoResponse};
 use tokio::io::AsyncBufReadExt;
 use tokio::sync::{mpsc, oneshot};
 
-use crate::html::escape;
+use crate::support::html::escape;
 
 /// What came back from the authorization server, as query parameters.
 pub(crate) type Params = HashMap<String, String>;

@@ -13,8 +13,6 @@
 //!   metadata at the MCP origin's root is the server's own even when its issuer names a
 //!   path, which rmcp's RFC 8414 issuer check refuses (that check stays on the modern path).
 
-use std::time::Duration;
-
 use reqwest::StatusCode;
 use rmcp::transport::auth::{
     AuthError, AuthorizationManager, AuthorizationMetadata, AuthorizationMetadataSource,
@@ -26,17 +24,11 @@ use url::Url;
 use super::OAuthError;
 use super::settings::{Grant, Settings};
 
-/// Bound on each discovery or registration request mcpo makes itself.
-const HTTP_TIMEOUT: Duration = Duration::from_secs(30);
-
 /// The client for mcpo's own OAuth requests: no redirects (a metadata or registration
-/// endpoint that redirects is refused), bounded time.
+/// endpoint that redirects is refused), bounded time; see
+/// [`crate::support::http_client::oauth_requests`].
 pub(crate) fn http_client() -> reqwest::Client {
-    reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .timeout(HTTP_TIMEOUT)
-        .build()
-        .unwrap_or_default()
+    crate::support::http_client::oauth_requests()
 }
 
 /// What discovery settled on.

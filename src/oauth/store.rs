@@ -22,8 +22,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
-use crate::atomic_file::{self, Access};
 use crate::config::TokenStorage;
+use crate::support::atomic_file::{self, Access};
 
 /// Overrides the token directory (tests use it).
 pub const TOKEN_DIR_ENV: &str = "MCPO_TOKEN_DIR";

@@ -14,6 +14,7 @@
 use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
 
+use percent_encoding::{AsciiSet, CONTROLS, percent_decode_str, utf8_percent_encode};
 use serde_json::{Map, Value, json};
 
 /// Where component schemas live; every `$ref` we emit starts with this.
@@ -165,27 +166,10 @@ fn child_pointer(parent: &str, token: &str) -> String {
     out
 }
 
-/// Decodes `%XX` escapes (URI fragments may percent-encode pointer characters).
-fn percent_decode(s: &str) -> Option<String> {
-    if !s.contains('%') {
-        return Some(s.to_owned());
-    }
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%'
-            && let Some(hex) = s.get(i + 1..i + 3)
-            && let Ok(byte) = u8::from_str_radix(hex, 16)
-        {
-            out.push(byte);
-            i += 3;
-        } else {
-            out.push(bytes[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8(out).ok()
+/// Decodes `%XX` escapes (URI fragments may percent-encode pointer characters); a `%` not
+/// followed by two hex digits stays as it is. `None` when the bytes are not UTF-8.
+fn percent_decode(s: &str) -> Option<Cow<'_, str>> {
+    percent_decode_str(s).decode_utf8().ok()
 }
 
 /// Re-escapes a decoded pointer token by token, so equal locations compare equal as strings.
@@ -295,7 +279,7 @@ impl Scan {
         } else if fragment.starts_with('/') {
             Some(format!("{base}{}", canonical_pointer(&fragment)))
         } else {
-            self.anchors.get(&fragment).cloned()
+            self.anchors.get(fragment.as_ref()).cloned()
         }
     }
 }
@@ -640,27 +624,36 @@ pub(crate) fn rebase_refs(value: &mut Value, from: &str, to: &str) {
 pub(crate) fn encode_refs(schema: &mut Value) {
     visit_schemas_mut(schema, &mut |obj| {
         for keyword in REFERENCES {
-            if let Some(Value::String(r)) = obj.get_mut(*keyword) {
-                *r = percent_encode_uri(r);
+            if let Some(Value::String(r)) = obj.get_mut(*keyword)
+                && let Some(encoded) = percent_encode_uri(r)
+            {
+                *r = encoded;
             }
         }
     });
 }
 
-fn percent_encode_uri(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        let keep = c.is_ascii_alphanumeric() || "-._~:/?#[]@!$&'()*+,;=%".contains(c);
-        if keep {
-            out.push(c);
-        } else {
-            let mut buf = [0u8; 4];
-            for b in c.encode_utf8(&mut buf).bytes() {
-                out.push_str(&format!("%{b:02X}"));
-            }
-        }
-    }
-    out
+/// The ASCII characters a URI reference may not contain: controls, space and `"<>\^`{|}`.
+/// Everything else is kept, `%` included, so an already encoded reference stays as it is;
+/// non-ASCII characters are always encoded (as UTF-8 bytes).
+const NOT_IN_URIS: &AsciiSet = &CONTROLS
+    .add(b' ')
+    .add(b'"')
+    .add(b'<')
+    .add(b'>')
+    .add(b'\\')
+    .add(b'^')
+    .add(b'`')
+    .add(b'{')
+    .add(b'|')
+    .add(b'}');
+
+/// `s` with [`NOT_IN_URIS`] and non-ASCII characters percent-encoded; `None` when it has none.
+fn percent_encode_uri(s: &str) -> Option<String> {
+    // A borrowed result is not always `s` itself: a one-character `s` comes back as the
+    // crate's static "%XX".
+    let encoded = Cow::from(utf8_percent_encode(s, NOT_IN_URIS));
+    (encoded != s).then(|| encoded.into_owned())
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -719,4 +712,53 @@ fn allow_null(obj: &mut Map<String, Value>) {
         "anyOf".into(),
         json!([Value::Object(guarded), { "type": "null" }]),
     );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percent_decoding_keeps_what_is_not_an_escape() {
+        let decoded = |s| percent_decode(s).map(Cow::into_owned);
+        assert_eq!(decoded("Foo%20Bar%3CT%3E").unwrap(), "Foo Bar<T>");
+        assert_eq!(decoded("%3c%3E").unwrap(), "<>");
+        assert_eq!(decoded("caf%C3%A9").unwrap(), "café");
+        for kept in [
+            "", "plain", "%", "100%", "%2", "%zz", "%é", "a%%41", "%+1", "%-1",
+        ] {
+            let expected = kept.replace("%%41", "%A");
+            assert_eq!(decoded(kept).unwrap(), expected, "{kept}");
+        }
+        assert!(matches!(
+            percent_decode("no escapes"),
+            Some(Cow::Borrowed(_))
+        ));
+        // Bytes that are not UTF-8 name no location.
+        assert_eq!(decoded("%FF"), None);
+        assert_eq!(decoded("%C3"), None);
+    }
+
+    #[test]
+    fn percent_encoding_escapes_exactly_what_a_uri_may_not_contain() {
+        // The characters a URI reference may contain (RFC 3986 unreserved, reserved, and `%`).
+        let allowed = |c: char| c.is_ascii_alphanumeric() || "-._~:/?#[]@!$&'()*+,;=%".contains(c);
+        for byte in 0..=0x7fu8 {
+            let c = char::from(byte);
+            let expected = if allowed(c) {
+                None
+            } else {
+                Some(format!("%{byte:02X}"))
+            };
+            assert_eq!(percent_encode_uri(&c.to_string()), expected, "{c:?}");
+        }
+        assert_eq!(
+            percent_encode_uri("#/$defs/Foo Bar<é>").unwrap(),
+            "#/$defs/Foo%20Bar%3C%C3%A9%3E"
+        );
+        assert_eq!(percent_encode_uri("#/$defs/Foo%20Bar"), None);
+        let odd = "#/$defs/a b\"c\"<>^`{|}\u{7f}ü€😀";
+        let encoded = percent_encode_uri(odd).unwrap();
+        assert_eq!(percent_decode(&encoded).unwrap(), odd);
+    }
 }

@@ -20,8 +20,8 @@ use rmcp::model::Tool;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::atomic_file::{self, Access};
 use crate::config::{ServerConfig, TransportConfig};
+use crate::support::atomic_file::{self, Access};
 
 /// Overrides the cache root (`~/.mcpo/cache`); tool lists go in its `tools/` folder.
 pub const CACHE_DIR_ENV: &str = "MCPO_CACHE_DIR";

@@ -11,12 +11,14 @@ use rmcp::service::{NotificationContext, RoleClient, RunningService};
 use rmcp::transport::streamable_http_client::{
     StreamableHttpClientTransport, StreamableHttpClientTransportConfig,
 };
-use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::io::BufReader;
 use tokio::sync::Notify;
 
+use super::incoming::{LineRead, read_cut_line};
 use super::stdio::ChildTransport;
 use super::{UpstreamOptions, sse};
 use crate::config::{ServerConfig, TransportConfig};
+use crate::support::{error_chain, http_client};
 
 /// What the server said about itself at `initialize`.
 #[derive(Debug, Clone, Default)]
@@ -28,7 +30,8 @@ pub struct ServerMeta {
     pub instructions: Option<String>,
 }
 
-/// Longest stderr line we log; the rest is cut so a chatty child can't flood memory or logs.
+/// Longest stderr line we log (its `\n` included); the rest is cut so a chatty child can't
+/// flood memory or logs.
 const MAX_STDERR_LINE: usize = 8 * 1024;
 /// Stderr lines kept to explain why a stdio server exited.
 const STDERR_TAIL: usize = 20;
@@ -145,7 +148,7 @@ pub async fn connect(
                 // The OAuth client puts its own (refreshed) bearer token on every request; a
                 // static header would win over it, so it is not set.
                 Some(authorizer) => {
-                    let client = authorizer.http_client(http_client());
+                    let client = authorizer.http_client(http_client::upstream_transport());
                     let transport = StreamableHttpClientTransport::with_client(client, cfg);
                     handler.serve(transport).await
                 }
@@ -153,7 +156,10 @@ pub async fn connect(
                     if let Some(token) = bearer {
                         cfg = cfg.auth_header(token);
                     }
-                    let transport = StreamableHttpClientTransport::with_client(http_client(), cfg);
+                    let transport = StreamableHttpClientTransport::with_client(
+                        http_client::upstream_transport(),
+                        cfg,
+                    );
                     handler.serve(transport).await
                 }
             }
@@ -171,7 +177,8 @@ pub async fn connect(
                 max_event_bytes: MAX_EVENT_BYTES,
                 ..Default::default()
             };
-            let transport = sse::connect(http_client(), url.clone(), map, opts).await?;
+            let transport =
+                sse::connect(http_client::upstream_transport(), url.clone(), map, opts).await?;
             handler.serve(transport).await
         }
     };
@@ -183,7 +190,7 @@ pub async fn connect(
                 .await
                 .map(|d| format!(" ({d})"))
                 .unwrap_or_default();
-            return Err(ConnectError::Initialize(describe(&e), extra));
+            return Err(ConnectError::Initialize(error_chain(&e), extra));
         }
     };
     let meta = service
@@ -212,7 +219,7 @@ pub async fn connect(
             .peer()
             .list_all_tools()
             .await
-            .map_err(|e| ConnectError::ListTools(describe(&e)))?
+            .map_err(|e| ConnectError::ListTools(error_chain(&e)))?
     } else {
         Vec::new()
     };
@@ -223,41 +230,6 @@ pub async fn connect(
         tools_changed,
         diagnostics,
     })
-}
-
-/// An error and its causes in one readable line, without the Rust type names rmcp puts in
-/// transport errors (`Transport [rmcp::transport::worker::…] error:`): operators need the
-/// cause ("Connection refused"), not our internals.
-pub(super) fn describe(error: &dyn std::error::Error) -> String {
-    let mut text = strip_type_names(&error.to_string());
-    let mut source = error.source();
-    while let Some(cause) = source {
-        let part = strip_type_names(&cause.to_string());
-        if !text.contains(&part) {
-            text.push_str(": ");
-            text.push_str(&part);
-        }
-        source = cause.source();
-    }
-    text
-}
-
-fn strip_type_names(text: &str) -> String {
-    let mut out = text.to_owned();
-    while let Some(start) = out.find("Transport [") {
-        let Some(end) = out[start..].find("] error: ") else {
-            break;
-        };
-        out.replace_range(start..start + end + "] error: ".len(), "");
-    }
-    out
-}
-
-fn http_client() -> reqwest::Client {
-    reqwest::Client::builder()
-        .connect_timeout(std::time::Duration::from_secs(10))
-        .build()
-        .unwrap_or_default()
 }
 
 /// Splits the configured headers into rmcp's bearer slot and the rest. rmcp owns the
@@ -334,52 +306,32 @@ fn forward_stderr(
         // Servers write little to stderr, and every server has this task for its whole life:
         // 1 KiB instead of the default 8 KiB (a longer line only takes more reads).
         let mut reader = BufReader::with_capacity(1024, stderr);
-        let mut buf = Vec::new();
+        let (mut buf, mut discarding) = (Vec::new(), false);
         loop {
-            buf.clear();
-            match read_capped_line(&mut reader, &mut buf).await {
-                Ok(0) | Err(_) => break,
-                Ok(_) => {}
-            }
+            let more = match read_cut_line(&mut reader, &mut buf, &mut discarding, MAX_STDERR_LINE)
+                .await
+            {
+                LineRead::Line | LineRead::Oversized => true,
+                // The child's last words may lack a newline; they are in `buf`.
+                LineRead::Eof => false,
+                LineRead::Io(_) => break,
+            };
             let line = String::from_utf8_lossy(&buf);
             let line = line.trim_end();
-            if line.is_empty() {
-                continue;
-            }
-            tracing::info!(target: "mcpo::upstream::stderr", server = %server, "{line}");
-            if let Ok(mut t) = keep.lock() {
-                if t.len() == STDERR_TAIL {
-                    t.pop_front();
+            if !line.is_empty() {
+                tracing::info!(target: "mcpo::upstream::stderr", server = %server, "{line}");
+                if let Ok(mut t) = keep.lock() {
+                    if t.len() == STDERR_TAIL {
+                        t.pop_front();
+                    }
+                    t.push_back(line.to_owned());
                 }
-                t.push_back(line.to_owned());
+            }
+            buf.clear();
+            if !more {
+                break;
             }
         }
     });
     tail
-}
-
-/// Reads one line but keeps at most [`MAX_STDERR_LINE`] bytes of it; returns bytes consumed.
-async fn read_capped_line<R: tokio::io::AsyncBufRead + Unpin>(
-    reader: &mut R,
-    out: &mut Vec<u8>,
-) -> std::io::Result<usize> {
-    let mut consumed = 0;
-    loop {
-        let available = reader.fill_buf().await?;
-        if available.is_empty() {
-            return Ok(consumed);
-        }
-        let (chunk, done) = match available.iter().position(|&b| b == b'\n') {
-            Some(i) => (&available[..=i], true),
-            None => (available, false),
-        };
-        let room = MAX_STDERR_LINE.saturating_sub(out.len());
-        out.extend_from_slice(&chunk[..chunk.len().min(room)]);
-        let n = chunk.len();
-        reader.consume(n);
-        consumed += n;
-        if done {
-            return Ok(consumed);
-        }
-    }
 }

@@ -110,12 +110,14 @@ impl ToolCalls {
     }
 }
 
-/// How [`read_line`] ended.
+/// How [`read_line`] or [`read_cut_line`] ended.
 pub enum LineRead {
     /// A whole line (with its `\n`) is in the buffer.
     Line,
-    /// A line longer than the limit was dropped.
+    /// A line longer than the limit: dropped by [`read_line`], cut to its first bytes by
+    /// [`read_cut_line`].
     Oversized,
+    /// End of input; a last line without `\n` may be left in the buffer.
     Eof,
     Io(std::io::Error),
 }
@@ -124,8 +126,32 @@ pub enum LineRead {
 /// rmcp's reader does, and for the same reasons: `read_until` cannot be bounded, and this is
 /// cancel-safe (`fill_buf` consumes nothing if dropped, and the copy and the `consume` happen
 /// with no await between them, so a cancelled read leaves a partial line for the next call).
-/// `discarding` carries "skip to the end of an oversized line" between calls.
-pub async fn read_line<R: AsyncBufRead + Unpin>(
+/// `discarding` carries "skip to the end of an oversized line" between calls. A line over
+/// `max` is dropped: half a JSON-RPC message is of no use. The server's stdout, for messages.
+pub fn read_line<R: AsyncBufRead + Unpin>(
+    read: &mut R,
+    line: &mut Vec<u8>,
+    discarding: &mut bool,
+    max: usize,
+) -> impl Future<Output = LineRead> {
+    // The future itself, not an `async fn` around it: the message path stays one state machine.
+    read_bounded::<false, R>(read, line, discarding, max)
+}
+
+/// As [`read_line`], but a line over `max` is cut: on [`LineRead::Oversized`] `line` holds
+/// its first `max` bytes, and the rest is skipped by the calls after. The server's stderr,
+/// where the start of a long message still explains something.
+pub fn read_cut_line<R: AsyncBufRead + Unpin>(
+    read: &mut R,
+    line: &mut Vec<u8>,
+    discarding: &mut bool,
+    max: usize,
+) -> impl Future<Output = LineRead> {
+    read_bounded::<true, R>(read, line, discarding, max)
+}
+
+/// Both readers; `KEEP_START` is a constant so that [`read_line`]'s code has no trace of it.
+async fn read_bounded<const KEEP_START: bool, R: AsyncBufRead + Unpin>(
     read: &mut R,
     line: &mut Vec<u8>,
     discarding: &mut bool,
@@ -148,7 +174,13 @@ pub async fn read_line<R: AsyncBufRead + Unpin>(
                 }
                 (take, None)
             } else if line.len().saturating_add(take) > max {
-                line.clear();
+                if KEEP_START {
+                    // Fewer than `take` bytes: the line is full at `max`.
+                    let room = max.saturating_sub(line.len());
+                    line.extend_from_slice(&available[..room]);
+                } else {
+                    line.clear();
+                }
                 *discarding = newline.is_none();
                 (take, Some(LineRead::Oversized))
             } else {
@@ -271,18 +303,34 @@ mod tests {
         assert!(calls.ids.is_empty(), "{:?}", calls.ids);
     }
 
-    /// Every outcome until end of input, lines as text.
+    /// Every outcome until end of input, lines as text; a cut line is shown as `<cut:…>`,
+    /// and what is left in the buffer at the end as `<eof:…>`.
     async fn outcomes<R: AsyncBufRead + Unpin>(
         read: &mut R,
         line: &mut Vec<u8>,
         discarding: &mut bool,
+        cut: bool,
     ) -> Vec<String> {
         let mut out = Vec::new();
+        let text = |line: &mut Vec<u8>| String::from_utf8(std::mem::take(line)).unwrap();
         loop {
-            match read_line(read, line, discarding, 16).await {
-                LineRead::Line => out.push(String::from_utf8(std::mem::take(line)).unwrap()),
-                LineRead::Oversized => out.push("<oversized>".into()),
-                LineRead::Eof => return out,
+            let outcome = if cut {
+                read_cut_line(read, line, discarding, 16).await
+            } else {
+                read_line(read, line, discarding, 16).await
+            };
+            match outcome {
+                LineRead::Line => out.push(text(line)),
+                LineRead::Oversized if cut => out.push(format!("<cut:{}>", text(line))),
+                LineRead::Oversized => {
+                    assert!(line.is_empty());
+                    out.push("<oversized>".into())
+                }
+                LineRead::Eof if line.is_empty() => return out,
+                LineRead::Eof => {
+                    out.push(format!("<eof:{}>", text(line)));
+                    return out;
+                }
                 LineRead::Io(e) => panic!("{e}"),
             }
         }
@@ -308,13 +356,49 @@ mod tests {
         tx.write_all(rest).await.unwrap();
         drop(tx);
         assert_eq!(
-            outcomes(&mut read, &mut line, &mut discarding).await,
+            outcomes(&mut read, &mut line, &mut discarding, false).await,
             [
                 "{\"a\":1}\n",
                 "<oversized>",
                 "0123456789abcde\n",
                 "<oversized>",
                 "{}\r\n"
+            ]
+        );
+    }
+
+    #[tokio::test]
+    async fn cut_lines_keep_their_start_and_the_last_line_needs_no_newline() {
+        // The same lines as above, as a child's stderr: oversized ones keep 16 bytes, and one
+        // over several reads is cut when it fills up, not when it ends.
+        let input: &[u8] = b"{\"a\":1}\n0123456789abcdefXYZ\n0123456789abcde\n0123456789abcdef\n\
+            {}\r\n0123456789abcdefghijklmnopqrstuvwxyz\nlast words";
+        let mut read = tokio::io::BufReader::with_capacity(8, input);
+        let (mut line, mut discarding) = (Vec::new(), false);
+        assert_eq!(
+            outcomes(&mut read, &mut line, &mut discarding, true).await,
+            [
+                "{\"a\":1}\n",
+                "<cut:0123456789abcdef>",
+                "0123456789abcde\n",
+                "<cut:0123456789abcdef>",
+                "{}\r\n",
+                "<cut:0123456789abcdef>",
+                "<eof:last words>"
+            ]
+        );
+        // Dropping keeps no trace of an oversized line, and leaves an unfinished one too.
+        let mut read = tokio::io::BufReader::with_capacity(8, input);
+        assert_eq!(
+            outcomes(&mut read, &mut line, &mut discarding, false).await,
+            [
+                "{\"a\":1}\n",
+                "<oversized>",
+                "0123456789abcde\n",
+                "<oversized>",
+                "{}\r\n",
+                "<oversized>",
+                "<eof:last words>"
             ]
         );
     }

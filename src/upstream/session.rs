@@ -10,7 +10,8 @@ use rmcp::model::{
 };
 use rmcp::service::{Peer, PeerRequestOptions, RoleClient, ServiceError};
 
-use super::connect::{self, ServerMeta};
+use super::connect::ServerMeta;
+use crate::support::error_chain;
 
 /// A live, initialized MCP session and the tool list it currently exposes.
 ///
@@ -187,8 +188,8 @@ fn classify(err: ServiceError) -> CallError {
         ),
         ServiceError::TransportSend(e) => match crate::oauth::scope_refusal(&e) {
             Some(refused) => CallError::Forbidden(refused.to_string()),
-            None => CallError::Disconnected(connect::describe(&e)),
+            None => CallError::Disconnected(error_chain(&e)),
         },
-        other => CallError::Other(connect::describe(&other)),
+        other => CallError::Other(error_chain(&other)),
     }
 }

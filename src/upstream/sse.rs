@@ -42,6 +42,8 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 use url::Url;
 
+use crate::support::error_chain;
+
 /// Queue depth between the reader task and `receive()`. When full, the reader stops
 /// reading the socket (TCP back-pressure) instead of buffering.
 const CHANNEL_CAPACITY: usize = 64;
@@ -545,20 +547,6 @@ fn sanitize(bytes: &[u8], max: usize) -> String {
     }
     if cut {
         out.push('…');
-    }
-    out
-}
-
-fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut out = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        let s = s.to_string();
-        if !out.contains(&s) {
-            out.push_str(": ");
-            out.push_str(&s);
-        }
-        source = source.and_then(std::error::Error::source);
     }
     out
 }

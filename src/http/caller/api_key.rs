@@ -17,17 +17,17 @@ use futures::future::{BoxFuture, Shared};
 use sha2::{Digest, Sha256};
 
 use crate::http::error::ApiError;
+use crate::support::bounded_map::BoundedMap;
+use crate::support::http_client;
 
 /// How long a resolved key is trusted without asking again. A revoked key keeps working for
 /// at most this long.
 const VALID_TTL: Duration = Duration::from_secs(60);
 /// How long a refused key is answered 401 without asking again.
 const REFUSED_TTL: Duration = Duration::from_secs(10);
-/// Cached keys at most; beyond it, expired entries go first, then the oldest.
+/// Cached keys at most; beyond it, expired entries go first, then the oldest
+/// ([`BoundedMap`]).
 const MAX_ENTRIES: usize = 4096;
-/// The whole lookup, connect included: a dead Open WebUI must not hang tool calls.
-const LOOKUP_TIMEOUT: Duration = Duration::from_secs(5);
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 /// Longer "keys" are refused without asking Open WebUI.
 const MAX_KEY_LEN: usize = 256;
 /// Open WebUI's user record is small; a larger answer is not what we asked for.
@@ -46,22 +46,24 @@ pub struct ApiKeys {
     known: Arc<Mutex<Known>>,
 }
 
-/// The cache, and the lookups under way (so a burst of calls with a new key asks Open WebUI
-/// once, and all of them get that one answer, failures included).
-#[derive(Default)]
+/// The cache (the user id, or `None` for a key Open WebUI refused), and the lookups under way
+/// (so a burst of calls with a new key asks Open WebUI once, and all of them get that one
+/// answer, failures included).
 struct Known {
-    answers: HashMap<[u8; 32], Entry>,
+    answers: BoundedMap<[u8; 32], Option<String>>,
     pending: HashMap<[u8; 32], Lookup>,
 }
 
-type Lookup = Shared<BoxFuture<'static, Result<Option<String>, Failure>>>;
-
-#[derive(Clone)]
-struct Entry {
-    /// The user id, or `None` for a key Open WebUI refused.
-    user: Option<String>,
-    expires: Instant,
+impl Default for Known {
+    fn default() -> Self {
+        Self {
+            answers: BoundedMap::new(MAX_ENTRIES),
+            pending: HashMap::new(),
+        }
+    }
 }
+
+type Lookup = Shared<BoxFuture<'static, Result<Option<String>, Failure>>>;
 
 /// Why Open WebUI gave no usable answer (never cached).
 #[derive(Clone, Debug)]
@@ -97,14 +99,7 @@ impl ApiKeys {
     }
 
     fn client(&self) -> &reqwest::Client {
-        self.client.get_or_init(|| {
-            reqwest::Client::builder()
-                .timeout(LOOKUP_TIMEOUT)
-                .connect_timeout(CONNECT_TIMEOUT)
-                .redirect(reqwest::redirect::Policy::none())
-                .build()
-                .unwrap_or_default()
-        })
+        self.client.get_or_init(http_client::webui_lookups)
     }
 
     /// The Open WebUI user id behind `key`. 401 for a refused key (or no `--webui-url`); 503
@@ -123,10 +118,8 @@ impl ApiKeys {
         let digest: [u8; 32] = Sha256::digest(key.as_bytes()).into();
         let lookup = {
             let mut known = lock(&self.known);
-            if let Some(entry) = known.answers.get(&digest)
-                && entry.expires > Instant::now()
-            {
-                return entry.user.clone().ok_or_else(refused);
+            if let Some(user) = known.answers.get(&digest, Instant::now()) {
+                return user.clone().ok_or_else(refused);
             }
             if !known.pending.contains_key(&digest) && known.pending.len() >= MAX_LOOKUPS {
                 return Err(ApiError::Unavailable {
@@ -176,17 +169,7 @@ impl ApiKeys {
 
 impl Known {
     fn remember(&mut self, digest: [u8; 32], user: Option<String>, expires: Instant) {
-        let cache = &mut self.answers;
-        if cache.len() >= MAX_ENTRIES && !cache.contains_key(&digest) {
-            let now = Instant::now();
-            cache.retain(|_, e| e.expires > now);
-            if cache.len() >= MAX_ENTRIES
-                && let Some(oldest) = cache.iter().min_by_key(|(_, e)| e.expires).map(|(k, _)| *k)
-            {
-                cache.remove(&oldest);
-            }
-        }
-        cache.insert(digest, Entry { user, expires });
+        self.answers.insert(digest, user, expires, Instant::now());
     }
 }
 
@@ -247,7 +230,7 @@ impl Failure {
             Failure::Timeout => ApiError::GatewayTimeout(format!(
                 "Open WebUI at {origin} did not answer within {} s when asked who this API key \
                  belongs to",
-                LOOKUP_TIMEOUT.as_secs()
+                http_client::WEBUI_LOOKUP_TIMEOUT.as_secs()
             )),
             Failure::Unreachable => ApiError::Unavailable {
                 message: format!("cannot reach Open WebUI at {origin} to check this API key"),

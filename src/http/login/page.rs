@@ -13,7 +13,7 @@ use std::time::Duration;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 
-use crate::html::escape;
+use crate::support::html::escape;
 
 /// The confirmation page of a login link for `user` (a caller's session key) on `server`.
 ///

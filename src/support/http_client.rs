@@ -1,0 +1,71 @@
+//! Every outbound HTTP client mcpo builds, one function per use, and the policy each follows.
+//!
+//! What they all share, set by the reqwest features in `Cargo.toml` rather than here:
+//! - **TLS**: rustls with the ring provider (installed as the process default in `main`);
+//!   server certificates are checked against the platform's trust store
+//!   (`rustls-platform-verifier`, reqwest's default); HTTP/2 when the server offers it (ALPN).
+//! - **Proxy**: `HTTP_PROXY`, `HTTPS_PROXY`, `ALL_PROXY` and `NO_PROXY` from the environment
+//!   (reqwest's `system-proxy`), so an operator behind a corporate proxy needs no mcpo flag.
+//! - No cookies, no response decompression, no charset decoding (those features are off).
+//!
+//! What differs, by profile:
+//!
+//! | profile | used for | whole request | connect | redirects |
+//! |---|---|---|---|---|
+//! | [`upstream_transport`] | MCP over streamable HTTP and legacy SSE (`upstream/connect.rs`), OAuth-authorized or not | no limit | 10 s | followed (reqwest's default, at most 10) |
+//! | [`oauth_requests`] | requests mcpo's OAuth code makes itself: discovery probes, registration, the client-credentials grant, revocation (`oauth/discovery.rs`) | 30 s | within the 30 s | none |
+//! | [`webui_lookups`] | asking Open WebUI who an `sk-` API key belongs to (`http/identity/api_key.rs`) | [`WEBUI_LOOKUP_TIMEOUT`] (5 s) | 2 s | none |
+//!
+//! Why:
+//! - The transport has **no whole-request timeout**: a streamable-HTTP GET or a legacy SSE
+//!   stream stays open for the whole session, and a timeout would cut it (rmcp's OAuth client
+//!   example says the same of its transport client). Calls are bounded one by one instead, by
+//!   the per-call timeout (`--tool-timeout`, `upstream::Session::call_tool`), and connection
+//!   attempts by `--connect-timeout` around `initialize`. The 10 s connect bound only makes a
+//!   dead host fail fast.
+//! - OAuth and Open WebUI endpoints **do not redirect**: a metadata, registration or token
+//!   endpoint that redirects is refused rather than followed to a host nobody configured, and
+//!   an API key (a bearer token) is never re-sent to wherever a redirect points.
+//! - An API-key lookup sits in the path of a tool call, so it is bounded tightly: a dead Open
+//!   WebUI answers 504 after 5 s instead of hanging the call.
+//!
+//! Not built here: rmcp's `AuthorizationManager` (token refresh and code exchange) keeps its
+//! own pair of clients (30 s, with and without redirects), because they resolve names through
+//! its address filter, which refuses link-local and cloud-metadata addresses.
+
+use std::time::Duration;
+
+/// The longest an API-key lookup at Open WebUI may take, connect included.
+pub(crate) const WEBUI_LOOKUP_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The client for an upstream MCP session's HTTP transport: no whole-request timeout (see the
+/// module doc), 10 s to connect, redirects followed.
+pub(crate) fn upstream_transport() -> reqwest::Client {
+    build(reqwest::Client::builder().connect_timeout(Duration::from_secs(10)))
+}
+
+/// The client for mcpo's own OAuth requests: 30 s per request, no redirects.
+pub(crate) fn oauth_requests() -> reqwest::Client {
+    build(
+        reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .timeout(Duration::from_secs(30)),
+    )
+}
+
+/// The client for API-key lookups at Open WebUI: [`WEBUI_LOOKUP_TIMEOUT`] per lookup, 2 s to
+/// connect, no redirects.
+pub(crate) fn webui_lookups() -> reqwest::Client {
+    build(
+        reqwest::Client::builder()
+            .timeout(WEBUI_LOOKUP_TIMEOUT)
+            .connect_timeout(Duration::from_secs(2))
+            .redirect(reqwest::redirect::Policy::none()),
+    )
+}
+
+/// Building fails only when the TLS backend cannot start; reqwest's default client is then
+/// the same attempt without our settings (and panics with reqwest's own message).
+fn build(builder: reqwest::ClientBuilder) -> reqwest::Client {
+    builder.build().unwrap_or_default()
+}

@@ -1,0 +1,18 @@
+//! Small shared utilities, each written once: leaves that depend on nothing else in mcpo and
+//! that several modules use.
+//!
+//! - [`atomic_file`]: replace a file whole, durably (token files, the tool cache);
+//! - [`bounded_map`]: a map with a bound on its entries and an expiry on each (the API-key
+//!   cache);
+//! - [`error_chain()`]: an error and its causes as one line;
+//! - [`html`]: the one HTML escape every rendered page goes through;
+//! - [`http_client`]: every outbound HTTP client, with its timeout, proxy, TLS and redirect
+//!   policy.
+
+pub(crate) mod atomic_file;
+pub(crate) mod bounded_map;
+mod error_chain;
+pub(crate) mod html;
+pub(crate) mod http_client;
+
+pub(crate) use error_chain::error_chain;
