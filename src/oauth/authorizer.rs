@@ -148,7 +148,8 @@ enum Verdict {
 }
 
 impl Authorizer {
-    /// Checks the server's `oauth` block; no I/O.
+    /// The authorizer of `server`, whose `oauth` block the config loader checked; no I/O
+    /// (tokens are read when first needed). Fails for a server without an `oauth` block.
     pub fn new(server: &ServerConfig, options: AuthOptions) -> Result<Authorizer, OAuthError> {
         let settings = Settings::from_server(server)?;
         let store = match &options.user {

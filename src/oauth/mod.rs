@@ -43,7 +43,6 @@ pub use browser::BrowserCommand;
 pub use callback::html_page;
 pub use client::{AuthorizedClient, ScopeRefused, scope_refusal};
 pub use revoke::{Revocation, revoke};
-pub use settings::DEFAULT_LOGIN_TIMEOUT;
 pub use store::TOKEN_DIR_ENV;
 pub use web::{CallbackError, StartError, Started, TicketError, WebLogins};
 
@@ -193,23 +192,4 @@ pub async fn login(server: &ServerConfig, options: AuthOptions) -> Result<(), OA
 /// Returns whether anything was stored.
 pub async fn logout(server: &ServerConfig, options: AuthOptions) -> Result<bool, OAuthError> {
     Authorizer::new(server, options)?.forget()
-}
-
-/// Problems with the `oauth` settings of `config`'s servers that the config parser cannot see
-/// (grant types, client credentials, …), one message per server; checked at start-up and by
-/// `mcpo validate` so a bad block is an error, not a server that silently runs without OAuth.
-pub fn check(config: &crate::config::Config) -> Vec<String> {
-    config
-        .servers
-        .iter()
-        .filter(|s| s.oauth.is_some())
-        .filter_map(|s| {
-            Authorizer::new(s, AuthOptions::default()).err().map(|e| {
-                let e = e.to_string();
-                let prefix = format!("server '{}': ", s.name);
-                let detail = e.strip_prefix(&prefix).unwrap_or(&e);
-                format!("server '{}': field 'oauth': {detail}", s.name)
-            })
-        })
-        .collect()
 }

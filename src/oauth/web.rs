@@ -172,8 +172,9 @@ impl std::fmt::Debug for WebLogins {
 }
 
 impl WebLogins {
-    /// Checks the server's `oauth` block; no I/O. `max_users` bounds the authorizers kept for
-    /// idle users (those in use are always kept).
+    /// The web logins of `server`, whose `oauth` block the config loader checked; no I/O.
+    /// `max_users` bounds the authorizers kept for idle users (those in use are always kept).
+    /// Fails for a server that is not streamable HTTP or has no `oauth` block.
     pub fn new(server: &ServerConfig, max_users: usize) -> Result<WebLogins, OAuthError> {
         Settings::from_server(server)?;
         Ok(WebLogins {
