@@ -17,7 +17,7 @@ use rmcp::transport::auth::{
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
-use super::OAuthError;
+use super::error::OAuthError;
 use super::settings::Settings;
 use super::store::Store;
 use crate::config::SigningKey;

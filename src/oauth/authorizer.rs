@@ -1,10 +1,14 @@
 //! [`Authorizer`]: the OAuth state of one upstream, kept across reconnects.
 
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use rmcp::transport::auth::{AuthClient, AuthError, AuthorizationManager, ClientCredentialsConfig};
+use rmcp::transport::auth::{
+    AuthClient, AuthError, AuthorizationManager, ClientCredentialsConfig, StateStore,
+    StoredAuthorizationState,
+};
 use subtle::ConstantTimeEq;
 use tokio::sync::OnceCell;
 use tracing::instrument::WithSubscriber;
@@ -14,10 +18,11 @@ use super::assertion;
 use super::browser;
 use super::callback::{self, CallbackListener, Page, Params, PasteSource};
 use super::discovery::{self, Discovered};
+use super::error::OAuthError;
+use super::options::AuthOptions;
 use super::register::{self, Identity};
 use super::settings::{Grant, Settings};
 use super::store::Store;
-use super::{AuthOptions, AuthorizedClient, OAuthError};
 use crate::config::ServerConfig;
 
 /// Default first cool-down after a login the user did not complete.
@@ -221,12 +226,6 @@ impl Authorizer {
         }
     }
 
-    /// The HTTP client for `StreamableHttpClientTransport::with_client`: requests go out
-    /// through `http` with the bearer token. Call [`Self::ensure_authorized`] first.
-    pub fn http_client(&self, http: reqwest::Client) -> AuthorizedClient {
-        AuthorizedClient::new(self.clone(), http)
-    }
-
     /// Logins, refreshes and failures so far.
     pub fn counters(&self) -> OAuthCounters {
         let logins = self.inner.generation.load(Ordering::Relaxed);
@@ -342,7 +341,7 @@ impl Authorizer {
                 manager.set_credential_store(self.inner.store.clone());
                 if self.inner.web.is_some() {
                     // Web logins can be started again and again; keep their PKCE states bounded.
-                    manager.set_state_store(super::web::BoundedStates::default());
+                    manager.set_state_store(BoundedStates::default());
                 }
                 let found = discovery::discover(&manager, settings, None).await?;
                 *self
@@ -971,7 +970,7 @@ pub(crate) enum WebOutcome {
 }
 
 /// Multi-user web login: the user signs in through mcpo's `/oauth/{server}/login` and
-/// `/callback` routes (see [`super::WebLogins`]) instead of a browser mcpo opens.
+/// `/callback` routes (see `WebLogins`) instead of a browser mcpo opens.
 impl Authorizer {
     /// The settings a login uses now: in web mode, the redirect URI of the latest login (or,
     /// before any, the one the stored registration was made for, so stored tokens stay valid)
@@ -1119,4 +1118,58 @@ impl Authorizer {
             }
         }
     }
+}
+
+/// How long a web login may take between its start and its callback; older PKCE states are
+/// dropped.
+pub(crate) const WEB_LOGIN_TTL: Duration = Duration::from_secs(10 * 60);
+/// PKCE states kept per user (oldest dropped beyond it).
+pub(crate) const MAX_STATES_PER_USER: usize = 8;
+
+/// rmcp's PKCE state store, bounded: a user who starts many logins keeps only the latest
+/// few, and states older than the login window are dropped.
+#[derive(Default)]
+pub(crate) struct BoundedStates {
+    states: Mutex<HashMap<String, StoredAuthorizationState>>,
+}
+
+#[async_trait::async_trait]
+impl StateStore for BoundedStates {
+    async fn save(&self, csrf: &str, state: StoredAuthorizationState) -> Result<(), AuthError> {
+        let mut states = self.states.lock().unwrap_or_else(|e| e.into_inner());
+        let oldest_kept = unix_now().saturating_sub(WEB_LOGIN_TTL.as_secs());
+        states.retain(|_, s| s.created_at >= oldest_kept);
+        while states.len() >= MAX_STATES_PER_USER {
+            let Some(oldest) = states
+                .iter()
+                .min_by_key(|(_, s)| s.created_at)
+                .map(|(k, _)| k.clone())
+            else {
+                break;
+            };
+            states.remove(&oldest);
+        }
+        states.insert(csrf.to_owned(), state);
+        Ok(())
+    }
+
+    async fn load(&self, csrf: &str) -> Result<Option<StoredAuthorizationState>, AuthError> {
+        let states = self.states.lock().unwrap_or_else(|e| e.into_inner());
+        Ok(states.get(csrf).cloned())
+    }
+
+    async fn delete(&self, csrf: &str) -> Result<(), AuthError> {
+        self.states
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(csrf);
+        Ok(())
+    }
+}
+
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
 }

@@ -23,7 +23,7 @@ use rmcp::transport::auth::{
 use serde_json::Value;
 use url::Url;
 
-use super::OAuthError;
+use super::error::OAuthError;
 use super::settings::{Grant, Settings};
 
 /// Bound on each discovery or registration request mcpo makes itself.

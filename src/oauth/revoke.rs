@@ -12,9 +12,12 @@ use rmcp::transport::auth::{AuthorizationMetadata, StoredCredentials};
 use serde_json::Value;
 
 use super::assertion;
+use super::authorizer::Authorizer;
+use super::error::OAuthError;
+use super::options::AuthOptions;
 use super::settings::Settings;
 use super::store::Store;
-use super::{AuthOptions, Authorizer, OAuthError, discovery, register};
+use super::{discovery, register};
 use crate::config::{ServerConfig, SigningKey};
 
 /// What revocation achieved.

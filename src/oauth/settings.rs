@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use url::Url;
 
-use super::OAuthError;
+use super::error::OAuthError;
 pub(crate) use crate::config::OAuthGrant as Grant;
 use crate::config::{OAuthConfig, ServerConfig, SigningKey, TokenStorage, TransportConfig};
 
