@@ -47,9 +47,9 @@ const PENDING_TTL: Duration = WEB_LOGIN_TTL;
 /// Logins in progress per server (oldest dropped beyond it).
 const MAX_PENDING: usize = 1024;
 /// Logins in progress per user and server: one user opening link after link only drops their
-/// own oldest login, never other users'. Below
-/// [`MAX_STATES_PER_USER`](super::authorizer::MAX_STATES_PER_USER) (the PKCE states an
-/// authorizer keeps), so every login kept here still has its PKCE verifier.
+/// own oldest login, never other users'. Below the PKCE
+/// states an authorizer keeps (`MAX_STATES_PER_USER`, 8), so every login kept here still
+/// has its PKCE verifier.
 const MAX_PENDING_PER_USER: usize = 4;
 /// Redeemed tickets remembered (until they expire) so none is used twice.
 const MAX_REDEEMED: usize = 100_000;
