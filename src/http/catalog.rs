@@ -11,7 +11,6 @@
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use bytes::Bytes;
 
@@ -326,11 +325,11 @@ impl ServerEntry {
 
 /// Returns once `authorizer`'s session is waiting for a web login.
 async fn login_pending(authorizer: &crate::oauth::Authorizer) {
-    loop {
-        if let LoginState::Pending { .. } = authorizer.state() {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
+    let mut login = authorizer.watch_login();
+    // At once when the login is already pending; never when the authorizer is gone.
+    let pending = login.wait_for(|state| matches!(state, LoginState::Pending { .. }));
+    if pending.await.is_err() {
+        std::future::pending::<()>().await;
     }
 }
 
