@@ -64,13 +64,6 @@ fn default_workers(cores: usize) -> usize {
 fn validate(path: &std::path::Path) -> ExitCode {
     match config::load_file(path) {
         Ok((cfg, warnings)) => {
-            let oauth_problems = crate::oauth::check(&cfg);
-            if !oauth_problems.is_empty() {
-                for p in &oauth_problems {
-                    eprintln!("{}: {p}", path.display());
-                }
-                return ExitCode::from(2);
-            }
             for w in &warnings {
                 println!("warning: {w}");
             }

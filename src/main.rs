@@ -45,14 +45,6 @@ fn main() -> ExitCode {
     for w in &warnings {
         tracing::warn!("{w}");
     }
-    let oauth_problems = mcpo::oauth::check(&config);
-    if !oauth_problems.is_empty() {
-        eprintln!(
-            "mcpo: invalid configuration:\n{}",
-            oauth_problems.join("\n")
-        );
-        return ExitCode::from(2);
-    }
     let runtime = match mcpo::commands::runtime() {
         Ok(rt) => rt,
         Err(code) => return code,

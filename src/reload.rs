@@ -84,17 +84,7 @@ pub fn spawn(registry: Arc<Registry>, path: PathBuf, watch: bool) {
             if cause != "SIGHUP" && text.is_some() && text == applied {
                 continue; // touched but not changed
             }
-            let loaded = crate::config::load_file(&path)
-                .map_err(|e| e.to_string())
-                .and_then(|(c, w)| {
-                    let problems = crate::oauth::check(&c);
-                    if problems.is_empty() {
-                        Ok((c, w))
-                    } else {
-                        Err(problems.join("\n"))
-                    }
-                });
-            match loaded {
+            match crate::config::load_file(&path) {
                 Ok((config, warnings)) => {
                     for w in &warnings {
                         tracing::warn!("{w}");

@@ -11,6 +11,7 @@ mod error;
 mod expand;
 mod file;
 mod jsonc;
+mod signing_key;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -18,7 +19,10 @@ use std::time::Duration;
 
 pub use command_line::{apply_env_flags, from_cli, planned_env};
 pub use error::{COMMAND_LINE, ConfigError, ConfigWarning, Problem};
-pub use file::{OAUTH_EXTRA_KEYS, RESERVED_SERVER_NAMES};
+pub use file::RESERVED_SERVER_NAMES;
+pub use signing_key::SigningKey;
+#[cfg(test)]
+pub(crate) use signing_key::tests as signing_key_tests;
 
 /// Default `--max-body-bytes`: 10 MiB.
 pub const DEFAULT_MAX_BODY_BYTES: usize = 10 * 1024 * 1024;
@@ -28,8 +32,14 @@ pub const DEFAULT_TOOL_TIMEOUT: Duration = Duration::from_secs(300);
 pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
 /// Default `oauth.callback_port`.
 pub const DEFAULT_OAUTH_CALLBACK_PORT: u16 = 3030;
+/// Default `oauth.login_timeout`: how long a login waits for the user to sign in.
+pub const DEFAULT_OAUTH_LOGIN_TIMEOUT: Duration = Duration::from_secs(300);
 
 /// Read and validate a config file; `${VAR}` is resolved from the process environment.
+///
+/// The one loading call of start-up, hot reload and `mcpo validate`: what it accepts is
+/// ready to run, including every rule of the `oauth` blocks. It reads the file, and the
+/// `oauth.signing_key_file` of each server (see [`OAuthConfig::signing_key`]).
 pub fn load_file(path: &Path) -> Result<(Config, Vec<ConfigWarning>), ConfigError> {
     let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
         path: path.to_owned(),
@@ -118,20 +128,45 @@ pub enum TokenStorage {
     Memory,
 }
 
-/// The `oauth` block of a streamable-HTTP server (see the OAuth guide).
+/// How mcpo gets tokens for an OAuth server (`oauth.grant_type`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum OAuthGrant {
+    /// A user signs in through a browser (loopback or copy/paste) or mcpo's web login.
+    #[default]
+    AuthorizationCode,
+    /// Machine-to-machine: the client's own credentials, no user.
+    ClientCredentials,
+}
+
+/// The `oauth` block of a streamable-HTTP server (see the OAuth guide), with every rule
+/// between its keys already checked: a `ClientCredentials` grant has a `client_id` and
+/// exactly one of `client_secret` and `signing_key`; a `signing_key` only comes with that
+/// grant; a `client_secret` only with a `client_id`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct OAuthConfig {
-    /// Where discovery starts; defaults to the origin of the server's `url`.
+    /// Where discovery looks for authorization-server metadata when the MCP endpoint
+    /// leads to none (`server_url`).
     pub server_url: Option<url::Url>,
     pub storage_type: TokenStorage,
     pub callback_port: u16,
     pub use_loopback: bool,
+    pub grant: OAuthGrant,
     pub client_id: Option<String>,
     pub client_secret: Option<String>,
+    /// `private_key_jwt` (`client_credentials` only): the key of `signing_key_file`, read
+    /// when the config is loaded, or of `signing_key` (the PEM text), with
+    /// `signing_algorithm`.
+    pub signing_key: Option<SigningKey>,
     /// Static RFC 7591 client metadata, kept as given.
     pub client_metadata: Option<serde_json::Map<String, serde_json::Value>>,
-    /// Every other key of the block, kept for the OAuth and multi-user features.
-    pub extra: serde_json::Map<String, serde_json::Value>,
+    /// SEP-991 Client ID Metadata Document URL (`client_metadata_url`): https, with a path.
+    /// Kept as written: it is the client id, compared as a string.
+    pub client_metadata_url: Option<String>,
+    /// `scopes` (a string split on spaces, or a list): asked for instead of discovery's
+    /// pick. Never empty.
+    pub scopes: Option<Vec<String>>,
+    /// `login_timeout`: how long a login waits for the user.
+    pub login_timeout: Duration,
 }
 
 /// How the HTTP side is served: everything from the command line that is not a server.

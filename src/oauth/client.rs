@@ -26,7 +26,8 @@ use rmcp::transport::streamable_http_client::{
 use sse_stream::Sse;
 
 use super::authorizer::{Authorizer, LoginRequest};
-use super::{OAuthError, register};
+use super::error::OAuthError;
+use super::register;
 
 /// Scope step-ups allowed before a request that needs more scope fails for good.
 const MAX_STEP_UPS: u32 = 3;
@@ -58,6 +59,14 @@ enum Recovery {
         challenge: String,
         scope: Option<String>,
     },
+}
+
+impl Authorizer {
+    /// The HTTP client for `StreamableHttpClientTransport::with_client`: requests go out
+    /// through `http` with the bearer token. Call [`Self::ensure_authorized`] first.
+    pub fn http_client(&self, http: reqwest::Client) -> AuthorizedClient {
+        AuthorizedClient::new(self.clone(), http)
+    }
 }
 
 impl AuthorizedClient {

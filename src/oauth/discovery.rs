@@ -21,7 +21,7 @@ use rmcp::transport::auth::{
 use serde_json::Value;
 use url::Url;
 
-use super::OAuthError;
+use super::error::OAuthError;
 use super::settings::{Grant, Settings};
 
 /// The client for mcpo's own OAuth requests: no redirects (a metadata or registration

@@ -10,7 +10,7 @@
 use rmcp::transport::auth::{AuthorizationManager, AuthorizationMetadata, OAuthClientConfig};
 use serde_json::{Value, json};
 
-use super::OAuthError;
+use super::error::OAuthError;
 use super::settings::Settings;
 use super::store::{Registration, Store};
 

@@ -12,10 +12,13 @@ use rmcp::transport::auth::{AuthorizationMetadata, StoredCredentials};
 use serde_json::Value;
 
 use super::assertion;
+use super::authorizer::Authorizer;
+use super::error::OAuthError;
+use super::options::AuthOptions;
 use super::settings::Settings;
 use super::store::Store;
-use super::{AuthOptions, Authorizer, OAuthError, discovery, register};
-use crate::config::ServerConfig;
+use super::{discovery, register};
+use crate::config::{ServerConfig, SigningKey};
 
 /// What revocation achieved.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -36,7 +39,7 @@ enum ClientAuth {
     Public,
     Basic(String),
     Post(String),
-    Assertion(assertion::SigningKey),
+    Assertion(SigningKey),
 }
 
 /// Revokes `server`'s stored tokens at its authorization server (RFC 7009), when it offers
@@ -208,7 +211,10 @@ async fn revoke_one(
                 "client_assertion_type",
                 assertion::ASSERTION_TYPE.to_owned(),
             ));
-            form.push(("client_assertion", key.assertion(client_id, audience)?));
+            form.push((
+                "client_assertion",
+                assertion::assertion(key, client_id, audience)?,
+            ));
         }
     }
     let body = {

@@ -30,30 +30,29 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
-use rmcp::transport::auth::{AuthError, StateStore, StoredAuthorizationState};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
-use super::authorizer::{OAuthCounters, WebOutcome};
+use super::authorizer::{Authorizer, OAuthCounters, WEB_LOGIN_TTL, WebOutcome};
+use super::error::OAuthError;
+use super::options::AuthOptions;
 use super::settings::Settings;
-use super::{AuthOptions, Authorizer, OAuthError};
 use crate::config::ServerConfig;
 
 /// How long a login link works.
 pub const TICKET_TTL: Duration = Duration::from_secs(10 * 60);
 /// How long an authorization may take between the link and the callback.
-const PENDING_TTL: Duration = Duration::from_secs(10 * 60);
+const PENDING_TTL: Duration = WEB_LOGIN_TTL;
 /// Logins in progress per server (oldest dropped beyond it).
 const MAX_PENDING: usize = 1024;
 /// Logins in progress per user and server: one user opening link after link only drops their
-/// own oldest login, never other users'. Below [`MAX_STATES_PER_USER`], so every login kept
-/// here still has its PKCE verifier.
+/// own oldest login, never other users'. Below the PKCE
+/// states an authorizer keeps (`MAX_STATES_PER_USER`, 8), so every login kept here still
+/// has its PKCE verifier.
 const MAX_PENDING_PER_USER: usize = 4;
 /// Redeemed tickets remembered (until they expire) so none is used twice.
 const MAX_REDEEMED: usize = 100_000;
-/// PKCE states kept per user (oldest dropped beyond it).
-const MAX_STATES_PER_USER: usize = 8;
 /// Authorization server origins remembered for the confirmation page's `form-action`.
 const MAX_AUTHORIZATION_ORIGINS: usize = 4;
 
@@ -172,8 +171,9 @@ impl std::fmt::Debug for WebLogins {
 }
 
 impl WebLogins {
-    /// Checks the server's `oauth` block; no I/O. `max_users` bounds the authorizers kept for
-    /// idle users (those in use are always kept).
+    /// The web logins of `server`, whose `oauth` block the config loader checked; no I/O.
+    /// `max_users` bounds the authorizers kept for idle users (those in use are always kept).
+    /// Fails for a server that is not streamable HTTP or has no `oauth` block.
     pub fn new(server: &ServerConfig, max_users: usize) -> Result<WebLogins, OAuthError> {
         Settings::from_server(server)?;
         Ok(WebLogins {
@@ -540,47 +540,6 @@ fn random_key() -> [u8; 32] {
         chunk.copy_from_slice(&h.finish().to_le_bytes());
     }
     key
-}
-
-/// rmcp's PKCE state store, bounded: a user who starts many logins keeps only the latest
-/// few, and states older than the login window are dropped.
-#[derive(Default)]
-pub(crate) struct BoundedStates {
-    states: Mutex<HashMap<String, StoredAuthorizationState>>,
-}
-
-#[async_trait::async_trait]
-impl StateStore for BoundedStates {
-    async fn save(&self, csrf: &str, state: StoredAuthorizationState) -> Result<(), AuthError> {
-        let mut states = self.states.lock().unwrap_or_else(|e| e.into_inner());
-        let oldest_kept = unix_now().saturating_sub(PENDING_TTL.as_secs());
-        states.retain(|_, s| s.created_at >= oldest_kept);
-        while states.len() >= MAX_STATES_PER_USER {
-            let Some(oldest) = states
-                .iter()
-                .min_by_key(|(_, s)| s.created_at)
-                .map(|(k, _)| k.clone())
-            else {
-                break;
-            };
-            states.remove(&oldest);
-        }
-        states.insert(csrf.to_owned(), state);
-        Ok(())
-    }
-
-    async fn load(&self, csrf: &str) -> Result<Option<StoredAuthorizationState>, AuthError> {
-        let states = self.states.lock().unwrap_or_else(|e| e.into_inner());
-        Ok(states.get(csrf).cloned())
-    }
-
-    async fn delete(&self, csrf: &str) -> Result<(), AuthError> {
-        self.states
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(csrf);
-        Ok(())
-    }
 }
 
 #[cfg(test)]

@@ -101,10 +101,10 @@ impl Endpoint {
 
 /// Returns once `authorizer`'s session is waiting for a web login.
 async fn login_pending(authorizer: &Authorizer) {
-    loop {
-        if let LoginState::Pending { .. } = authorizer.state() {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
+    let mut login = authorizer.watch_login();
+    // At once when the login is already pending; never when the authorizer is gone.
+    let pending = login.wait_for(|state| matches!(state, LoginState::Pending { .. }));
+    if pending.await.is_err() {
+        std::future::pending::<()>().await;
     }
 }

@@ -143,14 +143,17 @@ impl Supervisor {
         };
         let ensure = auth.ensure_authorized();
         tokio::pin!(ensure);
-        let mut tick = tokio::time::interval(Duration::from_millis(250));
+        // Pushed by the authorizer on every change; the current state is looked at first.
+        let mut login = auth.watch_login();
+        login.mark_changed();
         loop {
             tokio::select! {
                 result = &mut ensure => {
                     return result.map_err(|e| (Failure::OAuth(e.to_string()), e.retry_after()));
                 }
-                _ = tick.tick() => {
-                    if let crate::oauth::LoginState::Pending { url } = auth.state() {
+                Ok(()) = login.changed() => {
+                    let state = login.borrow_and_update().clone();
+                    if let crate::oauth::LoginState::Pending { url } = state {
                         let pending = Failure::LoginPending { url };
                         self.status.send_if_modified(|s| {
                             let changed = !matches!(s, Status::Connecting { failure: Some(f), .. } if *f == pending);

@@ -1,0 +1,244 @@
+//! The private key of `oauth.signing_key_file` / `oauth.signing_key` (`private_key_jwt`),
+//! parsed while the config is loaded so that a bad key or a mismatched algorithm is a
+//! configuration error rather than a failed login. The assertions it signs are `oauth`'s.
+
+use base64::Engine as _;
+use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use serde_json::{Value, json};
+
+/// A private key mcpo signs client assertions with, and the JWS algorithm it uses.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SigningKey {
+    der: Vec<u8>,
+    algorithm: Algorithm,
+}
+
+impl std::fmt::Debug for SigningKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SigningKey")
+            .field("algorithm", &self.algorithm)
+            .finish_non_exhaustive()
+    }
+}
+
+impl SigningKey {
+    /// The algorithms a key may be configured with (`oauth.signing_algorithm`).
+    pub const ALGORITHMS: &[(&str, Algorithm)] = &[
+        ("ES256", Algorithm::ES256),
+        ("ES384", Algorithm::ES384),
+        ("RS256", Algorithm::RS256),
+        ("RS384", Algorithm::RS384),
+        ("RS512", Algorithm::RS512),
+        ("PS256", Algorithm::PS256),
+        ("PS384", Algorithm::PS384),
+        ("PS512", Algorithm::PS512),
+    ];
+
+    /// Reads a PEM private key (PKCS#8 `PRIVATE KEY` for EC or RSA, or PKCS#1
+    /// `RSA PRIVATE KEY`). Without `algorithm`, an EC key signs with ES256 or ES384 (by its
+    /// curve) and an RSA key with RS256. The key is tried once here, so a bad key or a
+    /// mismatched algorithm is a configuration error rather than a failed login.
+    pub fn from_pem(pem: &str, algorithm: Option<&str>) -> Result<SigningKey, String> {
+        let (label, der) = pem_block(pem)?;
+        let candidates: Vec<Algorithm> = match algorithm {
+            Some(name) => {
+                let found = Self::ALGORITHMS
+                    .iter()
+                    .find(|(n, _)| n.eq_ignore_ascii_case(name))
+                    .map(|(_, a)| *a);
+                match found {
+                    Some(a) => vec![a],
+                    None => {
+                        let names: Vec<&str> = Self::ALGORITHMS.iter().map(|(n, _)| *n).collect();
+                        return Err(format!(
+                            "signing_algorithm \"{name}\" is not one of {}",
+                            names.join(", ")
+                        ));
+                    }
+                }
+            }
+            None => vec![Algorithm::ES256, Algorithm::ES384, Algorithm::RS256],
+        };
+        match label.as_str() {
+            "PRIVATE KEY" | "RSA PRIVATE KEY" => {}
+            "EC PRIVATE KEY" => {
+                return Err(
+                    "the key is a SEC1 \"EC PRIVATE KEY\"; convert it to PKCS#8 with \
+                     `openssl pkcs8 -topk8 -nocrypt -in KEY -out KEY.p8`"
+                        .to_owned(),
+                );
+            }
+            "ENCRYPTED PRIVATE KEY" => {
+                return Err("the key is encrypted; mcpo needs an unencrypted PKCS#8 key".to_owned());
+            }
+            other => return Err(format!("expected a PEM private key, found \"{other}\"")),
+        }
+        for algorithm in candidates {
+            let der = match algorithm {
+                Algorithm::ES256 | Algorithm::ES384 => der.clone(),
+                // jsonwebtoken signs RSA with a PKCS#1 key: unwrap a PKCS#8 one.
+                _ => pkcs8_private_key(&der).unwrap_or(&der).to_vec(),
+            };
+            let key = SigningKey { der, algorithm };
+            if key.sign(&json!({"probe": true})).is_ok() {
+                return Ok(key);
+            }
+        }
+        Err(match algorithm {
+            Some(name) => format!("the key cannot sign with {name}"),
+            None => "the key is not a usable EC (P-256, P-384) or RSA private key".to_owned(),
+        })
+    }
+
+    fn encoding_key(&self) -> EncodingKey {
+        match self.algorithm {
+            Algorithm::ES256 | Algorithm::ES384 => EncodingKey::from_ec_der(&self.der),
+            _ => EncodingKey::from_rsa_der(&self.der),
+        }
+    }
+
+    /// A JWS of `claims` (typed `JWT`) signed with this key.
+    pub fn sign(&self, claims: &Value) -> Result<String, jsonwebtoken::errors::Error> {
+        let mut header = Header::new(self.algorithm);
+        header.typ = Some("JWT".to_owned());
+        jsonwebtoken::encode(&header, claims, &self.encoding_key())
+    }
+
+    /// The JWS algorithm this key signs with.
+    pub fn algorithm(&self) -> Algorithm {
+        self.algorithm
+    }
+}
+
+/// The first PEM block of `pem`: its label and DER bytes.
+fn pem_block(pem: &str) -> Result<(String, Vec<u8>), String> {
+    let begin = pem
+        .find("-----BEGIN ")
+        .ok_or("not a PEM file (no \"-----BEGIN\" line)")?;
+    let rest = &pem[begin + "-----BEGIN ".len()..];
+    let label_end = rest.find("-----").ok_or("a PEM header is malformed")?;
+    let label = rest[..label_end].to_owned();
+    let body = &rest[label_end + "-----".len()..];
+    let end = body
+        .find(&format!("-----END {label}-----"))
+        .ok_or_else(|| format!("the PEM block \"{label}\" has no END line"))?;
+    let base64: String = body[..end].chars().filter(|c| !c.is_whitespace()).collect();
+    let der = base64::engine::general_purpose::STANDARD
+        .decode(base64)
+        .map_err(|_| format!("the PEM block \"{label}\" is not valid base64"))?;
+    Ok((label, der))
+}
+
+/// The `privateKey` octets of a PKCS#8 `PrivateKeyInfo` (RFC 5208: a SEQUENCE of version,
+/// algorithm and an OCTET STRING), or `None` when `der` is not one.
+fn pkcs8_private_key(der: &[u8]) -> Option<&[u8]> {
+    let (0x30, info, _) = der_element(der)? else {
+        return None;
+    };
+    let (0x02, _version, rest) = der_element(info)? else {
+        return None;
+    };
+    let (0x30, _algorithm, rest) = der_element(rest)? else {
+        return None;
+    };
+    let (0x04, key, _) = der_element(rest)? else {
+        return None;
+    };
+    Some(key)
+}
+
+/// One DER element of `input`: its tag, its content and what follows it.
+fn der_element(input: &[u8]) -> Option<(u8, &[u8], &[u8])> {
+    let (&tag, rest) = input.split_first()?;
+    let (&first, rest) = rest.split_first()?;
+    let (len, rest) = if first < 0x80 {
+        (usize::from(first), rest)
+    } else {
+        let n = usize::from(first & 0x7f);
+        if n == 0 || n > 4 || rest.len() < n {
+            return None;
+        }
+        let len = rest[..n]
+            .iter()
+            .fold(0usize, |len, &b| (len << 8) | usize::from(b));
+        (len, &rest[n..])
+    };
+    (rest.len() >= len).then(|| (tag, &rest[..len], &rest[len..]))
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+
+    /// A throwaway P-256 key (PKCS#8), generated for these tests only.
+    pub(crate) const EC_KEY: &str = "-----BEGIN PRIVATE KEY-----
+MIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQgsAPEOYIYVCXBSnFp
+orynW8lHeYDwm+nvexo9XgsJnkihRANCAASeDdMv4r32KXRqNOqbBVQIVfqS56mS
+iZzGab0Hx0sSRWBNvbyv6NWM8x92uWwzckZnhqT6nTueRMWFT3kzfmwI
+-----END PRIVATE KEY-----
+";
+
+    /// A throwaway RSA 2048 key (PKCS#8), generated for these tests only.
+    const RSA_KEY: &str = "-----BEGIN PRIVATE KEY-----
+MIIEvAIBADANBgkqhkiG9w0BAQEFAASCBKYwggSiAgEAAoIBAQC8+mDG4MoOkcbD
+y/+OdtWlwrKL2mpNIm7+hiVippO90NL+YRE98Pdop3prkAAJWscZ6xxk0PO8nhKs
+7YPyidgbmrDMTr7NnidUENBqaMgaHOsMxQffc6UJh/PuaRlCxcWr860DkwHbfM8b
+leIEMTGIIUPBmToX6y50tPD9pvcOf+Iva0bYm/9v9eawDwOhEfsH01rg+YyuMT8u
+nAGoaDn5xlKaUKn5JbiQUcmXUlgBlrw8X9K0EpNAkcgRNDKjPuedkgFOyL4fBz06
+8aDbEViyVcfSpXBQcb80bOGdbS0mLVfynrZXUcB+fHVe+RwLIMBahSpJgpKiSHE+
+VhbCfHdfAgMBAAECggEAJ/0jdXIjz6lxUgVc8pya4RSuC4IQdHoQ2rMwPgvZv5Ts
+0P9hUqYm9HJcKV6zY0deUlG6FGtS6FrawNUR0sTwggbd2p3fKkuJLvTP5XR+w2fT
+JUScQeCKz9WA/LYorkSDa7uIpPT6s6NZgBDbXt+6B4BighkWffE6R1/yjvpB1UNF
+VwTyyhC6eSnspP+D5sSfrVGoXywtzcmnGODsYfKhcWhuOnBXlE+3ZKDe/8IWIYRE
+kRUT/kh8J0dFhGIABm9e0zjruH9RvJ2fvxlftUePUI638sJ7gtWpQSqdrgRpRdry
+pkjCkX/CSwnyK1JjPUbH8CpcpdgYMV2r22j/gpIIwQKBgQDdCLY9pwIecyfFAHMj
+zzlDXaCW2ZORCdcuWwMc4Dor80Wznp2YIVIvlLx0ZBOJqnID1ZoSOwCYDIJ6L6j+
+3hnMNXLnpfUo3sbofZZe2iiQirlP68uCQLRpLWWwvL5Q625/7UpDyczLkTiUE4Js
+o5jxhLlq+UCv6gk+z7TLvB02WQKBgQDa33vsyK9IQOChvib4cJdAOzGNmBzdQgIb
+aaNIHccPgGBJRuTfsb0FBqeBDIicNgTuWlZPEWQxZ9TiAjCFNN/lh7qy2W4pJtzK
+DnwjYpykj+iDZLO2lYOqhV59b+RoHNYq61lz6f8qCg7XYH9Z1MZmqu1BVxxWeO6w
+mmacZ0tUdwKBgAc20JPkjool4gdpA1kI22qadLJXuZxDQPWvXMOlgeCLWRwKskQT
+2lXZOelmlsioen4ri5LKwDM2PU/1nENtRlRG7lAnN4A0/TL7XlwMLMTC8ldsb8D5
+kanZJHeHQYLsnDeqrADYZknCnKEgneIj2MsRNOgL6JOVROX664C2zBFJAoGAXWan
+XKlbW4sMERmzSavKb8eS4ui50JW9jnMrEbhbXTscW8jcHLWdgwqO6pwto/PNcOWu
+FTnHtumnR/dFO2MP9MRSIMZ2oysJZ1R9FyCa1gLvZzrPEiiFsnwNkZvxLZi4sEIU
+v0lo8UivgquUTQJm1CM28f45gpFC0qxhA3d1BwsCgYAuejQR2yxtpXFVRMzMdgrx
+dHIg6gS0bMpkZ01X6e25g1r4slNHU3zWDgbj4+Q5c1x+HNIM7D6whDlJpDh0F0W/
+/PuUMENa12sQ91CbuyiKQE9p+Da45TU/PuGJdfQ1vNnd8+pMmBd6HOeZfQR7K21b
+ti+oVKxb0vIEuRK5gzKVJA==
+-----END PRIVATE KEY-----
+";
+
+    #[test]
+    fn rsa_keys_sign_rs256_in_pkcs8_and_pkcs1_form() {
+        let key = SigningKey::from_pem(RSA_KEY, None).unwrap();
+        assert_eq!(key.algorithm, Algorithm::RS256);
+        let jwt = key.sign(&json!({"probe": true})).unwrap();
+        assert_eq!(jwt.split('.').count(), 3);
+        // The same key as PKCS#1 ("RSA PRIVATE KEY"), and with another algorithm.
+        let (_, der) = pem_block(RSA_KEY).unwrap();
+        let pkcs1 = base64::engine::general_purpose::STANDARD
+            .encode(pkcs8_private_key(&der).expect("PKCS#8"));
+        let pem =
+            format!("-----BEGIN RSA PRIVATE KEY-----\n{pkcs1}\n-----END RSA PRIVATE KEY-----\n");
+        let key = SigningKey::from_pem(&pem, Some("PS256")).unwrap();
+        assert_eq!(key.algorithm, Algorithm::PS256);
+        assert!(key.sign(&json!({"probe": true})).is_ok());
+        assert!(SigningKey::from_pem(RSA_KEY, Some("ES256")).is_err());
+    }
+
+    #[test]
+    fn bad_keys_and_algorithms_are_named() {
+        let err = SigningKey::from_pem(EC_KEY, Some("RS256")).unwrap_err();
+        assert!(err.contains("cannot sign with RS256"), "{err}");
+        let err = SigningKey::from_pem(EC_KEY, Some("HS256")).unwrap_err();
+        assert!(err.contains("not one of"), "{err}");
+        let err = SigningKey::from_pem("hello", None).unwrap_err();
+        assert!(err.contains("not a PEM"), "{err}");
+        let sec1 = "-----BEGIN EC PRIVATE KEY-----\nAAAA\n-----END EC PRIVATE KEY-----\n";
+        let err = SigningKey::from_pem(sec1, None).unwrap_err();
+        assert!(err.contains("PKCS#8"), "{err}");
+        let cert = "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n";
+        assert!(SigningKey::from_pem(cert, None).is_err());
+    }
+}
