@@ -11,26 +11,15 @@ use std::sync::Arc;
 use crate::config::{Config, ServeOptions};
 use crate::http::{self, AppState};
 use crate::servers::{Registry, ServerState, SpecContext};
-use crate::upstream::UpstreamOptions;
 
 /// Runs the daemon until a shutdown signal arrives.
 pub async fn run(config: Config, options: ServeOptions) -> anyhow::Result<()> {
-    let limits = &options.upstream;
-    let upstream_options = UpstreamOptions {
-        connect_timeout: options.connect_timeout,
-        default_call_timeout: options.tool_timeout,
-        backoff_initial: limits.reconnect_min_delay,
-        backoff_max: limits.reconnect_max_delay,
-        keepalive_interval: limits.keepalive_interval,
-        max_concurrent_calls: limits.max_concurrent_calls,
-        max_queued_calls: limits.max_queued_calls,
-    };
     // Bind first: a port conflict should fail fast, before any child process starts.
     let listener = bind(&options)?;
     let tls = http::load_tls(&options).await?;
     let local = listener.local_addr()?;
     let spec = Arc::new(SpecContext::from_options(&options));
-    let registry = Arc::new(Registry::start(config, upstream_options, spec));
+    let registry = Arc::new(Registry::start(config, options.upstream.clone(), spec));
     let state = AppState::new(options.clone(), registry.clone());
     let app = http::router(state);
     match &options.config_path {
@@ -38,7 +27,10 @@ pub async fn run(config: Config, options: ServeOptions) -> anyhow::Result<()> {
         None => crate::reload::ignore_sighup(),
     }
     banner(&options, local, &registry);
-    tokio::spawn(startup_summary(registry.clone(), options.connect_timeout));
+    tokio::spawn(startup_summary(
+        registry.clone(),
+        options.upstream.connect_timeout,
+    ));
     http::serve(app, &options, listener, tls, shutdown_signal()).await?;
     tracing::info!("shutting down: stopping upstream servers");
     tokio::time::timeout(Duration::from_secs(15), registry.shutdown())

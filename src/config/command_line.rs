@@ -225,14 +225,14 @@ fn serve_options(
         description: cli.description.clone(),
         api_version: cli.api_version.clone(),
         max_body_bytes: cli.max_body_bytes,
-        tool_timeout: cli.tool_timeout,
-        connect_timeout: cli.connect_timeout,
         single_server: cli.config.is_none(),
         config_path: cli.config.clone(),
         webui_url: cli.webui_url.clone(),
         webui_user_jwt_secret: cli.webui_user_jwt_secret.clone().filter(|s| !s.is_empty()),
         public_url: cli.public_url.clone(),
-        upstream: super::UpstreamLimits {
+        upstream: super::UpstreamOptions {
+            connect_timeout: cli.connect_timeout,
+            tool_timeout: cli.tool_timeout,
             shutdown_grace: cli.shutdown_grace,
             reconnect_min_delay: cli.reconnect_min_delay,
             reconnect_max_delay: cli.reconnect_max_delay.max(cli.reconnect_min_delay),
@@ -506,7 +506,7 @@ mod tests {
         assert!(warnings.is_empty(), "{warnings:?}");
         assert!(options.single_server);
         assert_eq!(options.api_key.as_deref(), Some("top-secret"));
-        assert_eq!(options.tool_timeout, DEFAULT_TOOL_TIMEOUT);
+        assert_eq!(options.upstream.tool_timeout, DEFAULT_TOOL_TIMEOUT);
         let server = &config.servers[0];
         assert_eq!(server.name, "uvx");
         assert_eq!(

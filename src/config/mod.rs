@@ -191,10 +191,6 @@ pub struct ServeOptions {
     pub api_version: String,
     /// Largest accepted request body.
     pub max_body_bytes: usize,
-    /// Per-call timeout when a server sets none.
-    pub tool_timeout: Duration,
-    /// Time allowed for connecting to and initializing one upstream.
-    pub connect_timeout: Duration,
     /// Single-server mode (`mcpo -- cmd`): the one server's routes sit at the prefix root.
     pub single_server: bool,
     /// The `--config` file the servers came from (`None` in single-server mode).
@@ -202,7 +198,7 @@ pub struct ServeOptions {
     /// `--hot-reload`: watch `config_path` (only ever true when there is one).
     pub hot_reload: bool,
     /// How the upstream supervisors behave (timeouts, backoff, limits).
-    pub upstream: UpstreamLimits,
+    pub upstream: UpstreamOptions,
     /// `--webui-url`: Open WebUI's base URL (resolves `sk-…` API keys).
     pub webui_url: Option<String>,
     /// `--webui-user-jwt-secret`: verifies Open WebUI's signed `X-OpenWebUI-User-Jwt` header.
@@ -211,22 +207,34 @@ pub struct ServeOptions {
     pub public_url: Option<String>,
 }
 
-/// Supervisor knobs from the command line, applied to every upstream.
+/// How every upstream session is supervised: the command line's knobs, applied to every server
+/// (the one type `upstream` and `servers` read; its defaults are the flags' defaults, which a
+/// test in `command_line.rs` keeps equal).
 #[derive(Debug, Clone, PartialEq)]
-pub struct UpstreamLimits {
+pub struct UpstreamOptions {
+    /// Time allowed for spawning/connecting plus the MCP `initialize` handshake and `tools/list`.
+    pub connect_timeout: Duration,
+    /// Per-call timeout when the server entry sets none.
+    pub tool_timeout: Duration,
+    /// How long the daemon waits for calls in flight when it stops.
     pub shutdown_grace: Duration,
+    /// First retry delay after a failed connect; doubles up to `reconnect_max_delay`.
     pub reconnect_min_delay: Duration,
     pub reconnect_max_delay: Duration,
-    /// Zero disables keep-alive pings.
+    /// Idle time between MCP pings; zero disables them.
     pub keepalive_interval: Duration,
+    /// How long a call waits for a reconnecting server before 503.
     pub reconnect_wait: Duration,
+    /// Calls in flight at once per server, and calls allowed to wait for a slot.
     pub max_concurrent_calls: usize,
     pub max_queued_calls: usize,
 }
 
-impl Default for UpstreamLimits {
+impl Default for UpstreamOptions {
     fn default() -> Self {
         Self {
+            connect_timeout: DEFAULT_CONNECT_TIMEOUT,
+            tool_timeout: DEFAULT_TOOL_TIMEOUT,
             shutdown_grace: Duration::from_secs(10),
             reconnect_min_delay: Duration::from_secs(1),
             reconnect_max_delay: Duration::from_secs(60),
@@ -254,12 +262,10 @@ impl Default for ServeOptions {
             description: "Automatically generated API from MCP Tool Schemas".to_owned(),
             api_version: "1.0".to_owned(),
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
-            tool_timeout: DEFAULT_TOOL_TIMEOUT,
-            connect_timeout: DEFAULT_CONNECT_TIMEOUT,
             single_server: false,
             config_path: None,
             hot_reload: false,
-            upstream: UpstreamLimits::default(),
+            upstream: UpstreamOptions::default(),
             webui_url: None,
             webui_user_jwt_secret: None,
             public_url: None,

@@ -59,7 +59,7 @@ async fn invoke(
     // In multi-user mode every caller has their own session; the first call starts it, so it
     // may wait for a whole connect rather than a reconnect.
     let wait = match server.per_user() {
-        Some(_) => state.options.connect_timeout,
+        Some(_) => state.options.upstream.connect_timeout,
         None => state.options.upstream.reconnect_wait,
     };
     let catalog = endpoint.catalog_waiting(wait).await.map_err(|status| {

@@ -11,7 +11,6 @@
 mod connect;
 mod incoming;
 mod limiter;
-mod options;
 mod session;
 pub mod sse;
 mod status;
@@ -24,10 +23,10 @@ use std::time::{Duration, Instant};
 use tokio::sync::{Notify, watch};
 
 use crate::config::ServerConfig;
+pub use crate::config::UpstreamOptions;
 use crate::oauth::Authorizer;
 pub use connect::ServerMeta;
 pub use limiter::{Busy, CallLimiter, Stats};
-pub use options::UpstreamOptions;
 pub use session::{CANCEL_GRACE, CallError, Session};
 pub use status::{Failure, Status};
 use supervisor::Supervisor;

@@ -35,7 +35,7 @@ impl Supervisor {
         let name = self.config.name.clone();
         let mut attempts: u32 = 0;
         let mut had_session = false;
-        let mut delay = self.options.backoff_initial;
+        let mut delay = self.options.reconnect_min_delay;
         loop {
             let failure = match &*self.status.borrow() {
                 Status::Connecting { failure, .. } => failure.clone(),
@@ -69,7 +69,7 @@ impl Supervisor {
                     _ = self.shutdown.notified() => break,
                     _ = tokio::time::sleep(wait) => {}
                 }
-                delay = (delay * 2).min(self.options.backoff_max);
+                delay = (delay * 2).min(self.options.reconnect_max_delay);
                 continue;
             }
             let attempt = tokio::select! {
@@ -86,7 +86,7 @@ impl Supervisor {
                     }
                     had_session = true;
                     attempts = 0;
-                    delay = self.options.backoff_initial;
+                    delay = self.options.reconnect_min_delay;
                     match self.serve(live).await {
                         Ended::Shutdown => break,
                         Ended::Lost(reason) => {
@@ -116,7 +116,7 @@ impl Supervisor {
                 _ = self.shutdown.notified() => break,
                 _ = tokio::time::sleep(wait) => {}
             }
-            delay = (delay * 2).min(self.options.backoff_max);
+            delay = (delay * 2).min(self.options.reconnect_max_delay);
         }
         self.status.send_replace(Status::Stopped);
     }
@@ -180,10 +180,7 @@ impl Supervisor {
         } = live;
         let name = &self.config.name;
         let peer = service.peer().clone();
-        let call_timeout = self
-            .config
-            .timeout
-            .unwrap_or(self.options.default_call_timeout);
+        let call_timeout = self.config.timeout.unwrap_or(self.options.tool_timeout);
         let connected_at = Instant::now();
         let publish = |tools: Vec<Tool>| {
             let tools = self.filter(tools);
