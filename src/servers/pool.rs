@@ -6,106 +6,70 @@
 //! catalog, per user) and never closes anything itself: it hands back what it evicted, and
 //! the owner shuts those down outside the lock.
 
-use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-/// Per-user values with LRU bound and idle expiry.
+use crate::support::bounded_map::BoundedMap;
+
+/// Per-user values with LRU bound and idle expiry: a [`BoundedMap`] whose entries expire
+/// `idle` after their last use, so the least recently used is also the soonest to expire.
 pub struct UserPool<T> {
-    slots: Mutex<HashMap<String, Slot<T>>>,
-    max: usize,
+    slots: Mutex<BoundedMap<String, Arc<T>>>,
     idle: Duration,
 }
 
-struct Slot<T> {
-    value: Arc<T>,
-    last_used: Instant,
-}
-
-impl<T> Slot<T> {
-    /// Someone besides the pool holds the value: a call (or spec fetch) is using it.
-    fn busy(&self) -> bool {
-        Arc::strong_count(&self.value) > 1
-    }
+/// Someone besides the pool holds the value: a call (or spec fetch) is using it, so it is
+/// neither evicted nor expired.
+fn idle<T>(value: &Arc<T>) -> bool {
+    Arc::strong_count(value) == 1
 }
 
 impl<T> UserPool<T> {
     pub fn new(max: usize, idle: Duration) -> Self {
         Self {
-            slots: Mutex::new(HashMap::new()),
-            max: max.max(1),
+            slots: Mutex::new(BoundedMap::new(max.max(1))),
             idle,
         }
     }
 
+    fn slots(&self) -> std::sync::MutexGuard<'_, BoundedMap<String, Arc<T>>> {
+        self.slots.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
     /// The value for `user` (created with `make` if absent, which counts as use), plus whatever
-    /// had to be evicted to stay within the bound.
+    /// had to be evicted to stay within the bound. Only idle values can go: one a caller still
+    /// holds is serving a call (or starting its session); when every value is busy the pool
+    /// runs over its bound briefly rather than break calls in flight.
     pub fn get_or_create(&self, user: &str, make: impl FnOnce() -> T) -> (Arc<T>, Vec<Arc<T>>) {
-        let now = Instant::now();
-        let mut slots = self.slots.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(slot) = slots.get_mut(user) {
-            slot.last_used = now;
-            return (slot.value.clone(), Vec::new());
-        }
-        let mut evicted = Vec::new();
-        while slots.len() >= self.max {
-            // Only idle values can go: one a caller still holds is serving a call (or starting
-            // its session). When every value is busy the pool runs over its bound briefly
-            // rather than break calls in flight.
-            let Some(oldest) = slots
-                .iter()
-                .filter(|(_, s)| !s.busy())
-                .min_by_key(|(_, s)| s.last_used)
-                .map(|(k, _)| k.clone())
-            else {
-                break;
-            };
-            if let Some(slot) = slots.remove(&oldest) {
-                evicted.push(slot.value);
-            }
+        let expires = Instant::now() + self.idle;
+        let mut slots = self.slots();
+        let key = user.to_owned();
+        if let Some(value) = slots.extend(&key, expires) {
+            return (value.clone(), Vec::new());
         }
         let value = Arc::new(make());
-        slots.insert(
-            user.to_owned(),
-            Slot {
-                value: value.clone(),
-                last_used: now,
-            },
-        );
+        let evicted = slots.insert_evicting(key, value.clone(), expires, idle);
         (value, evicted)
     }
 
     /// Marks `user` active (a spec fetch counts as activity) if they have a value.
     pub fn touch(&self, user: &str) {
-        let mut slots = self.slots.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(slot) = slots.get_mut(user) {
-            slot.last_used = Instant::now();
-        }
+        self.slots()
+            .extend(&user.to_owned(), Instant::now() + self.idle);
     }
 
     /// Removes and returns values idle for longer than the timeout.
     pub fn take_idle(&self) -> Vec<Arc<T>> {
-        let now = Instant::now();
-        let mut slots = self.slots.lock().unwrap_or_else(|p| p.into_inner());
-        let expired: Vec<String> = slots
-            .iter()
-            .filter(|(_, s)| !s.busy() && now.duration_since(s.last_used) > self.idle)
-            .map(|(k, _)| k.clone())
-            .collect();
-        expired
-            .iter()
-            .filter_map(|k| slots.remove(k).map(|s| s.value))
-            .collect()
+        self.slots().take_expired(Instant::now(), idle)
     }
 
     /// Removes and returns everything (shutdown).
     pub fn drain(&self) -> Vec<Arc<T>> {
-        let mut slots = self.slots.lock().unwrap_or_else(|p| p.into_inner());
-        slots.drain().map(|(_, s)| s.value).collect()
+        self.slots().drain()
     }
 
     pub fn len(&self) -> usize {
-        self.slots.lock().map(|s| s.len()).unwrap_or(0)
+        self.slots().len()
     }
 
     pub fn is_empty(&self) -> bool {

@@ -1,4 +1,6 @@
-//! A map with at most `capacity` entries, each with its own expiry time.
+//! A map with at most `capacity` entries, each with its own expiry time: the `sk-` key cache
+//! (entries that live for different times) and the per-user session pool (entries that expire
+//! when idle and are never evicted while in use).
 //!
 //! For caches whose entries live for different times (a valid API key for a minute, a refused
 //! one for ten seconds) and whose size must stay bounded whatever callers send. When a new key
@@ -77,9 +79,75 @@ impl<K: Hash + Eq + Clone, V> BoundedMap<K, V> {
     }
 
     /// Entries held, expired ones included until they are evicted or looked up.
-    #[cfg(test)]
     pub(crate) fn len(&self) -> usize {
         self.entries.len()
+    }
+
+    /// `key`'s value with its expiry moved to `expires` (a value that expires when idle was
+    /// used), whether or not it had expired.
+    pub(crate) fn extend(&mut self, key: &K, expires: Instant) -> Option<&V> {
+        let entry = self.entries.get_mut(key)?;
+        self.by_expiry.remove(&(entry.expires, entry.number));
+        self.inserted += 1;
+        entry.number = self.inserted;
+        entry.expires = expires;
+        self.by_expiry.insert((expires, entry.number), key.clone());
+        Some(&entry.value)
+    }
+
+    /// Inserts `key`, first evicting, soonest expiry first, as many entries as it takes to
+    /// stay within the capacity, but only those `evictable` lets go (a value still in use is
+    /// kept, and the map runs over its capacity for a while rather than break it). Returns the
+    /// evicted values, for their owner to close.
+    pub(crate) fn insert_evicting(
+        &mut self,
+        key: K,
+        value: V,
+        expires: Instant,
+        evictable: impl Fn(&V) -> bool,
+    ) -> Vec<V> {
+        let mut evicted = Vec::new();
+        if self.remove(&key).is_none() {
+            let over = (self.entries.len() + 1).saturating_sub(self.capacity);
+            let victims: Vec<K> = self
+                .by_expiry
+                .values()
+                .filter(|k| self.entries.get(*k).is_some_and(|e| evictable(&e.value)))
+                .take(over)
+                .cloned()
+                .collect();
+            evicted.extend(victims.iter().filter_map(|k| self.remove(k)));
+        }
+        self.inserted += 1;
+        let number = self.inserted;
+        self.by_expiry.insert((expires, number), key.clone());
+        self.entries.insert(
+            key,
+            Entry {
+                value,
+                expires,
+                number,
+            },
+        );
+        evicted
+    }
+
+    /// Removes and returns the entries expired by `now` that `evictable` lets go.
+    pub(crate) fn take_expired(&mut self, now: Instant, evictable: impl Fn(&V) -> bool) -> Vec<V> {
+        let expired: Vec<K> = self
+            .by_expiry
+            .range(..=(now, u64::MAX))
+            .map(|(_, k)| k)
+            .filter(|k| self.entries.get(*k).is_some_and(|e| evictable(&e.value)))
+            .cloned()
+            .collect();
+        expired.iter().filter_map(|k| self.remove(k)).collect()
+    }
+
+    /// Removes and returns every value.
+    pub(crate) fn drain(&mut self) -> Vec<V> {
+        self.by_expiry.clear();
+        self.entries.drain().map(|(_, e)| e.value).collect()
     }
 
     /// Whether `key` is held, expired or not.
@@ -120,6 +188,37 @@ mod tests {
         assert_eq!(map.get(&"a", now + secs(10)), None);
         assert_eq!(map.len(), 0, "an expired entry is removed when looked up");
         assert_eq!(map.by_expiry.len(), 0);
+    }
+
+    #[test]
+    fn eviction_and_expiry_skip_what_is_in_use() {
+        let now = Instant::now();
+        let mut map = BoundedMap::new(2);
+        // (value, in use)
+        map.insert("busy", ("busy", true), now + secs(1), now);
+        map.insert("idle", ("idle", false), now + secs(2), now);
+        let free = |v: &(&str, bool)| !v.1;
+        let evicted = map.insert_evicting("new", ("new", false), now + secs(3), free);
+        assert_eq!(
+            evicted,
+            [("idle", false)],
+            "the soonest idle one, not the busy one"
+        );
+        // Nothing idle left to evict: the map runs over its capacity instead.
+        map.insert_evicting("x", ("x", true), now + secs(4), |v| v.0 == "nothing");
+        assert_eq!(map.len(), 3);
+        // A use moves an entry's expiry: "busy" now outlives "new".
+        assert!(map.extend(&"busy", now + secs(10)).is_some());
+        let expired = map.take_expired(now + secs(5), |_| true);
+        let mut names: Vec<&str> = expired.iter().map(|v| v.0).collect();
+        names.sort();
+        assert_eq!(names, ["new", "x"]);
+        assert!(
+            map.take_expired(now + secs(20), free).is_empty(),
+            "busy stays"
+        );
+        assert_eq!(map.drain(), [("busy", true)]);
+        assert_eq!((map.len(), map.by_expiry.len()), (0, 0));
     }
 
     #[test]

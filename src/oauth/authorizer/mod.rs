@@ -262,7 +262,10 @@ impl Authorizer {
                     .lock()
                     .unwrap_or_else(|e| e.into_inner()) = Some((Instant::now(), found.clone()));
                 self.adopt(&mut manager, found, None).await?;
-                Ok(AuthClient::new(reqwest::Client::new(), manager))
+                // A placeholder: `AuthorizedClient` hands each request the transport's own
+                // client; built in the one place clients are, like every other.
+                let client = crate::support::http_client::upstream_transport();
+                Ok(AuthClient::new(client, manager))
             })
             .await
     }
