@@ -34,7 +34,7 @@ pub(crate) fn parse(
                 let known = |name: &str| lookup(name).or_else(|| seen.get(name).cloned());
                 expand::expand(&v, &known, Dialect::Dotenv).map_err(|err| DotenvError {
                     line,
-                    message: format!("value of {key} {}", err.describe()),
+                    message: format!("value of {key} {}", err.completion()),
                 })?
             }
         };

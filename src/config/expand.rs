@@ -18,7 +18,7 @@ pub(crate) enum ExpandError {
 
 impl ExpandError {
     /// Completes "field 'x' ..." in a problem message.
-    pub(crate) fn describe(&self) -> String {
+    pub(crate) fn completion(&self) -> String {
         match self {
             ExpandError::Unset { var } => format!(
                 "uses ${{{var}}}, but the environment variable {var} is not set; \
@@ -197,7 +197,7 @@ mod tests {
             config("${A-b}"),
             Err(ExpandError::BadReference { .. })
         ));
-        let msg = ExpandError::Unset { var: "NOPE".into() }.describe();
+        let msg = ExpandError::Unset { var: "NOPE".into() }.completion();
         assert!(
             msg.contains("NOPE") && msg.contains("${NOPE:-value}"),
             "{msg}"

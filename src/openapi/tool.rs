@@ -64,7 +64,7 @@ pub struct ArgumentError {
 
 impl ArgumentError {
     fn new(errors: Vec<ArgumentIssue>, truncated: bool) -> Self {
-        let listed: Vec<String> = errors.iter().map(describe).collect();
+        let listed: Vec<String> = errors.iter().map(issue_message).collect();
         let more = if truncated { "; …" } else { "" };
         let message = match errors.len() {
             1 => format!("invalid arguments: {}", listed.join("")),
@@ -99,7 +99,7 @@ impl ArgumentError {
     }
 }
 
-fn describe(issue: &ArgumentIssue) -> String {
+fn issue_message(issue: &ArgumentIssue) -> String {
     if issue.instance_path.is_empty() {
         issue.message.clone()
     } else {

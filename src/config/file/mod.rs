@@ -425,7 +425,7 @@ fn expand_fields(
         let mut failures = Vec::new();
         expand::expand_value(value, key, lookup, &mut failures);
         for (path, err) in &failures {
-            report.problem(Some(path), err.describe());
+            report.problem(Some(path), err.completion());
         }
         if !failures.is_empty() {
             failed.push(key.clone());

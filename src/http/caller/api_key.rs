@@ -43,18 +43,18 @@ pub struct ApiKeys {
     /// Built on the first key to check: building one loads the system's root certificates
     /// (~0.1 MiB of heap, and the code that parses them), which most deployments never use.
     client: OnceLock<reqwest::Client>,
-    known: Arc<Mutex<Known>>,
+    known: Arc<Mutex<ResolvedKeys>>,
 }
 
 /// The cache (the user id, or `None` for a key Open WebUI refused), and the lookups under way
 /// (so a burst of calls with a new key asks Open WebUI once, and all of them get that one
 /// answer, failures included).
-struct Known {
+struct ResolvedKeys {
     answers: BoundedMap<[u8; 32], Option<String>>,
     pending: HashMap<[u8; 32], Lookup>,
 }
 
-impl Default for Known {
+impl Default for ResolvedKeys {
     fn default() -> Self {
         Self {
             answers: BoundedMap::new(MAX_ENTRIES),
@@ -167,13 +167,13 @@ impl ApiKeys {
     }
 }
 
-impl Known {
+impl ResolvedKeys {
     fn remember(&mut self, digest: [u8; 32], user: Option<String>, expires: Instant) {
         self.answers.insert(digest, user, expires, Instant::now());
     }
 }
 
-fn lock(known: &Mutex<Known>) -> std::sync::MutexGuard<'_, Known> {
+fn lock(known: &Mutex<ResolvedKeys>) -> std::sync::MutexGuard<'_, ResolvedKeys> {
     known.lock().unwrap_or_else(|e| e.into_inner())
 }
 
@@ -384,7 +384,7 @@ mod tests {
 
     #[test]
     fn the_cache_stays_bounded_and_drops_the_oldest() {
-        let mut known = Known::default();
+        let mut known = ResolvedKeys::default();
         let now = Instant::now();
         for i in 0..(MAX_ENTRIES + 10) as u64 {
             let mut digest = [0u8; 32];

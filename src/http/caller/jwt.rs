@@ -26,7 +26,7 @@ pub fn verify_webui_jwt(token: &str, secret: &str) -> Result<String, String> {
         &DecodingKey::from_secret(secret.as_bytes()),
         &validation,
     )
-    .map_err(|e| describe(&e))?;
+    .map_err(|e| refusal_reason(&e))?;
     if let Some(typ) = &data.claims.typ
         && !matches!(typ.as_str(), "session" | "automation" | "subagent")
     {
@@ -59,14 +59,14 @@ pub fn verify_user_info_jwt(token: &str, secret: &str) -> Result<String, String>
         &DecodingKey::from_secret(secret.as_bytes()),
         &validation,
     )
-    .map_err(|e| describe(&e))?;
+    .map_err(|e| refusal_reason(&e))?;
     match data.claims.sub {
         serde_json::Value::String(id) if !id.is_empty() => Ok(id),
         _ => Err("the token has no string 'sub' claim".to_owned()),
     }
 }
 
-fn describe(e: &jsonwebtoken::errors::Error) -> String {
+fn refusal_reason(e: &jsonwebtoken::errors::Error) -> String {
     use jsonwebtoken::errors::ErrorKind::*;
     match e.kind() {
         ExpiredSignature => "the token has expired".to_owned(),

@@ -49,7 +49,7 @@ pub fn confirmation(
          <p class=\"small\">The link works once and expires in {minutes} minute{s}. \
          Continuing takes you to the server's sign-in page.</p></body></html>",
         server = escape(server),
-        who = escape(&describe(user)),
+        who = escape(&account_name(user)),
         ticket = escape(ticket),
         s = if minutes == 1 { "" } else { "s" },
     );
@@ -98,7 +98,7 @@ fn harden(headers: &mut HeaderMap, form_action: &str) {
 
 /// How the page names the account: the Open WebUI user id (the only thing a ticket carries
 /// about the user), or the shared caller of mcpo's API key.
-fn describe(user: &str) -> String {
+fn account_name(user: &str) -> String {
     match user.strip_prefix('\u{0}') {
         Some("service") => "mcpo's shared service caller (its API key)".to_owned(),
         Some(other) => other.to_owned(),
@@ -153,7 +153,7 @@ mod tests {
             .unwrap();
         assert!(!csp.contains("form-action"), "{csp}");
         assert_eq!(
-            describe("\u{0}service"),
+            account_name("\u{0}service"),
             "mcpo's shared service caller (its API key)"
         );
         assert_eq!(
