@@ -33,10 +33,29 @@ fn stamp(path: &Path) -> Option<Stamp> {
     })
 }
 
+/// What asked for a reload.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Cause {
+    /// An operator's SIGHUP: reload even if the file looks unchanged.
+    Sighup,
+    /// The watcher saw the file change.
+    FileChange,
+}
+
+impl Cause {
+    /// How the log line names it.
+    fn as_str(self) -> &'static str {
+        match self {
+            Cause::Sighup => "SIGHUP",
+            Cause::FileChange => "file change",
+        }
+    }
+}
+
 /// Watches `path` (when `watch`) and listens for SIGHUP, reloading on either, until the
 /// process ends.
 pub fn spawn(registry: Arc<Registry>, path: PathBuf, watch: bool) {
-    let (tx, mut rx) = tokio::sync::mpsc::channel::<&'static str>(4);
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<Cause>(4);
     #[cfg(unix)]
     {
         // Registered here, before the caller goes on, so a SIGHUP right after start-up is
@@ -47,7 +66,7 @@ pub fn spawn(registry: Arc<Registry>, path: PathBuf, watch: bool) {
                 let tx = tx.clone();
                 tokio::spawn(async move {
                     while hup.recv().await.is_some() {
-                        let _ = tx.send("SIGHUP").await;
+                        let _ = tx.send(Cause::Sighup).await;
                     }
                 });
             }
@@ -71,7 +90,7 @@ pub fn spawn(registry: Arc<Registry>, path: PathBuf, watch: bool) {
                     continue; // still being written; look again next tick
                 }
                 last = settled;
-                if tx.send("file change").await.is_err() {
+                if tx.send(Cause::FileChange).await.is_err() {
                     return;
                 }
             }
@@ -81,7 +100,7 @@ pub fn spawn(registry: Arc<Registry>, path: PathBuf, watch: bool) {
         let mut applied: Option<String> = std::fs::read_to_string(&path).ok();
         while let Some(cause) = rx.recv().await {
             let text = std::fs::read_to_string(&path).ok();
-            if cause != "SIGHUP" && text.is_some() && text == applied {
+            if cause == Cause::FileChange && text.is_some() && text == applied {
                 continue; // touched but not changed
             }
             match crate::config::load_file(&path) {
@@ -91,7 +110,7 @@ pub fn spawn(registry: Arc<Registry>, path: PathBuf, watch: bool) {
                     }
                     let summary = registry.reload(config).await;
                     tracing::info!(
-                        cause,
+                        cause = cause.as_str(),
                         added = ?summary.added,
                         removed = ?summary.removed,
                         changed = ?summary.changed,
@@ -102,7 +121,7 @@ pub fn spawn(registry: Arc<Registry>, path: PathBuf, watch: bool) {
                 }
                 Err(e) => {
                     tracing::error!(
-                        cause,
+                        cause = cause.as_str(),
                         "the new configuration is invalid; keeping the running one:\n{e}"
                     );
                 }
