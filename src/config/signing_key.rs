@@ -1,17 +1,31 @@
 //! The private key of `oauth.signing_key_file` / `oauth.signing_key` (`private_key_jwt`),
 //! parsed while the config is loaded so that a bad key or a mismatched algorithm is a
 //! configuration error rather than a failed login. The assertions it signs are `oauth`'s.
+//!
+//! The PEM and DER decoding is jsonwebtoken's own (`use_pem`: PKCS#8 EC and RSA, PKCS#1
+//! RSA); only the PEM label is looked at here, to say what to do with a SEC1 or an
+//! encrypted key, which jsonwebtoken refuses without saying why.
 
-use base64::Engine as _;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde_json::{Value, json};
 
 /// A private key mcpo signs client assertions with, and the JWS algorithm it uses.
-#[derive(Clone, PartialEq, Eq)]
+#[derive(Clone)]
 pub struct SigningKey {
-    der: Vec<u8>,
+    key: EncodingKey,
     algorithm: Algorithm,
+    /// The PEM text, kept only to compare keys (a reload compares configurations).
+    pem: String,
 }
+
+/// Equal when the same key text signs with the same algorithm.
+impl PartialEq for SigningKey {
+    fn eq(&self, other: &Self) -> bool {
+        self.algorithm == other.algorithm && self.pem == other.pem
+    }
+}
+
+impl Eq for SigningKey {}
 
 impl std::fmt::Debug for SigningKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -39,7 +53,6 @@ impl SigningKey {
     /// curve) and an RSA key with RS256. The key is tried once here, so a bad key or a
     /// mismatched algorithm is a configuration error rather than a failed login.
     pub fn from_pem(pem: &str, algorithm: Option<&str>) -> Result<SigningKey, String> {
-        let (label, der) = pem_block(pem)?;
         let candidates: Vec<Algorithm> = match algorithm {
             Some(name) => {
                 let found = Self::ALGORITHMS
@@ -59,7 +72,7 @@ impl SigningKey {
             }
             None => vec![Algorithm::ES256, Algorithm::ES384, Algorithm::RS256],
         };
-        match label.as_str() {
+        match pem_label(pem)? {
             "PRIVATE KEY" | "RSA PRIVATE KEY" => {}
             "EC PRIVATE KEY" => {
                 return Err(
@@ -73,13 +86,19 @@ impl SigningKey {
             }
             other => return Err(format!("expected a PEM private key, found \"{other}\"")),
         }
+        let ec = EncodingKey::from_ec_pem(pem.as_bytes()).ok();
+        let rsa = EncodingKey::from_rsa_pem(pem.as_bytes()).ok();
         for algorithm in candidates {
-            let der = match algorithm {
-                Algorithm::ES256 | Algorithm::ES384 => der.clone(),
-                // jsonwebtoken signs RSA with a PKCS#1 key: unwrap a PKCS#8 one.
-                _ => pkcs8_private_key(&der).unwrap_or(&der).to_vec(),
+            let key = match algorithm {
+                Algorithm::ES256 | Algorithm::ES384 => ec.clone(),
+                _ => rsa.clone(),
             };
-            let key = SigningKey { der, algorithm };
+            let Some(key) = key else { continue };
+            let key = SigningKey {
+                key,
+                algorithm,
+                pem: pem.to_owned(),
+            };
             if key.sign(&json!({"probe": true})).is_ok() {
                 return Ok(key);
             }
@@ -90,18 +109,11 @@ impl SigningKey {
         })
     }
 
-    fn encoding_key(&self) -> EncodingKey {
-        match self.algorithm {
-            Algorithm::ES256 | Algorithm::ES384 => EncodingKey::from_ec_der(&self.der),
-            _ => EncodingKey::from_rsa_der(&self.der),
-        }
-    }
-
     /// A JWS of `claims` (typed `JWT`) signed with this key.
     pub fn sign(&self, claims: &Value) -> Result<String, jsonwebtoken::errors::Error> {
         let mut header = Header::new(self.algorithm);
         header.typ = Some("JWT".to_owned());
-        jsonwebtoken::encode(&header, claims, &self.encoding_key())
+        jsonwebtoken::encode(&header, claims, &self.key)
     }
 
     /// The JWS algorithm this key signs with.
@@ -110,60 +122,14 @@ impl SigningKey {
     }
 }
 
-/// The first PEM block of `pem`: its label and DER bytes.
-fn pem_block(pem: &str) -> Result<(String, Vec<u8>), String> {
+/// The label of the first PEM block of `pem` (`PRIVATE KEY`, `EC PRIVATE KEY`…).
+fn pem_label(pem: &str) -> Result<&str, String> {
     let begin = pem
         .find("-----BEGIN ")
         .ok_or("not a PEM file (no \"-----BEGIN\" line)")?;
     let rest = &pem[begin + "-----BEGIN ".len()..];
-    let label_end = rest.find("-----").ok_or("a PEM header is malformed")?;
-    let label = rest[..label_end].to_owned();
-    let body = &rest[label_end + "-----".len()..];
-    let end = body
-        .find(&format!("-----END {label}-----"))
-        .ok_or_else(|| format!("the PEM block \"{label}\" has no END line"))?;
-    let base64: String = body[..end].chars().filter(|c| !c.is_whitespace()).collect();
-    let der = base64::engine::general_purpose::STANDARD
-        .decode(base64)
-        .map_err(|_| format!("the PEM block \"{label}\" is not valid base64"))?;
-    Ok((label, der))
-}
-
-/// The `privateKey` octets of a PKCS#8 `PrivateKeyInfo` (RFC 5208: a SEQUENCE of version,
-/// algorithm and an OCTET STRING), or `None` when `der` is not one.
-fn pkcs8_private_key(der: &[u8]) -> Option<&[u8]> {
-    let (0x30, info, _) = der_element(der)? else {
-        return None;
-    };
-    let (0x02, _version, rest) = der_element(info)? else {
-        return None;
-    };
-    let (0x30, _algorithm, rest) = der_element(rest)? else {
-        return None;
-    };
-    let (0x04, key, _) = der_element(rest)? else {
-        return None;
-    };
-    Some(key)
-}
-
-/// One DER element of `input`: its tag, its content and what follows it.
-fn der_element(input: &[u8]) -> Option<(u8, &[u8], &[u8])> {
-    let (&tag, rest) = input.split_first()?;
-    let (&first, rest) = rest.split_first()?;
-    let (len, rest) = if first < 0x80 {
-        (usize::from(first), rest)
-    } else {
-        let n = usize::from(first & 0x7f);
-        if n == 0 || n > 4 || rest.len() < n {
-            return None;
-        }
-        let len = rest[..n]
-            .iter()
-            .fold(0usize, |len, &b| (len << 8) | usize::from(b));
-        (len, &rest[n..])
-    };
-    (rest.len() >= len).then(|| (tag, &rest[..len], &rest[len..]))
+    let end = rest.find("-----").ok_or("a PEM header is malformed")?;
+    Ok(&rest[..end])
 }
 
 #[cfg(test)]
@@ -209,6 +175,36 @@ ti+oVKxb0vIEuRK5gzKVJA==
 -----END PRIVATE KEY-----
 ";
 
+    /// [`RSA_KEY`] as PKCS#1 (`openssl rsa -traditional`).
+    const RSA_KEY_PKCS1: &str = "-----BEGIN RSA PRIVATE KEY-----
+MIIEogIBAAKCAQEAvPpgxuDKDpHGw8v/jnbVpcKyi9pqTSJu/oYlYqaTvdDS/mER
+PfD3aKd6a5AACVrHGescZNDzvJ4SrO2D8onYG5qwzE6+zZ4nVBDQamjIGhzrDMUH
+33OlCYfz7mkZQsXFq/OtA5MB23zPG5XiBDExiCFDwZk6F+sudLTw/ab3Dn/iL2tG
+2Jv/b/XmsA8DoRH7B9Na4PmMrjE/LpwBqGg5+cZSmlCp+SW4kFHJl1JYAZa8PF/S
+tBKTQJHIETQyoz7nnZIBTsi+Hwc9OvGg2xFYslXH0qVwUHG/NGzhnW0tJi1X8p62
+V1HAfnx1XvkcCyDAWoUqSYKSokhxPlYWwnx3XwIDAQABAoIBACf9I3VyI8+pcVIF
+XPKcmuEUrguCEHR6ENqzMD4L2b+U7ND/YVKmJvRyXCles2NHXlJRuhRrUuha2sDV
+EdLE8IIG3dqd3ypLiS70z+V0fsNn0yVEnEHgis/VgPy2KK5Eg2u7iKT0+rOjWYAQ
+217fugeAYoIZFn3xOkdf8o76QdVDRVcE8soQunkp7KT/g+bEn61RqF8sLc3Jpxjg
+7GHyoXFobjpwV5RPt2Sg3v/CFiGERJEVE/5IfCdHRYRiAAZvXtM467h/Ubydn78Z
+X7VHj1COt/LCe4LVqUEqna4EaUXa8qZIwpF/wksJ8itSYz1Gx/AqXKXYGDFdq9to
+/4KSCMECgYEA3Qi2PacCHnMnxQBzI885Q12gltmTkQnXLlsDHOA6K/NFs56dmCFS
+L5S8dGQTiapyA9WaEjsAmAyCei+o/t4ZzDVy56X1KN7G6H2WXtookIq5T+vLgkC0
+aS1lsLy+UOtuf+1KQ8nMy5E4lBOCbKOY8YS5avlAr+oJPs+0y7wdNlkCgYEA2t97
+7MivSEDgob4m+HCXQDsxjZgc3UICG2mjSB3HD4BgSUbk37G9BQangQyInDYE7lpW
+TxFkMWfU4gIwhTTf5Ye6stluKSbcyg58I2KcpI/og2SztpWDqoVefW/kaBzWKutZ
+c+n/KgoO12B/WdTGZqrtQVccVnjusJpmnGdLVHcCgYAHNtCT5I6KJeIHaQNZCNtq
+mnSyV7mcQ0D1r1zDpYHgi1kcCrJEE9pV2TnpZpbIqHp+K4uSysAzNj1P9ZxDbUZU
+Ru5QJzeANP0y+15cDCzEwvJXbG/A+ZGp2SR3h0GC7Jw3qqwA2GZJwpyhIJ3iI9jL
+ETToC+iTlUTl+uuAtswRSQKBgF1mp1ypW1uLDBEZs0mrym/HkuLoudCVvY5zKxG4
+W107HFvI3By1nYMKjuqcLaPzzXDlrhU5x7bpp0f3RTtjD/TEUiDGdqMrCWdUfRcg
+mtYC72c6zxIohbJ8DZGb8S2YuLBCFL9JaPFIr4KrlE0CZtQjNvH+OYKRQtKsYQN3
+dQcLAoGALno0EdssbaVxVUTMzHYK8XRyIOoEtGzKZGdNV+ntuYNa+LJTR1N81g4G
+4+PkOXNcfhzSDOw+sIQ5SaQ4dBdFv/z7lDBDWtdrEPdQm7soikBPafg2uOU1Pz7h
+iXX0NbzZ3fPqTJgXehznmX0EeyttW7YvqFSsW9LyBLkSuYMylSQ=
+-----END RSA PRIVATE KEY-----
+";
+
     #[test]
     fn rsa_keys_sign_rs256_in_pkcs8_and_pkcs1_form() {
         let key = SigningKey::from_pem(RSA_KEY, None).unwrap();
@@ -216,12 +212,7 @@ ti+oVKxb0vIEuRK5gzKVJA==
         let jwt = key.sign(&json!({"probe": true})).unwrap();
         assert_eq!(jwt.split('.').count(), 3);
         // The same key as PKCS#1 ("RSA PRIVATE KEY"), and with another algorithm.
-        let (_, der) = pem_block(RSA_KEY).unwrap();
-        let pkcs1 = base64::engine::general_purpose::STANDARD
-            .encode(pkcs8_private_key(&der).expect("PKCS#8"));
-        let pem =
-            format!("-----BEGIN RSA PRIVATE KEY-----\n{pkcs1}\n-----END RSA PRIVATE KEY-----\n");
-        let key = SigningKey::from_pem(&pem, Some("PS256")).unwrap();
+        let key = SigningKey::from_pem(RSA_KEY_PKCS1, Some("PS256")).unwrap();
         assert_eq!(key.algorithm, Algorithm::PS256);
         assert!(key.sign(&json!({"probe": true})).is_ok());
         assert!(SigningKey::from_pem(RSA_KEY, Some("ES256")).is_err());
