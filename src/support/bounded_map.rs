@@ -58,17 +58,7 @@ impl<K: Hash + Eq + Clone, V> BoundedMap<K, V> {
         if self.remove(&key).is_none() && self.entries.len() >= self.capacity {
             self.make_room(now);
         }
-        self.inserted += 1;
-        let number = self.inserted;
-        self.by_expiry.insert((expires, number), key.clone());
-        self.entries.insert(
-            key,
-            Entry {
-                value,
-                expires,
-                number,
-            },
-        );
+        self.push(key, value, expires);
     }
 
     /// Removes `key`, returning its value (expired or not).
@@ -118,6 +108,12 @@ impl<K: Hash + Eq + Clone, V> BoundedMap<K, V> {
                 .collect();
             evicted.extend(victims.iter().filter_map(|k| self.remove(k)));
         }
+        self.push(key, value, expires);
+        evicted
+    }
+
+    /// Adds an entry the map has room for.
+    fn push(&mut self, key: K, value: V, expires: Instant) {
         self.inserted += 1;
         let number = self.inserted;
         self.by_expiry.insert((expires, number), key.clone());
@@ -129,7 +125,6 @@ impl<K: Hash + Eq + Clone, V> BoundedMap<K, V> {
                 number,
             },
         );
-        evicted
     }
 
     /// Removes and returns the entries expired by `now` that `evictable` lets go.

@@ -59,15 +59,8 @@ impl Supervisor {
             if let Err((failure, retry_after)) = authorized {
                 tracing::warn!(server = %name, error = %failure, "OAuth authorization failed");
                 let wait = retry_after.unwrap_or_else(|| jittered(delay));
-                self.status.send_replace(Status::Connecting {
-                    attempts,
-                    failure: Some(failure),
-                    retry_at: Some(Instant::now() + wait),
-                });
-                tokio::select! {
-                    biased;
-                    _ = self.shutdown.notified() => break,
-                    _ = tokio::time::sleep(wait) => {}
+                if !self.retry_after(attempts, failure, wait).await {
+                    break;
                 }
                 delay = (delay * 2).min(self.options.reconnect_max_delay);
                 continue;
@@ -105,20 +98,27 @@ impl Supervisor {
                     failure
                 }
             };
-            let wait = jittered(delay);
-            self.status.send_replace(Status::Connecting {
-                attempts,
-                failure: Some(failure),
-                retry_at: Some(Instant::now() + wait),
-            });
-            tokio::select! {
-                biased;
-                _ = self.shutdown.notified() => break,
-                _ = tokio::time::sleep(wait) => {}
+            if !self.retry_after(attempts, failure, jittered(delay)).await {
+                break;
             }
             delay = (delay * 2).min(self.options.reconnect_max_delay);
         }
         self.status.send_replace(Status::Stopped);
+    }
+
+    /// Publishes why the attempt failed and when the next starts, then waits for it; `false`
+    /// when the daemon asked to stop meanwhile.
+    async fn retry_after(&self, attempts: u32, failure: Failure, wait: Duration) -> bool {
+        self.status.send_replace(Status::Connecting {
+            attempts,
+            failure: Some(failure),
+            retry_at: Some(Instant::now() + wait),
+        });
+        tokio::select! {
+            biased;
+            _ = self.shutdown.notified() => false,
+            _ = tokio::time::sleep(wait) => true,
+        }
     }
 
     async fn connect(&self) -> Result<connect::Live, connect::ConnectError> {
