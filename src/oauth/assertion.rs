@@ -7,7 +7,6 @@
 //! `form_urlencoded::Serializer` across an await), so it cannot run on mcpo's tasks. The
 //! tokens go to the server's credential store, where rmcp's `AuthClient` picks them up.
 
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use rmcp::transport::auth::{
@@ -15,7 +14,6 @@ use rmcp::transport::auth::{
     OAuthTokenResponse, StoredCredentials,
 };
 use serde_json::{Value, json};
-use sha2::{Digest, Sha256};
 
 use super::error::OAuthError;
 use super::settings::Settings;
@@ -59,19 +57,11 @@ fn form_body(pairs: &[(&str, &str)]) -> String {
 }
 
 /// A JWT ID no other assertion of this or another process uses (authorization servers
-/// refuse a replayed `jti`); not a secret.
+/// refuse a replayed `jti`): 128 random bits from the OS's generator; not a secret.
 fn unique_id() -> String {
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_nanos())
-        .unwrap_or_default();
-    let digest = Sha256::digest(format!(
-        "{nanos}:{}:{}",
-        std::process::id(),
-        COUNTER.fetch_add(1, Ordering::Relaxed)
-    ));
-    digest.iter().take(16).map(|b| format!("{b:02x}")).collect()
+    let mut id = [0u8; 16];
+    getrandom::getrandom(&mut id).expect("the operating system's random number generator");
+    base16ct::lower::encode_string(&id)
 }
 
 /// The `client_credentials` grant with a client assertion at `metadata`'s token endpoint;

@@ -497,7 +497,7 @@ fn cookie_name(state: &str) -> String {
 }
 
 fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    base16ct::lower::encode_string(bytes)
 }
 
 fn add(total: &mut OAuthCounters, c: OAuthCounters) {
@@ -513,32 +513,11 @@ fn unix_now() -> u64 {
         .unwrap_or(0)
 }
 
-/// 32 random bytes for the ticket key: the OS's generator, else (no `/dev/urandom`) the
-/// random SipHash keys the standard library draws from the OS for `HashMap`.
+/// 32 random bytes from the OS's generator (the ticket key, a browser's login id). Without one
+/// (never seen on Linux after boot) there is nothing safe to sign tickets with: fail loudly.
 fn random_key() -> [u8; 32] {
     let mut key = [0u8; 32];
-    #[cfg(unix)]
-    {
-        use std::io::Read;
-        if std::fs::File::open("/dev/urandom")
-            .and_then(|mut f| f.read_exact(&mut key))
-            .is_ok()
-        {
-            return key;
-        }
-    }
-    use std::hash::{BuildHasher, Hasher};
-    for (i, chunk) in key.chunks_mut(8).enumerate() {
-        let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-        h.write_usize(i);
-        h.write_u128(
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map(|d| d.as_nanos())
-                .unwrap_or(0),
-        );
-        chunk.copy_from_slice(&h.finish().to_le_bytes());
-    }
+    getrandom::getrandom(&mut key).expect("the operating system's random number generator");
     key
 }
 
