@@ -142,7 +142,7 @@ pub enum OAuthGrant {
 /// between its keys already checked: a `ClientCredentials` grant has a `client_id` and
 /// exactly one of `client_secret` and `signing_key`; a `signing_key` only comes with that
 /// grant; a `client_secret` only with a `client_id`.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Clone, PartialEq)]
 pub struct OAuthConfig {
     /// Where discovery looks for authorization-server metadata when the MCP endpoint
     /// leads to none (`server_url`).
@@ -167,6 +167,29 @@ pub struct OAuthConfig {
     pub scopes: Option<Vec<String>>,
     /// `login_timeout`: how long a login waits for the user.
     pub login_timeout: Duration,
+}
+
+/// By hand so that `client_secret` never reaches a log line or a panic message.
+impl std::fmt::Debug for OAuthConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OAuthConfig")
+            .field("server_url", &self.server_url)
+            .field("storage_type", &self.storage_type)
+            .field("callback_port", &self.callback_port)
+            .field("use_loopback", &self.use_loopback)
+            .field("grant", &self.grant)
+            .field("client_id", &self.client_id)
+            .field(
+                "client_secret",
+                &self.client_secret.as_ref().map(|_| "[REDACTED]"),
+            )
+            .field("signing_key", &self.signing_key)
+            .field("client_metadata", &self.client_metadata)
+            .field("client_metadata_url", &self.client_metadata_url)
+            .field("scopes", &self.scopes)
+            .field("login_timeout", &self.login_timeout)
+            .finish()
+    }
 }
 
 /// How the HTTP side is served: everything from the command line that is not a server.

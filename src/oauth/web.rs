@@ -39,6 +39,7 @@ use super::error::OAuthError;
 use super::options::AuthOptions;
 use super::settings::Settings;
 use crate::config::ServerConfig;
+use crate::support::bounded_map::BoundedMap;
 
 /// How long a login link works.
 pub const TICKET_TTL: Duration = Duration::from_secs(10 * 60);
@@ -131,11 +132,6 @@ struct TicketClaims {
     jti: String,
 }
 
-struct UserEntry {
-    authorizer: Authorizer,
-    last_used: Instant,
-}
-
 struct PendingLogin {
     user: String,
     authorizer: Authorizer,
@@ -144,12 +140,17 @@ struct PendingLogin {
     browser: String,
 }
 
+/// How long after its last use a user's authorizer counts as idle: only the order matters
+/// (the least recently used goes first when the bound is reached); nothing expires by time.
+const USER_IDLE: Duration = Duration::from_secs(24 * 3600);
+
 /// Web logins and per-user authorizers of one multi-user OAuth server.
 pub struct WebLogins {
     server: ServerConfig,
     token_dir: Option<PathBuf>,
-    users: Mutex<HashMap<String, UserEntry>>,
-    max_users: usize,
+    /// Users' authorizers, least recently used first out (an entry expires [`USER_IDLE`]
+    /// after its last use, so expiry order is use order), never one still held.
+    users: Mutex<BoundedMap<String, Authorizer>>,
     pending: Mutex<HashMap<String, PendingLogin>>,
     /// Signs this instance's tickets (so a reload that rebuilds it voids them).
     key: [u8; 32],
@@ -179,8 +180,7 @@ impl WebLogins {
         Ok(WebLogins {
             server: server.clone(),
             token_dir: None,
-            users: Mutex::new(HashMap::new()),
-            max_users: max_users.max(1),
+            users: Mutex::new(BoundedMap::new(max_users)),
             pending: Mutex::new(HashMap::new()),
             key: random_key(),
             next_ticket: AtomicU64::new(1),
@@ -202,37 +202,22 @@ impl WebLogins {
 
     /// The authorizer of `user` (a caller's session key), created on first use.
     pub fn authorizer(&self, user: &str) -> Result<Authorizer, OAuthError> {
-        let now = Instant::now();
+        let expires = Instant::now() + USER_IDLE;
+        let key = user.to_owned();
         let mut users = self.users.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(entry) = users.get_mut(user) {
-            entry.last_used = now;
-            return Ok(entry.authorizer.clone());
-        }
-        while users.len() >= self.max_users {
-            let Some(oldest) = users
-                .iter()
-                .filter(|(_, e)| !e.authorizer.is_shared())
-                .min_by_key(|(_, e)| e.last_used)
-                .map(|(k, _)| k.clone())
-            else {
-                break;
-            };
-            if let Some(gone) = users.remove(&oldest) {
-                self.retire(gone.authorizer.counters());
-            }
+        if let Some(authorizer) = users.extend(&key, expires) {
+            return Ok(authorizer.clone());
         }
         let mut options = AuthOptions::default().for_user(user);
         if let Some(dir) = &self.token_dir {
             options = options.token_dir(dir);
         }
         let authorizer = Authorizer::new(&self.server, options)?;
-        users.insert(
-            user.to_owned(),
-            UserEntry {
-                authorizer: authorizer.clone(),
-                last_used: now,
-            },
-        );
+        // An authorizer a session or a login still holds is never forgotten.
+        let gone = users.insert_evicting(key, authorizer.clone(), expires, |a| !a.is_shared());
+        for forgotten in gone {
+            self.retire(forgotten.counters());
+        }
         Ok(authorizer)
     }
 
@@ -257,8 +242,8 @@ impl WebLogins {
     pub fn counters(&self) -> OAuthCounters {
         let mut total = *self.retired.lock().unwrap_or_else(|e| e.into_inner());
         let users = self.users.lock().unwrap_or_else(|e| e.into_inner());
-        for entry in users.values() {
-            add(&mut total, entry.authorizer.counters());
+        for authorizer in users.values() {
+            add(&mut total, authorizer.counters());
         }
         total
     }

@@ -73,6 +73,11 @@ impl<K: Hash + Eq + Clone, V> BoundedMap<K, V> {
         self.entries.len()
     }
 
+    /// Every value, expired ones included until they are evicted or looked up.
+    pub(crate) fn values(&self) -> impl Iterator<Item = &V> {
+        self.entries.values().map(|e| &e.value)
+    }
+
     /// `key`'s value with its expiry moved to `expires` (a value that expires when idle was
     /// used), whether or not it had expired.
     pub(crate) fn extend(&mut self, key: &K, expires: Instant) -> Option<&V> {

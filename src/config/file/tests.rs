@@ -771,3 +771,19 @@ fn unknown_oauth_keys_are_ignored_with_a_warning() {
         warnings[0]
     );
 }
+
+#[test]
+fn debug_output_hides_the_client_secret() {
+    let (config, _) = from_str_with_env(
+        r#"{"mcpServers": {"o": {"type": "streamable-http", "url": "https://h/mcp",
+            "oauth": {"client_id": "app", "client_secret": "s3cr3t-value",
+                      "grant_type": "client_credentials"}}}}"#,
+        "t.json",
+        &env,
+    )
+    .unwrap();
+    let shown = format!("{:?}", config.servers[0]);
+    assert!(shown.contains("client_id: Some(\"app\")"), "{shown}");
+    assert!(!shown.contains("s3cr3t-value"), "{shown}");
+    assert!(shown.contains("[REDACTED]"), "{shown}");
+}

@@ -2,10 +2,9 @@
 //! wait of a session for its user to sign in, the login's start and its callback, what the
 //! stored tokens say for `/oauth/{server}/status`, and rmcp's PKCE states kept bounded.
 
-use std::collections::HashMap;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use rmcp::transport::auth::{AuthError, StateStore, StoredAuthorizationState};
 
@@ -14,6 +13,7 @@ use super::{Authorizer, LoginRequest, LoginState};
 use crate::oauth::callback::Params;
 use crate::oauth::error::OAuthError;
 use crate::oauth::settings::Settings;
+use crate::support::bounded_map::BoundedMap;
 
 /// The web-login side of a multi-user caller's authorizer.
 #[derive(Default)]
@@ -201,49 +201,74 @@ pub(crate) const WEB_LOGIN_TTL: Duration = Duration::from_secs(10 * 60);
 pub(crate) const MAX_STATES_PER_USER: usize = 8;
 
 /// rmcp's PKCE state store, bounded: a user who starts many logins keeps only the latest
-/// few, and states older than the login window are dropped.
-#[derive(Default)]
+/// few (a full store drops the expired, then the oldest), and states older than the login
+/// window are gone.
 pub(crate) struct BoundedStates {
-    states: Mutex<HashMap<String, StoredAuthorizationState>>,
+    states: Mutex<BoundedMap<String, StoredAuthorizationState>>,
+}
+
+impl Default for BoundedStates {
+    fn default() -> Self {
+        Self {
+            states: Mutex::new(BoundedMap::new(MAX_STATES_PER_USER)),
+        }
+    }
+}
+
+impl BoundedStates {
+    fn states(&self) -> std::sync::MutexGuard<'_, BoundedMap<String, StoredAuthorizationState>> {
+        self.states.lock().unwrap_or_else(|e| e.into_inner())
+    }
 }
 
 #[async_trait::async_trait]
 impl StateStore for BoundedStates {
     async fn save(&self, csrf: &str, state: StoredAuthorizationState) -> Result<(), AuthError> {
-        let mut states = self.states.lock().unwrap_or_else(|e| e.into_inner());
-        let oldest_kept = unix_now().saturating_sub(WEB_LOGIN_TTL.as_secs());
-        states.retain(|_, s| s.created_at >= oldest_kept);
-        while states.len() >= MAX_STATES_PER_USER {
-            let Some(oldest) = states
-                .iter()
-                .min_by_key(|(_, s)| s.created_at)
-                .map(|(k, _)| k.clone())
-            else {
-                break;
-            };
-            states.remove(&oldest);
-        }
-        states.insert(csrf.to_owned(), state);
+        let now = Instant::now();
+        self.states()
+            .insert(csrf.to_owned(), state, now + WEB_LOGIN_TTL, now);
         Ok(())
     }
 
     async fn load(&self, csrf: &str) -> Result<Option<StoredAuthorizationState>, AuthError> {
-        let states = self.states.lock().unwrap_or_else(|e| e.into_inner());
-        Ok(states.get(csrf).cloned())
+        Ok(self.states().get(&csrf.to_owned(), Instant::now()).cloned())
     }
 
     async fn delete(&self, csrf: &str) -> Result<(), AuthError> {
-        self.states
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(csrf);
+        self.states().remove(&csrf.to_owned());
         Ok(())
     }
 }
 
-fn unix_now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn state(csrf: &str) -> StoredAuthorizationState {
+        serde_json::from_value(serde_json::json!({
+            "pkce_verifier": format!("verifier-{csrf}"),
+            "csrf_token": csrf,
+            "created_at": 0,
+        }))
+        .unwrap()
+    }
+
+    #[tokio::test]
+    async fn pkce_states_are_bounded_per_user_and_deleted_once_used() {
+        let store = BoundedStates::default();
+        for i in 0..=MAX_STATES_PER_USER {
+            store
+                .save(&format!("s{i}"), state(&format!("s{i}")))
+                .await
+                .unwrap();
+        }
+        // One login too many: the oldest state went, the latest ones are kept.
+        assert!(store.load("s0").await.unwrap().is_none());
+        let last = format!("s{MAX_STATES_PER_USER}");
+        let kept = store.load(&last).await.unwrap().unwrap();
+        assert_eq!(kept.pkce_verifier, format!("verifier-{last}"));
+        store.delete(&last).await.unwrap();
+        assert!(store.load(&last).await.unwrap().is_none());
+        assert_eq!(store.states().len(), MAX_STATES_PER_USER - 1);
+    }
 }
