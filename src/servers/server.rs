@@ -191,7 +191,7 @@ impl Server {
 
 /// The one session of a shared server (and of `mcpo tools`), with its OAuth client when it has
 /// an `oauth` block. A block that cannot work keeps the server down with the reason
-/// (`oauth::check` catches that at start-up; a hot reload could still bring one).
+/// (the config loader refuses such blocks, so this is a last line of defence).
 pub fn shared_upstream(
     config: &ServerConfig,
     options: &UpstreamOptions,

@@ -91,8 +91,8 @@ fn hand_built(header: &Value, claims: &Value, signature: &[u8]) -> String {
 }
 
 /// A 2048-bit RSA key pair kept for the algorithm-confusion probes (generated once with
-/// `openssl genrsa 2048`; nothing trusts it): the PKCS#1 DER private key (jsonwebtoken here is
-/// built without `use_pem`) and the SPKI PEM public key.
+/// `openssl genrsa 2048`; nothing trusts it): the PKCS#1 DER private key (read without going
+/// through PEM) and the SPKI PEM public key.
 fn rsa_probe_key() -> (Vec<u8>, Vec<u8>) {
     let data = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data");
     let read = |name: &str| {
