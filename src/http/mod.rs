@@ -67,30 +67,38 @@ impl AppState {
 pub fn router(state: Arc<AppState>) -> Router {
     let opts = &state.options;
     let prefix = opts.path_prefix.trim_end_matches('/').to_owned();
-    let mut servers = Router::new();
-    if opts.single_server {
-        servers = servers
-            .route("/openapi.json", get(docs::single_spec))
-            .route("/docs", get(docs::single_docs))
-            .route("/docs/", get(docs::single_docs))
-            .route("/docs/{*file}", get(docs::single_docs_asset))
-            .route("/{tool}", post(tools::call_single));
+    // Specs and docs (GET) get the Basic challenge; tool calls (POST) never pass through it, so
+    // the hot path has no extra layer.
+    let (docs, calls) = if opts.single_server {
+        (
+            Router::new()
+                .route("/openapi.json", get(docs::single_spec))
+                .route("/docs", get(docs::single_docs))
+                .route("/docs/", get(docs::single_docs))
+                .route("/docs/{*file}", get(docs::single_docs_asset)),
+            Router::new().route("/{tool}", post(tools::call_single)),
+        )
     } else {
-        servers = servers
-            .route("/{server}/openapi.json", get(docs::server_spec))
-            .route("/{server}/docs", get(docs::server_docs))
-            .route("/{server}/docs/", get(docs::server_docs))
-            .route("/{server}/docs/{*file}", get(docs::server_docs_asset))
-            .route(
-                &format!("/{{server}}{}", crate::servers::LOGIN_PATH),
-                post(login::link),
-            )
-            .route("/{server}/{tool}", post(tools::call));
-    }
-    let servers = servers.route_layer(axum::middleware::from_fn_with_state(
-        state.clone(),
-        guard::basic_challenge,
-    ));
+        (
+            Router::new()
+                .route("/{server}/openapi.json", get(docs::server_spec))
+                .route("/{server}/docs", get(docs::server_docs))
+                .route("/{server}/docs/", get(docs::server_docs))
+                .route("/{server}/docs/{*file}", get(docs::server_docs_asset)),
+            Router::new()
+                .route(
+                    &format!("/{{server}}{}", crate::servers::LOGIN_PATH),
+                    post(login::link),
+                )
+                .route("/{server}/{tool}", post(tools::call)),
+        )
+    };
+    let servers = docs
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            guard::basic_challenge,
+        ))
+        .merge(calls);
 
     let mut root = Router::new()
         .route(
