@@ -400,6 +400,20 @@ mod tests {
         let stdout = child.inner_mut().stdout().take().unwrap();
         let shared = Arc::new(Shared::default());
         let task = tokio::spawn(write_batches(shared.clone(), stdin));
+        // Read while writing, as mcpo does: `cat` stops reading once its stdout pipe is full,
+        // so the test does not depend on the pipes and the queue holding all 5000 lines.
+        let reader = tokio::spawn(async move {
+            let mut got = Vec::new();
+            let mut lines = BufReader::new(stdout);
+            loop {
+                let mut line = Vec::new();
+                if lines.read_until(b'\n', &mut line).await.unwrap() == 0 {
+                    break;
+                }
+                got.extend_from_slice(&line);
+            }
+            got
+        });
         let mut expected = Vec::new();
         for i in 0..5000 {
             let line = format!("{{\"id\":{i}}}\n");
@@ -407,15 +421,7 @@ mod tests {
             expected.extend_from_slice(line.as_bytes());
         }
         shared.close();
-        let mut got = Vec::new();
-        let mut lines = BufReader::new(stdout);
-        loop {
-            let mut line = Vec::new();
-            if lines.read_until(b'\n', &mut line).await.unwrap() == 0 {
-                break;
-            }
-            got.extend_from_slice(&line);
-        }
+        let got = reader.await.unwrap();
         assert_eq!(got, expected);
         task.await.unwrap();
         assert!(child.wait().await.unwrap().success());
