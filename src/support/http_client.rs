@@ -14,7 +14,7 @@
 //! |---|---|---|---|---|
 //! | [`upstream_transport`] | MCP over streamable HTTP and legacy SSE (`upstream/connect.rs`), OAuth-authorized or not | no limit | 10 s | followed (reqwest's default, at most 10) |
 //! | [`oauth_requests`] | requests mcpo's OAuth code makes itself: discovery probes, registration, the client-credentials grant, revocation (`oauth/discovery.rs`) | 30 s | within the 30 s | none |
-//! | [`webui_lookups`] | asking Open WebUI who an `sk-` API key belongs to (`http/identity/api_key.rs`) | [`WEBUI_LOOKUP_TIMEOUT`] (5 s) | 2 s | none |
+//! | [`webui_lookups`] | asking Open WebUI who an `sk-` API key belongs to (`http/caller/api_key.rs`) | [`WEBUI_LOOKUP_TIMEOUT`] (5 s) | 2 s | none |
 //!
 //! Why:
 //! - The transport has **no whole-request timeout**: a streamable-HTTP GET or a legacy SSE
