@@ -7,12 +7,14 @@
 //! - [`error_chain()`]: an error and its causes as one line;
 //! - [`html`]: the one HTML escape every rendered page goes through;
 //! - [`http_client`]: every outbound HTTP client, with its timeout, proxy, TLS and redirect
-//!   policy.
+//!   policy;
+//! - [`redact`]: URLs' userinfo, query and fragment hidden in error texts and log lines.
 
 pub(crate) mod atomic_file;
 pub(crate) mod bounded_map;
 mod error_chain;
 pub(crate) mod html;
 pub(crate) mod http_client;
+pub(crate) mod redact;
 
 pub(crate) use error_chain::error_chain;
