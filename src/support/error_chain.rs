@@ -4,18 +4,39 @@
 /// already says, and without the Rust type names rmcp puts in transport errors
 /// (`Transport [rmcp::transport::worker::…] error: `): operators need the cause ("Connection
 /// refused"), not our internals.
-pub(crate) fn error_chain(error: &dyn std::error::Error) -> String {
+pub(crate) fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
     let mut text = strip_type_names(&error.to_string());
-    let mut source = error.source();
+    let mut source = next_cause(error);
     while let Some(cause) = source {
         let part = strip_type_names(&cause.to_string());
         if !text.contains(&part) {
             text.push_str(": ");
             text.push_str(&part);
         }
-        source = cause.source();
+        source = next_cause(cause);
     }
     text
+}
+
+/// `error`'s cause. rmcp's `initialize` transport error and its streamable-HTTP `Client`
+/// error wrap their cause without naming it as their source, which would hide why a request
+/// failed (a refused cross-origin redirect, a TLS failure); they are followed here.
+fn next_cause<'a>(
+    error: &'a (dyn std::error::Error + 'static),
+) -> Option<&'a (dyn std::error::Error + 'static)> {
+    use rmcp::service::ClientInitializeError;
+    use rmcp::transport::streamable_http_client::StreamableHttpError;
+    if let Some(ClientInitializeError::TransportError { error, .. }) =
+        error.downcast_ref::<ClientInitializeError>()
+    {
+        return Some(error);
+    }
+    if let Some(StreamableHttpError::Client(inner)) =
+        error.downcast_ref::<StreamableHttpError<reqwest::Error>>()
+    {
+        return Some(inner);
+    }
+    error.source()
 }
 
 fn strip_type_names(text: &str) -> String {

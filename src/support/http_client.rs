@@ -12,7 +12,7 @@
 //!
 //! | profile | used for | whole request | connect | redirects |
 //! |---|---|---|---|---|
-//! | [`upstream_transport`] | MCP over streamable HTTP and legacy SSE (`upstream/connect.rs`), OAuth-authorized or not | no limit | 10 s | followed (reqwest's default, at most 10) |
+//! | [`upstream_transport`] | MCP over streamable HTTP and legacy SSE (`upstream/connect.rs`), OAuth-authorized or not | no limit | 10 s | same origin only, at most 10; another origin is an error |
 //! | [`oauth_requests`] | requests mcpo's OAuth code makes itself: discovery probes, registration, the client-credentials grant, revocation (`oauth/discovery.rs`) | 30 s | within the 30 s | none |
 //! | [`webui_lookups`] | asking Open WebUI who an `sk-` API key belongs to (`http/caller/api_key.rs`) | [`WEBUI_LOOKUP_TIMEOUT`] (5 s) | 2 s | none |
 //!
@@ -23,6 +23,11 @@
 //!   the per-call timeout (`--tool-timeout`, `upstream::Session::call_tool`), and connection
 //!   attempts by `--connect-timeout` around `initialize`. The 10 s connect bound only makes a
 //!   dead host fail fast.
+//! - The transport follows a redirect only **within the configured origin** (scheme, host
+//!   and port), as rmcp's own default client does: reqwest replays the request's headers and
+//!   body to wherever a redirect points, so a cross-origin one would hand the configured
+//!   headers (`X-Api-Key: ${SECRET}`), the OAuth bearer token and every JSON-RPC message to a
+//!   host nobody configured. It is an error that names the target's origin instead.
 //! - OAuth and Open WebUI endpoints **do not redirect**: a metadata, registration or token
 //!   endpoint that redirects is refused rather than followed to a host nobody configured, and
 //!   an API key (a bearer token) is never re-sent to wherever a redirect points.
@@ -38,10 +43,52 @@ use std::time::Duration;
 /// The longest an API-key lookup at Open WebUI may take, connect included.
 pub(crate) const WEBUI_LOOKUP_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// Redirects the upstream transport follows for one request, at most.
+const MAX_REDIRECTS: usize = 10;
+
 /// The client for an upstream MCP session's HTTP transport: no whole-request timeout (see the
-/// module doc), 10 s to connect, redirects followed.
+/// module doc), 10 s to connect, same-origin redirects only.
 pub(crate) fn upstream_transport() -> reqwest::Client {
-    build(reqwest::Client::builder().connect_timeout(Duration::from_secs(10)))
+    build(
+        reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(10))
+            .redirect(same_origin_redirects()),
+    )
+}
+
+/// Why a redirect was not followed: it pointed to another origin.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "refused a redirect from {from} to another origin ({to}): mcpo follows redirects only \
+     within the configured origin, so configured headers and messages never reach a host \
+     nobody configured; if that host is the server, configure its address as the url"
+)]
+struct CrossOriginRedirect {
+    from: String,
+    to: String,
+}
+
+/// Follows a redirect only when it stays on the origin (scheme, host, port) of the request's
+/// first URL; one to another origin is an error naming both origins (never a path or query,
+/// which may carry a secret).
+fn same_origin_redirects() -> reqwest::redirect::Policy {
+    reqwest::redirect::Policy::custom(|attempt| {
+        let Some(first) = attempt.previous().first() else {
+            return attempt.stop();
+        };
+        let (from, to) = (first.origin(), attempt.url().origin());
+        if from != to {
+            let error = CrossOriginRedirect {
+                from: from.ascii_serialization(),
+                to: to.ascii_serialization(),
+            };
+            attempt.error(error)
+        } else if attempt.previous().len() > MAX_REDIRECTS {
+            attempt.error(format!("more than {MAX_REDIRECTS} redirects"))
+        } else {
+            attempt.follow()
+        }
+    })
 }
 
 /// The client for mcpo's own OAuth requests: 30 s per request, no redirects.
@@ -68,4 +115,51 @@ pub(crate) fn webui_lookups() -> reqwest::Client {
 /// the same attempt without our settings (and panics with reqwest's own message).
 fn build(builder: reqwest::ClientBuilder) -> reqwest::Client {
     builder.build().unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `/moved` redirects (307) to `{to}/echo`; `/echo` answers with the request body.
+    async fn redirecting_server(to: Option<String>) -> std::net::SocketAddr {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let to = to.unwrap_or_else(|| format!("http://{addr}"));
+        let app = axum::Router::new()
+            .route(
+                "/moved",
+                axum::routing::post(move || {
+                    let to = to.clone();
+                    async move { axum::response::Redirect::temporary(&format!("{to}/echo")) }
+                }),
+            )
+            .route("/echo", axum::routing::post(|body: String| async move { body }));
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        addr
+    }
+
+    #[tokio::test]
+    async fn transport_follows_same_origin_redirects_only() {
+        let client = upstream_transport();
+        let same = redirecting_server(None).await;
+        let answer = client
+            .post(format!("http://{same}/moved"))
+            .body("kept")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(answer.text().await.unwrap(), "kept");
+
+        let other = redirecting_server(Some(format!("http://{same}"))).await;
+        let err = client
+            .post(format!("http://{other}/moved"))
+            .body("secret")
+            .send()
+            .await
+            .unwrap_err();
+        let text = crate::support::error_chain(&err);
+        assert!(text.contains("another origin"), "{text}");
+        assert!(text.contains(&format!("http://{same}")), "{text}");
+    }
 }

@@ -17,6 +17,8 @@ mod auth_cli;
 mod bridge;
 mod commands;
 mod docs_examples;
+mod hardening_fake_http;
+mod hardening_redirects;
 mod metrics;
 mod multi_user;
 mod multi_user_oauth;
