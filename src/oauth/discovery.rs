@@ -121,10 +121,62 @@ pub(crate) async fn discover(
             metadata.authorization_endpoint
         );
     }
+    if settings.grant == Grant::AuthorizationCode {
+        openable(&settings.server, "authorization_endpoint", &metadata.authorization_endpoint)?;
+    }
     Ok(Discovered {
         metadata,
         resource: resource.unwrap_or_else(|| settings.resource_url.to_string()),
     })
+}
+
+/// Refuses a URL that mcpo would open in a browser, print for the user or redirect a
+/// browser to, unless it is `https:`, or `http:` on this machine (loopback). The
+/// authorization server chooses the URL; another scheme (`file:`, `javascript:`, a
+/// custom handler such as `x-app://`) handed to `$BROWSER` or `xdg-open` runs a local
+/// program or opens a local file without the user doing anything (CVE-2025-6514).
+pub(crate) fn openable(server: &str, what: &str, url: &str) -> Result<(), OAuthError> {
+    let refused = |why: &str| OAuthError::Discovery {
+        server: server.to_owned(),
+        message: format!(
+            "refusing the authorization server's {what} {}: {why}; mcpo opens, shows or \
+             redirects to https: URLs only (http: on this machine's loopback)",
+            shown(url)
+        ),
+    };
+    let Ok(parsed) = Url::parse(url) else {
+        return Err(refused("not an absolute URL"));
+    };
+    match parsed.scheme() {
+        "https" if parsed.host().is_some() => Ok(()),
+        "http" if parsed.host().is_some_and(is_loopback) => Ok(()),
+        "http" => Err(refused("plain http: to a host that is not loopback")),
+        scheme => Err(refused(&format!("its scheme is '{scheme}:'"))),
+    }
+}
+
+/// A URL for an error text: redacted, and short (an attacker chooses it).
+fn shown(url: &str) -> String {
+    let redacted = crate::support::redact::url(url);
+    let cut: String = redacted.chars().take(120).collect();
+    let cut = cut.replace(|c: char| c.is_control(), " ");
+    if cut.len() < redacted.len() {
+        format!("'{cut}…'")
+    } else {
+        format!("'{cut}'")
+    }
+}
+
+/// `localhost`, `*.localhost`, or a loopback address.
+fn is_loopback(host: url::Host<&str>) -> bool {
+    match host {
+        url::Host::Domain(name) => {
+            let name = name.trim_end_matches('.').to_ascii_lowercase();
+            name == "localhost" || name.ends_with(".localhost")
+        }
+        url::Host::Ipv4(ip) => ip.is_loopback(),
+        url::Host::Ipv6(ip) => ip.is_loopback(),
+    }
 }
 
 /// The `resource` of the endpoint's protected-resource metadata, checked against the
@@ -408,6 +460,25 @@ mod tests {
         assert!(!resource_matches(&endpoint, "http://h.example/api/mcp"));
         assert!(!resource_matches(&endpoint, "https://h.example/api/mcp#x"));
         assert!(!resource_matches(&endpoint, "not a url"));
+    }
+
+    #[test]
+    fn only_https_or_loopback_http_is_openable() {
+        let ok = |u: &str| openable("s", "authorization_endpoint", u).is_ok();
+        assert!(ok("https://as.example/authorize?x=1"));
+        assert!(ok("http://127.0.0.1:9/authorize"));
+        assert!(ok("http://localhost:9/authorize"));
+        assert!(ok("http://[::1]:9/authorize"));
+        assert!(!ok("http://as.example/authorize"));
+        assert!(!ok("http://10.0.0.1/authorize"));
+        assert!(!ok("file:///etc/passwd"));
+        assert!(!ok("x-evil-handler://run?cmd=1"));
+        assert!(!ok("javascript:alert(1)"));
+        assert!(!ok("/authorize"));
+        let err = openable("s", "authorization_endpoint", "file:///etc/passwd")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("server 's'") && err.contains("'file:'"), "{err}");
     }
 
     #[test]

@@ -138,6 +138,9 @@ impl Authorizer {
                 server: server.clone(),
                 message: e.to_string(),
             })?;
+        // Discovery checked the endpoint; this is the URL itself, opened, shown or
+        // redirected to from here on.
+        discovery::openable(&server, "authorization URL", &url)?;
         let state = url::Url::parse(&url)
             .ok()
             .and_then(|u| {

@@ -1,0 +1,213 @@
+//! #19 items 4, 5 and 6: what an upstream's OAuth metadata may make mcpo do. A protected MCP
+//! endpoint (401 + RFC 9728 metadata) and a fake authorization server, both in-process on
+//! 127.0.0.1, publish hostile metadata; every request they get is recorded, and the real
+//! `mcpo` binary runs against them.
+//! - item 6: an `authorization_endpoint` that is not https: (or http: on loopback) is refused
+//!   at discovery and never reaches the browser launcher (`$BROWSER` records its calls);
+//! - item 5: a configured client secret is only sent to the configured authorization server;
+//! - item 4: mcpo's own OAuth requests refuse the addresses rmcp refuses (`0.0.0.0`).
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use crate::common::*;
+use crate::hardening_fake_http::{FakeHttp, Hit, json_reply, reply};
+
+/// An MCP endpoint at `/mcp` that wants a token: 401 with a Bearer challenge naming its
+/// protected-resource metadata, which names `authorization_server` (its own origin when
+/// `None`).
+async fn protected_mcp(authorization_server: Option<String>) -> FakeHttp {
+    FakeHttp::start(move |hit, addr| {
+        let base = format!("http://{addr}");
+        let issuer = authorization_server.clone().unwrap_or_else(|| base.clone());
+        match hit.path() {
+            "/mcp" => reply(
+                401,
+                &[(
+                    "www-authenticate",
+                    &format!(
+                        "Bearer resource_metadata=\"{base}/.well-known/oauth-protected-resource/mcp\""
+                    ),
+                )],
+                "",
+            ),
+            p if p.starts_with("/.well-known/oauth-protected-resource") => json_reply(
+                200,
+                &json!({"resource": format!("{base}/mcp"), "authorization_servers": [issuer]}),
+            ),
+            // Its own authorization server, when it is one.
+            _ => fake_as_answer(hit, addr, &Overrides::default()),
+        }
+    })
+    .await
+}
+
+/// Fields of the authorization server metadata to replace (`null` removes one).
+#[derive(Clone, Default)]
+struct Overrides(serde_json::Map<String, Value>);
+
+impl Overrides {
+    fn with(pairs: Value) -> Overrides {
+        Overrides(pairs.as_object().cloned().unwrap_or_default())
+    }
+}
+
+/// An authorization server at its origin's root: RFC 8414 metadata (with `overrides`),
+/// registration, and a token endpoint that refuses every grant.
+fn fake_as_answer(hit: &Hit, addr: SocketAddr, overrides: &Overrides) -> axum::response::Response {
+    let base = format!("http://{addr}");
+    match hit.path() {
+        "/.well-known/oauth-authorization-server" | "/.well-known/openid-configuration" => {
+            let mut metadata = json!({
+                "issuer": base,
+                "authorization_endpoint": format!("{base}/authorize"),
+                "token_endpoint": format!("{base}/token"),
+                "registration_endpoint": format!("{base}/register"),
+                "revocation_endpoint": format!("{base}/revoke"),
+                "response_types_supported": ["code"],
+                "grant_types_supported": ["authorization_code", "client_credentials", "refresh_token"],
+                "code_challenge_methods_supported": ["S256"],
+                "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "private_key_jwt", "none"],
+            });
+            for (k, v) in &overrides.0 {
+                if v.is_null() {
+                    metadata.as_object_mut().unwrap().remove(k);
+                } else {
+                    metadata[k] = v.clone();
+                }
+            }
+            json_reply(200, &metadata)
+        }
+        "/register" => json_reply(
+            201,
+            &json!({"client_id": "fake-client", "redirect_uris": ["http://localhost/callback"],
+                    "token_endpoint_auth_method": "none"}),
+        ),
+        "/token" => json_reply(400, &json!({"error": "invalid_grant"})),
+        _ => reply(404, &[], ""),
+    }
+}
+
+async fn fake_as(overrides: Overrides) -> FakeHttp {
+    FakeHttp::start(move |hit, addr| fake_as_answer(hit, addr, &overrides)).await
+}
+
+/// A `$BROWSER` that appends each URL it is given to a file: the file exists once mcpo has
+/// launched it.
+fn recording_browser(dir: &Path) -> (PathBuf, PathBuf) {
+    let record = dir.join("browser-calls.txt");
+    let script = dir.join("browser.sh");
+    std::fs::write(
+        &script,
+        format!("#!/bin/sh\nprintf '%s\\n' \"$*\" >> '{}'\n", record.display()),
+    )
+    .unwrap();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    (script, record)
+}
+
+/// `mcpo` on `servers` with `$BROWSER` set to `browser`; the config file lives in `dir`.
+fn start_mcpo(dir: &Path, servers: Value, browser: &Path) -> Mcpo {
+    let config = dir.join("config.json");
+    std::fs::write(&config, json!({"mcpServers": servers}).to_string()).unwrap();
+    Mcpo::start_with_env(
+        &["--config", config.to_str().unwrap(), "--connect-timeout", "5"],
+        &[
+            ("BROWSER", browser.to_str().unwrap()),
+            ("MCPO_TOKEN_DIR", dir.join("tokens").to_str().unwrap()),
+        ],
+    )
+}
+
+/// The `/status` entry of `server` once its last error contains `needle`.
+async fn wait_error(mcpo: &Mcpo, server: &str, needle: &str) -> String {
+    poll(Duration::from_secs(30), || async {
+        let status = fetch_server_status(mcpo, server).await;
+        status["last_error"]
+            .as_str()
+            .filter(|e| e.contains(needle))
+            .map(str::to_owned)
+    })
+    .await
+    .unwrap_or_else(|| {
+        panic!(
+            "server {server} never failed with {needle:?}; mcpo stderr:\n{}",
+            mcpo.stderr.text()
+        )
+    })
+}
+
+fn oauth_block(extra: Value) -> Value {
+    let mut block = json!({"callback_port": free_port(), "storage_type": "memory", "login_timeout": 5});
+    for (k, v) in extra.as_object().cloned().unwrap_or_default() {
+        block[k] = v;
+    }
+    block
+}
+
+/// Item 6: `file:` and custom-scheme authorization endpoints never reach the browser.
+#[tokio::test]
+async fn authorization_urls_other_than_https_are_refused_at_discovery() {
+    let dir = tempfile::tempdir().unwrap();
+    let (browser, record) = recording_browser(dir.path());
+    let file_as = fake_as(Overrides::with(
+        json!({"authorization_endpoint": "file:///etc/passwd"}),
+    ))
+    .await;
+    let custom_as = fake_as(Overrides::with(
+        json!({"authorization_endpoint": "x-evil-handler://run?cmd=calc"}),
+    ))
+    .await;
+    let file_mcp = protected_mcp(Some(file_as.url(""))).await;
+    let custom_mcp = protected_mcp(Some(custom_as.url(""))).await;
+    let mcpo = start_mcpo(
+        dir.path(),
+        json!({
+            "file-scheme": {"type": "streamable-http", "url": file_mcp.url("/mcp"), "oauth": oauth_block(json!({}))},
+            "custom-scheme": {"type": "streamable-http", "url": custom_mcp.url("/mcp"), "oauth": oauth_block(json!({}))},
+        }),
+        &browser,
+    );
+    // Both servers have got as far as their authorization server's metadata.
+    for fake in [&file_as, &custom_as] {
+        poll(Duration::from_secs(30), || async {
+            fake.hits()
+                .iter()
+                .any(|h| h.path().starts_with("/.well-known/"))
+                .then_some(())
+        })
+        .await
+        .expect("mcpo never fetched the authorization server metadata");
+    }
+    // Give a wrongly started login the time to reach the launcher.
+    let errors = [
+        wait_error(&mcpo, "file-scheme", "").await,
+        wait_error(&mcpo, "custom-scheme", "").await,
+    ];
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let launched = std::fs::read_to_string(&record).unwrap_or_default();
+    assert!(
+        launched.is_empty(),
+        "the browser launcher was given: {launched}"
+    );
+    for (server, scheme) in [("file-scheme", "'file:'"), ("custom-scheme", "'x-evil-handler:'")] {
+        let error = wait_error(&mcpo, server, "authorization_endpoint").await;
+        assert!(error.contains(scheme), "{error}");
+        assert!(error.contains(&format!("server '{server}'")), "{error}");
+    }
+    // Refused at discovery: no client was registered for it either.
+    for fake in [&file_as, &custom_as] {
+        assert!(
+            !fake.hits().iter().any(|h| h.path() == "/register"),
+            "{errors:?}"
+        );
+    }
+    assert!(!mcpo.stderr.text().contains("x-evil-handler://run?cmd"));
+}
