@@ -69,8 +69,8 @@ async fn spec_of(
             Err(status) => Err(ApiError::unavailable(server.name(), status.into())),
         },
         Kind::PerUser(per_user) => {
-            if let Caller::User(id) = &caller
-                && let Some(own) = per_user.signed_in_endpoint(id)
+            if let Caller::User(_) = &caller
+                && let Some(own) = per_user.signed_in_endpoint(&caller)
                 && let Ok(live) = own.catalog_waiting(USER_SPEC_WAIT).await
             {
                 return Ok(json_bytes(live.catalog.spec.clone()));

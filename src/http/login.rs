@@ -51,7 +51,7 @@ pub async fn link(
     headers: HeaderMap,
 ) -> Result<Json<Value>, ApiError> {
     let (web, caller) = verified_caller(&state, &server, &headers).await?;
-    let user = caller.session_key();
+    let user = &caller;
     let authenticated = !authorizer_of(&web, user)?.needs_login();
     let login_url = login_url(&state, &web, user, &headers);
     let message = if authenticated {
@@ -79,7 +79,7 @@ pub async fn status(
     headers: HeaderMap,
 ) -> Result<Json<Value>, ApiError> {
     let (web, caller) = verified_caller(&state, &server, &headers).await?;
-    let authorizer = authorizer_of(&web, caller.session_key())?;
+    let authorizer = authorizer_of(&web, &caller)?;
     let tokens = authorizer.token_status();
     let user_id = match &caller {
         Caller::User(id) => Value::String(id.clone()),
@@ -152,7 +152,7 @@ pub async fn login(
     let callback = format!("{}/oauth/{server}/callback", public_base(&state, &headers));
     match web.start(&ticket, &callback).await {
         Ok(started) => {
-            tracing::info!(server = %server, user = %log_user(&started.user), "web login started");
+            tracing::info!(server = %server, user = %started.user.log_id(), "web login started");
             let Ok(location) = HeaderValue::from_str(&started.url) else {
                 return failure(
                     StatusCode::BAD_GATEWAY,
@@ -259,7 +259,7 @@ pub async fn callback(
         .await
     {
         Ok(user) => {
-            tracing::info!(server = %server, user = %log_user(&user), "web login complete");
+            tracing::info!(server = %server, user = %user.log_id(), "web login complete");
             // Start the user's session now, so their next call finds it up.
             if let Some(per_user) = entry.per_user() {
                 let _ = per_user.endpoint(&user);
@@ -298,7 +298,7 @@ pub async fn callback(
 pub fn refused(
     state: &AppState,
     server: &Server,
-    user: &str,
+    user: &Caller,
     refusal: Refusal,
     headers: &HeaderMap,
 ) -> ApiError {
@@ -311,7 +311,7 @@ pub fn refused(
 }
 
 /// A fresh login link for `user`.
-fn login_url(state: &AppState, web: &WebLogins, user: &str, headers: &HeaderMap) -> String {
+fn login_url(state: &AppState, web: &WebLogins, user: &Caller, headers: &HeaderMap) -> String {
     let mut url = format!("{}/oauth/{}/login?ticket=", public_base(state, headers), {
         url::form_urlencoded::byte_serialize(web.server().as_bytes()).collect::<String>()
     });
@@ -381,7 +381,7 @@ async fn verified_caller(
     Ok((web, caller))
 }
 
-fn authorizer_of(web: &WebLogins, user: &str) -> Result<crate::oauth::Authorizer, ApiError> {
+fn authorizer_of(web: &WebLogins, user: &Caller) -> Result<crate::oauth::Authorizer, ApiError> {
     web.authorizer(user).map_err(|e| ApiError::BadGateway {
         message: e.to_string(),
         data: None,
@@ -414,9 +414,4 @@ fn capitalized(text: &str) -> String {
         Some(c) => c.to_uppercase().chain(chars).collect(),
         None => String::new(),
     }
-}
-
-/// User ids are not secrets, but the service caller's key has a NUL in it.
-fn log_user(user: &str) -> &str {
-    user.strip_prefix('\u{0}').unwrap_or(user)
 }

@@ -52,7 +52,7 @@ async fn invoke(
 ) -> Result<Response, ApiError> {
     let name = server.name();
     let caller = identify(state, server.multi_user(), headers, true).await?;
-    let user = caller.session_key();
+    let user = &caller;
     let endpoint = server
         .route(user)
         .map_err(|refusal| super::login::refused(state, server, user, refusal, headers))?;

@@ -40,6 +40,7 @@ use super::options::AuthOptions;
 use super::settings::Settings;
 use crate::config::ServerConfig;
 use crate::support::bounded_map::BoundedMap;
+use crate::support::caller::Caller;
 
 /// How long a login link works.
 pub const TICKET_TTL: Duration = Duration::from_secs(10 * 60);
@@ -89,7 +90,7 @@ pub enum StartError {
 /// login to that browser.
 #[derive(Debug)]
 pub struct Started {
-    pub user: String,
+    pub user: Caller,
     /// The authorization server URL (PKCE S256, `state`).
     pub url: String,
     /// The cookie's name (derived from `state`, so several logins in one browser coexist).
@@ -124,8 +125,9 @@ pub enum CallbackError {
 
 #[derive(Serialize, Deserialize)]
 struct TicketClaims {
-    /// The caller's session key.
-    sub: String,
+    /// The caller the login is for (a private claim: JWT's `sub` must be a string, and a
+    /// caller is typed so that no user id can spell the API-key holder).
+    usr: Caller,
     /// The server.
     srv: String,
     exp: u64,
@@ -133,7 +135,7 @@ struct TicketClaims {
 }
 
 struct PendingLogin {
-    user: String,
+    user: Caller,
     authorizer: Authorizer,
     started: Instant,
     /// The secret of the cookie the starting browser got.
@@ -150,7 +152,7 @@ pub struct WebLogins {
     token_dir: Option<PathBuf>,
     /// Users' authorizers, least recently used first out (an entry expires [`USER_IDLE`]
     /// after its last use, so expiry order is use order), never one still held.
-    users: Mutex<BoundedMap<String, Authorizer>>,
+    users: Mutex<BoundedMap<Caller, Authorizer>>,
     pending: Mutex<HashMap<String, PendingLogin>>,
     /// Signs this instance's tickets (so a reload that rebuilds it voids them).
     key: [u8; 32],
@@ -200,15 +202,15 @@ impl WebLogins {
         &self.server.name
     }
 
-    /// The authorizer of `user` (a caller's session key), created on first use.
-    pub fn authorizer(&self, user: &str) -> Result<Authorizer, OAuthError> {
+    /// The authorizer of `user`, created on first use.
+    pub fn authorizer(&self, user: &Caller) -> Result<Authorizer, OAuthError> {
         let expires = Instant::now() + USER_IDLE;
-        let key = user.to_owned();
+        let key = user.clone();
         let mut users = self.users.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(authorizer) = users.extend(&key, expires) {
             return Ok(authorizer.clone());
         }
-        let mut options = AuthOptions::default().for_user(user);
+        let mut options = AuthOptions::default().for_user(token_owner(user));
         if let Some(dir) = &self.token_dir {
             options = options.token_dir(dir);
         }
@@ -222,9 +224,9 @@ impl WebLogins {
     }
 
     /// A one-time login ticket for `user` on this server.
-    pub fn ticket(&self, user: &str) -> String {
+    pub fn ticket(&self, user: &Caller) -> String {
         let claims = TicketClaims {
-            sub: user.to_owned(),
+            usr: user.clone(),
             srv: self.server.name.clone(),
             exp: unix_now() + TICKET_TTL.as_secs(),
             jti: self.next_ticket.fetch_add(1, Ordering::Relaxed).to_string(),
@@ -255,10 +257,10 @@ impl WebLogins {
         );
     }
 
-    /// Checks a login link without using it up: whom it signs in (a caller's session key),
+    /// Checks a login link without using it up: whom it signs in,
     /// and for how much longer it works. Anyone may fetch a link (a chat's link preview, a
     /// mail scanner), so this stores nothing.
-    pub fn check(&self, ticket: &str) -> Result<(String, Duration), TicketError> {
+    pub fn check(&self, ticket: &str) -> Result<(Caller, Duration), TicketError> {
         let claims = self.verify(ticket)?;
         let used = self
             .redeemed
@@ -269,7 +271,7 @@ impl WebLogins {
             return Err(TicketError::Used);
         }
         let left = Duration::from_secs(claims.exp.saturating_sub(unix_now()));
-        Ok((claims.sub, left))
+        Ok((claims.usr, left))
     }
 
     /// Where this server's logins sent browsers (scheme, host and port), latest last: a form
@@ -289,7 +291,7 @@ impl WebLogins {
         let claims = self.verify(ticket).map_err(StartError::Ticket)?;
         let reservation = self.reserve(&claims).map_err(StartError::Ticket)?;
         let started = self
-            .begin(&claims.sub, redirect_uri)
+            .begin(&claims.usr, redirect_uri)
             .await
             .map_err(StartError::Failed)?;
         reservation.keep();
@@ -339,7 +341,7 @@ impl WebLogins {
     }
 
     /// Starts `user`'s login with mcpo's callback at `redirect_uri`.
-    async fn begin(&self, user: &str, redirect_uri: &str) -> Result<Started, OAuthError> {
+    async fn begin(&self, user: &Caller, redirect_uri: &str) -> Result<Started, OAuthError> {
         let authorizer = self.authorizer(user)?;
         let (url, state) = authorizer.begin_web_login(redirect_uri).await?;
         self.remember_origin(&url);
@@ -347,14 +349,14 @@ impl WebLogins {
         self.add_pending(
             state.clone(),
             PendingLogin {
-                user: user.to_owned(),
+                user: user.clone(),
                 authorizer,
                 started: Instant::now(),
                 browser: browser.clone(),
             },
         );
         Ok(Started {
-            user: user.to_owned(),
+            user: user.clone(),
             url,
             cookie_name: cookie_name(&state),
             cookie_value: browser,
@@ -387,10 +389,10 @@ impl WebLogins {
     fn add_pending(&self, state: String, login: PendingLogin) {
         let mut pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
         pending.retain(|_, p| p.started.elapsed() < PENDING_TTL);
-        let oldest = |pending: &HashMap<String, PendingLogin>, user: Option<&str>| {
+        let oldest = |pending: &HashMap<String, PendingLogin>, user: Option<&Caller>| {
             pending
                 .iter()
-                .filter(|(_, p)| user.is_none_or(|u| p.user == u))
+                .filter(|(_, p)| user.is_none_or(|u| p.user == *u))
                 .min_by_key(|(_, p)| p.started)
                 .map(|(k, _)| k.clone())
         };
@@ -416,7 +418,7 @@ impl WebLogins {
         &self,
         params: &HashMap<String, String>,
         cookie: impl Fn(&str) -> Option<String>,
-    ) -> Result<String, CallbackError> {
+    ) -> Result<Caller, CallbackError> {
         let state = params.get("state").ok_or(CallbackError::UnknownState)?;
         // Taken out while its code is exchanged, so a second delivery of the same response
         // (a reload, a replay) finds no login instead of a second exchange of the code.
@@ -447,6 +449,19 @@ impl WebLogins {
             }
             WebOutcome::Failed(e) => Err(CallbackError::Failed(e)),
         }
+    }
+}
+
+/// The name `user`'s tokens and registration are stored under. Users keep their own id, so
+/// tokens stored before callers were typed stay theirs; the API-key holder and anonymous
+/// callers keep their NUL-prefixed names, and a user id that itself starts with NUL gets one
+/// more prefix, so no user id maps onto another caller's store (the mapping is one-to-one).
+fn token_owner(user: &Caller) -> String {
+    match user {
+        Caller::User(id) if id.starts_with('\u{0}') => format!("\u{0}user:{id}"),
+        Caller::User(id) => id.clone(),
+        Caller::Service => "\u{0}service".to_owned(),
+        Caller::Anonymous => "\u{0}anonymous".to_owned(),
     }
 }
 
@@ -511,6 +526,10 @@ mod tests {
     use super::*;
     use crate::oauth::settings::tests_support::server;
 
+    fn user(id: &str) -> Caller {
+        Caller::User(id.to_owned())
+    }
+
     fn logins(name: &str) -> WebLogins {
         let mut config = server(serde_json::json!({}));
         config.name = name.to_owned();
@@ -518,41 +537,41 @@ mod tests {
     }
 
     /// What opening a link does with the ticket when the login starts.
-    fn redeem(w: &WebLogins, ticket: &str) -> Result<String, TicketError> {
+    fn redeem(w: &WebLogins, ticket: &str) -> Result<Caller, TicketError> {
         let claims = w.verify(ticket)?;
         w.reserve(&claims)?.keep();
-        Ok(claims.sub)
+        Ok(claims.usr)
     }
 
     #[test]
     fn tickets_are_one_time_and_bound_to_the_server() {
         let a = logins("a");
-        let t = a.ticket("alice");
+        let t = a.ticket(&user("alice"));
         assert!(
             !t.contains("alice"),
             "the user id is not in the ticket in clear"
         );
-        assert_eq!(redeem(&a, &t), Ok("alice".to_owned()));
+        assert_eq!(redeem(&a, &t), Ok(user("alice")));
         assert_eq!(redeem(&a, &t), Err(TicketError::Used));
         // Another server's ticket (even under the same key), and one signed by another
         // process, are refused.
         let mut b = logins("b");
         b.key = a.key;
         assert_eq!(
-            redeem(&a, &b.ticket("alice")),
+            redeem(&a, &b.ticket(&user("alice"))),
             Err(TicketError::WrongServer)
         );
         let mut other_process = logins("a");
         other_process.key = random_key();
         assert_eq!(
-            redeem(&a, &other_process.ticket("alice")),
+            redeem(&a, &other_process.ticket(&user("alice"))),
             Err(TicketError::Invalid)
         );
         assert_eq!(redeem(&a, "not-a-ticket"), Err(TicketError::Invalid));
         let expired = jsonwebtoken::encode(
             &Header::new(Algorithm::HS256),
             &TicketClaims {
-                sub: "alice".into(),
+                usr: user("alice"),
                 srv: "a".into(),
                 exp: unix_now() - 5,
                 jti: "x".into(),
@@ -567,17 +586,17 @@ mod tests {
     #[test]
     fn checking_a_ticket_does_not_use_it_up() {
         let a = logins("a");
-        let t = a.ticket("alice");
+        let t = a.ticket(&user("alice"));
         for _ in 0..3 {
-            let (user, left) = a.check(&t).unwrap();
-            assert_eq!(user, "alice");
+            let (who, left) = a.check(&t).unwrap();
+            assert_eq!(who, user("alice"));
             assert!(left <= TICKET_TTL && left > TICKET_TTL - Duration::from_secs(5));
         }
-        assert_eq!(redeem(&a, &t), Ok("alice".to_owned()));
+        assert_eq!(redeem(&a, &t), Ok(user("alice")));
         assert_eq!(a.check(&t), Err(TicketError::Used));
         assert_eq!(a.check("not-a-ticket"), Err(TicketError::Invalid));
         assert_eq!(
-            logins("a").check(&a.ticket("bob")),
+            logins("a").check(&a.ticket(&user("bob"))),
             Err(TicketError::Invalid)
         );
     }
@@ -607,8 +626,8 @@ mod tests {
         // A reload that changes the server builds a new `WebLogins`, which has not seen the
         // old one's used tickets: it must not accept them at all.
         let old = logins("a");
-        let t = old.ticket("alice");
-        assert_eq!(redeem(&old, &t), Ok("alice".to_owned()));
+        let t = old.ticket(&user("alice"));
+        assert_eq!(redeem(&old, &t), Ok(user("alice")));
         let rebuilt = logins("a");
         assert_eq!(redeem(&rebuilt, &t), Err(TicketError::Invalid));
     }
@@ -616,23 +635,23 @@ mod tests {
     #[test]
     fn a_ticket_whose_login_did_not_start_stays_usable() {
         let a = logins("a");
-        let t = a.ticket("alice");
+        let t = a.ticket(&user("alice"));
         let claims = a.verify(&t).unwrap();
         {
             let _in_use = a.reserve(&claims).unwrap();
             // Opened twice at once: only one of them may go on.
             assert_eq!(a.reserve(&claims).err(), Some(TicketError::Used));
         } // dropped without `keep`: the login did not start
-        assert_eq!(redeem(&a, &t), Ok("alice".to_owned()));
+        assert_eq!(redeem(&a, &t), Ok(user("alice")));
         assert_eq!(redeem(&a, &t), Err(TicketError::Used));
     }
 
-    fn pending(w: &WebLogins, user: &str, state: &str) {
+    fn pending(w: &WebLogins, id: &str, state: &str) {
         w.add_pending(
             state.to_owned(),
             PendingLogin {
-                user: user.to_owned(),
-                authorizer: w.authorizer(user).unwrap(),
+                user: user(id),
+                authorizer: w.authorizer(&user(id)).unwrap(),
                 started: Instant::now(),
                 browser: "b".to_owned(),
             },
@@ -650,7 +669,7 @@ mod tests {
         assert!(kept.contains_key("alice-1"), "alice's login was dropped");
         let mallory: Vec<&String> = kept
             .iter()
-            .filter(|(_, p)| p.user == "mallory")
+            .filter(|(_, p)| p.user == user("mallory"))
             .map(|(k, _)| k)
             .collect();
         assert_eq!(mallory.len(), MAX_PENDING_PER_USER);
@@ -671,13 +690,13 @@ mod tests {
     #[test]
     fn user_authorizers_are_bounded_but_kept_while_held() {
         let w = logins("srv");
-        let held = w.authorizer("u0").unwrap();
+        let held = w.authorizer(&user("u0")).unwrap();
         for i in 1..10 {
-            w.authorizer(&format!("u{i}")).unwrap();
+            w.authorizer(&user(&format!("u{i}"))).unwrap();
         }
         assert!(w.users.lock().unwrap().len() <= 4);
         // The held one is still the same authorizer.
-        let again = w.authorizer("u0").unwrap();
+        let again = w.authorizer(&user("u0")).unwrap();
         assert!(held.is_shared() && again.is_shared());
         assert_eq!(w.counters(), OAuthCounters::default());
     }
@@ -718,5 +737,29 @@ mod tests {
             ));
         }
         assert!(w.pending.lock().unwrap().contains_key("s1"));
+    }
+
+    #[test]
+    fn no_user_id_names_another_callers_tokens() {
+        let owners = [
+            token_owner(&Caller::Service),
+            token_owner(&Caller::Anonymous),
+            token_owner(&user("\u{0}service")),
+            token_owner(&user("\u{0}anonymous")),
+            token_owner(&user("\u{0}user:\u{0}service")),
+            token_owner(&user("service")),
+        ];
+        let distinct: std::collections::HashSet<_> = owners.iter().collect();
+        assert_eq!(distinct.len(), owners.len(), "{owners:?}");
+        // Ordinary users keep the name their stored tokens were saved under.
+        assert_eq!(token_owner(&user("alice")), "alice");
+        // A ticket names its caller by kind, not by a string a user id could spell.
+        let w = logins("srv");
+        let t = w.ticket(&user("\u{0}service"));
+        assert_eq!(w.check(&t).map(|c| c.0), Ok(user("\u{0}service")));
+        assert_eq!(
+            w.check(&w.ticket(&Caller::Service)).map(|c| c.0),
+            Ok(Caller::Service)
+        );
     }
 }

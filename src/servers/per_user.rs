@@ -13,6 +13,7 @@ use std::sync::{Arc, Mutex};
 
 use crate::config::{MultiUser, ServerConfig};
 use crate::oauth::{Authorizer, OAuthCounters, WebLogins};
+use crate::support::caller::Caller;
 use crate::upstream::{Stats, Status, Upstream, UpstreamOptions};
 
 use super::catalog::{self, Catalog, LastCatalog, SpecContext};
@@ -97,7 +98,7 @@ impl PerUser {
     }
 
     /// `user`'s own OAuth client (multi-user OAuth), or why there is none.
-    fn authorizer(&self, user: &str) -> Result<Option<Authorizer>, String> {
+    fn authorizer(&self, user: &Caller) -> Result<Option<Authorizer>, String> {
         match &self.logins {
             None => Ok(None),
             Some(Ok(web)) => web.authorizer(user).map(Some).map_err(|e| e.to_string()),
@@ -107,13 +108,13 @@ impl PerUser {
 
     /// Whether `user` has to sign in (through the web login) before they can be served; the
     /// error says why their OAuth client cannot be had.
-    pub fn needs_login(&self, user: &str) -> Result<bool, String> {
+    pub fn needs_login(&self, user: &Caller) -> Result<bool, String> {
         Ok(self.authorizer(user)?.is_some_and(|a| a.needs_login()))
     }
 
     /// The endpoint serving `user`: their own session, started on first use. Sessions evicted
     /// to keep within `max_sessions` are closed in the background.
-    pub fn endpoint(&self, user: &str) -> Result<Arc<Endpoint>, String> {
+    pub fn endpoint(&self, user: &Caller) -> Result<Arc<Endpoint>, String> {
         let authorizer = self.authorizer(user)?;
         let (endpoint, evicted) = self.pool.get_or_create(user, || {
             let upstream = Upstream::start(
@@ -134,7 +135,7 @@ impl PerUser {
     /// The endpoint serving `user` if they can be served without signing in first: always for
     /// servers without OAuth; with OAuth only when the user has usable tokens (nobody's session
     /// is started just to wait for a login).
-    pub fn signed_in_endpoint(&self, user: &str) -> Option<Arc<Endpoint>> {
+    pub fn signed_in_endpoint(&self, user: &Caller) -> Option<Arc<Endpoint>> {
         if self.needs_login(user).unwrap_or(true) {
             return None;
         }
@@ -144,7 +145,7 @@ impl PerUser {
     }
 
     /// Marks `user`'s session active (the end of a long call is activity too).
-    pub fn touch(&self, user: &str) {
+    pub fn touch(&self, user: &Caller) {
         self.pool.touch(user);
     }
 

@@ -10,11 +10,13 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::support::bounded_map::BoundedMap;
+use crate::support::caller::Caller;
 
 /// Per-user values with LRU bound and idle expiry: a [`BoundedMap`] whose entries expire
 /// `idle` after their last use, so the least recently used is also the soonest to expire.
+/// Keyed by the typed [`Caller`], so no user id can name the API-key holder's value.
 pub struct UserPool<T> {
-    slots: Mutex<BoundedMap<String, Arc<T>>>,
+    slots: Mutex<BoundedMap<Caller, Arc<T>>>,
     idle: Duration,
 }
 
@@ -32,7 +34,7 @@ impl<T> UserPool<T> {
         }
     }
 
-    fn slots(&self) -> std::sync::MutexGuard<'_, BoundedMap<String, Arc<T>>> {
+    fn slots(&self) -> std::sync::MutexGuard<'_, BoundedMap<Caller, Arc<T>>> {
         self.slots.lock().unwrap_or_else(|p| p.into_inner())
     }
 
@@ -40,10 +42,10 @@ impl<T> UserPool<T> {
     /// had to be evicted to stay within the bound. Only idle values can go: one a caller still
     /// holds is serving a call (or starting its session); when every value is busy the pool
     /// runs over its bound briefly rather than break calls in flight.
-    pub fn get_or_create(&self, user: &str, make: impl FnOnce() -> T) -> (Arc<T>, Vec<Arc<T>>) {
+    pub fn get_or_create(&self, user: &Caller, make: impl FnOnce() -> T) -> (Arc<T>, Vec<Arc<T>>) {
         let expires = Instant::now() + self.idle;
         let mut slots = self.slots();
-        let key = user.to_owned();
+        let key = user.clone();
         if let Some(value) = slots.extend(&key, expires) {
             return (value.clone(), Vec::new());
         }
@@ -53,9 +55,8 @@ impl<T> UserPool<T> {
     }
 
     /// Marks `user` active (a spec fetch counts as activity) if they have a value.
-    pub fn touch(&self, user: &str) {
-        self.slots()
-            .extend(&user.to_owned(), Instant::now() + self.idle);
+    pub fn touch(&self, user: &Caller) {
+        self.slots().extend(user, Instant::now() + self.idle);
     }
 
     /// Removes and returns values idle for longer than the timeout.
@@ -86,27 +87,31 @@ impl<T> UserPool<T> {
 mod tests {
     use super::*;
 
+    fn user(id: &str) -> Caller {
+        Caller::User(id.to_owned())
+    }
+
     #[test]
     fn bound_evicts_least_recently_used() {
         let pool = UserPool::new(2, Duration::from_secs(60));
-        pool.get_or_create("a", || 1);
+        pool.get_or_create(&user("a"), || 1);
         std::thread::sleep(Duration::from_millis(2));
-        pool.get_or_create("b", || 2);
+        pool.get_or_create(&user("b"), || 2);
         std::thread::sleep(Duration::from_millis(2));
-        pool.touch("a");
-        let (_, evicted) = pool.get_or_create("c", || 3);
+        pool.touch(&user("a"));
+        let (_, evicted) = pool.get_or_create(&user("c"), || 3);
         assert_eq!(evicted.iter().map(|v| **v).collect::<Vec<_>>(), vec![2]);
         assert_eq!(pool.len(), 2);
         // Reuse does not create.
-        let (v, evicted) = pool.get_or_create("a", || 99);
+        let (v, evicted) = pool.get_or_create(&user("a"), || 99);
         assert_eq!((*v, evicted.len()), (1, 0));
     }
 
     #[test]
     fn values_in_use_are_never_evicted_or_expired() {
         let pool = UserPool::new(1, Duration::from_millis(10));
-        let (held, _) = pool.get_or_create("a", || 1);
-        let (_, evicted) = pool.get_or_create("b", || 2);
+        let (held, _) = pool.get_or_create(&user("a"), || 1);
+        let (_, evicted) = pool.get_or_create(&user("b"), || 2);
         assert!(evicted.is_empty(), "a busy value was evicted");
         assert_eq!(pool.len(), 2);
         std::thread::sleep(Duration::from_millis(30));
@@ -119,12 +124,24 @@ mod tests {
     #[test]
     fn idle_values_expire() {
         let pool = UserPool::new(10, Duration::from_millis(20));
-        pool.get_or_create("a", || 1);
+        pool.get_or_create(&user("a"), || 1);
         assert!(pool.take_idle().is_empty());
         std::thread::sleep(Duration::from_millis(40));
-        pool.get_or_create("b", || 2);
+        pool.get_or_create(&user("b"), || 2);
         let idle = pool.take_idle();
         assert_eq!(idle.iter().map(|v| **v).collect::<Vec<_>>(), vec![1]);
         assert_eq!(pool.len(), 1);
+    }
+
+    #[test]
+    fn no_user_id_shares_the_api_key_holders_value() {
+        let pool = UserPool::new(10, Duration::from_secs(60));
+        pool.get_or_create(&Caller::Service, || 1);
+        for id in ["\u{0}service", "service"] {
+            let (v, _) = pool.get_or_create(&user(id), || 2);
+            assert_eq!(*v, 2, "user {id:?} got the API-key holder's value");
+        }
+        let (v, _) = pool.get_or_create(&Caller::Service, || 3);
+        assert_eq!(*v, 1);
     }
 }

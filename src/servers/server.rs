@@ -6,6 +6,7 @@ use std::time::Instant;
 
 use crate::config::{MultiUser, ServerConfig};
 use crate::oauth::{AuthOptions, Authorizer, OAuthCounters, WebLogins};
+use crate::support::caller::Caller;
 use crate::upstream::{CallLimiter, Stats, Upstream, UpstreamOptions};
 
 use super::catalog::{Catalog, SpecContext};
@@ -107,7 +108,7 @@ impl Server {
 
     /// The session that serves `user` (the key of a verified caller; ignored by a shared
     /// server), started on first use, or why there is none.
-    pub fn route(&self, user: &str) -> Result<Arc<Endpoint>, Refusal> {
+    pub fn route(&self, user: &Caller) -> Result<Arc<Endpoint>, Refusal> {
         let per_user = match &self.kind {
             Kind::Shared(endpoint) => return Ok(endpoint.clone()),
             Kind::PerUser(p) => p,
@@ -123,7 +124,7 @@ impl Server {
 
     /// Multi-user OAuth: the web logins `user` must sign in through, when they have no usable
     /// tokens (checked again when their session fails: tokens can stop working).
-    pub fn sign_in_needed(&self, user: &str) -> Result<Option<Arc<WebLogins>>, Refusal> {
+    pub fn sign_in_needed(&self, user: &Caller) -> Result<Option<Arc<WebLogins>>, Refusal> {
         let (Some(per_user), Some(logins)) = (self.per_user(), self.logins()) else {
             return Ok(None);
         };

@@ -4,6 +4,7 @@
 //! - [`atomic_file`]: replace a file whole, durably (token files, the tool cache);
 //! - [`bounded_map`]: a map with a bound on its entries and an expiry on each (the API-key
 //!   cache);
+//! - [`caller`]: the verified caller, the typed key of per-user sessions and tokens;
 //! - [`error_chain()`]: an error and its causes as one line;
 //! - [`html`]: the one HTML escape every rendered page goes through;
 //! - [`http_client`]: every outbound HTTP client, with its timeout, proxy, TLS and redirect
@@ -12,6 +13,7 @@
 
 pub(crate) mod atomic_file;
 pub(crate) mod bounded_map;
+pub(crate) mod caller;
 mod error_chain;
 pub(crate) mod html;
 pub(crate) mod http_client;

@@ -20,6 +20,7 @@ mod docs_examples;
 mod hardening_fake_http;
 mod hardening_oauth;
 mod hardening_redirects;
+mod hardening_callers;
 mod metrics;
 mod multi_user;
 mod multi_user_oauth;

@@ -6,7 +6,7 @@
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde::Deserialize;
 
-/// Seconds of clock skew tolerated on `exp`.
+/// Seconds of clock skew tolerated on `exp` and `nbf`.
 const LEEWAY_SECS: u64 = 30;
 
 #[derive(Deserialize)]
@@ -20,6 +20,8 @@ pub fn verify_webui_jwt(token: &str, secret: &str) -> Result<String, String> {
     let mut validation = Validation::new(Algorithm::HS256);
     validation.leeway = LEEWAY_SECS;
     validation.validate_exp = true;
+    // A token that says it is not valid yet is not (jsonwebtoken ignores `nbf` by default).
+    validation.validate_nbf = true;
     validation.set_required_spec_claims(&["exp"]);
     let data = jsonwebtoken::decode::<Claims>(
         token,
@@ -52,6 +54,8 @@ pub fn verify_user_info_jwt(token: &str, secret: &str) -> Result<String, String>
     let mut validation = Validation::new(Algorithm::HS256);
     validation.leeway = LEEWAY_SECS;
     validation.validate_exp = true;
+    // A token that says it is not valid yet is not (jsonwebtoken ignores `nbf` by default).
+    validation.validate_nbf = true;
     validation.set_required_spec_claims(&["exp", "sub"]);
     validation.set_issuer(&["open-webui"]);
     let data = jsonwebtoken::decode::<UserInfoClaims>(
@@ -70,6 +74,7 @@ fn refusal_reason(e: &jsonwebtoken::errors::Error) -> String {
     use jsonwebtoken::errors::ErrorKind::*;
     match e.kind() {
         ExpiredSignature => "the token has expired".to_owned(),
+        ImmatureSignature => "the token is not valid yet (nbf)".to_owned(),
         InvalidSignature => "the token's signature does not verify".to_owned(),
         InvalidAlgorithm => "the token is not signed with HS256".to_owned(),
         InvalidIssuer => "the token was not issued by Open WebUI".to_owned(),
@@ -190,5 +195,26 @@ mod tests {
             b64(claims(json!({})))
         );
         assert!(verify_user_info_jwt(&none, "h").is_err());
+    }
+
+    #[test]
+    fn tokens_not_valid_yet_are_refused_within_the_leeway() {
+        let session = |nbf: u64| token(json!({"id": "u", "exp": now() + 600, "nbf": nbf}), "s");
+        let refused = verify_webui_jwt(&session(now() + 3600), "s");
+        assert!(
+            refused
+                .as_ref()
+                .is_err_and(|why| why.contains("not valid yet")),
+            "{refused:?}"
+        );
+        assert_eq!(verify_webui_jwt(&session(now() + 5), "s"), Ok("u".into()));
+        let info = |nbf: u64| {
+            token(
+                json!({"sub": "u", "iss": "open-webui", "exp": now() + 600, "nbf": nbf}),
+                "h",
+            )
+        };
+        assert!(verify_user_info_jwt(&info(now() + 3600), "h").is_err());
+        assert_eq!(verify_user_info_jwt(&info(now() - 5), "h"), Ok("u".into()));
     }
 }

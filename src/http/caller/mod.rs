@@ -18,6 +18,7 @@ mod jwt;
 
 use axum::http::{HeaderMap, header};
 use base64::Engine;
+use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 use super::AppState;
@@ -26,36 +27,7 @@ use crate::config::{MultiUser, ServeOptions};
 pub use api_key::ApiKeys;
 pub use jwt::{verify_user_info_jwt, verify_webui_jwt};
 
-/// The verified identity behind a request.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Caller {
-    /// Presented the `--api-key` (a shared "service" identity).
-    Service,
-    /// An Open WebUI user, by the `id` claim of their JWT.
-    User(String),
-    /// No credentials, and none were required for this route.
-    Anonymous,
-}
-
-impl Caller {
-    /// How logs name the caller (user ids are not secrets; tokens never appear).
-    pub fn log_id(&self) -> &str {
-        match self {
-            Caller::User(id) => id,
-            Caller::Service => "service",
-            Caller::Anonymous => "anonymous",
-        }
-    }
-
-    /// The key of this caller's own upstream session in multi-user mode.
-    pub fn session_key(&self) -> &str {
-        match self {
-            Caller::User(id) => id,
-            Caller::Service => "\u{0}service",
-            Caller::Anonymous => "\u{0}anonymous",
-        }
-    }
-}
+pub use crate::support::caller::Caller;
 
 /// What the `Authorization` header carries.
 enum Presented {
@@ -91,10 +63,14 @@ fn presented(headers: &HeaderMap) -> Presented {
     }
 }
 
+/// Whether `candidate` is the `--api-key`. The SHA-256 digests are compared, in constant
+/// time: comparing the raw bytes stops at the first length mismatch, so response times would
+/// tell a caller how long the key is.
 fn is_key(opts: &ServeOptions, candidate: &[u8]) -> bool {
-    opts.api_key
-        .as_deref()
-        .is_some_and(|k| bool::from(candidate.ct_eq(k.as_bytes())))
+    opts.api_key.as_deref().is_some_and(|key| {
+        let (presented, expected) = (Sha256::digest(candidate), Sha256::digest(key.as_bytes()));
+        bool::from(presented.as_slice().ct_eq(expected.as_slice()))
+    })
 }
 
 /// Decides who is calling a server route. `tool_call` routes always need credentials when the

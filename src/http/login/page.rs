@@ -13,9 +13,10 @@ use std::time::Duration;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 
+use crate::support::caller::Caller;
 use crate::support::html::escape;
 
-/// The confirmation page of a login link for `user` (a caller's session key) on `server`.
+/// The confirmation page of a login link for `user` on `server`.
 ///
 /// The page names whose sign-in the link starts and asks the user to continue only if that
 /// is them: a link an attacker sends would otherwise attach the victim's upstream account to
@@ -26,7 +27,7 @@ use crate::support::html::escape;
 /// is left out rather than breaking the sign-in.
 pub fn confirmation(
     server: &str,
-    user: &str,
+    user: &Caller,
     ticket: &str,
     left: Duration,
     form_origins: &[String],
@@ -98,11 +99,11 @@ fn harden(headers: &mut HeaderMap, form_action: &str) {
 
 /// How the page names the account: the Open WebUI user id (the only thing a ticket carries
 /// about the user), or the shared caller of mcpo's API key.
-fn account_name(user: &str) -> String {
-    match user.strip_prefix('\u{0}') {
-        Some("service") => "mcpo's shared service caller (its API key)".to_owned(),
-        Some(other) => other.to_owned(),
-        None => format!("Open WebUI user {user}"),
+fn account_name(user: &Caller) -> String {
+    match user {
+        Caller::Service => "mcpo's shared service caller (its API key)".to_owned(),
+        Caller::User(id) => format!("Open WebUI user {id}"),
+        Caller::Anonymous => "an anonymous caller".to_owned(),
     }
 }
 
@@ -119,7 +120,7 @@ mod tests {
     async fn the_page_escapes_what_it_shows_and_locks_itself_down() {
         let r = confirmation(
             "s<x>",
-            "<b>\"mallory\"</b>&'",
+            &Caller::User("<b>\"mallory\"</b>&'".to_owned()),
             "t\"><script>",
             Duration::from_secs(61),
             &["https://as.example".to_owned()],
@@ -147,13 +148,19 @@ mod tests {
         );
         assert!(body.contains("expires in 2 minutes"), "{body}");
         // No origin known yet: no form-action rather than a redirect Chrome would block.
-        let r = confirmation("s", "u", "t", Duration::from_secs(1), &[]);
+        let r = confirmation(
+            "s",
+            &Caller::User("u".to_owned()),
+            "t",
+            Duration::from_secs(1),
+            &[],
+        );
         let csp = r.headers()[header::CONTENT_SECURITY_POLICY]
             .to_str()
             .unwrap();
         assert!(!csp.contains("form-action"), "{csp}");
         assert_eq!(
-            account_name("\u{0}service"),
+            account_name(&Caller::Service),
             "mcpo's shared service caller (its API key)"
         );
         assert_eq!(
