@@ -270,7 +270,7 @@ fn empty_spec(server: &str, ctx: &SpecContext) -> Bytes {
 fn docs_page(spec_url: &str, title: &str, path: &str) -> Response {
     let assets = if path.ends_with('/') { "./" } else { "docs/" };
     let title = crate::support::html::escape(title);
-    let spec = serde_json::to_string(spec_url).unwrap_or_else(|_| "\"\"".into());
+    let spec = script_string(spec_url);
     Html(format!(
         r##"<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>{title}</title>
@@ -286,7 +286,38 @@ presets: [SwaggerUIBundle.presets.apis, SwaggerUIStandalonePreset], layout: "Bas
     .into_response()
 }
 
+/// `text` as a JavaScript string literal safe inside an inline `<script>`: JSON with `<`, `>`
+/// and `&` written as `\u003c`… (so neither `</script>` nor `<!--` can end or bend the script
+/// element, whatever `--root-path` says) and U+2028/U+2029 escaped (older engines end a string
+/// literal at them).
+fn script_string(text: &str) -> String {
+    let json = serde_json::to_string(text).unwrap_or_else(|_| "\"\"".into());
+    let mut out = String::with_capacity(json.len());
+    for c in json.chars() {
+        match c {
+            '<' => out.push_str("\\u003c"),
+            '>' => out.push_str("\\u003e"),
+            '&' => out.push_str("\\u0026"),
+            '\u{2028}' => out.push_str("\\u2028"),
+            '\u{2029}' => out.push_str("\\u2029"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
 fn swagger_asset(file: &str, headers: &HeaderMap) -> Result<Response, ApiError> {
     super::swagger::asset(file, headers)
         .ok_or_else(|| ApiError::NotFound(format!("no docs asset '{file}'")))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn script_strings_cannot_end_the_script() {
+        let s = super::script_string("/</script><!--&\u{2028}\u{2029}\"x");
+        assert_eq!(s, r#""/\u003c/script\u003e\u003c!--\u0026\u2028\u2029\"x""#);
+        let back: String = serde_json::from_str(&s).expect("still a JSON string");
+        assert_eq!(back, "/</script><!--&\u{2028}\u{2029}\"x");
+    }
 }

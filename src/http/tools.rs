@@ -113,7 +113,8 @@ async fn invoke(
             .await
             .map_err(|status| ApiError::unavailable(name, status.into()))?;
     }
-    let result = session.call_tool(tool_name, Some(arguments)).await;
+    // The MCP name: the route names the published one, which may differ.
+    let result = session.call_tool(tool.name(), Some(arguments)).await;
     server.stats.calls.fetch_add(1, Ordering::Relaxed);
     let outcome = result
         .map_err(|e| reply::call_error(name, tool_name, e))

@@ -15,8 +15,9 @@ const INVALID_ARGUMENTS_SCHEMA: &str = "InvalidArguments";
 /// Name of the bearer security scheme.
 const BEARER: &str = "bearer";
 
-/// The document of one server: `POST path_of(tool)` per tool, operationId = the tool's own
-/// name (Open WebUI turns it into the function name the model sees), components named
+/// The document of one server: `POST path_of(tool)` per tool, operationId = the tool's
+/// published name (Open WebUI turns it into the function name the model sees; the MCP name
+/// unless that is not a safe path segment), components named
 /// `{tool}__{Name}`.
 pub fn server_document(
     info: &SpecInfo,
@@ -30,8 +31,8 @@ pub fn server_document(
         doc.operation(Placement {
             tag: server,
             tool,
-            path: path_of(tool.name()),
-            operation_id: tool.name().to_owned(),
+            path: path_of(tool.published_name()),
+            operation_id: tool.published_name().to_owned(),
             prefix: tool.prefix().to_owned(),
         });
     }
@@ -53,8 +54,8 @@ pub fn combined_document(
             doc.operation(Placement {
                 tag: server,
                 tool,
-                path: path_of(server, tool.name()),
-                operation_id: format!("{server}_{}", tool.name()),
+                path: path_of(server, tool.published_name()),
+                operation_id: format!("{server}_{}", tool.published_name()),
                 prefix: format!("{}{SEP}{}", sanitize(server), tool.prefix()),
             });
         }

@@ -1,7 +1,9 @@
 //! MCP tool lists → OpenAPI 3.1 documents. Pure: tools in, JSON out.
 //!
 //! Each tool becomes `POST /{tool}` (or `/{server}/{tool}` in the combined document) whose
-//! JSON body is the tool's arguments.
+//! JSON body is the tool's arguments. `{tool}` is the tool's published name
+//! ([`PreparedTool::published_name`]): its own name when that is a safe path segment, else a
+//! safe, stable name derived from it ([`path_segment`]).
 //!
 //! **Schemas are embedded verbatim.** An OpenAPI 3.1 schema object is JSON Schema 2020-12, so
 //! a tool's `inputSchema` goes into the document as JSON, untouched except for references.
@@ -35,12 +37,14 @@
 
 mod document;
 mod schema;
+mod segment;
 mod tool;
 
 #[cfg(test)]
 mod tests;
 
 pub use document::{add_login_operation, combined_document, server_document};
+pub use segment::{is_safe_segment, path_segment};
 pub use tool::{ArgumentError, ArgumentIssue, PreparedTool, WRAP_PROPERTY, prepare_tool};
 
 /// The document-level facts: `info`, `servers` and security.

@@ -630,8 +630,14 @@ fn names_escapes_and_nested_defs() {
         }),
     );
     let doc = server_doc(std::slice::from_ref(&t));
+    // Not a safe path segment: published under a safe name derived from it.
+    let path = format!("/{}", t.published_name());
+    assert!(
+        path.starts_with("/my_tool_v2_") && path.len() == 20,
+        "{path}"
+    );
     assert_eq!(
-        body_schema(&doc, "/my tool/v2")["properties"],
+        body_schema(&doc, &path)["properties"],
         json!({
             "a": { "$ref": "#/components/schemas/my_tool_v2__a_b" },
             "b": { "$ref": "#/components/schemas/my_tool_v2__c_d" },
@@ -650,9 +656,14 @@ fn names_escapes_and_nested_defs() {
         s["my_tool_v2__Outer"],
         json!({ "type": "object", "properties": { "i": { "$ref": "#/components/schemas/my_tool_v2__Inner" } } })
     );
-    assert_eq!(
-        doc["paths"]["/my tool/v2"]["post"]["operationId"],
-        json!("my tool/v2")
+    let op = &doc["paths"][path.as_str()]["post"];
+    assert_eq!(op["operationId"], json!(t.published_name()));
+    assert_eq!(op["x-mcp-tool"], json!("my tool/v2"));
+    assert!(
+        op["description"]
+            .as_str()
+            .is_some_and(|d| d.starts_with("MCP tool name: `my tool/v2`")),
+        "{op}"
     );
     assert!(t.validates());
     assert!(t.validate(&json!({ "c": "yes" })).is_err());

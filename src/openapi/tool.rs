@@ -7,6 +7,7 @@ use serde::Serialize;
 use serde_json::{Map, Value, json};
 
 use super::schema::{self, Names, Normalized, SEP};
+use super::segment::path_segment;
 
 /// The property a non-object input schema is wrapped in (see [`PreparedTool::wraps_body`]).
 pub const WRAP_PROPERTY: &str = "input";
@@ -22,6 +23,8 @@ const MAX_MESSAGE_CHARS: usize = 300;
 #[derive(Debug, Clone)]
 pub struct PreparedTool {
     name: String,
+    /// The path segment and operationId base it is published under (see [`path_segment`]).
+    published: String,
     summary: String,
     description: Option<String>,
     /// Sanitised tool name; stored component names are `{prefix}__{local}`.
@@ -193,9 +196,16 @@ pub fn prepare_tool(server: &str, tool: &rmcp::model::Tool) -> PreparedTool {
         schema
     });
 
+    let published = path_segment(&name).into_owned();
+    let description = tool.description.as_ref().map(|d| d.to_string());
     PreparedTool {
         summary: summary(tool),
-        description: tool.description.as_ref().map(|d| d.to_string()),
+        description: if published == name {
+            description
+        } else {
+            Some(renamed_description(&name, description))
+        },
+        published,
         body_required: wrapped || has_required(&input),
         prefix,
         body,
@@ -341,6 +351,19 @@ fn summary(tool: &rmcp::model::Tool) -> String {
         .unwrap_or_else(|| tool.name.to_string())
 }
 
+/// The description of a tool published under another name: says which MCP tool it is (the
+/// name escaped: it may hold control characters), then the tool's own description.
+fn renamed_description(name: &str, description: Option<String>) -> String {
+    let first = format!(
+        "MCP tool name: `{}` (published under a safe name: the original is not a safe URL path segment)",
+        name.escape_debug()
+    );
+    match description {
+        Some(d) => format!("{first}\n\n{d}"),
+        None => first,
+    }
+}
+
 /// MCP facts with no OpenAPI equivalent, as `x-` extensions on the operation.
 fn extensions(tool: &rmcp::model::Tool) -> Map<String, Value> {
     let mut ext = Map::new();
@@ -362,6 +385,18 @@ impl PreparedTool {
     /// The MCP tool name (what `tools/call` needs).
     pub fn name(&self) -> &str {
         &self.name
+    }
+
+    /// The name the tool is published under: its path segment (`/{server}/{published}`) and
+    /// operationId. The MCP name when that is a safe path segment, else one derived from it
+    /// ([`path_segment`]).
+    pub fn published_name(&self) -> &str {
+        &self.published
+    }
+
+    /// Published under a name other than its own.
+    pub fn renamed(&self) -> bool {
+        self.published != self.name
     }
 
     /// Title for the operation summary.

@@ -24,12 +24,15 @@ pub struct Catalog {
     /// Changes whenever the tool list does (cache key of the combined document).
     pub generation: u64,
     pub tools: Vec<PreparedTool>,
+    /// By published name (the path segment a call names).
     index: HashMap<String, usize>,
     /// The per-server document as served at `{server}/openapi.json`.
     pub spec: Bytes,
 }
 
 impl Catalog {
+    /// The tool published as `name` (its path segment, which is not always its MCP name: call
+    /// upstream with [`PreparedTool::name`]).
     pub fn tool(&self, name: &str) -> Option<&PreparedTool> {
         self.index.get(name).map(|&i| &self.tools[i])
     }
@@ -80,15 +83,7 @@ pub(super) fn build(
     ctx: &SpecContext,
     login: bool,
 ) -> Catalog {
-    let tools: Vec<PreparedTool> = tools
-        .iter()
-        .map(|t| openapi::prepare_tool(server, t))
-        .collect();
-    let index = tools
-        .iter()
-        .enumerate()
-        .map(|(i, t)| (t.name().to_owned(), i))
-        .collect();
+    let (tools, index) = publish(server, tools);
     let info = server_info(server, session, ctx);
     let mut doc = openapi::server_document(&info, server, &tools, |tool| format!("/{tool}"));
     if login {
@@ -104,6 +99,43 @@ pub(super) fn build(
         index,
         spec,
     }
+}
+
+/// Prepares `tools` under their published names (see `openapi::path_segment`), logging each
+/// renamed tool; a tool whose published name another tool of the list already has is left
+/// out, with a warning (its route would be the other's). Returns the tools and their index by
+/// published name.
+fn publish(
+    server: &str,
+    tools: &[rmcp::model::Tool],
+) -> (Vec<PreparedTool>, HashMap<String, usize>) {
+    let mut prepared: Vec<PreparedTool> = Vec::with_capacity(tools.len());
+    let mut index = HashMap::with_capacity(tools.len());
+    for tool in tools {
+        let tool = openapi::prepare_tool(server, tool);
+        if let Some(&first) = index.get(tool.published_name()) {
+            let first: &PreparedTool = &prepared[first];
+            tracing::warn!(
+                server,
+                tool = ?tool.name(),
+                published = tool.published_name(),
+                other = ?first.name(),
+                "tool left out: its path would be that of another tool of this server; the server's other tools are served"
+            );
+            continue;
+        }
+        if tool.renamed() {
+            tracing::warn!(
+                server,
+                tool = ?tool.name(),
+                published = tool.published_name(),
+                "tool name is not a safe URL path segment ([A-Za-z0-9_.-], 1-128 characters, not . or ..): published under a safe name; calls to it call the tool"
+            );
+        }
+        index.insert(tool.published_name().to_owned(), prepared.len());
+        prepared.push(tool);
+    }
+    (prepared, index)
 }
 
 /// Title, version and description of a server's own document: what the server said about

@@ -21,6 +21,8 @@ mod hardening_fake_http;
 mod hardening_oauth;
 mod hardening_redirects;
 mod hardening_callers;
+mod hardening_docs_page;
+mod hardening_tool_names;
 mod metrics;
 mod multi_user;
 mod multi_user_oauth;
