@@ -17,6 +17,7 @@ mod auth_cli;
 mod bridge;
 mod commands;
 mod docs_examples;
+mod hardening_processes;
 mod metrics;
 mod multi_user;
 mod multi_user_oauth;
