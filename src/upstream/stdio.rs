@@ -158,7 +158,10 @@ async fn end_group(group: libc::pid_t) {
             return;
         }
     }
-    tracing::debug!(group, "a stdio server's process group outlived SIGTERM; killing it");
+    tracing::debug!(
+        group,
+        "a stdio server's process group outlived SIGTERM; killing it"
+    );
     signal_group(group, libc::SIGKILL);
     reap_group(group);
 }

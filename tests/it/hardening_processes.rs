@@ -18,7 +18,11 @@ use serde_json::{Value, json};
 /// server's process group and writes its pid to `pid_file`. `quiet` detaches the sleep from
 /// the server's pipes (otherwise it holds stdout open and a crash is only noticed by a ping).
 fn wrapped_entry(pid_file: &Path, quiet: bool) -> Value {
-    let redirect = if quiet { " </dev/null >/dev/null 2>&1" } else { "" };
+    let redirect = if quiet {
+        " </dev/null >/dev/null 2>&1"
+    } else {
+        ""
+    };
     let script = format!(
         "sleep 120{redirect} & echo $! > '{}'; exec '{}' stdio",
         pid_file.display(),
@@ -65,7 +69,10 @@ async fn whoami(mcpo: &Mcpo, server: &str) -> u32 {
 }
 
 async fn assert_gone(pid: u32, what: &str, mcpo: &Mcpo) {
-    let gone = poll(Duration::from_secs(10), || async { (!alive(pid)).then_some(()) }).await;
+    let gone = poll(Duration::from_secs(10), || async {
+        (!alive(pid)).then_some(())
+    })
+    .await;
     assert!(
         gone.is_some(),
         "{what} (pid {pid}) still runs: {:?}\nmcpo stderr:\n{}",
@@ -86,7 +93,10 @@ async fn graceful_stop_ends_the_servers_process_group() {
     let _guard = Leftover(vec![sleep]);
     let server = whoami(&mcpo, "fx").await;
     let stat = proc_stat(sleep).expect("the sleep runs");
-    assert_eq!(stat.pgrp, server, "the sleep is in the server's process group");
+    assert_eq!(
+        stat.pgrp, server,
+        "the sleep is in the server's process group"
+    );
 
     // SIGTERM through our own handle, then wait for mcpo to exit.
     let _ = Command::new("kill")
@@ -102,7 +112,12 @@ async fn graceful_stop_ends_the_servers_process_group() {
     };
     assert_eq!(status.code(), Some(0), "{}", mcpo.stderr.text());
     assert!(!alive(server), "the server itself was stopped");
-    assert_gone(sleep, "the server's background sleep, after mcpo exited", &mcpo).await;
+    assert_gone(
+        sleep,
+        "the server's background sleep, after mcpo exited",
+        &mcpo,
+    )
+    .await;
 }
 
 #[tokio::test]
