@@ -18,6 +18,7 @@ mod bridge;
 mod commands;
 mod docs_examples;
 mod hardening_processes;
+mod hardening_token_dir;
 mod metrics;
 mod multi_user;
 mod multi_user_oauth;
