@@ -10,6 +10,12 @@
 //! directory is 0700, the files 0600, and every write goes to a temporary file that is then
 //! renamed over the old one, so a crash never leaves half a file. A file that cannot be read
 //! or parsed is reported once as a warning and treated as absent: the next login replaces it.
+//!
+//! The token folder must be mcpo's own: a real folder (not a symbolic link), owned by mcpo's
+//! user and writable by nobody else, checked when the store is made and before every write.
+//! Without a home directory there is no default: a shared temporary folder such as
+//! `/tmp/.mcpo` would let another local user plant or swap token files, so `MCPO_TOKEN_DIR`
+//! must then name one.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -83,6 +89,8 @@ pub(crate) struct Store {
 #[derive(Debug)]
 enum Backend {
     File {
+        /// The token folder; `dir` itself, or its parent for a multi-user server's folder.
+        root: PathBuf,
         dir: PathBuf,
         tokens: PathBuf,
         client: PathBuf,
@@ -93,25 +101,39 @@ enum Backend {
 }
 
 impl Backend {
-    /// `<key>_tokens.json` and `<key>_client.json` in `dir`.
-    fn files(dir: PathBuf, key: &str) -> Backend {
-        Backend::File {
+    /// `<key>_tokens.json` and `<key>_client.json` in `dir`, under the token folder `root`.
+    /// Folders that exist already are checked now, so a bad one is reported at start-up.
+    fn files(root: PathBuf, dir: PathBuf, key: &str) -> Result<Backend, String> {
+        for folder in [&root, &dir] {
+            check_private_dir(folder).map_err(|e| e.to_string())?;
+        }
+        Ok(Backend::File {
             tokens: dir.join(format!("{key}_tokens.json")),
             client: dir.join(format!("{key}_client.json")),
+            root,
             dir,
-        }
+        })
     }
 }
 
 impl Store {
     /// The store for server `name` at `url`; `dir` overrides the default token directory.
-    pub fn new(storage: TokenStorage, name: &str, url: &str, dir: Option<&Path>) -> Store {
+    /// Fails when file storage has no usable token folder (see the module doc).
+    pub fn new(
+        storage: TokenStorage,
+        name: &str,
+        url: &str,
+        dir: Option<&Path>,
+    ) -> Result<Store, String> {
         let key = file_key(name, url);
         let backend = match storage {
             TokenStorage::Memory => Backend::Memory { key },
-            TokenStorage::File => Backend::files(token_dir(dir), &key),
+            TokenStorage::File => {
+                let root = token_dir(dir)?;
+                Backend::files(root.clone(), root, &key)?
+            }
         };
-        Store::with(backend)
+        Ok(Store::with(backend))
     }
 
     /// The store of one multi-user caller (`user`, the caller's session key) of server `name`:
@@ -122,15 +144,19 @@ impl Store {
         url: &str,
         user: &str,
         dir: Option<&Path>,
-    ) -> Store {
+    ) -> Result<Store, String> {
         let key = user_key(user, name, url);
         let backend = match storage {
             TokenStorage::Memory => Backend::Memory {
                 key: format!("{name}/{key}"),
             },
-            TokenStorage::File => Backend::files(token_dir(dir).join(folder_name(name)), &key),
+            TokenStorage::File => {
+                let root = token_dir(dir)?;
+                let folder = root.join(folder_name(name));
+                Backend::files(root, folder, &key)?
+            }
         };
-        Store::with(backend)
+        Ok(Store::with(backend))
     }
 
     fn with(backend: Backend) -> Store {
@@ -171,7 +197,9 @@ impl Store {
 
     pub fn save_tokens(&self, credentials: &StoredCredentials) -> std::io::Result<()> {
         match &*self.backend {
-            Backend::File { dir, tokens, .. } => write_json(dir, tokens, credentials),
+            Backend::File {
+                root, dir, tokens, ..
+            } => write_json(root, dir, tokens, credentials),
             Backend::Memory { key } => {
                 memory(key, |e| e.tokens = Some(credentials.clone()));
                 Ok(())
@@ -195,7 +223,9 @@ impl Store {
 
     pub fn save_registration(&self, registration: &Registration) -> std::io::Result<()> {
         match &*self.backend {
-            Backend::File { dir, client, .. } => write_json(dir, client, registration),
+            Backend::File {
+                root, dir, client, ..
+            } => write_json(root, dir, client, registration),
             Backend::Memory { key } => {
                 memory(key, |e| e.registration = Some(registration.clone()));
                 Ok(())
@@ -230,10 +260,13 @@ impl CredentialStore for Store {
     /// Refreshes by several mcpo processes sharing the token file take turns (see
     /// `super::lock`); rmcp loads the tokens again once it holds the guard.
     async fn acquire_refresh_guard(&self) -> Result<Option<CredentialRefreshGuard>, AuthError> {
-        let Backend::File { dir, tokens, .. } = &*self.backend else {
+        let Backend::File {
+            root, dir, tokens, ..
+        } = &*self.backend
+        else {
             return Ok(None);
         };
-        ensure_private_dir(dir).map_err(store_error)?;
+        ensure_private_dirs(root, dir).map_err(store_error)?;
         let lock = super::lock::acquire(&tokens.with_extension("lock"))
             .await
             .map_err(store_error)?;
@@ -262,20 +295,29 @@ impl CredentialStore for Store {
     }
 }
 
-/// `$MCPO_TOKEN_DIR`, else `~/.mcpo/tokens`.
-pub fn default_token_dir() -> PathBuf {
+/// `$MCPO_TOKEN_DIR`, else `~/.mcpo/tokens`; without a home directory (`HOME` unset and no
+/// passwd entry, as for an arbitrary container uid) an error that says to set
+/// `MCPO_TOKEN_DIR`, never a shared temporary folder that other users can write to.
+pub fn default_token_dir() -> Result<PathBuf, String> {
     if let Some(dir) = std::env::var_os(TOKEN_DIR_ENV).filter(|d| !d.is_empty()) {
-        return PathBuf::from(dir);
+        return Ok(PathBuf::from(dir));
     }
-    dirs::home_dir()
-        .unwrap_or_else(std::env::temp_dir)
-        .join(".mcpo")
-        .join("tokens")
+    match dirs::home_dir() {
+        Some(home) => Ok(home.join(".mcpo").join("tokens")),
+        None => Err(format!(
+            "no home directory to keep OAuth tokens in (HOME is unset and the user has no \
+             passwd entry), and mcpo does not keep them in a shared temporary folder: set \
+             {TOKEN_DIR_ENV} to a folder of mcpo's own user, or use \"storage_type\": \"memory\""
+        )),
+    }
 }
 
 /// `dir` when given, else [`default_token_dir`].
-fn token_dir(dir: Option<&Path>) -> PathBuf {
-    dir.map(Path::to_path_buf).unwrap_or_else(default_token_dir)
+fn token_dir(dir: Option<&Path>) -> Result<PathBuf, String> {
+    match dir {
+        Some(dir) => Ok(dir.to_path_buf()),
+        None => default_token_dir(),
+    }
 }
 
 /// First 16 hex digits of SHA-256 over the server's name and URL.
@@ -343,8 +385,13 @@ fn read_json<T: for<'de> Deserialize<'de>>(path: &Path) -> Option<T> {
     }
 }
 
-fn write_json<T: Serialize>(dir: &Path, path: &Path, value: &T) -> std::io::Result<()> {
-    ensure_private_dir(dir)?;
+fn write_json<T: Serialize>(
+    root: &Path,
+    dir: &Path,
+    path: &Path,
+    value: &T,
+) -> std::io::Result<()> {
+    ensure_private_dirs(root, dir)?;
     let bytes = serde_json::to_vec_pretty(value).map_err(std::io::Error::other)?;
     atomic_file::replace(path, &bytes, Access::Owner)
 }
@@ -357,23 +404,78 @@ fn remove(path: &Path) -> std::io::Result<bool> {
     }
 }
 
+/// Creates the token folder `root` and the store's folder `dir` in it (mode 0700) as needed,
+/// and checks both: each time before writing, as a folder can be swapped while mcpo runs.
+fn ensure_private_dirs(root: &Path, dir: &Path) -> std::io::Result<()> {
+    for folder in [root, dir] {
+        create_private_dir(folder)?;
+        check_private_dir(folder)?;
+    }
+    Ok(())
+}
+
 #[cfg(unix)]
-fn ensure_private_dir(dir: &Path) -> std::io::Result<()> {
-    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+fn create_private_dir(dir: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
     std::fs::DirBuilder::new()
         .recursive(true)
         .mode(0o700)
-        .create(dir)?;
-    let meta = std::fs::metadata(dir)?;
-    if meta.permissions().mode() & 0o777 != 0o700 {
+        .create(dir)
+}
+
+#[cfg(not(unix))]
+fn create_private_dir(dir: &Path) -> std::io::Result<()> {
+    std::fs::create_dir_all(dir)
+}
+
+/// A token folder that exists must be a real folder (a symbolic link is not followed: whoever
+/// could point it elsewhere could redirect the tokens), owned by mcpo's user and writable by
+/// nobody else (who could plant a token file, or swap one for a link). One that others may
+/// only read is made owner-only. A folder that does not exist yet passes: it is created 0700.
+#[cfg(unix)]
+fn check_private_dir(dir: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    let refuse = |why: String| {
+        Err(std::io::Error::other(format!(
+            "token folder {}: {why}; set {TOKEN_DIR_ENV} to a folder of mcpo's own user",
+            dir.display()
+        )))
+    };
+    let meta = match std::fs::symlink_metadata(dir) {
+        Ok(meta) => meta,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(e),
+    };
+    if meta.file_type().is_symlink() {
+        return refuse("is a symbolic link, which mcpo does not follow".to_owned());
+    }
+    if !meta.is_dir() {
+        return refuse("is not a folder".to_owned());
+    }
+    // SAFETY: geteuid takes no arguments and cannot fail.
+    let me = unsafe { libc::geteuid() };
+    if meta.uid() != me {
+        return refuse(format!(
+            "belongs to uid {}, not to mcpo's user (uid {me})",
+            meta.uid()
+        ));
+    }
+    let mode = meta.permissions().mode() & 0o777;
+    if mode & 0o022 != 0 {
+        return refuse(format!(
+            "is writable by other users (mode {mode:o}); make it owner-only (chmod 700) after \
+             checking what is in it"
+        ));
+    }
+    if mode != 0o700 {
         std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;
     }
     Ok(())
 }
 
 #[cfg(not(unix))]
-fn ensure_private_dir(dir: &Path) -> std::io::Result<()> {
-    std::fs::create_dir_all(dir)
+fn check_private_dir(_dir: &Path) -> std::io::Result<()> {
+    Ok(())
 }
 
 #[cfg(test)]
@@ -411,7 +513,7 @@ mod tests {
         use std::os::unix::fs::PermissionsExt;
         let tmp = tempfile::tempdir().unwrap();
         let dir = tmp.path().join("tokens");
-        let store = Store::new(TokenStorage::File, "s", "http://h/mcp", Some(&dir));
+        let store = Store::new(TokenStorage::File, "s", "http://h/mcp", Some(&dir)).unwrap();
         assert!(store.load_tokens().is_none());
         store.save_tokens(&tokens("cid")).unwrap();
         store.save_registration(&registration()).unwrap();
@@ -434,7 +536,7 @@ mod tests {
     #[test]
     fn corrupt_files_read_as_absent() {
         let tmp = tempfile::tempdir().unwrap();
-        let store = Store::new(TokenStorage::File, "s", "http://h/mcp", Some(tmp.path()));
+        let store = Store::new(TokenStorage::File, "s", "http://h/mcp", Some(tmp.path())).unwrap();
         std::fs::write(store.tokens_path().unwrap(), b"{not json").unwrap();
         std::fs::write(store.client_path().unwrap(), b"[]").unwrap();
         assert!(store.load_tokens().is_none());
@@ -455,14 +557,16 @@ mod tests {
             "http://h/mcp",
             "alice",
             Some(tmp.path()),
-        );
+        )
+        .unwrap();
         let b = Store::for_user(
             TokenStorage::File,
             "srv",
             "http://h/mcp",
             "bob",
             Some(tmp.path()),
-        );
+        )
+        .unwrap();
         a.save_tokens(&tokens("a-client")).unwrap();
         assert!(b.load_tokens().is_none());
         b.save_tokens(&tokens("b-client")).unwrap();
@@ -476,20 +580,54 @@ mod tests {
         assert_eq!(mode(path), 0o600);
         assert_eq!(mode(&tmp.path().join("srv")), 0o700);
         // Neither is the single-user store of the same server.
-        let shared = Store::new(TokenStorage::File, "srv", "http://h/mcp", Some(tmp.path()));
+        let shared =
+            Store::new(TokenStorage::File, "srv", "http://h/mcp", Some(tmp.path())).unwrap();
         assert!(shared.load_tokens().is_none());
-        let ma = Store::for_user(TokenStorage::Memory, "srv", "http://h/mcp", "alice", None);
-        let mb = Store::for_user(TokenStorage::Memory, "srv", "http://h/mcp", "bob", None);
+        let ma =
+            Store::for_user(TokenStorage::Memory, "srv", "http://h/mcp", "alice", None).unwrap();
+        let mb = Store::for_user(TokenStorage::Memory, "srv", "http://h/mcp", "bob", None).unwrap();
         ma.save_tokens(&tokens("m")).unwrap();
         assert!(mb.load_tokens().is_none());
         assert_eq!(folder_name("../x"), "_.._x");
         assert_eq!(folder_name("a/b"), "a_b");
     }
 
+    /// A token folder others could write to, or a link to one, is refused: when the store is
+    /// made and again before writing (it may be swapped meanwhile).
+    #[cfg(unix)]
+    #[test]
+    fn a_token_folder_others_control_is_refused() {
+        use std::os::unix::fs::PermissionsExt;
+        let tmp = tempfile::tempdir().unwrap();
+        let real = tmp.path().join("real");
+        std::fs::create_dir(&real).unwrap();
+        let link = tmp.path().join("link");
+        std::os::unix::fs::symlink(&real, &link).unwrap();
+        let err = Store::new(TokenStorage::File, "s", "http://h/mcp", Some(&link)).unwrap_err();
+        assert!(
+            err.contains("symbolic link") && err.contains(TOKEN_DIR_ENV),
+            "{err}"
+        );
+        std::fs::set_permissions(&real, std::fs::Permissions::from_mode(0o777)).unwrap();
+        let err = Store::new(TokenStorage::File, "s", "http://h/mcp", Some(&real)).unwrap_err();
+        assert!(err.contains("writable by other users"), "{err}");
+        // Only readable by others: tightened, not refused.
+        std::fs::set_permissions(&real, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let store = Store::new(TokenStorage::File, "s", "http://h/mcp", Some(&real)).unwrap();
+        let mode = std::fs::metadata(&real).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o700);
+        // Swapped for a link after the store was made: the write is refused.
+        std::fs::rename(&real, tmp.path().join("moved")).unwrap();
+        std::os::unix::fs::symlink(tmp.path().join("moved"), &real).unwrap();
+        let err = store.save_tokens(&tokens("cid")).unwrap_err().to_string();
+        assert!(err.contains("symbolic link"), "{err}");
+        assert!(!tmp.path().join("moved").read_dir().unwrap().any(|_| true));
+    }
+
     #[test]
     fn memory_is_shared_within_the_process() {
-        let a = Store::new(TokenStorage::Memory, "mem-test", "http://h/mcp", None);
-        let b = Store::new(TokenStorage::Memory, "mem-test", "http://h/mcp", None);
+        let a = Store::new(TokenStorage::Memory, "mem-test", "http://h/mcp", None).unwrap();
+        let b = Store::new(TokenStorage::Memory, "mem-test", "http://h/mcp", None).unwrap();
         a.save_tokens(&tokens("cid")).unwrap();
         assert_eq!(b.load_tokens().unwrap().client_id, "cid");
         assert!(a.tokens_path().is_none());

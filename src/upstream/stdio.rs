@@ -13,8 +13,11 @@
 //! rmcp's generic decoding (see [`super::incoming`]).
 //!
 //! Shutdown follows the MCP stdio sequence as rmcp does: close stdin (after the queued bytes),
-//! wait for the server to exit, then `SIGTERM`, then kill. Dropping the transport without
-//! closing it kills the process group.
+//! wait for the server to exit, then `SIGTERM`, then kill. Whatever is left of the server's
+//! process group afterwards (a `sleep &` or a helper that `npx`/`uvx` started and that ignored
+//! the end of input) is then sent `SIGTERM` and, after the same wait, `SIGKILL`: the server
+//! exiting on its own, being stopped, or crashing before a reconnect all end the same way.
+//! Dropping the transport without closing it kills the process group.
 
 use std::io;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -42,6 +45,10 @@ const EXIT_WAIT: Duration = Duration::from_secs(3);
 /// A spawned stdio server as an rmcp transport.
 pub struct ChildTransport {
     child: Option<Box<dyn ChildWrapper>>,
+    /// The server's process group (the child leads it, see `connect::spawn_child`), kept
+    /// because the child's id is gone once it is reaped and the group may outlive it.
+    #[cfg(unix)]
+    group: Option<libc::pid_t>,
     /// The queue the writer task empties into the child's stdin.
     shared: Arc<Shared>,
     writer: Option<tokio::task::JoinHandle<()>>,
@@ -69,11 +76,15 @@ impl ChildTransport {
             ));
         };
         let stderr = child.inner_mut().stderr().take();
+        #[cfg(unix)]
+        let group = child.id().and_then(|id| libc::pid_t::try_from(id).ok());
         let shared = Arc::new(Shared::default());
         let writer = tokio::spawn(write_batches(shared.clone(), stdin));
         Ok((
             Self {
                 child: Some(child),
+                #[cfg(unix)]
+                group,
                 shared,
                 writer: Some(writer),
                 stdout: BufReader::new(stdout),
@@ -95,23 +106,31 @@ impl ChildTransport {
         let Some(child) = self.child.as_mut() else {
             return Ok(());
         };
-        if exited(child).await? {
-            self.child = None;
-            return Ok(());
-        }
+        let stopped = stop_server(child).await;
+        // The child stays in `self` until the group is gone too: if this is cancelled, `Drop`
+        // kills the group.
         #[cfg(unix)]
-        match child.signal(libc::SIGTERM) {
-            Ok(()) if exited(child).await? => {
-                self.child = None;
-                return Ok(());
-            }
-            Ok(()) => {}
-            Err(e) => tracing::warn!(error = %e, "cannot send SIGTERM to a stdio server"),
+        if let Some(group) = self.group {
+            end_group(group).await;
         }
-        let killed = Box::into_pin(child.kill()).await;
         self.child = None;
-        killed
+        stopped
     }
+}
+
+/// The MCP stdio sequence after stdin closed: wait for the server to exit, then `SIGTERM` (to
+/// its group), then kill (the group).
+async fn stop_server(child: &mut Box<dyn ChildWrapper>) -> io::Result<()> {
+    if exited(child).await? {
+        return Ok(());
+    }
+    #[cfg(unix)]
+    match child.signal(libc::SIGTERM) {
+        Ok(()) if exited(child).await? => return Ok(()),
+        Ok(()) => {}
+        Err(e) => tracing::warn!(error = %e, "cannot send SIGTERM to a stdio server"),
+    }
+    Box::into_pin(child.kill()).await
 }
 
 async fn exited(child: &mut Box<dyn ChildWrapper>) -> io::Result<bool> {
@@ -119,6 +138,53 @@ async fn exited(child: &mut Box<dyn ChildWrapper>) -> io::Result<bool> {
         Ok(Ok(_)) => Ok(true),
         Ok(Err(e)) => Err(e),
         Err(_) => Ok(false),
+    }
+}
+
+/// Ends what is left of a server's process group once the server itself has exited: the
+/// processes it started in the background keep running otherwise (issue #19, item 15), holding
+/// ports, files and memory after mcpo stopped or reconnected. `SIGTERM` first so they can clean
+/// up, `SIGKILL` after [`EXIT_WAIT`].
+#[cfg(unix)]
+async fn end_group(group: libc::pid_t) {
+    if !signal_group(group, libc::SIGTERM) {
+        return; // nobody left
+    }
+    let deadline = tokio::time::Instant::now() + EXIT_WAIT;
+    while tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        reap_group(group);
+        if !signal_group(group, 0) {
+            return;
+        }
+    }
+    tracing::debug!(
+        group,
+        "a stdio server's process group outlived SIGTERM; killing it"
+    );
+    signal_group(group, libc::SIGKILL);
+    reap_group(group);
+}
+
+/// Sends `signal` to every process of `group` (0: only checks that one exists); `false` when
+/// none is left.
+#[cfg(unix)]
+fn signal_group(group: libc::pid_t, signal: libc::c_int) -> bool {
+    // SAFETY: killpg takes two integers and touches no memory of ours.
+    unsafe { libc::killpg(group, signal) == 0 }
+}
+
+/// Reaps the group's processes that became our children (when mcpo is PID 1 in a container or
+/// a subreaper, orphans are re-parented to it): a zombie would count as still there. The group
+/// leader itself was reaped already; these are no child tokio waits for.
+#[cfg(unix)]
+fn reap_group(group: libc::pid_t) {
+    loop {
+        // SAFETY: a null status pointer is allowed; WNOHANG never blocks.
+        let reaped = unsafe { libc::waitpid(-group, std::ptr::null_mut(), libc::WNOHANG) };
+        if reaped <= 0 {
+            return;
+        }
     }
 }
 

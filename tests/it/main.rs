@@ -23,6 +23,8 @@ mod hardening_redirects;
 mod hardening_callers;
 mod hardening_docs_page;
 mod hardening_tool_names;
+mod hardening_processes;
+mod hardening_token_dir;
 mod metrics;
 mod multi_user;
 mod multi_user_oauth;

@@ -117,7 +117,11 @@ impl Authorizer {
                 settings.resource_url.as_str(),
                 options.token_dir.as_deref(),
             ),
-        };
+        }
+        .map_err(|message| OAuthError::Storage {
+            server: settings.server.clone(),
+            message,
+        })?;
         let web = options.user.is_some().then(web::WebMode::default);
         Ok(Authorizer {
             inner: Arc::new(Inner {
