@@ -212,9 +212,15 @@ pub struct Cli {
     )]
     pub webui_user_jwt_secret: Option<String>,
 
-    /// The URL users reach mcpo at (for login links); default: the request's scheme and host.
+    /// The URL users reach mcpo at (login links, the OAuth callback, an allowed origin and
+    /// host); required for multi-user servers with OAuth.
     #[arg(long, env = "MCPO_PUBLIC_URL", value_name = "URL")]
     pub public_url: Option<String>,
+
+    /// Believe X-Forwarded-Host/-Proto about the address a browser used (only behind a
+    /// reverse proxy that sets them, replacing what clients send).
+    #[arg(long, env = "MCPO_TRUST_FORWARDED_HEADERS", value_parser = BoolishValueParser::new())]
+    pub trust_forwarded_headers: bool,
 
     /// Python mcpo's header-forwarding config; accepted so old command lines run, but ignored.
     #[arg(long, env = "MCPO_CLIENT_HEADER_FORWARDING", hide = true)]

@@ -89,6 +89,9 @@ pub fn from_cli(cli: &Cli) -> Result<(Config, ServeOptions, Vec<ConfigWarning>),
                 problems: Vec::new(),
             }),
     };
+    if let Ok((config, _)) = &servers {
+        need_public_url(cli, config, &mut problems);
+    }
     match servers {
         Ok((config, file_warnings)) if problems.is_empty() => {
             warnings.extend(file_warnings);
@@ -201,6 +204,19 @@ fn serve_options(
             ),
         );
     }
+    let public_url = cli
+        .public_url
+        .as_deref()
+        .map(str::trim)
+        .filter(|u| !u.is_empty())
+        .and_then(|url| match public_url(url) {
+            Ok(url) => Some(url),
+            Err(why) => {
+                let shown = crate::support::redact::url(url);
+                problem("--public-url", format!("is '{shown}'; {why}"));
+                None
+            }
+        });
     if cli.client_header_forwarding.is_some() {
         warn(
             "--client-header-forwarding",
@@ -229,7 +245,8 @@ fn serve_options(
         config_path: cli.config.clone(),
         webui_url: cli.webui_url.clone(),
         webui_user_jwt_secret: cli.webui_user_jwt_secret.clone().filter(|s| !s.is_empty()),
-        public_url: cli.public_url.clone(),
+        public_url,
+        trust_forwarded_headers: cli.trust_forwarded_headers,
         upstream: super::UpstreamOptions {
             connect_timeout: cli.connect_timeout,
             tool_timeout: cli.tool_timeout,
@@ -242,6 +259,50 @@ fn serve_options(
             max_queued_calls: cli.max_queued_calls,
         },
         hot_reload: cli.hot_reload && cli.config.is_some(),
+    }
+}
+
+/// `--public-url` checked and without its trailing `/`: login links and the OAuth callback
+/// are built on it, so it is a plain http(s) base URL.
+fn public_url(text: &str) -> Result<String, &'static str> {
+    let url = url::Url::parse(text).map_err(
+        |_| "it must be the http(s) URL users reach mcpo at, like https://mcpo.example.com",
+    )?;
+    if !matches!(url.scheme(), "http" | "https") || !url.has_host() {
+        return Err("it must be an http(s) URL, like https://mcpo.example.com");
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err("it must not carry credentials");
+    }
+    if url.query().is_some() || url.fragment().is_some() {
+        return Err("it must not have a query ('?') or fragment ('#')");
+    }
+    Ok(url.as_str().trim_end_matches('/').to_owned())
+}
+
+/// Multi-user servers with OAuth sign their users in through mcpo's web login, whose links
+/// and OAuth callback are built on `--public-url` alone (never on a request's `Host` or
+/// `X-Forwarded-Host`, which a caller chooses): each of them needs it.
+fn need_public_url(cli: &Cli, config: &Config, problems: &mut Vec<Problem>) {
+    // An unusable --public-url is reported as such.
+    if cli
+        .public_url
+        .as_deref()
+        .is_some_and(|u| !u.trim().is_empty())
+    {
+        return;
+    }
+    for server in &config.servers {
+        if server.multi_user.is_some() && server.oauth.is_some() {
+            problems.push(Problem::new(
+                COMMAND_LINE,
+                Some(&server.name),
+                Some("--public-url"),
+                "is required: this multi-user server signs its users in through mcpo, and \
+                 the login links and OAuth callback are built on the URL users reach mcpo at \
+                 (like --public-url https://mcpo.example.com, or MCPO_PUBLIC_URL)",
+            ));
+        }
     }
 }
 

@@ -226,8 +226,12 @@ pub struct ServeOptions {
     pub webui_url: Option<String>,
     /// `--webui-user-jwt-secret`: verifies Open WebUI's signed `X-OpenWebUI-User-Jwt` header.
     pub webui_user_jwt_secret: Option<String>,
-    /// `--public-url`: where users reach mcpo (login links).
+    /// `--public-url`: where users reach mcpo (login links, the OAuth callback), an http(s)
+    /// URL without a trailing `/`, query or credentials.
     pub public_url: Option<String>,
+    /// `--trust-forwarded-headers`: `X-Forwarded-Host`/`-Proto` tell the address a browser
+    /// used (a reverse proxy sets them); otherwise they are never read.
+    pub trust_forwarded_headers: bool,
 }
 
 /// How every upstream session is supervised: the command line's knobs, applied to every server
@@ -292,6 +296,7 @@ impl Default for ServeOptions {
             webui_url: None,
             webui_user_jwt_secret: None,
             public_url: None,
+            trust_forwarded_headers: false,
         }
     }
 }

@@ -55,7 +55,7 @@ async fn invoke(
     let user = &caller;
     let endpoint = server
         .route(user)
-        .map_err(|refusal| super::login::refused(state, server, user, refusal, headers))?;
+        .map_err(|refusal| super::login::refused(state, server, user, refusal))?;
     // In multi-user mode every caller has their own session; the first call starts it, so it
     // may wait for a whole connect rather than a reconnect.
     let wait = match server.per_user() {
@@ -66,10 +66,8 @@ async fn invoke(
         // A session that found its user's tokens no longer work waits for a new login.
         match server.sign_in_needed(user) {
             Ok(None) => ApiError::unavailable(name, status.into()),
-            Ok(Some(logins)) => {
-                super::login::refused(state, server, user, Refusal::SignIn(logins), headers)
-            }
-            Err(refusal) => super::login::refused(state, server, user, refusal, headers),
+            Ok(Some(logins)) => super::login::refused(state, server, user, Refusal::SignIn(logins)),
+            Err(refusal) => super::login::refused(state, server, user, refusal),
         }
     })?;
     let tool = catalog.catalog.tool(tool_name).ok_or_else(|| {

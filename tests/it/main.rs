@@ -18,6 +18,7 @@ mod bridge;
 mod commands;
 mod docs_examples;
 mod hardening_callers;
+mod hardening_web_login;
 mod metrics;
 mod multi_user;
 mod multi_user_oauth;
