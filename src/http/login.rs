@@ -44,6 +44,11 @@ use super::error::ApiError;
 use crate::oauth::{CallbackError, StartError, Started, TicketError, WebLogins, html_page};
 use crate::servers::{Refusal, Server};
 
+/// The route of the login link's page and its "Continue" form. Its POST checks where it came
+/// from itself ([`from_our_page`]) and answers with a page, so the generic cross-origin refusal
+/// (`super::browsers`) leaves it alone.
+pub const CONFIRM_ROUTE: &str = "/oauth/{server}/login";
+
 /// `POST {prefix}{server}/oauth/login`.
 pub async fn link(
     State(state): State<Arc<AppState>>,

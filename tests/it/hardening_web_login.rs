@@ -77,6 +77,9 @@ async fn the_login_link_and_callback_ignore_the_hosts_a_caller_names() {
             "--public-url",
             &public,
             "--trust-forwarded-headers",
+            // The host check (item 7) would refuse the forged Host before the web login saw it.
+            "--allowed-hosts",
+            "*",
         ],
         &[("MCPO_TOKEN_DIR", token_dir.as_str()), ("BROWSER", "false")],
     );

@@ -17,6 +17,7 @@ mod auth_cli;
 mod bridge;
 mod commands;
 mod docs_examples;
+mod hardening_browsers;
 mod hardening_callers;
 mod hardening_web_login;
 mod metrics;
