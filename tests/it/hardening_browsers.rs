@@ -298,3 +298,27 @@ async fn a_loopback_mcpo_answers_only_its_own_host_names() {
     .await;
     assert_eq!(r.status, StatusCode::OK, "{r:?}");
 }
+
+/// Behind a reverse proxy, mcpo's own pages come with the proxy's public origin while `Host`
+/// is what the proxy connects to. `X-Forwarded-Host`/`-Proto` say which origin that is, but only
+/// with `--trust-forwarded-headers`: otherwise any client could claim to be same-origin.
+#[tokio::test]
+async fn forwarded_headers_count_only_when_trusted() {
+    let from_proxy = |mcpo: &Mcpo| {
+        send(
+            client()
+                .post(mcpo.url("/fx/echo"))
+                .header("origin", "https://mcpo.example.com")
+                .header("x-forwarded-host", "mcpo.example.com")
+                .header("x-forwarded-proto", "https")
+                .json(&json!({"text": "ran"})),
+        )
+    };
+    let running = start(&[]).await;
+    let r = from_proxy(&running.mcpo).await;
+    assert_refused(&r, StatusCode::FORBIDDEN, "untrusted X-Forwarded-Host");
+    drop(running);
+    let running = start(&["--trust-forwarded-headers"]).await;
+    let r = from_proxy(&running.mcpo).await;
+    assert_eq!(r.status, StatusCode::OK, "trusted X-Forwarded-Host: {r:?}");
+}
