@@ -47,15 +47,25 @@ pub struct Cli {
     #[arg(long, env = "MCPO_STRICT_AUTH", value_parser = BoolishValueParser::new())]
     pub strict_auth: bool,
 
-    /// Origin allowed to call from a browser; repeat or separate with commas. "*" allows any.
+    /// Origin allowed to call from a browser; repeat or separate with commas. "*" allows any,
+    /// without credentials. Default: none (plus the origins of --public-url and --webui-url).
     #[arg(
         long,
         env = "MCPO_CORS_ALLOW_ORIGINS",
         value_name = "ORIGIN",
-        value_delimiter = ',',
-        default_value = "*"
+        value_delimiter = ','
     )]
     pub cors_allow_origins: Vec<String>,
+
+    /// Host names (or host:port) requests may be addressed to; "*" allows any. Default on a
+    /// loopback --host: localhost, 127.0.0.1, [::1] and the hosts of --public-url/--webui-url.
+    #[arg(
+        long,
+        env = "MCPO_ALLOWED_HOSTS",
+        value_name = "HOST",
+        value_delimiter = ','
+    )]
+    pub allowed_hosts: Vec<String>,
 
     /// Set an environment variable for mcpo and every server it starts; repeatable.
     #[arg(short, long, env = "MCPO_ENV", value_name = "KEY=VALUE", value_parser = parse_env_assignment)]
@@ -212,9 +222,15 @@ pub struct Cli {
     )]
     pub webui_user_jwt_secret: Option<String>,
 
-    /// The URL users reach mcpo at (for login links); default: the request's scheme and host.
+    /// The URL users reach mcpo at (login links, the OAuth callback, an allowed origin and
+    /// host); required for multi-user servers with OAuth.
     #[arg(long, env = "MCPO_PUBLIC_URL", value_name = "URL")]
     pub public_url: Option<String>,
+
+    /// Believe X-Forwarded-Host/-Proto about the address a browser used (only behind a
+    /// reverse proxy that sets them, replacing what clients send).
+    #[arg(long, env = "MCPO_TRUST_FORWARDED_HEADERS", value_parser = BoolishValueParser::new())]
+    pub trust_forwarded_headers: bool,
 
     /// Python mcpo's header-forwarding config; accepted so old command lines run, but ignored.
     #[arg(long, env = "MCPO_CLIENT_HEADER_FORWARDING", hide = true)]
@@ -481,7 +497,8 @@ mod tests {
         let cli = parse(&["mcpo", "--", "cmd"]);
         assert_eq!(cli.host, "0.0.0.0");
         assert_eq!(cli.port, 8000);
-        assert_eq!(cli.cors_allow_origins, ["*"]);
+        // Python mcpo allows any origin; mcpo allows none unless told (#19 item 7).
+        assert!(cli.cors_allow_origins.is_empty());
         assert_eq!(cli.name, "MCP OpenAPI Proxy");
         assert_eq!(
             cli.description,

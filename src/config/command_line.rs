@@ -9,7 +9,9 @@ use crate::cli::{Cli, ServerType};
 
 use super::error::{COMMAND_LINE, ConfigError, ConfigWarning, Problem};
 use super::file::{check_header, parse_http_url};
-use super::{Config, ServeOptions, ServerConfig, TlsFiles, TransportConfig, dotenv, load_file};
+use super::{
+    AllowedHosts, Config, ServeOptions, ServerConfig, TlsFiles, TransportConfig, dotenv, load_file,
+};
 
 /// The variables `--env-path` and `--env` would set, in the order to set them.
 ///
@@ -89,6 +91,9 @@ pub fn from_cli(cli: &Cli) -> Result<(Config, ServeOptions, Vec<ConfigWarning>),
                 problems: Vec::new(),
             }),
     };
+    if let Ok((config, _)) = &servers {
+        need_public_url(cli, config, &mut problems);
+    }
     match servers {
         Ok((config, file_warnings)) if problems.is_empty() => {
             warnings.extend(file_warnings);
@@ -201,6 +206,47 @@ fn serve_options(
             ),
         );
     }
+    let public_url = cli
+        .public_url
+        .as_deref()
+        .map(str::trim)
+        .filter(|u| !u.is_empty())
+        .and_then(|url| match public_url(url) {
+            Ok(url) => Some(url),
+            Err(why) => {
+                let shown = crate::support::redact::url(url);
+                problem("--public-url", format!("is '{shown}'; {why}"));
+                None
+            }
+        });
+    let mut cors_allow_origins = Vec::new();
+    for given in cli.cors_allow_origins.iter().map(|o| o.trim()) {
+        match origin_of(given) {
+            _ if given.is_empty() => {}
+            Ok(origin) => cors_allow_origins.push(origin),
+            Err(why) => problem("--cors-allow-origins", format!("has '{given}'; {why}")),
+        }
+    }
+    let ours = [
+        public_url.as_deref(),
+        cli.webui_url.as_deref().map(str::trim),
+    ];
+    // The pages users open mcpo at, and Open WebUI's (direct tool server connections).
+    for url in ours.into_iter().flatten() {
+        if let Ok(url) = url::Url::parse(url)
+            && url.origin().is_tuple()
+        {
+            cors_allow_origins.push(url.origin().ascii_serialization());
+        }
+    }
+    dedup(&mut cors_allow_origins);
+    let allowed_hosts = match allowed_hosts(cli, &host, &ours) {
+        Ok(hosts) => hosts,
+        Err(why) => {
+            problem("--allowed-hosts", why);
+            AllowedHosts::Any
+        }
+    };
     if cli.client_header_forwarding.is_some() {
         warn(
             "--client-header-forwarding",
@@ -212,12 +258,8 @@ fn serve_options(
         port: cli.port,
         api_key,
         strict_auth: cli.strict_auth,
-        cors_allow_origins: cli
-            .cors_allow_origins
-            .iter()
-            .map(|origin| origin.trim().to_owned())
-            .filter(|origin| !origin.is_empty())
-            .collect(),
+        cors_allow_origins,
+        allowed_hosts,
         path_prefix,
         root_path,
         tls,
@@ -229,7 +271,8 @@ fn serve_options(
         config_path: cli.config.clone(),
         webui_url: cli.webui_url.clone(),
         webui_user_jwt_secret: cli.webui_user_jwt_secret.clone().filter(|s| !s.is_empty()),
-        public_url: cli.public_url.clone(),
+        public_url,
+        trust_forwarded_headers: cli.trust_forwarded_headers,
         upstream: super::UpstreamOptions {
             connect_timeout: cli.connect_timeout,
             tool_timeout: cli.tool_timeout,
@@ -242,6 +285,127 @@ fn serve_options(
             max_queued_calls: cli.max_queued_calls,
         },
         hot_reload: cli.hot_reload && cli.config.is_some(),
+    }
+}
+
+/// `--public-url` checked and without its trailing `/`: login links and the OAuth callback
+/// are built on it, so it is a plain http(s) base URL.
+fn public_url(text: &str) -> Result<String, &'static str> {
+    let url = url::Url::parse(text).map_err(
+        |_| "it must be the http(s) URL users reach mcpo at, like https://mcpo.example.com",
+    )?;
+    if !matches!(url.scheme(), "http" | "https") || !url.has_host() {
+        return Err("it must be an http(s) URL, like https://mcpo.example.com");
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err("it must not carry credentials");
+    }
+    if url.query().is_some() || url.fragment().is_some() {
+        return Err("it must not have a query ('?') or fragment ('#')");
+    }
+    Ok(url.as_str().trim_end_matches('/').to_owned())
+}
+
+/// `*`, or the origin (`scheme://host[:port]`, lowercase, default port left out) of an http(s)
+/// URL without a path: what a browser sends as `Origin`. `null` (sandboxed frames, `file:`
+/// pages, some redirects) is refused: anything could be behind it.
+fn origin_of(text: &str) -> Result<String, &'static str> {
+    if text == "*" {
+        return Ok(text.to_owned());
+    }
+    if text.eq_ignore_ascii_case("null") {
+        return Err(
+            "the 'null' origin is never allowed: any sandboxed page or local file sends it",
+        );
+    }
+    let url = url::Url::parse(text)
+        .map_err(|_| "origins look like https://webui.example or http://localhost:3000")?;
+    if !matches!(url.scheme(), "http" | "https") || !url.has_host() {
+        return Err("origins look like https://webui.example or http://localhost:3000");
+    }
+    if url.path() != "/" || url.query().is_some() || !url.username().is_empty() {
+        return Err("an origin is a scheme, host and port only, like https://webui.example");
+    }
+    Ok(url.origin().ascii_serialization())
+}
+
+/// `--allowed-hosts`, or its default: checked when mcpo listens on a loopback address only
+/// (elsewhere it is reached by names and addresses it cannot know), allowing the loopback
+/// names and the hosts of `ours` (`--public-url`, `--webui-url`).
+fn allowed_hosts(cli: &Cli, listen: &str, ours: &[Option<&str>]) -> Result<AllowedHosts, String> {
+    let given: Vec<String> = cli
+        .allowed_hosts
+        .iter()
+        .map(|h| h.trim().to_ascii_lowercase())
+        .filter(|h| !h.is_empty())
+        .collect();
+    if given.iter().any(|h| h == "*") {
+        return Ok(AllowedHosts::Any);
+    }
+    for host in &given {
+        let valid = host.len() <= 255
+            && url::Url::parse(&format!("http://{host}/"))
+                .is_ok_and(|u| u.has_host() && u.path() == "/" && u.username().is_empty());
+        if !valid {
+            return Err(format!(
+                "has '{host}'; give host names or addresses, optionally with a port                  (localhost, mcpo.example.com, 127.0.0.1:8000, [::1]), or '*' for any"
+            ));
+        }
+    }
+    let loopback = match listen.trim_start_matches('[').trim_end_matches(']') {
+        "localhost" => true,
+        ip => ip
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback()),
+    };
+    if given.is_empty() && !loopback {
+        return Ok(AllowedHosts::Any);
+    }
+    let mut hosts = given;
+    if hosts.is_empty() {
+        hosts.extend(["localhost", "127.0.0.1", "[::1]"].map(str::to_owned));
+    }
+    for url in ours.iter().flatten() {
+        if let Some(host) = url::Url::parse(url)
+            .ok()
+            .and_then(|u| u.host_str().map(str::to_owned))
+        {
+            hosts.push(host.to_ascii_lowercase());
+        }
+    }
+    dedup(&mut hosts);
+    Ok(AllowedHosts::Only(hosts))
+}
+
+/// Drops repeated entries, keeping the first of each.
+fn dedup(list: &mut Vec<String>) {
+    let mut seen = std::collections::HashSet::new();
+    list.retain(|entry| seen.insert(entry.clone()));
+}
+
+/// Multi-user servers with OAuth sign their users in through mcpo's web login, whose links
+/// and OAuth callback are built on `--public-url` alone (never on a request's `Host` or
+/// `X-Forwarded-Host`, which a caller chooses): each of them needs it.
+fn need_public_url(cli: &Cli, config: &Config, problems: &mut Vec<Problem>) {
+    // An unusable --public-url is reported as such.
+    if cli
+        .public_url
+        .as_deref()
+        .is_some_and(|u| !u.trim().is_empty())
+    {
+        return;
+    }
+    for server in &config.servers {
+        if server.multi_user.is_some() && server.oauth.is_some() {
+            problems.push(Problem::new(
+                COMMAND_LINE,
+                Some(&server.name),
+                Some("--public-url"),
+                "is required: this multi-user server signs its users in through mcpo, and \
+                 the login links and OAuth callback are built on the URL users reach mcpo at \
+                 (like --public-url https://mcpo.example.com, or MCPO_PUBLIC_URL)",
+            ));
+        }
     }
 }
 
@@ -790,5 +954,63 @@ mod tests {
         assert_eq!(single_server_name(&stdio("/usr/bin/python3")), "python3");
         assert_eq!(single_server_name(&stdio("my server!")), "my-server");
         assert_eq!(single_server_name(&stdio("/")), "mcp");
+    }
+
+    #[test]
+    fn browsers_get_no_cross_origin_access_unless_told() {
+        let (_, options, _) = ok(&["--", "x"]);
+        assert!(options.cors_allow_origins.is_empty());
+        assert_eq!(
+            options.allowed_hosts,
+            AllowedHosts::Any,
+            "0.0.0.0: no host check"
+        );
+        let (_, options, _) = ok(&[
+            "--host",
+            "127.0.0.1",
+            "--cors-allow-origins",
+            "https://WebUI.example:443/,*",
+            "--public-url",
+            "https://mcpo.example.com:8443/tools/",
+            "--webui-url",
+            "http://[::1]:3000",
+            "--",
+            "x",
+        ]);
+        assert_eq!(
+            options.cors_allow_origins,
+            [
+                "https://webui.example",
+                "*",
+                "https://mcpo.example.com:8443",
+                "http://[::1]:3000"
+            ]
+        );
+        assert_eq!(
+            options.allowed_hosts,
+            AllowedHosts::Only(
+                ["localhost", "127.0.0.1", "[::1]", "mcpo.example.com"]
+                    .map(str::to_owned)
+                    .to_vec()
+            )
+        );
+        let (_, options, _) = ok(&["--host", "::1", "--allowed-hosts", "*", "--", "x"]);
+        assert_eq!(options.allowed_hosts, AllowedHosts::Any);
+        let (_, options, _) = ok(&["--allowed-hosts", "Box.LAN:8000", "--", "x"]);
+        assert_eq!(
+            options.allowed_hosts,
+            AllowedHosts::Only(vec!["box.lan:8000".to_owned()])
+        );
+        for bad in [
+            "null",
+            "webui.example",
+            "https://webui.example/path",
+            "ftp://x",
+        ] {
+            let e = err(&["--cors-allow-origins", bad, "--", "x"]);
+            assert!(e.contains("--cors-allow-origins"), "{bad}: {e}");
+        }
+        let e = err(&["--allowed-hosts", "a/b", "--", "x"]);
+        assert!(e.contains("--allowed-hosts"), "{e}");
     }
 }

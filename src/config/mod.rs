@@ -201,8 +201,12 @@ pub struct ServeOptions {
     pub api_key: Option<String>,
     /// `--strict-auth`: the key also protects docs and specs; HTTP Basic accepted.
     pub strict_auth: bool,
-    /// `--cors-allow-origins`; `["*"]` means any origin.
+    /// Origins browsers may call from: `--cors-allow-origins` plus the origins of
+    /// `--public-url` and `--webui-url`, each as `scheme://host[:port]`; `*` means any origin
+    /// (without credentials). Empty by default: no cross-origin access.
     pub cors_allow_origins: Vec<String>,
+    /// `--allowed-hosts`: which `Host` headers are answered (against DNS rebinding).
+    pub allowed_hosts: AllowedHosts,
     /// Normalised to start and end with `/` (`"/"` by default).
     pub path_prefix: String,
     /// `--root-path`: the sub-path a reverse proxy serves us under ("" by default, no trailing `/`).
@@ -226,8 +230,23 @@ pub struct ServeOptions {
     pub webui_url: Option<String>,
     /// `--webui-user-jwt-secret`: verifies Open WebUI's signed `X-OpenWebUI-User-Jwt` header.
     pub webui_user_jwt_secret: Option<String>,
-    /// `--public-url`: where users reach mcpo (login links).
+    /// `--public-url`: where users reach mcpo (login links, the OAuth callback), an http(s)
+    /// URL without a trailing `/`, query or credentials.
     pub public_url: Option<String>,
+    /// `--trust-forwarded-headers`: `X-Forwarded-Host`/`-Proto` tell the address a browser
+    /// used (a reverse proxy sets them); otherwise they are never read.
+    pub trust_forwarded_headers: bool,
+}
+
+/// Which `Host` a request may name (`--allowed-hosts`). A page on a domain that resolves to
+/// 127.0.0.1 (DNS rebinding) reaches a loopback mcpo as a same-origin page, with its own name
+/// as `Host`, so a loopback mcpo answers only the names it is known by.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AllowedHosts {
+    /// No check (`*`, and the default when listening on a non-loopback address).
+    Any,
+    /// Lowercase `host` (any port) or `host:port` entries; IPv6 addresses in brackets.
+    Only(Vec<String>),
 }
 
 /// How every upstream session is supervised: the command line's knobs, applied to every server
@@ -277,7 +296,8 @@ impl Default for ServeOptions {
             port: 8000,
             api_key: None,
             strict_auth: false,
-            cors_allow_origins: vec!["*".to_owned()],
+            cors_allow_origins: Vec::new(),
+            allowed_hosts: AllowedHosts::Any,
             path_prefix: "/".to_owned(),
             root_path: String::new(),
             tls: None,
@@ -292,6 +312,7 @@ impl Default for ServeOptions {
             webui_url: None,
             webui_user_jwt_secret: None,
             public_url: None,
+            trust_forwarded_headers: false,
         }
     }
 }

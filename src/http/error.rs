@@ -29,6 +29,10 @@ pub enum ApiError {
     NotFound(String),
     /// 413: body over `--max-body-bytes`.
     PayloadTooLarge(usize),
+    /// 415: a non-empty tool-call body not sent as JSON.
+    UnsupportedMediaType(String),
+    /// 421: the request names a `Host` mcpo does not answer to (`--allowed-hosts`).
+    MisdirectedRequest(String),
     /// 422: the arguments do not match the tool's input schema.
     Unprocessable {
         message: String,
@@ -124,6 +128,7 @@ impl ApiError {
             | Self::BadGateway { message, .. }
             | Self::Unavailable { message, .. } => message.clone(),
             Self::Unauthorized(m) | Self::Forbidden(m) | Self::NotFound(m) => m.clone(),
+            Self::UnsupportedMediaType(m) | Self::MisdirectedRequest(m) => m.clone(),
             Self::GatewayTimeout(m) => m.clone(),
             Self::PayloadTooLarge(limit) => {
                 format!("request body is larger than the limit of {limit} bytes")
@@ -156,6 +161,8 @@ impl ApiError {
                 StatusCode::PAYLOAD_TOO_LARGE,
                 json!({ "detail": { "message": self.message(), "limit": limit } }),
             ),
+            Self::UnsupportedMediaType(m) => (StatusCode::UNSUPPORTED_MEDIA_TYPE, body(m, &None)),
+            Self::MisdirectedRequest(m) => (StatusCode::MISDIRECTED_REQUEST, body(m, &None)),
             Self::Unprocessable { message, data } => {
                 (StatusCode::UNPROCESSABLE_ENTITY, body(message, data))
             }

@@ -10,16 +10,19 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
 use super::AppState;
-use super::caller::identify;
+use super::caller::{identify, identify_for_private_page};
 
-/// `--api-key` on POSTs always, on everything with `--strict-auth`.
+/// `--api-key` on POSTs always, on everything with `--strict-auth` (HTTP Basic on GETs only).
 pub async fn require_api_key(
     State(state): State<Arc<AppState>>,
     request: Request,
     next: Next,
 ) -> Response {
-    let tool_call = request.method() == Method::POST;
-    guard(&state, request, next, tool_call).await
+    let tool_call = request.method() != Method::GET;
+    match identify(&state, None, request.headers(), tool_call).await {
+        Ok(_) => next.run(request).await,
+        Err(e) => e.into_response(),
+    }
 }
 
 /// `--api-key` whenever one is set: `/status` shows upstream errors, which can name internal
@@ -29,11 +32,7 @@ pub async fn require_api_key_always(
     request: Request,
     next: Next,
 ) -> Response {
-    guard(&state, request, next, true).await
-}
-
-async fn guard(state: &AppState, request: Request, next: Next, tool_call: bool) -> Response {
-    match identify(state, None, request.headers(), tool_call).await {
+    match identify_for_private_page(&state, request.headers()).await {
         Ok(_) => next.run(request).await,
         Err(e) => e.into_response(),
     }

@@ -18,13 +18,13 @@
 //! - `POST {prefix}{server}/oauth/login`: the `{server}_login` operation of the server's
 //!   document, `{"login_url", "authenticated", "message"}` for the calling user.
 //!
-//! Links are built on the public URL: `--public-url` when set, else the scheme and host the
-//! request came in on (`X-Forwarded-Proto` / `X-Forwarded-Host` first, as a reverse proxy
-//! sets them). Trusting those headers is safe here: a link only ever goes back to the caller
-//! who asked (with their own verified identity), and the callback it leads to is registered
-//! for that caller's own client alone. Tickets, codes and tokens never appear in a body or a
-//! log line; the one page that holds a ticket is the confirmation page (its form), which is
-//! never cached.
+//! Links and the callback (`redirect_uri`) are built on `--public-url` alone, which mcpo
+//! requires at start-up for multi-user OAuth servers. Never on the request's `Host` or
+//! `X-Forwarded-*`: a user who sent `X-Forwarded-Host: attacker.example` got a client
+//! registered with the attacker's callback, and any code sent there (another user's too,
+//! through a link the attacker handed out) could be redeemed with the user's own cookie.
+//! Tickets, codes and tokens never appear in a body or a log line; the one page that holds a
+//! ticket is the confirmation page (its form), which is never cached.
 
 mod page;
 
@@ -44,6 +44,11 @@ use super::error::ApiError;
 use crate::oauth::{CallbackError, StartError, Started, TicketError, WebLogins, html_page};
 use crate::servers::{Refusal, Server};
 
+/// The route of the login link's page and its "Continue" form. Its POST checks where it came
+/// from itself ([`from_our_page`]) and answers with a page, so the generic cross-origin refusal
+/// (`super::browsers`) leaves it alone.
+pub const CONFIRM_ROUTE: &str = "/oauth/{server}/login";
+
 /// `POST {prefix}{server}/oauth/login`.
 pub async fn link(
     State(state): State<Arc<AppState>>,
@@ -53,7 +58,7 @@ pub async fn link(
     let (web, caller) = verified_caller(&state, &server, &headers).await?;
     let user = &caller;
     let authenticated = !authorizer_of(&web, user)?.needs_login();
-    let login_url = login_url(&state, &web, user, &headers);
+    let login_url = login_url(&state, &web, user)?;
     let message = if authenticated {
         format!(
             "You are signed in to '{server}' already. To sign in again (another account), \
@@ -129,7 +134,10 @@ pub async fn login(
         Ok((_, web)) => web,
         Err(e) => return page_error(StatusCode::NOT_FOUND, e),
     };
-    if !from_our_page(&state, &headers) {
+    let Ok(base) = public_base(&state, &server) else {
+        return failure(StatusCode::BAD_GATEWAY, no_public_url(&server));
+    };
+    if !from_our_page(base, &headers) {
         tracing::warn!(server = %server, "refused a login confirmation sent from another site");
         return failure(
             StatusCode::FORBIDDEN,
@@ -149,7 +157,7 @@ pub async fn login(
                 .to_owned(),
         );
     };
-    let callback = format!("{}/oauth/{server}/callback", public_base(&state, &headers));
+    let callback = format!("{base}/oauth/{server}/callback");
     match web.start(&ticket, &callback).await {
         Ok(started) => {
             tracing::info!(server = %server, user = %started.user.log_id(), "web login started");
@@ -190,8 +198,8 @@ pub async fn login(
 /// ones only in `Origin`, which is `null` for a form on a page with `Referrer-Policy:
 /// no-referrer` like ours, so `null` passes there and only another origin is refused. A
 /// request with neither (a program, or a browser too old to tell) passes: this check is a
-/// cheap extra, the confirmation page itself is the safeguard.
-fn from_our_page(state: &AppState, headers: &HeaderMap) -> bool {
+/// cheap extra, the confirmation page itself is the safeguard. `base` is `--public-url`.
+fn from_our_page(base: &str, headers: &HeaderMap) -> bool {
     if let Some(site) = headers.get("sec-fetch-site") {
         return site.as_bytes() == b"same-origin";
     }
@@ -201,7 +209,7 @@ fn from_our_page(state: &AppState, headers: &HeaderMap) -> bool {
     if origin.as_bytes() == b"null" {
         return true;
     }
-    url::Url::parse(&public_base(state, headers))
+    url::Url::parse(base)
         .is_ok_and(|ours| origin.as_bytes() == ours.origin().ascii_serialization().as_bytes())
 }
 
@@ -295,66 +303,45 @@ pub async fn callback(
 /// The answer to a caller who gets no session: a multi-user OAuth server's caller without
 /// usable tokens gets a 401 with their personal login link; one whose OAuth client cannot be
 /// had, a 502 with the reason.
-pub fn refused(
-    state: &AppState,
-    server: &Server,
-    user: &Caller,
-    refusal: Refusal,
-    headers: &HeaderMap,
-) -> ApiError {
+pub fn refused(state: &AppState, server: &Server, user: &Caller, refusal: Refusal) -> ApiError {
     match refusal {
-        Refusal::SignIn(web) => {
-            ApiError::login_required(server.name(), login_url(state, &web, user, headers))
-        }
+        Refusal::SignIn(web) => match login_url(state, &web, user) {
+            Ok(url) => ApiError::login_required(server.name(), url),
+            Err(e) => e,
+        },
         Refusal::NoSession(reason) => ApiError::no_session(reason),
     }
 }
 
 /// A fresh login link for `user`.
-fn login_url(state: &AppState, web: &WebLogins, user: &Caller, headers: &HeaderMap) -> String {
-    let mut url = format!("{}/oauth/{}/login?ticket=", public_base(state, headers), {
+fn login_url(state: &AppState, web: &WebLogins, user: &Caller) -> Result<String, ApiError> {
+    let base = public_base(state, web.server())?;
+    let mut url = format!("{base}/oauth/{}/login?ticket=", {
         url::form_urlencoded::byte_serialize(web.server().as_bytes()).collect::<String>()
     });
     url.extend(url::form_urlencoded::byte_serialize(
         web.ticket(user).as_bytes(),
     ));
-    url
+    Ok(url)
 }
 
-/// Where users reach mcpo, without a trailing `/`.
-fn public_base(state: &AppState, headers: &HeaderMap) -> String {
-    let options = &state.options;
-    if let Some(url) = &options.public_url {
-        return url.trim_end_matches('/').to_owned();
+/// Where users reach mcpo (`--public-url`, checked at start-up), without a trailing `/`.
+/// Never the request's `Host` or `X-Forwarded-*` (see the module's documentation). Start-up
+/// refuses a multi-user OAuth server without it; one added by a reload gets this error.
+fn public_base<'a>(state: &'a AppState, server: &str) -> Result<&'a str, ApiError> {
+    match &state.options.public_url {
+        Some(url) => Ok(url.trim_end_matches('/')),
+        None => {
+            tracing::error!(server = %server, "{}", no_public_url(server));
+            Err(ApiError::no_session(no_public_url(server)))
+        }
     }
-    let first = |name: &str| {
-        headers
-            .get(name)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.split(',').next())
-            .map(str::trim)
-            .filter(|v| !v.is_empty())
-    };
-    let scheme = first("x-forwarded-proto")
-        .filter(|p| matches!(*p, "http" | "https"))
-        .unwrap_or(if options.tls.is_some() {
-            "https"
-        } else {
-            "http"
-        });
-    let host = first("x-forwarded-host")
-        .or_else(|| first(header::HOST.as_str()))
-        .filter(|h| is_host(h))
-        .unwrap_or("localhost");
-    format!("{scheme}://{host}{}", options.root_path)
 }
 
-/// `host[:port]`, nothing that could change the URL around it.
-fn is_host(text: &str) -> bool {
-    text.len() <= 255
-        && text
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || ".-:[]_".contains(c))
+fn no_public_url(server: &str) -> String {
+    format!(
+        "server '{server}' signs its users in through mcpo, which needs to know the URL users          reach it at: restart mcpo with --public-url (MCPO_PUBLIC_URL)"
+    )
 }
 
 /// The server `name` if it is a multi-user OAuth server.

@@ -5,6 +5,7 @@
 //! list) is served without rebuilding the router. Specs are cached per session generation, never
 //! rebuilt per request.
 
+mod browsers;
 mod caller;
 mod docs;
 pub mod error;
@@ -22,7 +23,6 @@ use std::sync::Arc;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post};
-use tower_http::cors::{AllowOrigin, CorsLayer};
 
 use crate::config::ServeOptions;
 use crate::servers::{Registry, Server, SpecContext};
@@ -101,10 +101,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .merge(calls);
 
     let mut root = Router::new()
-        .route(
-            "/oauth/{server}/login",
-            get(login::confirm).post(login::login),
-        )
+        .route(login::CONFIRM_ROUTE, get(login::confirm).post(login::login))
         .route("/oauth/{server}/callback", get(login::callback))
         .route("/oauth/{server}/status", get(login::status))
         .route("/healthz", get(health::healthz))
@@ -144,34 +141,20 @@ pub fn router(state: Arc<AppState>) -> Router {
     } else {
         root.nest(&prefix, servers)
     };
-    app.fallback(docs::not_found)
-        .layer(DefaultBodyLimit::max(opts.max_body_bytes))
-        .layer(cors(&opts.cors_allow_origins))
-        .with_state(state)
-}
-
-/// Answers preflights for the configured origins. Credentials are allowed only for an explicit
-/// origin list: browsers refuse `*` with credentials, so with `*` we mirror the request origin.
-fn cors(origins: &[String]) -> CorsLayer {
-    use axum::http::{HeaderName, Method, header};
-    let allow_headers = [
-        header::AUTHORIZATION,
-        header::CONTENT_TYPE,
-        header::ACCEPT,
-        HeaderName::from_static("x-session-id"),
-        HeaderName::from_static("x-openwebui-user-jwt"),
-    ];
-    let origin = if origins.is_empty() || origins.iter().any(|o| o == "*") {
-        AllowOrigin::mirror_request()
-    } else {
-        AllowOrigin::list(origins.iter().filter_map(|o| o.parse().ok()))
+    let app = app
+        .fallback(docs::not_found)
+        .layer(DefaultBodyLimit::max(opts.max_body_bytes));
+    // Outermost: an unknown host or a refused cross-origin request reaches nothing else.
+    let policy = browsers::Policy::new(opts);
+    let app = match browsers::cors(&policy) {
+        Some(cors) => app.layer(cors),
+        None => app,
     };
-    CorsLayer::new()
-        .allow_origin(origin)
-        .allow_methods([Method::GET, Method::POST, Method::OPTIONS])
-        .allow_headers(allow_headers)
-        .allow_credentials(true)
-        .max_age(std::time::Duration::from_secs(600))
+    app.layer(axum::middleware::from_fn_with_state(
+        policy,
+        browsers::guard,
+    ))
+    .with_state(state)
 }
 
 /// Loads the TLS certificate and key, before anything starts, so a bad file fails fast.

@@ -51,11 +51,15 @@ async fn invoke(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
     let name = server.name();
+    // Before anything else: a refused call starts no session.
+    if let Ok(body) = &body {
+        json_body(headers, body)?;
+    }
     let caller = identify(state, server.multi_user(), headers, true).await?;
     let user = &caller;
     let endpoint = server
         .route(user)
-        .map_err(|refusal| super::login::refused(state, server, user, refusal, headers))?;
+        .map_err(|refusal| super::login::refused(state, server, user, refusal))?;
     // In multi-user mode every caller has their own session; the first call starts it, so it
     // may wait for a whole connect rather than a reconnect.
     let wait = match server.per_user() {
@@ -66,10 +70,8 @@ async fn invoke(
         // A session that found its user's tokens no longer work waits for a new login.
         match server.sign_in_needed(user) {
             Ok(None) => ApiError::unavailable(name, status.into()),
-            Ok(Some(logins)) => {
-                super::login::refused(state, server, user, Refusal::SignIn(logins), headers)
-            }
-            Err(refusal) => super::login::refused(state, server, user, refusal, headers),
+            Ok(Some(logins)) => super::login::refused(state, server, user, Refusal::SignIn(logins)),
+            Err(refusal) => super::login::refused(state, server, user, refusal),
         }
     })?;
     let tool = catalog.catalog.tool(tool_name).ok_or_else(|| {
@@ -139,6 +141,35 @@ async fn invoke(
         "tool call"
     );
     Ok(Json(outcome?).into_response())
+}
+
+/// A non-empty body must be sent as JSON (`application/json`, or a `+json` type). A page on
+/// any site can make a browser POST `text/plain` without asking first (no CORS preflight), so
+/// a call that does not say it is JSON is not run; an empty body (no arguments) says nothing.
+fn json_body(headers: &HeaderMap, body: &[u8]) -> Result<(), ApiError> {
+    if body.is_empty() {
+        return Ok(());
+    }
+    let given = headers
+        .get(axum::http::header::CONTENT_TYPE)
+        .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
+    let essence = given
+        .as_deref()
+        .and_then(|t| t.split(';').next())
+        .map(|t| t.trim().to_ascii_lowercase());
+    let json = essence.as_deref().is_some_and(|t| {
+        t == "application/json" || (t.starts_with("application/") && t.ends_with("+json"))
+    });
+    if json {
+        return Ok(());
+    }
+    let got = match &given {
+        Some(t) => format!("'{}'", t.escape_debug()),
+        None => "no Content-Type".to_owned(),
+    };
+    Err(ApiError::UnsupportedMediaType(format!(
+        "send the tool's arguments as JSON with 'Content-Type: application/json' (got {got})"
+    )))
 }
 
 /// An empty body means "no arguments"; anything else must be JSON.

@@ -128,7 +128,14 @@ impl Mcpo {
 
     pub fn start_with_env(args: &[&str], env: &[(&str, &str)]) -> Self {
         let mut cmd = Command::new(mcpo_bin());
-        cmd.args(["--host", "127.0.0.1", "--port", "0"])
+        // A test that must know the port before mcpo starts (`--public-url`) gives `--port`.
+        let port = if args.contains(&"--port") {
+            &[][..]
+        } else {
+            &["--port", "0"][..]
+        };
+        cmd.args(["--host", "127.0.0.1"])
+            .args(port)
             .args(args)
             .env("RUST_LOG", "info")
             .env_remove("MCPO_API_KEY")

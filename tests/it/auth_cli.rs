@@ -375,17 +375,17 @@ async fn strict_auth_protects_docs_specs_and_index() {
         StatusCode::OK
     );
 
-    // Tool calls: Bearer and Basic both work; nothing works without the key.
+    // Tool calls: Bearer only; nothing works without the key. HTTP Basic (which a browser
+    // caches and sends with any page's requests) is refused even with the right key (#19 item 7).
     let r = keyless(post(&mcpo, "/fx/echo", None, json!({"text": "x"})).await);
     assert_eq!(r.status, StatusCode::UNAUTHORIZED);
     assert_echo(
         &keyless(post(&mcpo, "/fx/echo", Some(&bearer(KEY)), json!({"text": "b"})).await),
         "b",
     );
-    assert_echo(
-        &keyless(post(&mcpo, "/fx/echo", Some(&good_basic), json!({"text": "c"})).await),
-        "c",
-    );
+    let r = keyless(post(&mcpo, "/fx/echo", Some(&good_basic), json!({"text": "c"})).await);
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{}", r.text);
+    assert!(r.text.contains("Bearer"), "{}", r.text);
     let r = keyless(
         post(
             &mcpo,
@@ -395,7 +395,7 @@ async fn strict_auth_protects_docs_specs_and_index() {
         )
         .await,
     );
-    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{}", r.text);
     assert_log_has_no_key(&mcpo);
 }
 
@@ -495,14 +495,22 @@ async fn preflight(mcpo: &Mcpo, path: &str, origin: &str) -> Reply {
     )
 }
 
+/// An origin given with `--cors-allow-origins` (the default allows none since #19 item 7).
 #[tokio::test]
-async fn cors_preflight_allows_any_origin_by_default() {
+async fn cors_preflight_allows_a_listed_origin() {
     let config = fx_config();
+    let origin = "http://webui.example";
     // With an API key: a preflight carries no credentials and must still succeed.
-    let mcpo = Mcpo::start(&["--config", path_str(config.path()), "--api-key", KEY]);
+    let mcpo = Mcpo::start(&[
+        "--config",
+        path_str(config.path()),
+        "--api-key",
+        KEY,
+        "--cors-allow-origins",
+        origin,
+    ]);
     mcpo.wait_ok("/fx/openapi.json", Duration::from_secs(30))
         .await;
-    let origin = "http://webui.example";
 
     let r = preflight(&mcpo, "/fx/echo", origin).await;
     assert!(r.status.is_success(), "preflight: {} {}", r.status, r.text);
@@ -563,8 +571,8 @@ async fn cors_allow_list_refuses_other_origins() {
         assert!(r.status.is_success(), "{allowed}: {}", r.status);
         assert_eq!(r.header("access-control-allow-origin"), Some(allowed));
     }
-    // A simple request from a foreign origin is served (CORS is the browser's job) but gets no
-    // allow-origin header, so the browser hides the answer.
+    // A call from a foreign origin is not run at all (#19 item 7): a "simple" request needs no
+    // preflight, so hiding the answer would not stop the tool from running.
     let r = keyless(
         send(
             client()
@@ -574,7 +582,7 @@ async fn cors_allow_list_refuses_other_origins() {
         )
         .await,
     );
-    assert_echo(&r, "b");
+    assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.text);
     assert_eq!(r.header("access-control-allow-origin"), None);
 }
 

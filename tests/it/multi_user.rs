@@ -910,9 +910,11 @@ async fn tokens_never_reach_logs_or_error_bodies() {
 /// fetch and every call with `authorization,content-type,x-session-id`.
 #[tokio::test]
 async fn cors_preflight_allows_open_webui_direct_connections() {
-    let m = start_multi(multi_settings(), &[], &[]).await;
-    let mcpo = &m.mcpo;
+    // Open WebUI's origin, as docs/open-webui.md says to give it (no origin is allowed by
+    // default since #19 item 7).
     let origin = "http://localhost:8080";
+    let m = start_multi(multi_settings(), &["--cors-allow-origins", origin], &[]).await;
+    let mcpo = &m.mcpo;
     for (path, method) in [("/fx/whoami", "POST"), ("/fx/openapi.json", "GET")] {
         let r = send(
             client()

@@ -33,7 +33,8 @@ pub use crate::support::caller::Caller;
 enum Presented {
     None,
     Bearer(String),
-    /// HTTP Basic password (only honoured with `--strict-auth`).
+    /// HTTP Basic password (only honoured with `--strict-auth`, on GET routes that are not
+    /// tool calls).
     Basic(Vec<u8>),
     Other,
 }
@@ -76,12 +77,33 @@ fn is_key(opts: &ServeOptions, candidate: &[u8]) -> bool {
 /// Decides who is calling a server route. `tool_call` routes always need credentials when the
 /// server is multi-user or an API key is set; spec and docs routes need them only with
 /// `--strict-auth` (and are answered for anonymous callers in multi-user mode, because Open
-/// WebUI fetches admin-registered specs without credentials).
+/// WebUI fetches admin-registered specs without credentials). HTTP Basic is accepted on spec
+/// and docs routes only: a browser that cached the password sends it to every request a page
+/// makes, so for tool calls it would be a credential any site can use.
 pub async fn identify(
     state: &AppState,
     multi: Option<&MultiUser>,
     headers: &HeaderMap,
     tool_call: bool,
+) -> Result<Caller, ApiError> {
+    identify_as(state, multi, headers, tool_call, !tool_call).await
+}
+
+/// [`identify`] for the GET pages that always need the key (`/status`, `/metrics`), where a
+/// browser may answer the Basic challenge.
+pub async fn identify_for_private_page(
+    state: &AppState,
+    headers: &HeaderMap,
+) -> Result<Caller, ApiError> {
+    identify_as(state, None, headers, true, true).await
+}
+
+async fn identify_as(
+    state: &AppState,
+    multi: Option<&MultiUser>,
+    headers: &HeaderMap,
+    tool_call: bool,
+    basic_allowed: bool,
 ) -> Result<Caller, ApiError> {
     let opts = &state.options;
     let needs_key = opts.api_key.is_some() && (tool_call || opts.strict_auth);
@@ -94,7 +116,15 @@ pub async fn identify(
     }
     match (presented(headers), multi) {
         (Presented::Bearer(t), _) if is_key(opts, t.as_bytes()) => Ok(Caller::Service),
-        (Presented::Basic(p), _) if opts.strict_auth && is_key(opts, &p) => Ok(Caller::Service),
+        (Presented::Basic(p), _) if basic_allowed && opts.strict_auth && is_key(opts, &p) => {
+            Ok(Caller::Service)
+        }
+        (Presented::Basic(_), _) if !basic_allowed && (needs_key || multi.is_some()) => {
+            Err(ApiError::Unauthorized(
+                "HTTP Basic is accepted on documentation pages only; send the key as                  'Authorization: Bearer <key>'"
+                    .into(),
+            ))
+        }
         (Presented::Bearer(t), Some(_)) if t.starts_with("sk-") => {
             match state.api_keys.resolve(&t).await {
                 Ok(id) => Ok(Caller::User(id)),
