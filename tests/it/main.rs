@@ -18,6 +18,7 @@ mod bridge;
 mod commands;
 mod docs_examples;
 mod hardening_docs_page;
+mod hardening_error_details;
 mod hardening_tool_names;
 mod metrics;
 mod multi_user;
