@@ -19,6 +19,7 @@ mod commands;
 mod docs_examples;
 mod hardening_docs_page;
 mod hardening_error_details;
+mod hardening_per_user_tools;
 mod hardening_tool_names;
 mod metrics;
 mod multi_user;
