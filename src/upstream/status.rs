@@ -75,13 +75,13 @@ impl Failure {
 /// server printed before it died is one). [`Failure::login_url`] has the URL itself.
 impl std::fmt::Display for Failure {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        use crate::support::redact::urls_in;
+        use crate::support::redact::{self, urls_in};
         match self {
             Failure::LoginPending { url: Some(url) } => {
                 write!(
                     f,
                     "waiting for the OAuth login: sign in at {}",
-                    urls_in(url)
+                    redact::url(url)
                 )
             }
             Failure::LoginPending { url: None } => {
