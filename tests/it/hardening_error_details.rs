@@ -113,3 +113,94 @@ async fn failure_details_reach_key_holders_only_and_redacted() {
         );
     }
 }
+
+/// A pending single-user OAuth login: its authorization URL (with the `state` that lets whoever
+/// opens it sign the server in to their own account) is in `/status` for key-holders only.
+#[tokio::test]
+#[ignore = "needs the OAuth peers: scripts/test.sh runs it"]
+async fn the_pending_login_link_reaches_key_holders_only() {
+    use crate::peers::{PeerOptions, peers_or_skip};
+    let peers = peers_or_skip!(PeerOptions::default());
+    let dir = peers.dir.path();
+    // A browser that only records the URL it is given: nobody signs in.
+    let urls = dir.join("hardening-browser-urls");
+    let browser = dir.join("hardening-browser");
+    std::fs::write(
+        &browser,
+        format!("#!/bin/sh\nprintf '%s\\n' \"$1\" >> '{}'\n", urls.display()),
+    )
+    .unwrap();
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&browser, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    let oauth =
+        json!({"storage_type": "memory", "callback_port": free_port(), "login_timeout": 120});
+    let config = write_config(
+        &json!({"mcpServers": {"secure": {"type": "streamable-http", "url": peers.mcp_url, "oauth": oauth}}})
+            .to_string(),
+    );
+    let token_dir = peers.token_dir().display().to_string();
+    let mcpo = Mcpo::start_with_env(
+        &[
+            "--config",
+            config.path().to_str().unwrap(),
+            "--api-key",
+            KEY,
+        ],
+        &[
+            ("BROWSER", browser.to_str().unwrap()),
+            ("MCPO_TOKEN_DIR", &token_dir),
+        ],
+    );
+    let key = bearer(KEY);
+    let sign_in = poll(Duration::from_secs(30), || async {
+        std::fs::read_to_string(&urls)
+            .ok()
+            .and_then(|t| t.lines().next().map(str::to_owned))
+    })
+    .await
+    .expect("the browser was never launched");
+    let (before_query, _) = sign_in.split_once('?').expect("a query");
+    let status = poll(Duration::from_secs(10), || async {
+        let r = get(&mcpo, "/status", Some(&key)).await;
+        let s = server_status(&r.body, "secure").clone();
+        (s["state"] == "waiting_for_login").then_some(s)
+    })
+    .await
+    .expect("never waiting_for_login");
+    let no_link = |text: &str, what: &str| {
+        assert!(
+            !text.contains(before_query) && !text.contains("state="),
+            "{what} shows the sign-in link: {text}"
+        );
+    };
+    let index = get(&mcpo, "/", None).await;
+    assert_eq!(index.status, 200);
+    no_link(&index.text, "GET /");
+    let spec = get(&mcpo, "/secure/openapi.json", None).await;
+    assert_eq!(spec.status, 503, "{}", spec.text);
+    no_link(&spec.text, "the 503 spec");
+    assert!(
+        spec.message().contains("waiting_for_login"),
+        "{}",
+        spec.text
+    );
+    no_link(
+        &get(&mcpo, "/openapi.json", None).await.text,
+        "the combined spec",
+    );
+    let call = post(&mcpo, "/secure/add", Some(&key), json!({"a": 1, "b": 2})).await;
+    assert_eq!(call.status, 503, "{}", call.text);
+    no_link(&call.text, "a tool call's 503");
+    // Key-holders: the link itself, and the failure text with it redacted.
+    assert_eq!(status["login_url"], json!(sign_in), "{status}");
+    assert!(
+        status["last_error"]
+            .as_str()
+            .is_some_and(|e| e.contains(&format!("{before_query}?[redacted]"))),
+        "{status}"
+    );
+
+    assert_eq!(get(&mcpo, "/status", None).await.status, 401);
+}
