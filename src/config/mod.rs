@@ -97,6 +97,9 @@ pub struct MultiUser {
     pub session_timeout: Duration,
     /// Live per-user sessions kept at most; the least recently used is closed first.
     pub max_sessions: usize,
+    /// `per_user_tools`: the tool list differs per user, so a list one user's session showed
+    /// is never shown to anyone else (nor written to the shared tool cache).
+    pub per_user_tools: bool,
 }
 
 /// How to reach one upstream.

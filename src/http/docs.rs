@@ -149,7 +149,8 @@ pub async fn combined_spec(State(state): State<Arc<AppState>>) -> Response {
 
 /// `GET /`: a small machine-readable index of servers, their state and their URLs. `state` is
 /// the server's state word (`docs/configuration.md`, "Server states"); `status` the coarse one
-/// earlier versions had.
+/// earlier versions had. No failure texts: `/` is open unless `--strict-auth`, and they carry
+/// stderr tails, upstream URLs and the pending login's authorization URL; `/status` has them.
 pub async fn index(State(state): State<Arc<AppState>>) -> Json<Value> {
     let base = &state.spec().base;
     let servers: Vec<Value> = state
@@ -164,7 +165,6 @@ pub async fn index(State(state): State<Arc<AppState>>) -> Json<Value> {
                 "status": server_state.coarse_word(),
                 "state": server_state.word(),
                 "tools": server_state.tools(),
-                "last_error": server_state.failure().map(ToString::to_string),
                 "openapi": format!("{base}/{name}/openapi.json"),
                 "docs": format!("{base}/{name}/docs"),
             })

@@ -58,9 +58,13 @@ pub enum ApiError {
 }
 
 impl ApiError {
-    /// 503 while a server (or the caller's own session of it) is not connected, naming why the
-    /// last attempt failed; `Retry-After` says when the next one starts.
+    /// 503 while a server (or the caller's own session of it) is not connected, naming its
+    /// state word; `Retry-After` says when the next attempt starts. Never why: failure texts
+    /// carry a child's stderr, upstream URLs and the pending login's authorization URL, and
+    /// this body goes to whoever calls (with `--api-key` but without `--strict-auth`, specs
+    /// are open to everyone). The reason is in the log and `/status`.
     pub fn unavailable(server: &str, state: ServerState) -> Self {
+        let word = state.word();
         match state {
             ServerState::Connecting {
                 failure, retry_at, ..
@@ -69,8 +73,13 @@ impl ApiError {
                     .map(|t| t.saturating_duration_since(Instant::now()).as_secs() + 1)
                     .unwrap_or(1);
                 let message = match failure {
-                    Some(e) => format!(
-                        "server '{server}' is not connected (last error: {e}); retrying in {retry_after_secs} s"
+                    Some(f) if f.is_login_pending() => format!(
+                        "server '{server}' is not connected ({word}): an operator has to sign \
+                         it in; the sign-in link is in mcpo's log and in /status"
+                    ),
+                    Some(_) => format!(
+                        "server '{server}' is not connected ({word}); retrying in \
+                         {retry_after_secs} s; the reason is in mcpo's log and in /status"
                     ),
                     None => format!("server '{server}' is still connecting"),
                 };
@@ -111,9 +120,10 @@ impl ApiError {
     }
 
     /// 502 when no session can be opened for the caller (their OAuth client cannot be had).
+    /// URLs in the reason are redacted, as in every failure text.
     pub fn no_session(reason: String) -> Self {
         Self::BadGateway {
-            message: reason,
+            message: crate::support::redact::urls_in(&reason).into_owned(),
             data: None,
         }
     }

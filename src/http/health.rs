@@ -1,6 +1,7 @@
 //! Health for probes and people: `/healthz` (the process answers), `/readyz` (every server is
-//! connected or multi-user: 200, else 503), `/status` (per-server state word, last error,
-//! reconnects, tools, uptime, queued calls). States come from [`ServerState`], the vocabulary
+//! connected or multi-user: 200, else 503), `/status` (per-server state word, last error with
+//! URLs redacted, the pending login's link for holders of the API key, reconnects, tools,
+//! uptime, queued calls): the one route that says why a server is down. States come from [`ServerState`], the vocabulary
 //! `/`, the start-up summary and 503 bodies share.
 
 use std::sync::Arc;
@@ -14,6 +15,7 @@ use serde_json::{Value, json};
 
 use super::AppState;
 use crate::servers::ServerState;
+use crate::upstream::Failure;
 
 pub async fn healthz() -> Json<Value> {
     Json(json!({ "status": "ok" }))
@@ -38,6 +40,8 @@ pub async fn readyz(State(state): State<Arc<AppState>>) -> (StatusCode, Json<Val
 
 pub async fn status(State(state): State<Arc<AppState>>) -> Json<Value> {
     let now = Instant::now();
+    // `/status` always requires the key when there is one (`guard::require_api_key_always`).
+    let key_holder = state.options.api_key.is_some();
     let servers: Vec<Value> = state
         .registry
         .snapshot()
@@ -74,6 +78,9 @@ pub async fn status(State(state): State<Arc<AppState>>) -> Json<Value> {
                     "attempts": attempts,
                     "last_error": failure.as_ref().map(ToString::to_string),
                     "next_attempt_in_seconds": retry_at.map(|t| t.saturating_duration_since(now).as_secs_f64()),
+                    // Only for holders of the API key (the guard let this caller through with
+                    // it): the link lets whoever opens it sign the server in to their account.
+                    "login_url": failure.as_ref().and_then(Failure::login_url).filter(|_| key_holder),
                 }),
                 ServerState::MultiUser { tools } => fields["tools"] = json!(tools),
                 ServerState::Stopped => {}

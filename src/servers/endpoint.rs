@@ -79,7 +79,10 @@ impl Endpoint {
             &self.spec,
             login,
         ));
-        if let (Some(_), Some(tool_cache)) = (&config.multi_user, &self.spec.tool_cache) {
+        // A list that may be one user's (`per_user_tools`) is not written to the shared cache.
+        if let (Some(multi), Some(tool_cache)) = (&config.multi_user, &self.spec.tool_cache)
+            && !multi.per_user_tools
+        {
             let (tool_cache, config, tools) =
                 (tool_cache.clone(), config.clone(), session.tools.clone());
             tokio::task::spawn_blocking(move || tool_cache.save(&config, &tools));

@@ -8,6 +8,10 @@
 //! and is closed once it has; with OAuth there is nobody to sign in for a shared session, so
 //! there is none: users sign in through the web login ([`WebLogins`]) and the documents carry a
 //! `{server}_login` operation until a user's own session brings the tools.
+//!
+//! With `per_user_tools` (servers whose tool list differs per user) a list one user's session
+//! showed is never shown to anyone else: the last known tools come from the discovery session
+//! only (with OAuth: just the login operation), and nothing goes to the tool cache.
 
 use std::sync::{Arc, Mutex};
 
@@ -58,7 +62,12 @@ impl PerUser {
         let oauth = config.oauth.is_some();
         // The tools of the last run, if any, until a session shows the current ones; an OAuth
         // server's document has at least its login operation.
-        let cached = spec.tool_cache.as_ref().and_then(|c| c.load(&config));
+        // Not with `per_user_tools`: the file may hold a user's list from a run without it.
+        let cached = spec
+            .tool_cache
+            .as_ref()
+            .filter(|_| !settings.per_user_tools)
+            .and_then(|c| c.load(&config));
         if cached.is_some() || oauth {
             let tools = cached.unwrap_or_default();
             let built = catalog::build(&name, &tools, None, &spec, oauth);
@@ -123,7 +132,14 @@ impl PerUser {
                 authorizer,
                 Arc::default(),
             );
-            Endpoint::new(upstream, self.last.clone(), self.spec.clone())
+            // With `per_user_tools` a user's list stays theirs: their endpoint publishes into a
+            // slot of its own, never the server's last known tools.
+            let last = if self.settings.per_user_tools {
+                Arc::default()
+            } else {
+                self.last.clone()
+            };
+            Endpoint::new(upstream, last, self.spec.clone())
         });
         for e in evicted {
             tracing::info!(server = %self.name(), "closing the least recently used user session (max_sessions reached)");

@@ -7,8 +7,11 @@
 //! command, arguments and working directory): a server whose config changed starts with no
 //! cached tools rather than stale ones. Writes go to a temporary file that is renamed over the
 //! old one, so a crash never leaves half a file; a file that does not parse, or is larger than
-//! [`MAX_FILE_BYTES`], is ignored with a warning. Tool lists are not secrets, but nothing from
-//! the server's `env` or `headers` (which can hold credentials) goes into the file or its name.
+//! [`MAX_FILE_BYTES`], is ignored with a warning. Nothing from the server's `env` or `headers`
+//! (which can hold credentials) goes into the file or its name. The files are the owner's only
+//! (0600, in a 0700 folder; existing ones are tightened when read or kept): a tool list says
+//! what a user's session can do, and a server's tools can name private things
+//! (`private_tool_of_alice…`).
 //!
 //! The I/O is small and blocking; callers on the async runtime may run it in `spawn_blocking`.
 
@@ -126,6 +129,8 @@ impl ToolCache {
             );
             return None;
         }
+        tighten(&self.inner.dir, 0o700);
+        tighten(&path, 0o600);
         if let Ok(digest) = tools_digest(&file.tools) {
             self.known().insert(path, digest);
         }
@@ -149,6 +154,7 @@ impl ToolCache {
     fn write(&self, server: &ServerConfig, path: &Path, tools: &[Tool]) -> Result<(), String> {
         let digest = tools_digest(tools).map_err(|e| e.to_string())?;
         if self.known().get(path) == Some(&digest) && path.exists() {
+            tighten(path, 0o600);
             return Ok(());
         }
         let file = CacheFile {
@@ -166,8 +172,8 @@ impl ToolCache {
                 bytes.len()
             ));
         }
-        std::fs::create_dir_all(&self.inner.dir).map_err(|e| e.to_string())?;
-        atomic_file::replace(path, &bytes, Access::Umask).map_err(|e| e.to_string())?;
+        private_dir(&self.inner.dir).map_err(|e| e.to_string())?;
+        atomic_file::replace(path, &bytes, Access::Owner).map_err(|e| e.to_string())?;
         self.known().insert(path.to_owned(), digest);
         self.remove_stale(server, path);
         Ok(())
@@ -287,6 +293,46 @@ fn owner_of(path: &Path) -> Option<String> {
 }
 
 /// The file's bytes; `None` when it does not exist; an error when unreadable or too large.
+/// Creates `dir` (and missing parents) owner-only, or tightens an existing one to 0700.
+fn private_dir(dir: &Path) -> std::io::Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::DirBuilderExt;
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)?;
+    }
+    #[cfg(not(unix))]
+    std::fs::create_dir_all(dir)?;
+    tighten(dir, 0o700);
+    Ok(())
+}
+
+/// Sets `path`'s permission bits to `mode` when they differ (files and folders of earlier
+/// versions were created with the umask's, often 0644/0755). Best effort: a cache we cannot
+/// tighten (not our file) is still used, with a warning.
+fn tighten(path: &Path, mode: u32) {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let Ok(meta) = std::fs::metadata(path) else {
+            return;
+        };
+        if meta.permissions().mode() & 0o777 == mode {
+            return;
+        }
+        if let Err(e) = std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)) {
+            tracing::warn!(
+                "cannot restrict {} to mode {mode:o}: {e}; other local users may read the cached tool lists",
+                path.display()
+            );
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = (path, mode);
+}
+
 fn read_bounded(path: &Path) -> Result<Option<Vec<u8>>, String> {
     use std::io::Read;
     let file = match std::fs::File::open(path) {
@@ -383,6 +429,31 @@ mod tests {
         assert_eq!(cache.load(&stdio("s", &["v1"])), None);
         assert_eq!(cache.load(&stdio("s", &["v2"])), Some(vec![tool("new")]));
         assert_eq!(files(dir.path()).len(), 2, "{:?}", files(dir.path()));
+    }
+
+    #[cfg(unix)]
+    fn mode(path: &Path) -> u32 {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::metadata(path).unwrap().permissions().mode() & 0o777
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn files_are_the_owners_only_and_old_ones_are_tightened() {
+        use std::os::unix::fs::PermissionsExt;
+        let root = tempfile::tempdir().unwrap();
+        let dir = root.path().join("cache").join("tools");
+        let server = stdio("s", &["x"]);
+        ToolCache::in_dir(&dir).save(&server, &[tool("a")]);
+        assert_eq!(mode(&dir), 0o700);
+        assert_eq!(mode(&root.path().join("cache")), 0o700);
+        let file = dir.join(&files(&dir)[0]);
+        assert_eq!(mode(&file), 0o600);
+        // As an earlier version left them: world-readable.
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).unwrap();
+        assert_eq!(ToolCache::in_dir(&dir).load(&server), Some(vec![tool("a")]));
+        assert_eq!((mode(&dir), mode(&file)), (0o700, 0o600));
     }
 
     #[test]

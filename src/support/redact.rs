@@ -23,12 +23,12 @@ pub(crate) fn urls_in(text: &str) -> Cow<'_, str> {
     loop {
         let scheme_start = scheme_start(text, at);
         let end = url_end(text, at + 3);
-        if scheme_start < at {
-            if let Some(redacted) = redact_after_scheme(&text[at + 3..end]) {
-                out.push_str(&text[copied..at + 3]);
-                out.push_str(&redacted);
-                copied = end;
-            }
+        if scheme_start < at
+            && let Some(redacted) = redact_after_scheme(&text[at + 3..end])
+        {
+            out.push_str(&text[copied..at + 3]);
+            out.push_str(&redacted);
+            copied = end;
         }
         match text[end..].find("://") {
             Some(next) => at = end + next,

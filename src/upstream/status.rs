@@ -57,20 +57,39 @@ impl Failure {
     pub fn is_login_pending(&self) -> bool {
         matches!(self, Failure::LoginPending { .. })
     }
+
+    /// Where to sign in, while a single-user login waits for a person: the authorization URL
+    /// with its `state`. Only for the log, the terminal and holders of the API key (`/status`):
+    /// whoever has it can complete the login with their own account.
+    pub fn login_url(&self) -> Option<&str> {
+        match self {
+            Failure::LoginPending { url } => url.as_deref(),
+            _ => None,
+        }
+    }
 }
 
+/// The text operators read (`/status`, logs): every URL in it redacted (userinfo, query and
+/// fragment), the authorization URL's `state` and a child's stderr tail included, since the
+/// texts come from upstreams, child processes and libraries (a `postgres://user:pass@…` a
+/// server printed before it died is one). [`Failure::login_url`] has the URL itself.
 impl std::fmt::Display for Failure {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        use crate::support::redact::{self, urls_in};
         match self {
             Failure::LoginPending { url: Some(url) } => {
-                write!(f, "waiting for the OAuth login: sign in at {url}")
+                write!(
+                    f,
+                    "waiting for the OAuth login: sign in at {}",
+                    redact::url(url)
+                )
             }
             Failure::LoginPending { url: None } => {
                 f.write_str("waiting for the OAuth login to start")
             }
-            Failure::OAuth(e) => write!(f, "OAuth: {e}"),
-            Failure::BadSettings(e) => write!(f, "OAuth: invalid OAuth settings: {e}"),
-            Failure::Connect(e) | Failure::Lost(e) => f.write_str(e),
+            Failure::OAuth(e) => write!(f, "OAuth: {}", urls_in(e)),
+            Failure::BadSettings(e) => write!(f, "OAuth: invalid OAuth settings: {}", urls_in(e)),
+            Failure::Connect(e) | Failure::Lost(e) => f.write_str(&urls_in(e)),
             Failure::TimedOut(limit) => {
                 write!(f, "connect and initialize did not finish within {limit:?}")
             }
@@ -82,8 +101,8 @@ impl std::fmt::Display for Failure {
 mod tests {
     use super::*;
 
-    /// The texts are what `/status`, `/` and 503 bodies showed before the states were typed;
-    /// operators and the troubleshooting guide quote them.
+    /// The texts are what `/status` showed before the states were typed (`/` and 503 bodies
+    /// did too); operators and the troubleshooting guide quote them. URLs are redacted.
     #[test]
     fn failures_read_as_before() {
         let cases = [
@@ -91,7 +110,7 @@ mod tests {
                 Failure::LoginPending {
                     url: Some("https://as/authorize?x=1".into()),
                 },
-                "waiting for the OAuth login: sign in at https://as/authorize?x=1",
+                "waiting for the OAuth login: sign in at https://as/authorize?[redacted]",
             ),
             (
                 Failure::LoginPending { url: None },
@@ -104,6 +123,10 @@ mod tests {
             ),
             (Failure::Connect("cannot start".into()), "cannot start"),
             (
+                Failure::Lost("exited; stderr: DATABASE_URL=postgres://app:hunter2@db/app".into()),
+                "exited; stderr: DATABASE_URL=postgres://[redacted]@db/app",
+            ),
+            (
                 Failure::TimedOut(Duration::from_secs(3)),
                 "connect and initialize did not finish within 3s",
             ),
@@ -113,6 +136,10 @@ mod tests {
             assert_eq!(failure.to_string(), text);
         }
         assert!(Failure::LoginPending { url: None }.is_login_pending());
+        let pending = Failure::LoginPending {
+            url: Some("https://as/authorize?state=s".into()),
+        };
+        assert_eq!(pending.login_url(), Some("https://as/authorize?state=s"));
         assert!(!Failure::OAuth("x".into()).is_login_pending());
     }
 }

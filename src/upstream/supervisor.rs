@@ -83,14 +83,17 @@ impl Supervisor {
                     match self.serve(live).await {
                         Ended::Shutdown => break,
                         Ended::Lost(reason) => {
-                            tracing::warn!(server = %name, reason = %reason, "upstream connection lost; reconnecting");
-                            Failure::Lost(reason)
+                            let failure = Failure::Lost(reason);
+                            tracing::warn!(server = %name, reason = %failure, "upstream connection lost; reconnecting");
+                            failure
                         }
                     }
                 }
                 Ok(Err(err)) => {
-                    tracing::warn!(server = %name, error = %err, "cannot connect to upstream");
-                    Failure::Connect(err.to_string())
+                    // Logged as the failure: its text has URLs (in a stderr tail too) redacted.
+                    let failure = Failure::Connect(err.to_string());
+                    tracing::warn!(server = %name, error = %failure, "cannot connect to upstream");
+                    failure
                 }
                 Err(_) => {
                     let failure = Failure::TimedOut(self.options.connect_timeout);

@@ -189,7 +189,15 @@ async fn errors_map_to_statuses() {
     assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE);
     assert!(r.headers().get("retry-after").is_some());
     let v: Value = r.json().await.unwrap();
-    assert!(message(&v).contains("/nonexistent/mcp-server"), "{v}");
+    // The state word; the reason (naming the command) is in /status (#19 item 8).
+    assert!(message(&v).contains("'down' is not connected"), "{v}");
+    let down = fetch_server_status(&b.mcpo, "down").await;
+    assert!(
+        down["last_error"]
+            .as_str()
+            .is_some_and(|e| e.contains("/nonexistent/mcp-server")),
+        "{down}"
+    );
     // Per-call timeout (the server's `timeout: 2`) → 504, and the upstream is told.
     let started = std::time::Instant::now();
     let (s, v) = post_json(&b.mcpo, "/fx/slow", json!({"seconds": 30})).await;
@@ -390,8 +398,10 @@ async fn docs_index_and_health_are_served_offline() {
     assert_eq!(servers[0]["name"], json!("fx"));
     assert_eq!(servers[0]["status"], json!("connected"));
     assert_eq!(servers[1]["status"], json!("connecting"));
+    // The reason is in /status, not in the open index (#19 item 8).
+    let broken = fetch_server_status(&b.mcpo, servers[1]["name"].as_str().unwrap()).await;
     assert!(
-        servers[1]["last_error"]
+        broken["last_error"]
             .as_str()
             .unwrap()
             .contains("cannot start")

@@ -25,6 +25,8 @@ mod hardening_oauth;
 mod hardening_processes;
 mod hardening_redirects;
 mod hardening_token_dir;
+mod hardening_error_details;
+mod hardening_per_user_tools;
 mod hardening_tool_names;
 mod hardening_web_login;
 mod metrics;

@@ -50,6 +50,7 @@ const SERVER_KEYS: &[&str] = &[
     "webui_secret_key",
     "session_timeout_minutes",
     "max_sessions",
+    "per_user_tools",
     "description",
     "disabled",
     "alwaysAllow",
@@ -365,6 +366,20 @@ fn read_multi_user(
         },
         None => in_oauth.max_sessions,
     };
+    let per_user_tools = match fields.take("per_user_tools") {
+        Some(Value::Bool(b)) => b,
+        Some(other) => {
+            report.problem(Some("per_user_tools"), must_be_bool(&other));
+            false
+        }
+        None => false,
+    };
+    if per_user_tools && explicit != Some(true) {
+        report.problem(
+            Some("per_user_tools"),
+            "applies only to multi-user servers: set \"multi_user\": true on this server, or remove \"per_user_tools\"",
+        );
+    }
     // The OAuth guide makes OAuth servers multi-user by default. mcpo keeps an OAuth server
     // single-user (one login for every caller, the daemon's own) unless it asks: turning every
     // OAuth server into per-user web logins because WEBUI_SECRET_KEY happens to be set would
@@ -385,6 +400,7 @@ fn read_multi_user(
         secret,
         session_timeout: Duration::from_secs_f64(minutes.unwrap_or(30.0) * 60.0),
         max_sessions: max_sessions.unwrap_or(100),
+        per_user_tools,
     })
 }
 

@@ -787,3 +787,33 @@ fn debug_output_hides_the_client_secret() {
     assert!(!shown.contains("s3cr3t-value"), "{shown}");
     assert!(shown.contains("[REDACTED]"), "{shown}");
 }
+
+#[test]
+fn per_user_tools_is_for_multi_user_servers_only() {
+    let server = one_server(&wrap(
+        r#"{"command": "x", "multi_user": true, "webui_secret_key": "k", "per_user_tools": true}"#,
+    ));
+    assert!(server.multi_user.expect("multi-user").per_user_tools);
+    let server = one_server(&wrap(
+        r#"{"command": "x", "multi_user": true, "webui_secret_key": "k"}"#,
+    ));
+    assert!(!server.multi_user.expect("multi-user").per_user_tools);
+    for (text, expected) in [
+        (
+            wrap(r#"{"command": "x", "per_user_tools": true}"#),
+            "field 'per_user_tools' applies only to multi-user servers: set \"multi_user\": true",
+        ),
+        (
+            wrap(
+                r#"{"command": "x", "multi_user": true, "webui_secret_key": "k", "per_user_tools": "yes"}"#,
+            ),
+            "field 'per_user_tools' must be true or false",
+        ),
+    ] {
+        let msg = fail(&text);
+        assert!(
+            msg.starts_with(&format!("config.json: server 's': {expected}")),
+            "{text}\n  got:  {msg}\n  want: {expected}"
+        );
+    }
+}
