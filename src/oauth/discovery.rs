@@ -121,6 +121,7 @@ pub(crate) async fn discover(
             metadata.authorization_endpoint
         );
     }
+    authorization_server_trusted(settings, &metadata, source)?;
     if settings.grant == Grant::AuthorizationCode {
         openable(&settings.server, "authorization_endpoint", &metadata.authorization_endpoint)?;
     }
@@ -128,6 +129,60 @@ pub(crate) async fn discover(
         metadata,
         resource: resource.unwrap_or_else(|| settings.resource_url.to_string()),
     })
+}
+
+/// Refuses an authorization server the operator did not choose when it matters: with
+/// `oauth.server_url` set, the one the MCP server points to must be that issuer; with a
+/// confidential client (`client_secret` or a signing key) and no `server_url`, it must be on
+/// the MCP endpoint's own origin. Otherwise an upstream's protected-resource metadata could
+/// name any server and receive the configured client's secret or signed assertion at its
+/// token endpoint. Nothing has been sent to that server but metadata requests.
+fn authorization_server_trusted(
+    settings: &Settings,
+    metadata: &AuthorizationMetadata,
+    source: AuthorizationMetadataSource,
+) -> Result<(), OAuthError> {
+    // Metadata mcpo fetched from `server_url` itself (or its default endpoints).
+    if source == AuthorizationMetadataSource::LegacyEndpointFallback && settings.server_url.is_some()
+    {
+        return Ok(());
+    }
+    // Without an issuer (the 2025-03-26 defaults) the server is where its tokens come from.
+    let found = match &metadata.issuer {
+        Some(issuer) => issuer.clone(),
+        None => Url::parse(&metadata.token_endpoint)
+            .map(|u| u.origin().ascii_serialization())
+            .unwrap_or_else(|_| metadata.token_endpoint.clone()),
+    };
+    let refused = |message: String| OAuthError::Discovery {
+        server: settings.server.clone(),
+        message,
+    };
+    if let Some(expected) = &settings.server_url {
+        let expected = expected.as_str().trim_end_matches('/');
+        if found.trim_end_matches('/') != expected {
+            return Err(refused(format!(
+                "the MCP server points to the authorization server {}, not to oauth.server_url \
+                 ({expected}); refusing to sign in or send client credentials there. If that \
+                 server is the right one, set oauth.server_url to it",
+                shown(&found)
+            )));
+        }
+        return Ok(());
+    }
+    let confidential = settings.client_secret.is_some() || settings.signing_key.is_some();
+    let same_origin = Url::parse(&found)
+        .is_ok_and(|u| u.origin() == settings.resource_url.origin());
+    if confidential && !same_origin {
+        return Err(refused(format!(
+            "the MCP server points to the authorization server {} on another origin, and mcpo \
+             sends a configured client's credentials only to an authorization server the \
+             configuration names; set oauth.server_url to it if client '{}' is registered there",
+            shown(&found),
+            settings.client_id.as_deref().unwrap_or_default()
+        )));
+    }
+    Ok(())
 }
 
 /// Refuses a URL that mcpo would open in a browser, print for the user or redirect a

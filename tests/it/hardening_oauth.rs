@@ -211,3 +211,92 @@ async fn authorization_urls_other_than_https_are_refused_at_discovery() {
     }
     assert!(!mcpo.stderr.text().contains("x-evil-handler://run?cmd"));
 }
+
+const CLIENT_SECRET: &str = "hardening-item5-client-secret";
+
+/// Whether any request `fake` received carries the configured client's credentials: the
+/// secret (in a form body or, base64-encoded, in HTTP Basic) or a client assertion.
+fn credentials_sent_to(fake: &FakeHttp) -> Vec<Hit> {
+    use base64::Engine as _;
+    let basic = base64::engine::general_purpose::STANDARD
+        .encode(format!("hardening-client:{CLIENT_SECRET}"));
+    fake.hits()
+        .into_iter()
+        .filter(|h| h.carries(CLIENT_SECRET) || h.carries(&basic) || h.carries("client_assertion"))
+        .collect()
+}
+
+/// Item 5: the upstream's protected-resource metadata names an authorization server the
+/// operator did not configure; the configured client's secret (or signed assertion) never
+/// goes there. The MCP server that is its own authorization server still gets it.
+#[tokio::test]
+async fn configured_client_credentials_go_only_to_the_configured_authorization_server() {
+    let dir = tempfile::tempdir().unwrap();
+    let (browser, record) = recording_browser(dir.path());
+    let elsewhere = fake_as(Overrides::default()).await;
+    let configured = fake_as(Overrides::default()).await;
+    let pointing_elsewhere = protected_mcp(Some(elsewhere.url(""))).await;
+    let own_server = protected_mcp(None).await;
+    let client = |extra: Value| {
+        let mut block = json!({"client_id": "hardening-client", "client_secret": CLIENT_SECRET});
+        for (k, v) in extra.as_object().cloned().unwrap_or_default() {
+            block[k] = v;
+        }
+        oauth_block(block)
+    };
+    let key = crate::peers::jwt_client_key();
+    let mcpo = start_mcpo(
+        dir.path(),
+        json!({
+            "cc-unnamed": {"type": "streamable-http", "url": pointing_elsewhere.url("/mcp"),
+                "oauth": client(json!({"grant_type": "client_credentials"}))},
+            "cc-named": {"type": "streamable-http", "url": pointing_elsewhere.url("/mcp"),
+                "oauth": client(json!({"grant_type": "client_credentials", "server_url": configured.url("")}))},
+            "code-named": {"type": "streamable-http", "url": pointing_elsewhere.url("/mcp"),
+                "oauth": client(json!({"server_url": configured.url("")}))},
+            "jwt-unnamed": {"type": "streamable-http", "url": pointing_elsewhere.url("/mcp"),
+                "oauth": oauth_block(json!({"grant_type": "client_credentials",
+                    "client_id": "hardening-client", "signing_key_file": key}))},
+            "cc-own": {"type": "streamable-http", "url": own_server.url("/mcp"),
+                "oauth": client(json!({"grant_type": "client_credentials"}))},
+        }),
+        &browser,
+    );
+    // The control: an MCP server that is its own authorization server gets the grant (and
+    // refuses it).
+    poll(Duration::from_secs(30), || async {
+        own_server
+            .hits()
+            .iter()
+            .any(|h| h.path() == "/token")
+            .then_some(())
+    })
+    .await
+    .unwrap_or_else(|| panic!("no token request reached the MCP server's own AS:\n{}", mcpo.stderr.text()));
+    assert!(!credentials_sent_to(&own_server).is_empty());
+    for server in ["cc-unnamed", "cc-named", "code-named", "jwt-unnamed"] {
+        wait_error(&mcpo, server, "").await;
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let leaked = credentials_sent_to(&elsewhere);
+    assert!(
+        leaked.is_empty(),
+        "the authorization server the upstream named received the client's credentials: \
+         {leaked:?}"
+    );
+    assert!(
+        std::fs::read_to_string(&record).unwrap_or_default().is_empty(),
+        "a browser was opened for a login at an authorization server nobody configured"
+    );
+    for (server, needle) in [
+        ("cc-unnamed", "set oauth.server_url"),
+        ("cc-named", "not to oauth.server_url"),
+        ("code-named", "not to oauth.server_url"),
+        ("jwt-unnamed", "set oauth.server_url"),
+    ] {
+        let error = wait_error(&mcpo, server, needle).await;
+        assert!(error.contains(&elsewhere.url("")), "{error}");
+    }
+    assert!(configured.hits().iter().all(|h| h.method == "GET"));
+    assert!(!mcpo.stderr.text().contains(CLIENT_SECRET));
+}

@@ -259,6 +259,7 @@ async fn preregistered_client_uses_its_secret_and_no_registration() {
             "callback_port": port,
             "client_id": "mcpo-static-client",
             "client_secret": "mcpo-static-secret",
+            "server_url": peers.issuer,
             "storage_type": "memory",
             "login_timeout": 30,
         }),
@@ -295,6 +296,7 @@ async fn revocation_at_logout_makes_the_authorization_server_forget_the_tokens()
             "callback_port": port,
             "client_id": "mcpo-static-client",
             "client_secret": "mcpo-static-secret",
+            "server_url": peers.issuer,
             "login_timeout": 30,
         }),
     );
@@ -337,6 +339,7 @@ async fn revocation_at_logout_makes_the_authorization_server_forget_the_tokens()
             "grant_type": "client_credentials",
             "client_id": "mcpo-jwt-client",
             "signing_key_file": peers::jwt_client_key(),
+            "server_url": peers.issuer,
         }),
     );
     let auth = signed_in(&peers, &config).await;
@@ -372,6 +375,7 @@ async fn insufficient_scope_leads_to_a_step_up_login() {
             "callback_port": port,
             "client_id": "mcpo-static-client",
             "client_secret": "mcpo-static-secret",
+            "server_url": peers.issuer,
             "storage_type": "memory",
             "login_timeout": 30,
         }),
@@ -415,6 +419,7 @@ async fn client_credentials_grant_needs_no_browser() {
             "grant_type": "client_credentials",
             "client_id": "mcpo-cc-client",
             "client_secret": "mcpo-cc-secret",
+            "server_url": peers.issuer,
             "storage_type": "memory",
         }),
     );
@@ -449,6 +454,7 @@ async fn client_credentials_with_a_private_key_jwt() {
             "grant_type": "client_credentials",
             "client_id": "mcpo-jwt-client",
             "signing_key_file": peers::jwt_client_key(),
+            "server_url": peers.issuer,
             "storage_type": "memory",
         }),
     );
