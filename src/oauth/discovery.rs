@@ -22,13 +22,14 @@ use serde_json::Value;
 use url::Url;
 
 use super::error::OAuthError;
+use super::outbound::OAuthHttp;
 use super::settings::{Grant, Settings};
 
-/// The client for mcpo's own OAuth requests: no redirects (a metadata or registration
-/// endpoint that redirects is refused), bounded time; see
-/// [`crate::support::http_client::oauth_requests`].
-pub(crate) fn http_client() -> reqwest::Client {
-    crate::support::http_client::oauth_requests()
+/// The client for mcpo's own OAuth requests on behalf of `settings`' server: no redirects
+/// (a metadata or registration endpoint that redirects is refused), bounded time, rmcp's
+/// address policy; see [`OAuthHttp`].
+pub(crate) fn http_client(settings: &Settings) -> OAuthHttp {
+    OAuthHttp::new(settings)
 }
 
 /// What discovery settled on.
@@ -56,7 +57,7 @@ pub(crate) async fn discover(
     settings: &Settings,
     challenge: Option<&str>,
 ) -> Result<Discovered, OAuthError> {
-    let http = http_client();
+    let http = http_client(settings);
     let failed = |message: String| OAuthError::Discovery {
         server: settings.server.clone(),
         message,
@@ -123,7 +124,11 @@ pub(crate) async fn discover(
     }
     authorization_server_trusted(settings, &metadata, source)?;
     if settings.grant == Grant::AuthorizationCode {
-        openable(&settings.server, "authorization_endpoint", &metadata.authorization_endpoint)?;
+        openable(
+            &settings.server,
+            "authorization_endpoint",
+            &metadata.authorization_endpoint,
+        )?;
     }
     Ok(Discovered {
         metadata,
@@ -143,7 +148,8 @@ fn authorization_server_trusted(
     source: AuthorizationMetadataSource,
 ) -> Result<(), OAuthError> {
     // Metadata mcpo fetched from `server_url` itself (or its default endpoints).
-    if source == AuthorizationMetadataSource::LegacyEndpointFallback && settings.server_url.is_some()
+    if source == AuthorizationMetadataSource::LegacyEndpointFallback
+        && settings.server_url.is_some()
     {
         return Ok(());
     }
@@ -171,8 +177,8 @@ fn authorization_server_trusted(
         return Ok(());
     }
     let confidential = settings.client_secret.is_some() || settings.signing_key.is_some();
-    let same_origin = Url::parse(&found)
-        .is_ok_and(|u| u.origin() == settings.resource_url.origin());
+    let same_origin =
+        Url::parse(&found).is_ok_and(|u| u.origin() == settings.resource_url.origin());
     if confidential && !same_origin {
         return Err(refused(format!(
             "the MCP server points to the authorization server {} on another origin, and mcpo \
@@ -237,7 +243,7 @@ fn is_loopback(host: url::Host<&str>) -> bool {
 /// The `resource` of the endpoint's protected-resource metadata, checked against the
 /// endpoint. `Ok(None)`: no metadata (or none naming a resource).
 async fn protected_resource(
-    http: &reqwest::Client,
+    http: &OAuthHttp,
     settings: &Settings,
     challenge: Option<&str>,
 ) -> Result<Option<String>, OAuthError> {
@@ -290,12 +296,12 @@ async fn protected_resource(
 /// The `WWW-Authenticate` challenge of the endpoint's 401, if it answers one: to a GET
 /// first, else to a POST of a JSON-RPC `initialize` (servers that refuse GET, or only
 /// challenge real MCP requests).
-async fn probe_challenge(http: &reqwest::Client, endpoint: &Url) -> Option<String> {
+async fn probe_challenge(http: &OAuthHttp, endpoint: &Url) -> Option<String> {
     let get = http
         .get(endpoint.as_str())
         .header("MCP-Protocol-Version", "2025-06-18")
         .header("Accept", "text/event-stream");
-    if let Some(found) = challenge_of(get).await {
+    if let Some(found) = challenge_of(http, get).await {
         return Some(found);
     }
     let initialize = serde_json::json!({
@@ -314,12 +320,12 @@ async fn probe_challenge(http: &reqwest::Client, endpoint: &Url) -> Option<Strin
         .header("Content-Type", "application/json")
         .header("Accept", "application/json, text/event-stream")
         .body(initialize.to_string());
-    challenge_of(post).await
+    challenge_of(http, post).await
 }
 
 /// The Bearer challenge of a 401 answer to `request`.
-async fn challenge_of(request: reqwest::RequestBuilder) -> Option<String> {
-    let response = request.send().await.ok()?;
+async fn challenge_of(http: &OAuthHttp, request: reqwest::RequestBuilder) -> Option<String> {
+    let response = http.send(request).await.ok()?;
     if response.status() != StatusCode::UNAUTHORIZED {
         return None;
     }
@@ -337,11 +343,9 @@ async fn challenge_of(request: reqwest::RequestBuilder) -> Option<String> {
         .cloned()
 }
 
-async fn get_json(http: &reqwest::Client, url: &Url) -> Option<serde_json::Map<String, Value>> {
+async fn get_json(http: &OAuthHttp, url: &Url) -> Option<serde_json::Map<String, Value>> {
     let response = http
-        .get(url.as_str())
-        .header("Accept", "application/json")
-        .send()
+        .send(http.get(url.as_str()).header("Accept", "application/json"))
         .await
         .ok()?;
     if response.status() != StatusCode::OK {
@@ -356,7 +360,7 @@ async fn get_json(http: &reqwest::Client, url: &Url) -> Option<serde_json::Map<S
 /// Whether the endpoint publishes any RFC 9728 protected-resource metadata (named in the
 /// challenge, path-based or at the root): if it does, it is not a 2025-03-26 server.
 async fn publishes_resource_metadata(
-    http: &reqwest::Client,
+    http: &OAuthHttp,
     settings: &Settings,
     challenge: Option<&str>,
 ) -> bool {
@@ -389,7 +393,7 @@ async fn publishes_resource_metadata(
 /// metadata's endpoints are used as published. Only for servers without protected-resource
 /// metadata: the modern path keeps RFC 8414's issuer check.
 async fn legacy_root_metadata(
-    http: &reqwest::Client,
+    http: &OAuthHttp,
     settings: &Settings,
 ) -> Option<AuthorizationMetadata> {
     let mut url = settings.resource_url.clone();
@@ -440,7 +444,7 @@ pub(crate) fn resource_matches(endpoint: &Url, resource: &str) -> bool {
 
 /// RFC 8414 / OpenID metadata of the issuer `server_url`, with the issuer checked.
 async fn authorization_server_metadata(
-    http: &reqwest::Client,
+    http: &OAuthHttp,
     server_url: &Url,
 ) -> Option<AuthorizationMetadata> {
     let path = server_url.path().trim_matches('/');
@@ -533,7 +537,10 @@ mod tests {
         let err = openable("s", "authorization_endpoint", "file:///etc/passwd")
             .unwrap_err()
             .to_string();
-        assert!(err.contains("server 's'") && err.contains("'file:'"), "{err}");
+        assert!(
+            err.contains("server 's'") && err.contains("'file:'"),
+            "{err}"
+        );
     }
 
     #[test]

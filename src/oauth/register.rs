@@ -11,6 +11,7 @@ use rmcp::transport::auth::{AuthorizationManager, AuthorizationMetadata, OAuthCl
 use serde_json::{Value, json};
 
 use super::error::OAuthError;
+use super::outbound::OAuthHttp;
 use super::settings::Settings;
 use super::store::{Registration, Store};
 
@@ -160,7 +161,7 @@ pub(crate) fn from_registration(reg: &Registration) -> Identity {
 
 /// RFC 7591 registration at the server's `registration_endpoint`.
 pub(crate) async fn register(
-    http: &reqwest::Client,
+    http: &OAuthHttp,
     settings: &Settings,
     metadata: &AuthorizationMetadata,
     scopes: &[String],
@@ -178,13 +179,14 @@ pub(crate) async fn register(
     };
     let redirect = settings.redirect_uri();
     let body = request_body(settings, &redirect, scopes)?;
-    let response = http
+    let request = http
         .post(endpoint)
         .header("Accept", "application/json")
-        .json(&body)
-        .send()
+        .json(&body);
+    let response = http
+        .send(request)
         .await
-        .map_err(|e| fail(format!("POST {endpoint}: {}", without_url(&e))))?;
+        .map_err(|e| fail(format!("POST {endpoint}: {e}")))?;
     let status = response.status();
     let text = response.text().await.unwrap_or_default();
     let parsed: Option<serde_json::Map<String, Value>> = serde_json::from_str(&text).ok();
@@ -276,15 +278,6 @@ pub(crate) fn request_body(
         body.insert(key.clone(), value.clone());
     }
     Ok(body)
-}
-
-/// A reqwest error's message without the URL (which the caller names already).
-fn without_url(e: &reqwest::Error) -> String {
-    let mut text = e.to_string();
-    if let Some(url) = e.url() {
-        text = text.replace(&format!(" ({url})"), "");
-    }
-    text
 }
 
 #[cfg(test)]

@@ -102,7 +102,10 @@ fn recording_browser(dir: &Path) -> (PathBuf, PathBuf) {
     let script = dir.join("browser.sh");
     std::fs::write(
         &script,
-        format!("#!/bin/sh\nprintf '%s\\n' \"$*\" >> '{}'\n", record.display()),
+        format!(
+            "#!/bin/sh\nprintf '%s\\n' \"$*\" >> '{}'\n",
+            record.display()
+        ),
     )
     .unwrap();
     #[cfg(unix)]
@@ -118,7 +121,12 @@ fn start_mcpo(dir: &Path, servers: Value, browser: &Path) -> Mcpo {
     let config = dir.join("config.json");
     std::fs::write(&config, json!({"mcpServers": servers}).to_string()).unwrap();
     Mcpo::start_with_env(
-        &["--config", config.to_str().unwrap(), "--connect-timeout", "5"],
+        &[
+            "--config",
+            config.to_str().unwrap(),
+            "--connect-timeout",
+            "5",
+        ],
         &[
             ("BROWSER", browser.to_str().unwrap()),
             ("MCPO_TOKEN_DIR", dir.join("tokens").to_str().unwrap()),
@@ -145,7 +153,8 @@ async fn wait_error(mcpo: &Mcpo, server: &str, needle: &str) -> String {
 }
 
 fn oauth_block(extra: Value) -> Value {
-    let mut block = json!({"callback_port": free_port(), "storage_type": "memory", "login_timeout": 5});
+    let mut block =
+        json!({"callback_port": free_port(), "storage_type": "memory", "login_timeout": 5});
     for (k, v) in extra.as_object().cloned().unwrap_or_default() {
         block[k] = v;
     }
@@ -197,7 +206,10 @@ async fn authorization_urls_other_than_https_are_refused_at_discovery() {
         launched.is_empty(),
         "the browser launcher was given: {launched}"
     );
-    for (server, scheme) in [("file-scheme", "'file:'"), ("custom-scheme", "'x-evil-handler:'")] {
+    for (server, scheme) in [
+        ("file-scheme", "'file:'"),
+        ("custom-scheme", "'x-evil-handler:'"),
+    ] {
         let error = wait_error(&mcpo, server, "authorization_endpoint").await;
         assert!(error.contains(scheme), "{error}");
         assert!(error.contains(&format!("server '{server}'")), "{error}");
@@ -272,7 +284,12 @@ async fn configured_client_credentials_go_only_to_the_configured_authorization_s
             .then_some(())
     })
     .await
-    .unwrap_or_else(|| panic!("no token request reached the MCP server's own AS:\n{}", mcpo.stderr.text()));
+    .unwrap_or_else(|| {
+        panic!(
+            "no token request reached the MCP server's own AS:\n{}",
+            mcpo.stderr.text()
+        )
+    });
     assert!(!credentials_sent_to(&own_server).is_empty());
     for server in ["cc-unnamed", "cc-named", "code-named", "jwt-unnamed"] {
         wait_error(&mcpo, server, "").await;
@@ -285,7 +302,9 @@ async fn configured_client_credentials_go_only_to_the_configured_authorization_s
          {leaked:?}"
     );
     assert!(
-        std::fs::read_to_string(&record).unwrap_or_default().is_empty(),
+        std::fs::read_to_string(&record)
+            .unwrap_or_default()
+            .is_empty(),
         "a browser was opened for a login at an authorization server nobody configured"
     );
     for (server, needle) in [
@@ -299,4 +318,47 @@ async fn configured_client_credentials_go_only_to_the_configured_authorization_s
     }
     assert!(configured.hits().iter().all(|h| h.method == "GET"));
     assert!(!mcpo.stderr.text().contains(CLIENT_SECRET));
+}
+
+/// Item 4: endpoints at `0.0.0.0` (which Linux connects to this machine) are refused for
+/// mcpo's own OAuth requests, as rmcp refuses them for its own: dynamic registration and a
+/// `private_key_jwt` token request never reach the listener behind that address.
+#[tokio::test]
+async fn own_oauth_requests_refuse_the_addresses_rmcp_refuses() {
+    let dir = tempfile::tempdir().unwrap();
+    let (browser, _record) = recording_browser(dir.path());
+    // Whatever reaches it through 0.0.0.0 is recorded.
+    let behind_zero = FakeHttp::start(|_, _| json_reply(201, &json!({"client_id": "zero"}))).await;
+    let zero = format!("http://0.0.0.0:{}", behind_zero.addr.port());
+    let hostile = fake_as(Overrides::with(json!({
+        "registration_endpoint": format!("{zero}/register"),
+        "token_endpoint": format!("{zero}/token"),
+    })))
+    .await;
+    let mcp = protected_mcp(Some(hostile.url(""))).await;
+    let mcpo = start_mcpo(
+        dir.path(),
+        json!({
+            "dcr-zero": {"type": "streamable-http", "url": mcp.url("/mcp"), "oauth": oauth_block(json!({}))},
+            "jwt-zero": {"type": "streamable-http", "url": mcp.url("/mcp"),
+                "oauth": oauth_block(json!({"grant_type": "client_credentials",
+                    "client_id": "hardening-client", "server_url": hostile.url(""),
+                    "signing_key_file": crate::peers::jwt_client_key()}))},
+        }),
+        &browser,
+    );
+    for server in ["dcr-zero", "jwt-zero"] {
+        wait_error(&mcpo, server, "").await;
+    }
+    let reached = behind_zero.hits();
+    assert!(
+        reached.is_empty(),
+        "requests reached the listener behind 0.0.0.0: {reached:?}"
+    );
+    for server in ["dcr-zero", "jwt-zero"] {
+        let error = wait_error(&mcpo, server, "address rule").await;
+        assert!(error.contains(&zero), "{error}");
+    }
+    // Loopback stays usable for a loopback MCP endpoint: the metadata came from 127.0.0.1.
+    assert!(!hostile.hits().is_empty());
 }
