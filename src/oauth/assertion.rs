@@ -125,7 +125,10 @@ pub(crate) async fn client_credentials(
         .await
         .map_err(|e| fail(format!("POST {endpoint}: {e}")))?;
     let status = response.status();
-    let body = response.bytes().await.unwrap_or_default();
+    let body = http
+        .body(response)
+        .await
+        .map_err(|e| fail(format!("{endpoint}: {e}")))?;
     if !status.is_success() {
         // Only the error code and description: the body of a success would hold the token.
         let detail = serde_json::from_slice::<Value>(&body)

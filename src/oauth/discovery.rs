@@ -22,7 +22,7 @@ use serde_json::Value;
 use url::Url;
 
 use super::error::OAuthError;
-use super::outbound::OAuthHttp;
+use super::outbound::{OAuthHttp, SendError};
 use super::settings::{Grant, Settings};
 
 /// The client for mcpo's own OAuth requests on behalf of `settings`' server: no redirects
@@ -273,7 +273,13 @@ async fn protected_resource(
     candidates.push((root, false));
 
     for (url, binding) in candidates {
-        let Some(document) = get_json(http, &url).await else {
+        let document = fetch_json(http, &url)
+            .await
+            .map_err(|e| OAuthError::Discovery {
+                server: settings.server.clone(),
+                message: format!("protected resource metadata at {url}: {e}"),
+            })?;
+        let Some(document) = document else {
             continue;
         };
         let Some(resource) = document.get("resource").and_then(Value::as_str) else {
@@ -343,17 +349,34 @@ async fn challenge_of(http: &OAuthHttp, request: reqwest::RequestBuilder) -> Opt
         .cloned()
 }
 
+/// The JSON object at `url`, or `None` (no answer, not 200, not a JSON object).
 async fn get_json(http: &OAuthHttp, url: &Url) -> Option<serde_json::Map<String, Value>> {
-    let response = http
+    fetch_json(http, url).await.ok().flatten()
+}
+
+/// [`get_json`], except that a body over the size limit is an error: the one thing worth
+/// stopping discovery for, since the metadata is there but unreadable.
+async fn fetch_json(
+    http: &OAuthHttp,
+    url: &Url,
+) -> Result<Option<serde_json::Map<String, Value>>, SendError> {
+    let Ok(response) = http
         .send(http.get(url.as_str()).header("Accept", "application/json"))
         .await
-        .ok()?;
+    else {
+        return Ok(None);
+    };
     if response.status() != StatusCode::OK {
-        return None;
+        return Ok(None);
     }
-    match response.json::<Value>().await.ok()? {
-        Value::Object(map) => Some(map),
-        _ => None,
+    let body = match http.body(response).await {
+        Ok(body) => body,
+        Err(e @ SendError::TooLarge) => return Err(e),
+        Err(_) => return Ok(None),
+    };
+    match serde_json::from_slice::<Value>(&body) {
+        Ok(Value::Object(map)) => Ok(Some(map)),
+        _ => Ok(None),
     }
 }
 

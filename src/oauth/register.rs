@@ -188,8 +188,11 @@ pub(crate) async fn register(
         .await
         .map_err(|e| fail(format!("POST {endpoint}: {e}")))?;
     let status = response.status();
-    let text = response.text().await.unwrap_or_default();
-    let parsed: Option<serde_json::Map<String, Value>> = serde_json::from_str(&text).ok();
+    let answer = http
+        .body(response)
+        .await
+        .map_err(|e| fail(format!("{endpoint}: {e}")))?;
+    let parsed: Option<serde_json::Map<String, Value>> = serde_json::from_slice(&answer).ok();
     if !status.is_success() {
         let detail = parsed
             .as_ref()

@@ -236,10 +236,11 @@ async fn revoke_one(
         return Ok(());
     }
     // The error code and description only, never the request.
-    let detail = response
-        .json::<Value>()
+    let detail = http
+        .body(response)
         .await
         .ok()
+        .and_then(|body| serde_json::from_slice::<Value>(&body).ok())
         .map(|v| {
             let field = |k: &str| v.get(k).and_then(Value::as_str).unwrap_or("").to_owned();
             format!(": {} {}", field("error"), field("error_description"))

@@ -18,6 +18,7 @@ mod bridge;
 mod commands;
 mod docs_examples;
 mod hardening_fake_http;
+mod hardening_limits;
 mod hardening_oauth;
 mod hardening_redirects;
 mod metrics;
