@@ -75,7 +75,8 @@ pub(crate) fn stored(
     scopes: Option<&[String]>,
 ) -> Option<Identity> {
     let reg = registration?;
-    if reg.issuer != metadata.issuer || reg.redirect_uri != settings.redirect_uri() {
+    if reg.issuer != metadata.issuer || !settings.fits_redirect(&reg.redirect_uri, scopes.is_some())
+    {
         tracing::info!(
             "server '{}': the stored OAuth client was registered with another authorization \
              server or callback port; registering again",
@@ -177,7 +178,7 @@ pub(crate) async fn register(
                 .to_owned(),
         ));
     };
-    let redirect = settings.redirect_uri();
+    let redirect = settings.registration_redirect_uri();
     let body = request_body(settings, &redirect, scopes)?;
     let request = http
         .post(endpoint)

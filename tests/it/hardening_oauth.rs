@@ -362,3 +362,80 @@ async fn own_oauth_requests_refuse_the_addresses_rmcp_refuses() {
     // Loopback stays usable for a loopback MCP endpoint: the metadata came from 127.0.0.1.
     assert!(!hostile.hits().is_empty());
 }
+
+/// Item 9: the loopback login listens on a callback path of its own. A code delivered to the
+/// documented `/callback` (by a page the user visits, or a local process) with the login's
+/// `state` (as if it had leaked) is not exchanged; the same request to the path the
+/// authorization URL names is.
+#[tokio::test]
+async fn a_code_sent_to_the_documented_callback_signs_nothing_in() {
+    let dir = tempfile::tempdir().unwrap();
+    let (browser, record) = recording_browser(dir.path());
+    let mcp = protected_mcp(None).await;
+    let port = free_port();
+    let _mcpo = start_mcpo(
+        dir.path(),
+        json!({"login": {"type": "streamable-http", "url": mcp.url("/mcp"),
+            "oauth": oauth_block(json!({"callback_port": port, "login_timeout": 60}))}}),
+        &browser,
+    );
+    let opened = poll(Duration::from_secs(30), || async {
+        std::fs::read_to_string(&record)
+            .ok()
+            .and_then(|t| t.lines().next().map(str::to_owned))
+    })
+    .await
+    .expect("mcpo never opened the browser");
+    let opened = url::Url::parse(opened.trim()).unwrap();
+    let param = |name: &str| {
+        opened
+            .query_pairs()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.into_owned())
+            .unwrap_or_else(|| panic!("no {name} in {opened}"))
+    };
+    let (state, redirect) = (param("state"), param("redirect_uri"));
+    let registered: Value = mcp
+        .hits()
+        .iter()
+        .find(|h| h.path() == "/register")
+        .map(|h| serde_json::from_str(&h.body).unwrap())
+        .expect("mcpo registered a client");
+    assert_eq!(registered["redirect_uris"], json!([redirect]));
+
+    let client = crate::common::client();
+    let exchanged = |code: &'static str| {
+        mcp.hits()
+            .iter()
+            .any(|h| h.path() == "/token" && h.carries(code))
+    };
+    // The attacker's code, with the leaked state, at the documented callback.
+    let forged = client
+        .get(format!(
+            "http://127.0.0.1:{port}/callback?code=attacker-code&state={state}"
+        ))
+        .header("Origin", "https://attacker.example")
+        .send()
+        .await
+        .expect("the callback listener answers");
+    let forged_status = forged.status();
+    assert!(
+        !exchanged("attacker-code"),
+        "mcpo exchanged a code delivered to /callback (answered {forged_status}); the \
+         registered redirect URI was {redirect}"
+    );
+    assert_eq!(forged_status, 404);
+    let own_path = redirect
+        .strip_prefix(&format!("http://localhost:{port}/callback/"))
+        .unwrap_or_else(|| panic!("{redirect} is not a per-registration callback"));
+    assert_eq!(own_path.len(), 32, "{redirect}");
+    // The same request where the authorization server sends the browser is this login's.
+    let real = client
+        .get(format!(
+            "http://127.0.0.1:{port}/callback/{own_path}?code=browser-code&state={state}"
+        ))
+        .send()
+        .await
+        .expect("the callback listener answers");
+    assert!(exchanged("browser-code"), "answered {}", real.status());
+}

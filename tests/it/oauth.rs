@@ -165,10 +165,15 @@ async fn dynamic_registration_login_then_stored_tokens_are_reused() {
     assert_eq!(registrations.len(), 1, "{registrations:?}");
     let client_id = registrations[0]["client_id"].as_str().unwrap().to_owned();
     assert_eq!(registrations[0]["token_endpoint_auth_method"], "none");
-    assert_eq!(
-        registrations[0]["redirect_uris"],
-        json!([format!("http://localhost:{port}/callback")])
-    );
+    // The loopback callback has a path of its own per registration (#19 item 9).
+    let redirect_uris = registrations[0]["redirect_uris"].as_array().unwrap();
+    assert_eq!(redirect_uris.len(), 1, "{redirect_uris:?}");
+    let own_path = redirect_uris[0]
+        .as_str()
+        .unwrap()
+        .strip_prefix(&format!("http://localhost:{port}/callback/"))
+        .unwrap_or_else(|| panic!("{redirect_uris:?}"));
+    assert_eq!(own_path.len(), 32, "{redirect_uris:?}");
     // PKCE S256, state, the PRM's scope, and the MCP endpoint as the RFC 8707 resource.
     let authorizations = peers.as_events_named("authorization");
     assert_eq!(authorizations.len(), 1);
