@@ -16,6 +16,7 @@ use rmcp::transport::auth::{
 use serde_json::{Value, json};
 
 use super::error::OAuthError;
+use super::outbound::OAuthHttp;
 use super::settings::Settings;
 use super::store::Store;
 use crate::config::SigningKey;
@@ -70,7 +71,7 @@ fn unique_id() -> String {
 /// `manager` is given the client (without a secret), so that when the access token runs out
 /// rmcp finds no refresh token and asks for a new login, which is a new assertion.
 pub(crate) async fn client_credentials(
-    http: &reqwest::Client,
+    http: &OAuthHttp,
     store: &Store,
     manager: &mut AuthorizationManager,
     settings: &Settings,
@@ -114,16 +115,20 @@ pub(crate) async fn client_credentials(
         form.push(("scope", &scope));
     }
     let endpoint = &metadata.token_endpoint;
-    let response = http
+    let request = http
         .post(endpoint)
         .header("Accept", "application/json")
         .header("Content-Type", "application/x-www-form-urlencoded")
-        .body(form_body(&form))
-        .send()
+        .body(form_body(&form));
+    let response = http
+        .send(request)
         .await
-        .map_err(|e| fail(format!("POST {endpoint}: {}", e.without_url())))?;
+        .map_err(|e| fail(format!("POST {endpoint}: {e}")))?;
     let status = response.status();
-    let body = response.bytes().await.unwrap_or_default();
+    let body = http
+        .body(response)
+        .await
+        .map_err(|e| fail(format!("{endpoint}: {e}")))?;
     if !status.is_success() {
         // Only the error code and description: the body of a success would hold the token.
         let detail = serde_json::from_slice::<Value>(&body)

@@ -80,8 +80,10 @@ pub fn html_page(
     response
 }
 
-/// One request to `/callback`, waiting for the flow's verdict.
+/// One request to `/callback` or `/callback/<secret>`, waiting for the flow's verdict.
 pub(crate) struct Callback {
+    /// The request's path: the flow accepts only its own redirect URI's.
+    pub path: String,
     pub params: Params,
     pub reply: oneshot::Sender<Page>,
 }
@@ -123,6 +125,7 @@ impl CallbackListener {
         let (tx, rx) = mpsc::channel(16);
         let router = axum::Router::new()
             .route("/callback", axum::routing::get(receive))
+            .route("/callback/{secret}", axum::routing::get(receive))
             .with_state(tx);
         let mut shutdown = Vec::new();
         let mut tasks = Vec::new();
@@ -177,8 +180,10 @@ impl Drop for CallbackListener {
 
 async fn receive(
     State(tx): State<mpsc::Sender<Callback>>,
+    uri: axum::http::Uri,
     Query(params): Query<Params>,
 ) -> impl IntoResponse {
+    let path = uri.path().to_owned();
     let (reply, verdict) = oneshot::channel();
     let gone = || {
         Page::failure(
@@ -187,7 +192,15 @@ async fn receive(
         )
         .render()
     };
-    if tx.send(Callback { params, reply }).await.is_err() {
+    if tx
+        .send(Callback {
+            path,
+            params,
+            reply,
+        })
+        .await
+        .is_err()
+    {
         return gone();
     }
     match verdict.await {
@@ -266,6 +279,7 @@ mod tests {
             }
         });
         let cb = listener.next().await.unwrap();
+        assert_eq!(cb.path, "/callback");
         assert_eq!(cb.params["code"], "y");
         cb.reply
             .send(Page::failure(StatusCode::BAD_REQUEST, "<no>".to_owned()))

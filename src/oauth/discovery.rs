@@ -22,13 +22,14 @@ use serde_json::Value;
 use url::Url;
 
 use super::error::OAuthError;
+use super::outbound::{OAuthHttp, SendError};
 use super::settings::{Grant, Settings};
 
-/// The client for mcpo's own OAuth requests: no redirects (a metadata or registration
-/// endpoint that redirects is refused), bounded time; see
-/// [`crate::support::http_client::oauth_requests`].
-pub(crate) fn http_client() -> reqwest::Client {
-    crate::support::http_client::oauth_requests()
+/// The client for mcpo's own OAuth requests on behalf of `settings`' server: no redirects
+/// (a metadata or registration endpoint that redirects is refused), bounded time, rmcp's
+/// address policy; see [`OAuthHttp`].
+pub(crate) fn http_client(settings: &Settings) -> OAuthHttp {
+    OAuthHttp::new(settings)
 }
 
 /// What discovery settled on.
@@ -56,7 +57,7 @@ pub(crate) async fn discover(
     settings: &Settings,
     challenge: Option<&str>,
 ) -> Result<Discovered, OAuthError> {
-    let http = http_client();
+    let http = http_client(settings);
     let failed = |message: String| OAuthError::Discovery {
         server: settings.server.clone(),
         message,
@@ -121,13 +122,73 @@ pub(crate) async fn discover(
             metadata.authorization_endpoint
         );
     }
+    authorization_server_trusted(settings, &metadata, source)?;
     if settings.grant == Grant::AuthorizationCode {
-        openable(&settings.server, "authorization_endpoint", &metadata.authorization_endpoint)?;
+        openable(
+            &settings.server,
+            "authorization_endpoint",
+            &metadata.authorization_endpoint,
+        )?;
     }
     Ok(Discovered {
         metadata,
         resource: resource.unwrap_or_else(|| settings.resource_url.to_string()),
     })
+}
+
+/// Refuses an authorization server the operator did not choose when it matters: with
+/// `oauth.server_url` set, the one the MCP server points to must be that issuer; with a
+/// confidential client (`client_secret` or a signing key) and no `server_url`, it must be on
+/// the MCP endpoint's own origin. Otherwise an upstream's protected-resource metadata could
+/// name any server and receive the configured client's secret or signed assertion at its
+/// token endpoint. Nothing has been sent to that server but metadata requests.
+fn authorization_server_trusted(
+    settings: &Settings,
+    metadata: &AuthorizationMetadata,
+    source: AuthorizationMetadataSource,
+) -> Result<(), OAuthError> {
+    // Metadata mcpo fetched from `server_url` itself (or its default endpoints).
+    if source == AuthorizationMetadataSource::LegacyEndpointFallback
+        && settings.server_url.is_some()
+    {
+        return Ok(());
+    }
+    // Without an issuer (the 2025-03-26 defaults) the server is where its tokens come from.
+    let found = match &metadata.issuer {
+        Some(issuer) => issuer.clone(),
+        None => Url::parse(&metadata.token_endpoint)
+            .map(|u| u.origin().ascii_serialization())
+            .unwrap_or_else(|_| metadata.token_endpoint.clone()),
+    };
+    let refused = |message: String| OAuthError::Discovery {
+        server: settings.server.clone(),
+        message,
+    };
+    if let Some(expected) = &settings.server_url {
+        let expected = expected.as_str().trim_end_matches('/');
+        if found.trim_end_matches('/') != expected {
+            return Err(refused(format!(
+                "the MCP server points to the authorization server {}, not to oauth.server_url \
+                 ({expected}); refusing to sign in or send client credentials there. If that \
+                 server is the right one, set oauth.server_url to it",
+                shown(&found)
+            )));
+        }
+        return Ok(());
+    }
+    let confidential = settings.client_secret.is_some() || settings.signing_key.is_some();
+    let same_origin =
+        Url::parse(&found).is_ok_and(|u| u.origin() == settings.resource_url.origin());
+    if confidential && !same_origin {
+        return Err(refused(format!(
+            "the MCP server points to the authorization server {} on another origin, and mcpo \
+             sends a configured client's credentials only to an authorization server the \
+             configuration names; set oauth.server_url to it if client '{}' is registered there",
+            shown(&found),
+            settings.client_id.as_deref().unwrap_or_default()
+        )));
+    }
+    Ok(())
 }
 
 /// Refuses a URL that mcpo would open in a browser, print for the user or redirect a
@@ -182,7 +243,7 @@ fn is_loopback(host: url::Host<&str>) -> bool {
 /// The `resource` of the endpoint's protected-resource metadata, checked against the
 /// endpoint. `Ok(None)`: no metadata (or none naming a resource).
 async fn protected_resource(
-    http: &reqwest::Client,
+    http: &OAuthHttp,
     settings: &Settings,
     challenge: Option<&str>,
 ) -> Result<Option<String>, OAuthError> {
@@ -212,7 +273,13 @@ async fn protected_resource(
     candidates.push((root, false));
 
     for (url, binding) in candidates {
-        let Some(document) = get_json(http, &url).await else {
+        let document = fetch_json(http, &url)
+            .await
+            .map_err(|e| OAuthError::Discovery {
+                server: settings.server.clone(),
+                message: format!("protected resource metadata at {url}: {e}"),
+            })?;
+        let Some(document) = document else {
             continue;
         };
         let Some(resource) = document.get("resource").and_then(Value::as_str) else {
@@ -235,12 +302,12 @@ async fn protected_resource(
 /// The `WWW-Authenticate` challenge of the endpoint's 401, if it answers one: to a GET
 /// first, else to a POST of a JSON-RPC `initialize` (servers that refuse GET, or only
 /// challenge real MCP requests).
-async fn probe_challenge(http: &reqwest::Client, endpoint: &Url) -> Option<String> {
+async fn probe_challenge(http: &OAuthHttp, endpoint: &Url) -> Option<String> {
     let get = http
         .get(endpoint.as_str())
         .header("MCP-Protocol-Version", "2025-06-18")
         .header("Accept", "text/event-stream");
-    if let Some(found) = challenge_of(get).await {
+    if let Some(found) = challenge_of(http, get).await {
         return Some(found);
     }
     let initialize = serde_json::json!({
@@ -259,12 +326,12 @@ async fn probe_challenge(http: &reqwest::Client, endpoint: &Url) -> Option<Strin
         .header("Content-Type", "application/json")
         .header("Accept", "application/json, text/event-stream")
         .body(initialize.to_string());
-    challenge_of(post).await
+    challenge_of(http, post).await
 }
 
 /// The Bearer challenge of a 401 answer to `request`.
-async fn challenge_of(request: reqwest::RequestBuilder) -> Option<String> {
-    let response = request.send().await.ok()?;
+async fn challenge_of(http: &OAuthHttp, request: reqwest::RequestBuilder) -> Option<String> {
+    let response = http.send(request).await.ok()?;
     if response.status() != StatusCode::UNAUTHORIZED {
         return None;
     }
@@ -282,26 +349,41 @@ async fn challenge_of(request: reqwest::RequestBuilder) -> Option<String> {
         .cloned()
 }
 
-async fn get_json(http: &reqwest::Client, url: &Url) -> Option<serde_json::Map<String, Value>> {
-    let response = http
-        .get(url.as_str())
-        .header("Accept", "application/json")
-        .send()
+/// The JSON object at `url`, or `None` (no answer, not 200, not a JSON object).
+async fn get_json(http: &OAuthHttp, url: &Url) -> Option<serde_json::Map<String, Value>> {
+    fetch_json(http, url).await.ok().flatten()
+}
+
+/// [`get_json`], except that a body over the size limit is an error: the one thing worth
+/// stopping discovery for, since the metadata is there but unreadable.
+async fn fetch_json(
+    http: &OAuthHttp,
+    url: &Url,
+) -> Result<Option<serde_json::Map<String, Value>>, SendError> {
+    let Ok(response) = http
+        .send(http.get(url.as_str()).header("Accept", "application/json"))
         .await
-        .ok()?;
+    else {
+        return Ok(None);
+    };
     if response.status() != StatusCode::OK {
-        return None;
+        return Ok(None);
     }
-    match response.json::<Value>().await.ok()? {
-        Value::Object(map) => Some(map),
-        _ => None,
+    let body = match http.body(response).await {
+        Ok(body) => body,
+        Err(e @ SendError::TooLarge) => return Err(e),
+        Err(_) => return Ok(None),
+    };
+    match serde_json::from_slice::<Value>(&body) {
+        Ok(Value::Object(map)) => Ok(Some(map)),
+        _ => Ok(None),
     }
 }
 
 /// Whether the endpoint publishes any RFC 9728 protected-resource metadata (named in the
 /// challenge, path-based or at the root): if it does, it is not a 2025-03-26 server.
 async fn publishes_resource_metadata(
-    http: &reqwest::Client,
+    http: &OAuthHttp,
     settings: &Settings,
     challenge: Option<&str>,
 ) -> bool {
@@ -334,7 +416,7 @@ async fn publishes_resource_metadata(
 /// metadata's endpoints are used as published. Only for servers without protected-resource
 /// metadata: the modern path keeps RFC 8414's issuer check.
 async fn legacy_root_metadata(
-    http: &reqwest::Client,
+    http: &OAuthHttp,
     settings: &Settings,
 ) -> Option<AuthorizationMetadata> {
     let mut url = settings.resource_url.clone();
@@ -385,7 +467,7 @@ pub(crate) fn resource_matches(endpoint: &Url, resource: &str) -> bool {
 
 /// RFC 8414 / OpenID metadata of the issuer `server_url`, with the issuer checked.
 async fn authorization_server_metadata(
-    http: &reqwest::Client,
+    http: &OAuthHttp,
     server_url: &Url,
 ) -> Option<AuthorizationMetadata> {
     let path = server_url.path().trim_matches('/');
@@ -478,7 +560,10 @@ mod tests {
         let err = openable("s", "authorization_endpoint", "file:///etc/passwd")
             .unwrap_err()
             .to_string();
-        assert!(err.contains("server 's'") && err.contains("'file:'"), "{err}");
+        assert!(
+            err.contains("server 's'") && err.contains("'file:'"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -19,6 +19,7 @@
 //! message: rmcp logs the authorization code and the token response at debug level during
 //! the exchange, so mcpo runs those calls with tracing switched off.
 
+mod address;
 mod assertion;
 mod authorizer;
 mod browser;
@@ -28,6 +29,7 @@ mod discovery;
 mod error;
 mod lock;
 mod options;
+mod outbound;
 mod register;
 mod revoke;
 mod settings;

@@ -11,6 +11,7 @@ use rmcp::transport::auth::{AuthorizationManager, AuthorizationMetadata, OAuthCl
 use serde_json::{Value, json};
 
 use super::error::OAuthError;
+use super::outbound::OAuthHttp;
 use super::settings::Settings;
 use super::store::{Registration, Store};
 
@@ -74,7 +75,8 @@ pub(crate) fn stored(
     scopes: Option<&[String]>,
 ) -> Option<Identity> {
     let reg = registration?;
-    if reg.issuer != metadata.issuer || reg.redirect_uri != settings.redirect_uri() {
+    if reg.issuer != metadata.issuer || !settings.fits_redirect(&reg.redirect_uri, scopes.is_some())
+    {
         tracing::info!(
             "server '{}': the stored OAuth client was registered with another authorization \
              server or callback port; registering again",
@@ -160,7 +162,7 @@ pub(crate) fn from_registration(reg: &Registration) -> Identity {
 
 /// RFC 7591 registration at the server's `registration_endpoint`.
 pub(crate) async fn register(
-    http: &reqwest::Client,
+    http: &OAuthHttp,
     settings: &Settings,
     metadata: &AuthorizationMetadata,
     scopes: &[String],
@@ -176,18 +178,22 @@ pub(crate) async fn register(
                 .to_owned(),
         ));
     };
-    let redirect = settings.redirect_uri();
+    let redirect = settings.registration_redirect_uri();
     let body = request_body(settings, &redirect, scopes)?;
-    let response = http
+    let request = http
         .post(endpoint)
         .header("Accept", "application/json")
-        .json(&body)
-        .send()
+        .json(&body);
+    let response = http
+        .send(request)
         .await
-        .map_err(|e| fail(format!("POST {endpoint}: {}", without_url(&e))))?;
+        .map_err(|e| fail(format!("POST {endpoint}: {e}")))?;
     let status = response.status();
-    let text = response.text().await.unwrap_or_default();
-    let parsed: Option<serde_json::Map<String, Value>> = serde_json::from_str(&text).ok();
+    let answer = http
+        .body(response)
+        .await
+        .map_err(|e| fail(format!("{endpoint}: {e}")))?;
+    let parsed: Option<serde_json::Map<String, Value>> = serde_json::from_slice(&answer).ok();
     if !status.is_success() {
         let detail = parsed
             .as_ref()
@@ -276,15 +282,6 @@ pub(crate) fn request_body(
         body.insert(key.clone(), value.clone());
     }
     Ok(body)
-}
-
-/// A reqwest error's message without the URL (which the caller names already).
-fn without_url(e: &reqwest::Error) -> String {
-    let mut text = e.to_string();
-    if let Some(url) = e.url() {
-        text = text.replace(&format!(" ({url})"), "");
-    }
-    text
 }
 
 #[cfg(test)]

@@ -77,7 +77,7 @@ pub async fn revoke(server: &ServerConfig, options: AuthOptions) -> Result<Revoc
         )));
     }
     let client_auth = client_auth(&settings, store, &tokens, &metadata);
-    let http = discovery::http_client();
+    let http = discovery::http_client(&settings);
     let mut revoked = 0;
     for (token, hint) in to_revoke {
         let outcome = revoke_one(
@@ -175,7 +175,7 @@ fn client_auth(
 }
 
 async fn revoke_one(
-    http: &reqwest::Client,
+    http: &super::outbound::OAuthHttp,
     endpoint: &str,
     client_id: &str,
     client_auth: &ClientAuth,
@@ -224,21 +224,23 @@ async fn revoke_one(
         }
         serializer.finish()
     };
-    let response = request
+    let request = request
         .header("Content-Type", "application/x-www-form-urlencoded")
-        .body(body)
-        .send()
+        .body(body);
+    let response = http
+        .send(request)
         .await
-        .map_err(|e| format!("POST {endpoint}: {}", e.without_url()))?;
+        .map_err(|e| format!("POST {endpoint}: {e}"))?;
     let status = response.status();
     if status.is_success() {
         return Ok(());
     }
     // The error code and description only, never the request.
-    let detail = response
-        .json::<Value>()
+    let detail = http
+        .body(response)
         .await
         .ok()
+        .and_then(|body| serde_json::from_slice::<Value>(&body).ok())
         .map(|v| {
             let field = |k: &str| v.get(k).and_then(Value::as_str).unwrap_or("").to_owned();
             format!(": {} {}", field("error"), field("error_description"))

@@ -101,12 +101,61 @@ impl Settings {
         })
     }
 
-    /// Where the authorization server sends the browser back to.
+    /// Where the authorization server sends the browser back to when the configuration fixes
+    /// it: mcpo's web callback, else the loopback `/callback` a pre-registered client
+    /// (`client_id`, a metadata document, `client_metadata.redirect_uris`) is registered with.
     pub fn redirect_uri(&self) -> String {
         match &self.web_redirect {
             Some(uri) => uri.clone(),
             None => format!("http://localhost:{}/callback", self.callback_port),
         }
+    }
+
+    /// The redirect URI for a client mcpo registers itself: on loopback, `/callback/<128
+    /// random bits>`, new for every registration, unless `client_metadata.redirect_uris`
+    /// fixes it. The loopback callback port is well known, so a page the user visits, or any
+    /// local process, can send a request to `/callback`; one carrying an attacker's code (and
+    /// a leaked `state`) would sign the session into the attacker's account. Only the
+    /// authorization server, through the browser, knows this path.
+    pub fn registration_redirect_uri(&self) -> String {
+        if self.web_redirect.is_some() || self.operator_fixed_redirect() {
+            return self.redirect_uri();
+        }
+        let mut secret = [0u8; 16];
+        getrandom::getrandom(&mut secret).expect("the operating system's random number generator");
+        format!(
+            "{}/{}",
+            self.redirect_uri(),
+            base16ct::lower::encode_string(&secret)
+        )
+    }
+
+    /// Whether `client_metadata.redirect_uris` names the redirect URI.
+    fn operator_fixed_redirect(&self) -> bool {
+        self.client_metadata
+            .as_ref()
+            .is_some_and(|m| m.contains_key("redirect_uris"))
+    }
+
+    /// Whether a stored registration's redirect URI fits this server: the web callback in
+    /// multi-user mode; else the loopback callback on the configured port, as a
+    /// `/callback/<secret>` mcpo registered, or `/callback` itself. `for_login`: the browser
+    /// is about to be sent there, and a plain `/callback` that mcpo registered (before its
+    /// registrations had their own path) is no longer used for that: the login registers
+    /// again.
+    pub fn fits_redirect(&self, uri: &str, for_login: bool) -> bool {
+        if self.web_redirect.is_some() {
+            return uri == self.redirect_uri();
+        }
+        let fixed = self.redirect_uri();
+        if uri == fixed {
+            return !for_login || self.operator_fixed_redirect();
+        }
+        uri.strip_prefix(fixed.as_str())
+            .and_then(|rest| rest.strip_prefix('/'))
+            .is_some_and(|secret| {
+                secret.len() == 32 && secret.bytes().all(|b| b.is_ascii_hexdigit())
+            })
     }
 }
 
@@ -133,5 +182,35 @@ pub(crate) mod tests_support {
         crate::config::from_str_with_env(&text.to_string(), "config.json", &|_| None)
             .map(|(mut config, _)| config.servers.remove(0))
             .map_err(|e| e.to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::tests_support::server;
+    use super::*;
+
+    #[test]
+    fn registrations_get_a_callback_path_of_their_own() {
+        let s = Settings::from_server(&server(serde_json::json!({"callback_port": 4000}))).unwrap();
+        let (a, b) = (s.registration_redirect_uri(), s.registration_redirect_uri());
+        assert!(a.starts_with("http://localhost:4000/callback/"), "{a}");
+        assert_ne!(a, b);
+        assert!(s.fits_redirect(&a, true));
+        // mcpo's own earlier registrations at the bare /callback: tokens only, no login.
+        assert!(s.fits_redirect("http://localhost:4000/callback", false));
+        assert!(!s.fits_redirect("http://localhost:4000/callback", true));
+        assert!(!s.fits_redirect("http://localhost:4001/callback/0123", false));
+
+        let fixed = Settings::from_server(&server(serde_json::json!({
+            "callback_port": 4000,
+            "client_metadata": {"redirect_uris": ["http://localhost:4000/callback"]},
+        })))
+        .unwrap();
+        assert_eq!(
+            fixed.registration_redirect_uri(),
+            "http://localhost:4000/callback"
+        );
+        assert!(fixed.fits_redirect("http://localhost:4000/callback", true));
     }
 }

@@ -13,7 +13,7 @@
 //! | profile | used for | whole request | connect | redirects |
 //! |---|---|---|---|---|
 //! | [`upstream_transport`] | MCP over streamable HTTP and legacy SSE (`upstream/connect.rs`), OAuth-authorized or not | no limit | 10 s | same origin only, at most 10; another origin is an error |
-//! | [`oauth_requests`] | requests mcpo's OAuth code makes itself: discovery probes, registration, the client-credentials grant, revocation (`oauth/discovery.rs`) | 30 s | within the 30 s | none |
+//! | [`oauth_requests`] | requests mcpo's OAuth code makes itself: discovery probes, registration, the client-credentials grant, revocation (`oauth/outbound.rs`), with rmcp's address policy for OAuth requests (`oauth/address.rs`) | 30 s | within the 30 s | none |
 //! | [`webui_lookups`] | asking Open WebUI who an `sk-` API key belongs to (`http/caller/api_key.rs`) | [`WEBUI_LOOKUP_TIMEOUT`] (5 s) | 2 s | none |
 //!
 //! Why:
@@ -36,8 +36,10 @@
 //!
 //! Not built here: rmcp's `AuthorizationManager` (token refresh and code exchange) keeps its
 //! own pair of clients (30 s, with and without redirects), because they resolve names through
-//! its address filter, which refuses link-local and cloud-metadata addresses.
+//! its address filter, which refuses link-local and cloud-metadata addresses; mcpo's own
+//! OAuth client applies the same rule (`oauth/address.rs`).
 
+use std::sync::Arc;
 use std::time::Duration;
 
 /// The longest an API-key lookup at Open WebUI may take, connect included.
@@ -91,12 +93,15 @@ fn same_origin_redirects() -> reqwest::redirect::Policy {
     })
 }
 
-/// The client for mcpo's own OAuth requests: 30 s per request, no redirects.
-pub(crate) fn oauth_requests() -> reqwest::Client {
+/// The client for mcpo's own OAuth requests: 30 s per request, no redirects, names resolved
+/// through `resolver` (the OAuth address policy, `oauth/address.rs`, which drops the
+/// addresses rmcp refuses for its own OAuth requests).
+pub(crate) fn oauth_requests(resolver: Arc<dyn reqwest::dns::Resolve>) -> reqwest::Client {
     build(
         reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
-            .timeout(Duration::from_secs(30)),
+            .timeout(Duration::from_secs(30))
+            .dns_resolver(resolver),
     )
 }
 
@@ -134,7 +139,10 @@ mod tests {
                     async move { axum::response::Redirect::temporary(&format!("{to}/echo")) }
                 }),
             )
-            .route("/echo", axum::routing::post(|body: String| async move { body }));
+            .route(
+                "/echo",
+                axum::routing::post(|body: String| async move { body }),
+            );
         tokio::spawn(async move { axum::serve(listener, app).await });
         addr
     }

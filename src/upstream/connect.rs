@@ -215,11 +215,7 @@ pub async fn connect(
     // A server without the tools capability is served with zero tools, not failed:
     // Python mcpo crashed on those (its issue #237).
     let tools = if has_tools {
-        service
-            .peer()
-            .list_all_tools()
-            .await
-            .map_err(|e| ConnectError::ListTools(error_chain(&e)))?
+        list_tools(service.peer()).await?
     } else {
         Vec::new()
     };
@@ -230,6 +226,54 @@ pub async fn connect(
         tools_changed,
         diagnostics,
     })
+}
+
+/// Pages of one `tools/list` mcpo reads at most: a server that keeps answering with a
+/// `nextCursor` is cut off (and refused) instead of being listed forever.
+pub const MAX_TOOL_PAGES: usize = 100;
+/// Tools one server may list.
+pub const MAX_TOOLS: usize = 10_000;
+/// Bytes (as JSON) of one server's whole tool list. Each page, like every message, is also
+/// bounded on the way in: 16 MiB (a stdio line, a streamable-HTTP body, an SSE event).
+pub const MAX_TOOL_LIST_BYTES: usize = 8 * 1024 * 1024;
+
+/// The server's whole tool list, page after page (`nextCursor`), within [`MAX_TOOL_PAGES`],
+/// [`MAX_TOOLS`] and [`MAX_TOOL_LIST_BYTES`]: past one of them the listing stops and fails,
+/// so a server that pages forever or lists without end costs bounded memory and time.
+pub async fn list_tools(peer: &rmcp::Peer<RoleClient>) -> Result<Vec<Tool>, ConnectError> {
+    let (mut tools, mut bytes, mut cursor) = (Vec::new(), 0usize, None);
+    for page in 1..=MAX_TOOL_PAGES {
+        let params = rmcp::model::PaginatedRequestParams::default().with_cursor(cursor);
+        let result = peer
+            .list_tools(Some(params))
+            .await
+            .map_err(|e| ConnectError::ListTools(error_chain(&e)))?;
+        bytes += result
+            .tools
+            .iter()
+            .map(|t| serde_json::to_vec(t).map_or(0, |v| v.len()))
+            .sum::<usize>();
+        tools.extend(result.tools);
+        if tools.len() > MAX_TOOLS {
+            return Err(ConnectError::ListTools(format!(
+                "the server lists more than {MAX_TOOLS} tools (page {page}); mcpo stops there"
+            )));
+        }
+        if bytes > MAX_TOOL_LIST_BYTES {
+            return Err(ConnectError::ListTools(format!(
+                "the tool list is larger than {} MiB (page {page}); mcpo stops there",
+                MAX_TOOL_LIST_BYTES >> 20
+            )));
+        }
+        cursor = result.next_cursor;
+        if cursor.is_none() {
+            return Ok(tools);
+        }
+    }
+    Err(ConnectError::ListTools(format!(
+        "the server answered more than {MAX_TOOL_PAGES} pages (a nextCursor on each); mcpo stops \
+         there"
+    )))
 }
 
 /// Splits the configured headers into rmcp's bearer slot and the rest. rmcp owns the

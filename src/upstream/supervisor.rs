@@ -244,7 +244,7 @@ impl Supervisor {
                     }
                 }
                 _ = tools_changed.notified() => {
-                    match tokio::time::timeout(self.options.connect_timeout, Box::pin(peer.list_all_tools())).await {
+                    match tokio::time::timeout(self.options.connect_timeout, Box::pin(connect::list_tools(&peer))).await {
                         Ok(Ok(tools)) => publish(tools),
                         Ok(Err(e)) => tracing::warn!(server = %name, error = %e, "tools/list after list_changed failed"),
                         Err(_) => tracing::warn!(server = %name, "tools/list after list_changed timed out"),

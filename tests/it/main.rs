@@ -21,6 +21,7 @@ mod hardening_browsers;
 mod hardening_callers;
 mod hardening_docs_page;
 mod hardening_fake_http;
+mod hardening_limits;
 mod hardening_oauth;
 mod hardening_processes;
 mod hardening_redirects;

@@ -165,10 +165,15 @@ async fn dynamic_registration_login_then_stored_tokens_are_reused() {
     assert_eq!(registrations.len(), 1, "{registrations:?}");
     let client_id = registrations[0]["client_id"].as_str().unwrap().to_owned();
     assert_eq!(registrations[0]["token_endpoint_auth_method"], "none");
-    assert_eq!(
-        registrations[0]["redirect_uris"],
-        json!([format!("http://localhost:{port}/callback")])
-    );
+    // The loopback callback has a path of its own per registration (#19 item 9).
+    let redirect_uris = registrations[0]["redirect_uris"].as_array().unwrap();
+    assert_eq!(redirect_uris.len(), 1, "{redirect_uris:?}");
+    let own_path = redirect_uris[0]
+        .as_str()
+        .unwrap()
+        .strip_prefix(&format!("http://localhost:{port}/callback/"))
+        .unwrap_or_else(|| panic!("{redirect_uris:?}"));
+    assert_eq!(own_path.len(), 32, "{redirect_uris:?}");
     // PKCE S256, state, the PRM's scope, and the MCP endpoint as the RFC 8707 resource.
     let authorizations = peers.as_events_named("authorization");
     assert_eq!(authorizations.len(), 1);
@@ -259,6 +264,7 @@ async fn preregistered_client_uses_its_secret_and_no_registration() {
             "callback_port": port,
             "client_id": "mcpo-static-client",
             "client_secret": "mcpo-static-secret",
+            "server_url": peers.issuer,
             "storage_type": "memory",
             "login_timeout": 30,
         }),
@@ -295,6 +301,7 @@ async fn revocation_at_logout_makes_the_authorization_server_forget_the_tokens()
             "callback_port": port,
             "client_id": "mcpo-static-client",
             "client_secret": "mcpo-static-secret",
+            "server_url": peers.issuer,
             "login_timeout": 30,
         }),
     );
@@ -337,6 +344,7 @@ async fn revocation_at_logout_makes_the_authorization_server_forget_the_tokens()
             "grant_type": "client_credentials",
             "client_id": "mcpo-jwt-client",
             "signing_key_file": peers::jwt_client_key(),
+            "server_url": peers.issuer,
         }),
     );
     let auth = signed_in(&peers, &config).await;
@@ -372,6 +380,7 @@ async fn insufficient_scope_leads_to_a_step_up_login() {
             "callback_port": port,
             "client_id": "mcpo-static-client",
             "client_secret": "mcpo-static-secret",
+            "server_url": peers.issuer,
             "storage_type": "memory",
             "login_timeout": 30,
         }),
@@ -415,6 +424,7 @@ async fn client_credentials_grant_needs_no_browser() {
             "grant_type": "client_credentials",
             "client_id": "mcpo-cc-client",
             "client_secret": "mcpo-cc-secret",
+            "server_url": peers.issuer,
             "storage_type": "memory",
         }),
     );
@@ -449,6 +459,7 @@ async fn client_credentials_with_a_private_key_jwt() {
             "grant_type": "client_credentials",
             "client_id": "mcpo-jwt-client",
             "signing_key_file": peers::jwt_client_key(),
+            "server_url": peers.issuer,
             "storage_type": "memory",
         }),
     );

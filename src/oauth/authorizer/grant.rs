@@ -25,7 +25,7 @@ impl Authorizer {
             None => manager.select_initial_scopes(&[]).await,
         };
         if let Some(key) = &settings.signing_key {
-            let (store, http) = (&self.inner.store, discovery::http_client());
+            let (store, http) = (&self.inner.store, discovery::http_client(settings));
             let grant = (key, &metadata, scopes.as_slice(), resource.as_str());
             return assertion::client_credentials(&http, store, &mut manager, settings, grant)
                 .await;

@@ -69,6 +69,10 @@ impl Authorizer {
                 return Err(e);
             }
         };
+        // The callback path this login's authorization URL names: a request to any other
+        // path of the listener (the documented `/callback` included, when this client has
+        // its own path) is not this login's.
+        let expected_path = redirect_path(&url);
         prompted.store(true, Ordering::SeqCst);
         self.pending(Some(url.clone()));
         tracing::info!(
@@ -85,10 +89,10 @@ impl Authorizer {
                             "mcpo: {why}; open the URL above yourself. Waiting for the login..."
                         );
                     }
-                    self.wait_for_callback(client, listener, &expected_state)
+                    self.wait_for_callback(client, listener, &expected_path, &expected_state)
                         .await
                 }
-                None => self.wait_for_paste(client, &expected_state).await,
+                None => self.wait_for_paste(client, &url, &expected_state).await,
             }
         };
         let result = tokio::time::timeout(settings.login_timeout, wait).await;
@@ -141,17 +145,10 @@ impl Authorizer {
         // Discovery checked the endpoint; this is the URL itself, opened, shown or
         // redirected to from here on.
         discovery::openable(&server, "authorization URL", &url)?;
-        let state = url::Url::parse(&url)
-            .ok()
-            .and_then(|u| {
-                u.query_pairs()
-                    .find(|(k, _)| k == "state")
-                    .map(|(_, v)| v.into_owned())
-            })
-            .ok_or_else(|| OAuthError::Login {
-                server: server.clone(),
-                message: "the authorization URL has no state".to_owned(),
-            })?;
+        let state = query_param(&url, "state").ok_or_else(|| OAuthError::Login {
+            server: server.clone(),
+            message: "the authorization URL has no state".to_owned(),
+        })?;
         Ok((url, state))
     }
 
@@ -159,6 +156,7 @@ impl Authorizer {
         &self,
         client: &AuthClient<reqwest::Client>,
         listener: &mut CallbackListener,
+        expected_path: &str,
         expected_state: &str,
     ) -> Result<(), OAuthError> {
         let server = self.server();
@@ -166,6 +164,17 @@ impl Authorizer {
             let Some(callback) = listener.next().await else {
                 return Err(self.login_error("the callback listener stopped".to_owned()));
             };
+            if !bool::from(callback.path.as_bytes().ct_eq(expected_path.as_bytes())) {
+                tracing::warn!(
+                    "server '{server}': ignored a request to the OAuth callback port that is \
+                     not this login's callback"
+                );
+                let _ = callback.reply.send(Page::failure(
+                    reqwest::StatusCode::NOT_FOUND,
+                    "mcpo is not waiting for a sign-in at this address.".to_owned(),
+                ));
+                continue;
+            }
             match self
                 .consider(client, &callback.params, expected_state)
                 .await
@@ -194,9 +203,11 @@ impl Authorizer {
     async fn wait_for_paste(
         &self,
         client: &AuthClient<reqwest::Client>,
+        url: &str,
         expected_state: &str,
     ) -> Result<(), OAuthError> {
         let settings = &self.inner.settings;
+        let redirect = query_param(url, "redirect_uri").unwrap_or_else(|| settings.redirect_uri());
         let source = self
             .inner
             .options
@@ -206,7 +217,7 @@ impl Authorizer {
         eprintln!(
             "After you approve, the browser is sent to {}?code=... (the page may not load: \
              that is expected).\nPaste that whole address here and press Enter:",
-            settings.redirect_uri()
+            redirect
         );
         loop {
             let Some(line) = source.next_line().await else {
@@ -301,4 +312,22 @@ impl Authorizer {
             })),
         }
     }
+}
+
+/// The query parameter `name` of `url`.
+fn query_param(url: &str, name: &str) -> Option<String> {
+    url::Url::parse(url).ok().and_then(|u| {
+        u.query_pairs()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.into_owned())
+    })
+}
+
+/// The path of the `redirect_uri` an authorization URL names (`/callback` when it names
+/// none a loopback listener could serve).
+fn redirect_path(url: &str) -> String {
+    query_param(url, "redirect_uri")
+        .and_then(|r| url::Url::parse(&r).ok())
+        .map(|r| r.path().to_owned())
+        .unwrap_or_else(|| "/callback".to_owned())
 }

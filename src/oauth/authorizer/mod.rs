@@ -397,7 +397,7 @@ impl Authorizer {
                     None => match register {
                         Some(scopes) => {
                             let reg = register::register(
-                                &discovery::http_client(),
+                                &discovery::http_client(settings),
                                 settings,
                                 &metadata,
                                 scopes,
