@@ -138,6 +138,12 @@ pub struct Cli {
     #[arg(long, env = "MCPO_LOG_FORMAT", value_enum, default_value = "text")]
     pub log_format: LogFormat,
 
+    /// Let the MCP library log whole messages at debug/trace level (tool arguments and results,
+    /// notifications, OAuth authorization codes). Off by default, whatever the log level or
+    /// RUST_LOG say: those may hold secrets and personal data.
+    #[arg(long, env = "MCPO_LOG_PAYLOADS", value_parser = BoolishValueParser::new())]
+    pub log_payloads: bool,
+
     /// Largest request body accepted, in bytes.
     #[arg(long, env = "MCPO_MAX_BODY_BYTES", value_name = "BYTES", default_value = "10485760", value_parser = parse_positive_bytes)]
     pub max_body_bytes: usize,

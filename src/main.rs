@@ -23,7 +23,7 @@ fn main() -> ExitCode {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let cli = Cli::parse_and_check();
     if let Some(action) = &cli.action {
-        let _flush = init_logging("warn", LogFormat::Text, false);
+        let _flush = init_logging("warn", LogFormat::Text, false, false);
         return mcpo::commands::run(action);
     }
     // `--env`/`--env-path` change mcpo's own environment, which every stdio child inherits and
@@ -34,11 +34,19 @@ fn main() -> ExitCode {
         return ExitCode::from(2);
     }
     // Dropped last (declared before everything that may log): flushes the log queue at exit.
-    let _flush = init_logging(cli.log_level.as_directive(), cli.log_format, true);
+    let _flush = init_logging(
+        cli.log_level.as_directive(),
+        cli.log_format,
+        true,
+        cli.log_payloads,
+    );
     let (config, options, warnings) = match mcpo::config::from_cli(&cli) {
         Ok(parts) => parts,
         Err(e) => {
-            eprintln!("mcpo: invalid configuration:\n{e}");
+            eprintln!(
+                "mcpo: invalid configuration:\n{}",
+                mcpo::redact_urls(&e.to_string())
+            );
             return ExitCode::from(2);
         }
     };
@@ -53,7 +61,7 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!("{e:#}");
-            eprintln!("mcpo: {e:#}");
+            eprintln!("mcpo: {}", mcpo::redact_urls(&format!("{e:#}")));
             ExitCode::FAILURE
         }
     }
@@ -61,9 +69,20 @@ fn main() -> ExitCode {
 
 /// `RUST_LOG` wins; otherwise `--log-level`.
 /// rmcp logs every session's full `initialize` exchange at info; keep it to warnings unless
-/// the user asked for debug output. The daemon logs through a writer thread (`logging`), so a
-/// request never waits for stderr; the subcommands write directly.
-fn init_logging(level: &str, format: LogFormat, background: bool) -> Option<logging::FlushGuard> {
+/// the user asked for debug output. Its lines that carry whole messages stay off unless
+/// `payloads` (`--log-payloads`), whatever the level (`logging::PayloadFilter`). The daemon logs
+/// through a writer thread (`logging`), so a request never waits for stderr; the subcommands
+/// write directly. Every text line's fields go through `logging::PlainFields` (control
+/// characters escaped in every value), and every line of any format through
+/// `logging::clean_line` (URLs redacted).
+fn init_logging(
+    level: &str,
+    format: LogFormat,
+    background: bool,
+    payloads: bool,
+) -> Option<logging::FlushGuard> {
+    use tracing_subscriber::layer::SubscriberExt as _;
+    use tracing_subscriber::util::SubscriberInitExt as _;
     let directives = match level {
         "debug" | "trace" => level.to_owned(),
         _ => format!("{level},rmcp=warn"),
@@ -72,6 +91,7 @@ fn init_logging(level: &str, format: LogFormat, background: bool) -> Option<logg
         .or_else(|_| EnvFilter::try_new(&directives))
         .unwrap_or_else(|_| EnvFilter::new("info"));
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let payloads = logging::PayloadFilter { payloads };
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         // With stderr closed (its reader gone), reporting the failed write would panic in
@@ -87,11 +107,18 @@ fn init_logging(level: &str, format: LogFormat, background: bool) -> Option<logg
                 .fmt_fields(logging::PlainFields)
                 .event_format(logging::PlainFormat)
                 .with_writer(writer)
+                .finish()
+                .with(payloads)
                 .init();
             Some(guard)
         }
         (Some((writer, guard)), LogFormat::Text) => {
-            builder.with_writer(writer).init();
+            builder
+                .fmt_fields(logging::PlainFields)
+                .with_writer(writer)
+                .finish()
+                .with(payloads)
+                .init();
             Some(guard)
         }
         (Some((writer, guard)), LogFormat::Json) => {
@@ -100,18 +127,27 @@ fn init_logging(level: &str, format: LogFormat, background: bool) -> Option<logg
                 .with_timer(logging::Timestamp)
                 .json()
                 .flatten_event(true)
+                .finish()
+                .with(payloads)
                 .init();
             Some(guard)
         }
         (None, LogFormat::Text) => {
-            builder.with_writer(std::io::stderr).init();
+            builder
+                .fmt_fields(logging::PlainFields)
+                .with_writer(logging::DirectStderr)
+                .finish()
+                .with(payloads)
+                .init();
             None
         }
         (None, LogFormat::Json) => {
             builder
-                .with_writer(std::io::stderr)
+                .with_writer(logging::DirectStderr)
                 .json()
                 .flatten_event(true)
+                .finish()
+                .with(payloads)
                 .init();
             None
         }

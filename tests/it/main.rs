@@ -17,6 +17,7 @@ mod auth_cli;
 mod bridge;
 mod commands;
 mod docs_examples;
+mod hardening_logs;
 mod hardening_processes;
 mod hardening_token_dir;
 mod metrics;
