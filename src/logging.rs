@@ -289,8 +289,14 @@ mod tests {
         let text = "ERROR rmcp::transport::worker: worker quit with fatal: error sending request \
                     for url (http://u:p@127.0.0.1:9/mcp?token=s3cret)\n";
         let cleaned = String::from_utf8(clean_line(text.as_bytes()).into_owned()).unwrap();
-        assert!(!cleaned.contains("s3cret") && !cleaned.contains("u:p"), "{cleaned}");
-        assert!(cleaned.contains("(http://[redacted]@127.0.0.1:9/mcp?[redacted])"), "{cleaned}");
+        assert!(
+            !cleaned.contains("s3cret") && !cleaned.contains("u:p"),
+            "{cleaned}"
+        );
+        assert!(
+            cleaned.contains("(http://[redacted]@127.0.0.1:9/mcp?[redacted])"),
+            "{cleaned}"
+        );
         // JSON: the string ends the URL; C1 and DEL become JSON escapes.
         let json = "{\"url\":\"https://h/x?k=v\",\"m\":\"a\u{9b}b\u{7f}\"}\n";
         let cleaned = String::from_utf8(clean_line(json.as_bytes()).into_owned()).unwrap();

@@ -56,7 +56,11 @@ async fn a_user_id_with_line_breaks_does_not_forge_log_lines() {
             (r.status == StatusCode::OK).then_some(r)
         })
         .await;
-        assert!(r.is_some(), "{format}: no call succeeded:\n{}", mcpo.stderr.text());
+        assert!(
+            r.is_some(),
+            "{format}: no call succeeded:\n{}",
+            mcpo.stderr.text()
+        );
         wait_log(&mcpo, &["tool call"], 1, Duration::from_secs(10)).await;
         let log = mcpo.stderr.text();
         for line in log.lines() {
@@ -98,22 +102,42 @@ async fn rmcp_payloads_stay_out_of_the_log_unless_asked_for() {
     for (extra, shown) in [(None, false), (Some("--log-payloads"), true)] {
         let marker = format!("payload-marker-{}", free_port());
         let config = write_config(&json!({"mcpServers": {"fx": quiet_fixture()}}).to_string());
-        let mut args = vec!["--config", config.path().to_str().unwrap(), "--log-level", "trace"];
+        let mut args = vec![
+            "--config",
+            config.path().to_str().unwrap(),
+            "--log-level",
+            "trace",
+        ];
         args.extend(extra);
         // RUST_LOG=trace as well: an explicit filter does not turn payloads on either.
         let mcpo = Mcpo::start_with_env(&args, &[("RUST_LOG", "trace")]);
-        mcpo.wait_ok("/fx/openapi.json", Duration::from_secs(20)).await;
+        mcpo.wait_ok("/fx/openapi.json", Duration::from_secs(20))
+            .await;
         let r = post(&mcpo, "/fx/echo", None, json!({"text": marker})).await;
         assert_eq!(r.status, StatusCode::OK, "{r:?}");
-        wait_log(&mcpo, &["tool call", "status=200"], 1, Duration::from_secs(10)).await;
+        wait_log(
+            &mcpo,
+            &["tool call", "status=200"],
+            1,
+            Duration::from_secs(10),
+        )
+        .await;
         let log = mcpo.stderr.text();
         // Something of rmcp's is logged at trace either way (its lines are not all dropped).
-        assert!(log.contains("rmcp::"), "no rmcp line at all:\n{}", tail(&log, 40));
+        assert!(
+            log.contains("rmcp::"),
+            "no rmcp line at all:\n{}",
+            tail(&log, 40)
+        );
         assert_eq!(
             log.contains(&marker),
             shown,
             "{extra:?}: the tool's argument {} in the trace log:\n{}",
-            if shown { "must appear" } else { "must not appear" },
+            if shown {
+                "must appear"
+            } else {
+                "must not appear"
+            },
             tail(&log, 60)
         );
     }
@@ -149,13 +173,32 @@ async fn query_secrets_and_userinfo_in_upstream_urls_never_reach_the_log() {
                 ("UPSTREAM_PASSWORD", PASSWORD),
             ],
         );
-        wait_log(&mcpo, &["cannot connect", "web"], 2, Duration::from_secs(20)).await;
-        wait_log(&mcpo, &["cannot connect", "legacy"], 2, Duration::from_secs(20)).await;
+        wait_log(
+            &mcpo,
+            &["cannot connect", "web"],
+            2,
+            Duration::from_secs(20),
+        )
+        .await;
+        wait_log(
+            &mcpo,
+            &["cannot connect", "legacy"],
+            2,
+            Duration::from_secs(20),
+        )
+        .await;
         let log = mcpo.stderr.text();
         for secret in [SECRET, PASSWORD] {
             let leaks: Vec<&str> = log.lines().filter(|l| l.contains(secret)).collect();
-            assert!(leaks.is_empty(), "{format}: secret in the log:\n{}", leaks.join("\n"));
+            assert!(
+                leaks.is_empty(),
+                "{format}: secret in the log:\n{}",
+                leaks.join("\n")
+            );
         }
-        assert!(log.contains("[redacted]"), "{format}: no URL was logged at all?\n{log}");
+        assert!(
+            log.contains("[redacted]"),
+            "{format}: no URL was logged at all?\n{log}"
+        );
     }
 }
