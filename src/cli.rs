@@ -39,9 +39,14 @@ pub struct Cli {
     #[arg(short, long, env = "MCPO_PORT", default_value_t = 8000)]
     pub port: u16,
 
-    /// API key that callers must send as `Authorization: Bearer <key>` on tool routes.
+    /// API key that callers must send as `Authorization: Bearer <key>` on tool routes. On the
+    /// command line it is visible to every local user: prefer MCPO_API_KEY or --api-key-file.
     #[arg(short = 'k', long, env = "MCPO_API_KEY", hide_env_values = true)]
     pub api_key: Option<String>,
+
+    /// File holding the API key (its final line break ignored), e.g. a Docker secret.
+    #[arg(long, env = "MCPO_API_KEY_FILE", value_name = "FILE")]
+    pub api_key_file: Option<PathBuf>,
 
     /// Also require the API key for /docs and the OpenAPI specs (HTTP Basic accepted too).
     #[arg(long, env = "MCPO_STRICT_AUTH", value_parser = BoolishValueParser::new())]
@@ -204,6 +209,10 @@ pub struct Cli {
     )]
     pub webui_secret_key: Option<String>,
 
+    /// File holding Open WebUI's WEBUI_SECRET_KEY (its final line break ignored).
+    #[arg(long, env = "WEBUI_SECRET_KEY_FILE", value_name = "FILE")]
+    pub webui_secret_key_file: Option<PathBuf>,
+
     /// Open WebUI's base URL, used to resolve `sk-…` API keys to users.
     #[arg(long, env = "WEBUI_URL", value_name = "URL")]
     pub webui_url: Option<String>,
@@ -217,6 +226,15 @@ pub struct Cli {
         hide_env_values = true
     )]
     pub webui_user_jwt_secret: Option<String>,
+
+    /// File holding Open WebUI's FORWARD_USER_INFO_HEADER_JWT_SECRET (its final line break
+    /// ignored).
+    #[arg(
+        long,
+        env = "FORWARD_USER_INFO_HEADER_JWT_SECRET_FILE",
+        value_name = "FILE"
+    )]
+    pub webui_user_jwt_secret_file: Option<PathBuf>,
 
     /// The URL users reach mcpo at (for login links); default: the request's scheme and host.
     #[arg(long, env = "MCPO_PUBLIC_URL", value_name = "URL")]

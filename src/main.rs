@@ -18,21 +18,36 @@ use tracing_subscriber::EnvFilter;
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
+    // Before any secret is read: no core dumps, and no other process of mcpo's user (a stdio
+    // server among them) may read this one's memory or /proc/PID/environ.
+    #[cfg(target_os = "linux")]
+    forbid_dumping();
     // One TLS backend for reqwest (upstreams, OAuth) and axum-server (--ssl-*): ring, installed
     // before anything builds a client or a server config.
     let _ = rustls::crypto::ring::default_provider().install_default();
-    let cli = Cli::parse_and_check();
+    let mut cli = Cli::parse_and_check();
     if let Some(action) = &cli.action {
         let _flush = init_logging("warn", LogFormat::Text, false, false);
         return mcpo::commands::run(action);
     }
-    // `--env`/`--env-path` change mcpo's own environment, which every stdio child inherits and
-    // `${VAR}` expansion reads; it must happen before any thread (the runtime) exists.
+    // `--env`/`--env-path` change mcpo's own environment, which `${VAR}` expansion reads and
+    // stdio servers get part of; it must happen before any thread (the runtime) exists.
     // SAFETY: nothing has spawned a thread yet (no runtime, no logging workers).
-    if let Err(e) = unsafe { mcpo::config::apply_env_flags(&cli) } {
-        eprintln!("mcpo: {e}");
+    match unsafe { mcpo::config::apply_env_flags(&cli) } {
+        Ok(names) => mcpo::upstream::child_env::pass_also(names),
+        Err(e) => {
+            eprintln!("mcpo: {e}");
+            return ExitCode::from(2);
+        }
+    }
+    // mcpo's own secrets: read (flags, variables, files), then gone from the environment.
+    if let Err(e) = mcpo::config::secrets::resolve(&mut cli, &|name| std::env::var(name).ok()) {
+        eprintln!("mcpo: invalid configuration:\n{e}");
         return ExitCode::from(2);
     }
+    let secret_flags = secret_flags_on_command_line();
+    // SAFETY: still single-threaded.
+    unsafe { mcpo::config::secrets::remove_from_env() };
     // Dropped last (declared before everything that may log): flushes the log queue at exit.
     let _flush = init_logging(
         cli.log_level.as_directive(),
@@ -53,6 +68,12 @@ fn main() -> ExitCode {
     for w in &warnings {
         tracing::warn!("{w}");
     }
+    for flag in secret_flags {
+        tracing::warn!(
+            "{flag} on the command line can be read by every local user (ps, /proc/PID/cmdline); \
+             give it through its environment variable or its {flag}-file instead"
+        );
+    }
     let runtime = match mcpo::commands::runtime() {
         Ok(rt) => rt,
         Err(code) => return code,
@@ -65,6 +86,42 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// Makes the process non-dumpable (`PR_SET_DUMPABLE` 0): no core file with the secrets in
+/// it, and `/proc/PID/environ`, `mem` and friends become root's, so a stdio server running as
+/// mcpo's user cannot read them or attach to mcpo. Children are dumpable again after `exec`.
+#[cfg(target_os = "linux")]
+fn forbid_dumping() {
+    // SAFETY: PR_SET_DUMPABLE takes integer arguments and touches no memory of ours.
+    if unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0) } != 0 {
+        eprintln!(
+            "mcpo: warning: cannot make the process non-dumpable: {}",
+            std::io::Error::last_os_error()
+        );
+    }
+}
+
+/// The secret flags given with a value on the command line (before `--`), which every local
+/// user can read in `/proc/PID/cmdline`.
+fn secret_flags_on_command_line() -> Vec<&'static str> {
+    let mut found = Vec::new();
+    for arg in std::env::args_os().skip(1) {
+        let Some(arg) = arg.to_str() else { continue };
+        if arg == "--" {
+            break;
+        }
+        for flag in ["--api-key", "--webui-secret-key", "--webui-user-jwt-secret"] {
+            let given = arg == flag || arg.strip_prefix(flag).is_some_and(|r| r.starts_with('='));
+            if given && !found.contains(&flag) {
+                found.push(flag);
+            }
+        }
+        if arg.starts_with("-k") && !found.contains(&"--api-key") {
+            found.push("--api-key");
+        }
+    }
+    found
 }
 
 /// `RUST_LOG` wins; otherwise `--log-level`.

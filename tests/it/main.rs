@@ -19,6 +19,7 @@ mod commands;
 mod docs_examples;
 mod hardening_logs;
 mod hardening_processes;
+mod hardening_secrets;
 mod hardening_token_dir;
 mod metrics;
 mod multi_user;
