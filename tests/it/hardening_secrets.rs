@@ -238,6 +238,15 @@ fn a_weak_webui_secret_is_refused_and_a_weak_api_key_warned_about() {
     });
     assert!(warned.is_some(), "{}", mcpo.stderr.text());
     mcpo.stop();
+
+    // On the command line, every local user can read it: said at start-up.
+    let key = "command-line-key-0123456789";
+    let mut mcpo = Mcpo::start(&["--config", path, "--api-key", key]);
+    let warned = mcpo.stderr.wait_for(Duration::from_secs(10), |l| {
+        (l.contains("--api-key on the command line") && l.contains("--api-key-file")).then_some(())
+    });
+    assert!(warned.is_some(), "{}", mcpo.stderr.text());
+    mcpo.stop();
 }
 
 /// mcpo is not dumpable: a server running as mcpo's (non-root) user cannot read mcpo's
