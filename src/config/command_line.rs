@@ -1,6 +1,7 @@
 //! The parsed command line turned into [`ServeOptions`] and the servers to run: the config file
 //! when `--config` is given, otherwise the single server after `--`. Also the one place that
-//! writes to the process environment (`--env`, `--env-path`).
+//! sets variables in the process environment (`--env`, `--env-path`; `secrets` removes mcpo's
+//! own).
 
 use std::collections::BTreeMap;
 use std::path::Path;

@@ -2,8 +2,8 @@
 //! [`Config`]. Everything past this module reads these types, never raw JSON or clap types.
 //!
 //! Start-up order (see [`apply_env_flags`] for why): parse the [`crate::cli::Cli`], call
-//! `apply_env_flags` while the process has one thread, then [`from_cli`]. Hot reload calls
-//! [`load_file`] again.
+//! `apply_env_flags`, then [`secrets::resolve`] and [`secrets::remove_from_env`] while the
+//! process has one thread, then [`from_cli`]. Hot reload calls [`load_file`] again.
 
 mod command_line;
 mod dotenv;
