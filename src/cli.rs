@@ -39,9 +39,14 @@ pub struct Cli {
     #[arg(short, long, env = "MCPO_PORT", default_value_t = 8000)]
     pub port: u16,
 
-    /// API key that callers must send as `Authorization: Bearer <key>` on tool routes.
+    /// API key that callers must send as `Authorization: Bearer <key>` on tool routes. On the
+    /// command line it is visible to every local user: prefer MCPO_API_KEY or --api-key-file.
     #[arg(short = 'k', long, env = "MCPO_API_KEY", hide_env_values = true)]
     pub api_key: Option<String>,
+
+    /// File holding the API key (its final line break ignored), e.g. a Docker secret.
+    #[arg(long, env = "MCPO_API_KEY_FILE", value_name = "FILE")]
+    pub api_key_file: Option<PathBuf>,
 
     /// Also require the API key for /docs and the OpenAPI specs (HTTP Basic accepted too).
     #[arg(long, env = "MCPO_STRICT_AUTH", value_parser = BoolishValueParser::new())]
@@ -148,6 +153,12 @@ pub struct Cli {
     #[arg(long, env = "MCPO_LOG_FORMAT", value_enum, default_value = "text")]
     pub log_format: LogFormat,
 
+    /// Let the MCP library log whole messages at debug/trace level (tool arguments and results,
+    /// notifications, OAuth authorization codes). Off by default, whatever the log level or
+    /// RUST_LOG say: those may hold secrets and personal data.
+    #[arg(long, env = "MCPO_LOG_PAYLOADS", value_parser = BoolishValueParser::new())]
+    pub log_payloads: bool,
+
     /// Largest request body accepted, in bytes.
     #[arg(long, env = "MCPO_MAX_BODY_BYTES", value_name = "BYTES", default_value = "10485760", value_parser = parse_positive_bytes)]
     pub max_body_bytes: usize,
@@ -208,6 +219,10 @@ pub struct Cli {
     )]
     pub webui_secret_key: Option<String>,
 
+    /// File holding Open WebUI's WEBUI_SECRET_KEY (its final line break ignored).
+    #[arg(long, env = "WEBUI_SECRET_KEY_FILE", value_name = "FILE")]
+    pub webui_secret_key_file: Option<PathBuf>,
+
     /// Open WebUI's base URL, used to resolve `sk-…` API keys to users.
     #[arg(long, env = "WEBUI_URL", value_name = "URL")]
     pub webui_url: Option<String>,
@@ -221,6 +236,15 @@ pub struct Cli {
         hide_env_values = true
     )]
     pub webui_user_jwt_secret: Option<String>,
+
+    /// File holding Open WebUI's FORWARD_USER_INFO_HEADER_JWT_SECRET (its final line break
+    /// ignored).
+    #[arg(
+        long,
+        env = "FORWARD_USER_INFO_HEADER_JWT_SECRET_FILE",
+        value_name = "FILE"
+    )]
+    pub webui_user_jwt_secret_file: Option<PathBuf>,
 
     /// The URL users reach mcpo at (login links, the OAuth callback, an allowed origin and
     /// host); required for multi-user servers with OAuth.

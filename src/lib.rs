@@ -14,6 +14,9 @@ pub mod openapi;
 pub mod reload;
 pub mod servers;
 mod support;
+/// URLs' userinfo, query and fragment hidden (`support::redact`), for the log writer in
+/// `main.rs`, which lives outside the library.
+pub use support::redact::urls_in as redact_urls;
 pub mod upstream;
 
 /// The shape rules of `docs/architecture.md` (layers, no file cycles), checked on the source.

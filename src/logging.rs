@@ -9,14 +9,26 @@
 //! buffer is full (stderr blocked: a stalled pipe reader, a paused terminal) lines are dropped and
 //! counted rather than stalling the daemon, and the writer says how many it lost once it can
 //! write again.
+//!
+//! Every line, in every format, passes [`clean_line`] on its way out: the userinfo, query and
+//! fragment of every URL in it are redacted (a `${VAR}` secret in an upstream URL, an
+//! authorization request's `state`, in our lines and in rmcp's alike), and raw C1 controls are
+//! escaped. Line breaks and other controls inside values are escaped by the formats themselves
+//! (`plain`'s fields; JSON strings). [`PayloadFilter`] keeps rmcp's lines that carry whole MCP
+//! messages (tool arguments and results) out unless `--log-payloads` asks for them.
 
 mod plain;
 
 pub use plain::{PlainFields, PlainFormat, Timestamp};
 
+use std::borrow::Cow;
 use std::io::Write;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::Duration;
+
+use tracing::subscriber::Interest;
+use tracing::{Level, Metadata, Subscriber};
+use tracing_subscriber::layer::{Context, Layer};
 
 /// How long the writer gathers lines while they keep coming: the most a line waits.
 const BATCH_PAUSE: Duration = Duration::from_millis(5);
@@ -119,7 +131,10 @@ fn write_loop(shared: &Shared) {
 pub struct Line<'a>(&'a NonBlocking);
 
 impl Write for Line<'_> {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+    fn write(&mut self, line: &[u8]) -> std::io::Result<usize> {
+        let written = line.len();
+        let cleaned = clean_line(line);
+        let buf = &*cleaned;
         let shared = &self.0.shared;
         let wake = {
             let mut state = shared.lock();
@@ -135,7 +150,7 @@ impl Write for Line<'_> {
         if wake {
             shared.wake.notify_one();
         }
-        Ok(buf.len())
+        Ok(written)
     }
 
     fn flush(&mut self) -> std::io::Result<()> {
@@ -158,5 +173,141 @@ impl Drop for FlushGuard {
         self.shared.wake.notify_one();
         // Bounded: a blocked stderr must not keep the daemon from exiting.
         let _ = wait.recv_timeout(Duration::from_secs(2));
+    }
+}
+
+/// Writes each line straight to stderr, cleaned like the daemon's (the subcommands, and the
+/// daemon when its writer thread cannot start).
+pub struct DirectStderr;
+
+impl Write for DirectStderr {
+    fn write(&mut self, line: &[u8]) -> std::io::Result<usize> {
+        std::io::stderr().write_all(&clean_line(line))?;
+        Ok(line.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        std::io::stderr().flush()
+    }
+}
+
+impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for DirectStderr {
+    type Writer = DirectStderr;
+
+    fn make_writer(&'a self) -> Self::Writer {
+        DirectStderr
+    }
+}
+
+/// One formatted log line as it may leave the process: every URL's userinfo, query and
+/// fragment redacted (`support::redact`), and raw DEL and C1 controls (which JSON strings may
+/// hold) written as `\u00XX`. Borrowed when there is nothing to change, the common case. ANSI
+/// styling (ESC sequences, only ever the formatter's own: values are escaped) ends a URL.
+pub fn clean_line(line: &[u8]) -> Cow<'_, [u8]> {
+    let has_url = line.windows(3).any(|w| w == b"://");
+    let has_c1 = line.iter().any(|&b| b == 0x7f || b == 0xc2);
+    if !has_url && !has_c1 {
+        return Cow::Borrowed(line);
+    }
+    let text = String::from_utf8_lossy(line);
+    let mut out = String::with_capacity(text.len() + 32);
+    for (i, piece) in text.split('\x1b').enumerate() {
+        if i > 0 {
+            out.push('\x1b');
+        }
+        if has_url {
+            out.push_str(&mcpo::redact_urls(piece));
+        } else {
+            out.push_str(piece);
+        }
+    }
+    if has_c1 {
+        out = out
+            .chars()
+            .map(|c| match c {
+                '\x7f' | '\u{80}'..='\u{9f}' => format!("\\u{:04x}", c as u32),
+                c => c.to_string(),
+            })
+            .collect();
+    }
+    Cow::Owned(out.into_bytes())
+}
+
+/// Keeps rmcp's payload logging off unless `--log-payloads`: its debug and trace lines print
+/// whole JSON-RPC messages (`received request` with the tool's arguments, `response message`
+/// with its result, every `new event`), raw lines it could not parse, and OAuth authorization
+/// codes; its `received notification` line (at info) prints the notification's content. The
+/// docs promise that tool arguments and results are never logged; these lines would break that
+/// promise at `--log-level debug`/`trace` or with `RUST_LOG`, which would otherwise enable them.
+pub struct PayloadFilter {
+    /// `--log-payloads`: let them through.
+    pub payloads: bool,
+}
+
+/// Fields of rmcp's events that hold a whole message.
+const PAYLOAD_FIELDS: [&str; 4] = ["request", "result", "notification", "evt"];
+
+impl PayloadFilter {
+    fn blocks(&self, meta: &Metadata<'_>) -> bool {
+        if self.payloads || !meta.is_event() {
+            return false;
+        }
+        let target = meta.target();
+        if target != "rmcp" && !target.starts_with("rmcp::") {
+            return false;
+        }
+        matches!(*meta.level(), Level::DEBUG | Level::TRACE)
+            || meta
+                .fields()
+                .iter()
+                .any(|f| PAYLOAD_FIELDS.contains(&f.name()))
+    }
+}
+
+impl<S: Subscriber> Layer<S> for PayloadFilter {
+    fn register_callsite(&self, meta: &'static Metadata<'static>) -> Interest {
+        if self.blocks(meta) {
+            Interest::never()
+        } else {
+            Interest::always()
+        }
+    }
+
+    fn enabled(&self, meta: &Metadata<'_>, _: Context<'_, S>) -> bool {
+        !self.blocks(meta)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lines_leave_with_urls_redacted_and_c1_escaped() {
+        let plain = b"2026 INFO mcpo: tool call server=fx\n";
+        assert!(matches!(clean_line(plain), Cow::Borrowed(_)));
+        let text = "ERROR rmcp::transport::worker: worker quit with fatal: error sending request \
+                    for url (http://u:p@127.0.0.1:9/mcp?token=s3cret)\n";
+        let cleaned = String::from_utf8(clean_line(text.as_bytes()).into_owned()).unwrap();
+        assert!(
+            !cleaned.contains("s3cret") && !cleaned.contains("u:p"),
+            "{cleaned}"
+        );
+        assert!(
+            cleaned.contains("(http://[redacted]@127.0.0.1:9/mcp?[redacted])"),
+            "{cleaned}"
+        );
+        // JSON: the string ends the URL; C1 and DEL become JSON escapes.
+        let json = "{\"url\":\"https://h/x?k=v\",\"m\":\"a\u{9b}b\u{7f}\"}\n";
+        let cleaned = String::from_utf8(clean_line(json.as_bytes()).into_owned()).unwrap();
+        assert_eq!(
+            cleaned,
+            "{\"url\":\"https://h/x?[redacted]\",\"m\":\"a\\u009bb\\u007f\"}\n"
+        );
+        assert!(serde_json::from_str::<serde_json::Value>(&cleaned).is_ok());
+        // ANSI styling right after a URL survives.
+        let ansi = "\x1b[2mhttp://h/?a=b\x1b[0m end\n";
+        let cleaned = String::from_utf8(clean_line(ansi.as_bytes()).into_owned()).unwrap();
+        assert_eq!(cleaned, "\x1b[2mhttp://h/?[redacted]\x1b[0m end\n");
     }
 }

@@ -1,6 +1,7 @@
 //! The parsed command line turned into [`ServeOptions`] and the servers to run: the config file
 //! when `--config` is given, otherwise the single server after `--`. Also the one place that
-//! writes to the process environment (`--env`, `--env-path`).
+//! sets variables in the process environment (`--env`, `--env-path`; `secrets` removes mcpo's
+//! own).
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -9,6 +10,7 @@ use crate::cli::{Cli, ServerType};
 
 use super::error::{COMMAND_LINE, ConfigError, ConfigWarning, Problem};
 use super::file::{check_header, parse_http_url};
+use super::secrets;
 use super::{
     AllowedHosts, Config, ServeOptions, ServerConfig, TlsFiles, TransportConfig, dotenv, load_file,
 };
@@ -35,11 +37,6 @@ pub fn planned_env(
         planned.extend(entries.into_iter().filter(|(key, _)| lookup(key).is_none()));
     }
     planned.extend(cli.env.iter().cloned());
-    // Config loading (also on hot reload) reads the global secret from the environment; stdio
-    // children never inherit it (see upstream::connect).
-    if let Some(secret) = &cli.webui_secret_key {
-        planned.push(("WEBUI_SECRET_KEY".to_owned(), secret.clone()));
-    }
     Ok(planned)
 }
 
@@ -141,6 +138,21 @@ fn serve_options(
         }
         other => other.map(str::to_owned),
     };
+    // Weak secrets: the API key and the user-info secret only weaken mcpo's own check (a
+    // warning); whoever guesses WEBUI_SECRET_KEY can sign in to Open WebUI as anyone (refused).
+    if let Some(why) = api_key.as_deref().and_then(secrets::weakness) {
+        warn("--api-key", &why);
+    }
+    if let Some(why) = cli
+        .webui_user_jwt_secret
+        .as_deref()
+        .and_then(secrets::weakness)
+    {
+        warn("--webui-user-jwt-secret", &why);
+    }
+    if let Some(why) = cli.webui_secret_key.as_deref().and_then(secrets::weakness) {
+        problem("--webui-secret-key", why);
+    }
     if cli.strict_auth && api_key.is_none() {
         warn("--strict-auth", "has no effect without --api-key");
     }
@@ -496,6 +508,9 @@ fn single_server(
                 args: rest.to_vec(),
                 env: BTreeMap::new(),
                 cwd: None,
+                // The command line is this server's whole configuration: it keeps the
+                // environment it was started in (mcpo's own secrets excepted).
+                inherit_env: true,
             }
         }
         ServerType::Sse | ServerType::StreamableHttp => {
@@ -661,7 +676,7 @@ mod tests {
             "--port",
             "8000",
             "--api-key",
-            "top-secret",
+            "top-secret-0123456789",
             "--",
             "uvx",
             "mcp-server-time",
@@ -669,7 +684,7 @@ mod tests {
         ]);
         assert!(warnings.is_empty(), "{warnings:?}");
         assert!(options.single_server);
-        assert_eq!(options.api_key.as_deref(), Some("top-secret"));
+        assert_eq!(options.api_key.as_deref(), Some("top-secret-0123456789"));
         assert_eq!(options.upstream.tool_timeout, DEFAULT_TOOL_TIMEOUT);
         let server = &config.servers[0];
         assert_eq!(server.name, "uvx");
@@ -683,6 +698,7 @@ mod tests {
                 ],
                 env: BTreeMap::new(),
                 cwd: None,
+                inherit_env: true,
             }
         );
     }
@@ -950,6 +966,7 @@ mod tests {
             args: vec![],
             env: BTreeMap::new(),
             cwd: None,
+            inherit_env: false,
         };
         assert_eq!(single_server_name(&stdio("/usr/bin/python3")), "python3");
         assert_eq!(single_server_name(&stdio("my server!")), "my-server");

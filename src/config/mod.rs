@@ -2,8 +2,8 @@
 //! [`Config`]. Everything past this module reads these types, never raw JSON or clap types.
 //!
 //! Start-up order (see [`apply_env_flags`] for why): parse the [`crate::cli::Cli`], call
-//! `apply_env_flags` while the process has one thread, then [`from_cli`]. Hot reload calls
-//! [`load_file`] again.
+//! `apply_env_flags`, then [`secrets::resolve`] and [`secrets::remove_from_env`] while the
+//! process has one thread, then [`from_cli`]. Hot reload calls [`load_file`] again.
 
 mod command_line;
 mod dotenv;
@@ -11,6 +11,7 @@ mod error;
 mod expand;
 mod file;
 mod jsonc;
+pub mod secrets;
 mod signing_key;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -53,7 +54,8 @@ pub fn from_str(
     text: &str,
     source_name: &str,
 ) -> Result<(Config, Vec<ConfigWarning>), ConfigError> {
-    from_str_with_env(text, source_name, &|name| std::env::var(name).ok())
+    // mcpo's own secrets were moved out of the environment at start-up (`secrets`).
+    from_str_with_env(text, source_name, &secrets::lookup)
 }
 
 /// [`from_str`] with `${VAR}` looked up through `lookup` instead of the process environment.
@@ -108,9 +110,13 @@ pub enum TransportConfig {
     Stdio {
         command: String,
         args: Vec<String>,
-        /// Merged over mcpo's own environment.
+        /// Merged over the environment the server is given (see `inherit_env`).
         env: BTreeMap<String, String>,
         cwd: Option<PathBuf>,
+        /// `inherit_env: true`: the server gets all of mcpo's environment (its own secrets
+        /// excepted) instead of the allow-list of `upstream::child_env`. Always so for the
+        /// single server given after `--`, which the command line describes whole.
+        inherit_env: bool,
     },
     /// Legacy HTTP+SSE (2024-11-05 protocol).
     Sse {

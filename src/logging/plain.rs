@@ -4,9 +4,12 @@
 //! takes about 1.2 µs for that line (styling wrappers even with colours off, one `write!` with
 //! three arguments per field, the date formatted from scratch each time); this one writes the
 //! same bytes in about a quarter of that, which at tens of thousands of calls per second is a
-//! few per cent of the daemon's CPU. The output is byte for byte the stock format (the tests
-//! compare the two), so log readers see no change; on a terminal, where colours are wanted and
-//! speed is not, the stock formatter is still used.
+//! few per cent of the daemon's CPU. The output is the stock format (the tests compare the
+//! two) except for one deliberate difference: control characters are escaped in every field
+//! value, not only in the message, and line breaks too. A tool name, a user id or an upstream's
+//! error text holding `\n` would otherwise write a line of its own that reads like one of
+//! mcpo's (issue #19, item 13). [`PlainFields`] is also the field format under the stock event
+//! format on a terminal (colours), so both text formats escape alike.
 
 use std::cell::Cell;
 use std::fmt::{self, Write as _};
@@ -23,7 +26,8 @@ use tracing_subscriber::registry::LookupSpan;
 /// `Full` format writes it without ANSI colours.
 pub struct PlainFormat;
 
-/// Fields as `name=value`, the message bare and first, as tracing-subscriber's `DefaultFields`.
+/// Fields as `name=value`, the message bare and first, as tracing-subscriber's `DefaultFields`,
+/// with control characters escaped in every value (see the module doc).
 pub struct PlainFields;
 
 /// UTC with microseconds (`2026-11-22T15:30:01.123456Z`), as tracing-subscriber's `SystemTime`
@@ -144,7 +148,8 @@ impl Visit for Visitor<'_> {
             if field.name() == "message" {
                 v.result = Escaping(&mut v.writer).write_str(value);
             } else {
-                v.result = write!(v.writer, "{value:?}");
+                // `Debug` quotes and escapes a string already; escaping again is a scan.
+                v.result = write!(Escaping(&mut v.writer), "{value:?}");
             }
         }
     }
@@ -176,7 +181,8 @@ impl Visit for Visitor<'_> {
             if field.name() == "message" {
                 v.message(format_args!("{value:?}"));
             } else {
-                v.result = write!(v.writer, "{value:?}");
+                // `%display` values arrive here too, unescaped.
+                v.result = write!(Escaping(&mut v.writer), "{value:?}");
             }
         }
     }
@@ -203,28 +209,30 @@ impl fmt::Display for Sources<'_> {
     }
 }
 
-/// Writes control characters that could drive a terminal (ESC, BEL, BS, FF, DEL, C1) as
-/// escapes, exactly as tracing-subscriber does for messages: an upstream's error text is
-/// logged, and must not be able to rewrite the operator's screen.
+/// Writes control characters as escapes: those that could drive a terminal (ESC, BEL, BS, FF,
+/// DEL, C1) as tracing-subscriber writes them in messages (`\x1b`, `\u{85}`), and, unlike it,
+/// line breaks and the other C0 controls too (`\n`, `\r`, `\t`, `\x00`...), and the Unicode
+/// line and paragraph separators: one event is always one line, whatever a value holds.
 struct Escaping<W>(W);
 
 impl<W: fmt::Write> fmt::Write for Escaping<W> {
     fn write_str(&mut self, s: &str) -> fmt::Result {
-        // C1 controls are U+0080..U+009F, which UTF-8 encodes as 0xC2 0x80..0x9F.
+        // C1 controls are U+0080..U+009F (UTF-8 0xC2 0x80..0x9F); U+2028/U+2029 start with 0xE2.
         let clean = !s
             .bytes()
-            .any(|b| matches!(b, 0x1b | 0x07 | 0x08 | 0x0c | 0x7f | 0xc2));
+            .any(|b| b < 0x20 || matches!(b, 0x7f | 0xc2 | 0xe2));
         if clean {
             return self.0.write_str(s);
         }
         for ch in s.chars() {
             match ch {
-                '\x1b' => self.0.write_str("\\x1b")?,
-                '\x07' => self.0.write_str("\\x07")?,
-                '\x08' => self.0.write_str("\\x08")?,
-                '\x0c' => self.0.write_str("\\x0c")?,
-                '\x7f' => self.0.write_str("\\x7f")?,
-                c @ '\u{80}'..='\u{9f}' => write!(self.0, "\\u{{{:x}}}", c as u32)?,
+                '\n' => self.0.write_str("\\n")?,
+                '\r' => self.0.write_str("\\r")?,
+                '\t' => self.0.write_str("\\t")?,
+                c @ ('\x00'..='\x1f' | '\x7f') => write!(self.0, "\\x{:02x}", c as u32)?,
+                c @ ('\u{80}'..='\u{9f}' | '\u{2028}' | '\u{2029}') => {
+                    write!(self.0, "\\u{{{:x}}}", c as u32)?
+                }
                 c => self.0.write_char(c)?,
             }
         }
@@ -380,7 +388,7 @@ mod tests {
             "raw names and log metadata"
         );
         tracing::info!("control \x1b[31mred\x07 bell \x08\x0c\x7f c1 \u{85} nbsp \u{a0} é");
-        tracing::info!(field = %"\x1b[2J", "fields other than the message are not escaped");
+        tracing::info!(field = %"\x1b[2J", "fields are escaped too (the stock format does not)");
         tracing::info!(n = 1, "message {} with arguments {:?}", "formatted", 2);
         let chain = Failure("outer \x1b", Some(Box::new(Failure("inner", None))));
         tracing::warn!(
@@ -436,11 +444,17 @@ mod tests {
         let plain: Vec<&str> = plain.lines().collect();
         assert_eq!(stock.len(), 14, "{stock:#?}");
         assert_eq!(plain.len(), stock.len(), "{plain:#?}");
-        for (ours, theirs) in plain.iter().zip(&stock) {
+        for (i, (ours, theirs)) in plain.iter().zip(&stock).enumerate() {
             // The stock lines were written without the time, ours with it (and its space).
             let (time, rest) = ours.split_at(28);
             assert!(time.ends_with("Z "), "{ours}");
-            assert_eq!(rest, *theirs);
+            if i == 7 {
+                // The one deliberate difference: a field's control characters are escaped.
+                assert_eq!(rest, theirs.replace('\x1b', "\\x1b"));
+                assert!(theirs.contains('\x1b') && !rest.contains('\x1b'), "{rest}");
+            } else {
+                assert_eq!(rest, *theirs);
+            }
         }
         // What the comparison covers, seen from the stock side.
         assert!(stock[0].starts_with(" INFO mcpo::logging::plain::tests: tool call server=echo"));
@@ -449,6 +463,46 @@ mod tests {
             stock[13].contains("session{server=\"fx\" n=3}:bare:late{user=\"u-1\" user=\"u-2\"}:")
         );
         assert!(stock[9].contains("error.sources=[inner]"), "{}", stock[9]);
+    }
+
+    /// A value holding a line break cannot start a line of its own that reads like mcpo's
+    /// (issue #19, item 13): every field and the message are escaped, spans' fields too.
+    #[test]
+    fn line_breaks_and_controls_in_any_value_stay_on_one_line() {
+        let out = Capture::default();
+        let subscriber = tracing_subscriber::fmt()
+            .with_ansi(false)
+            .with_max_level(Level::TRACE)
+            .fmt_fields(PlainFields)
+            .event_format(PlainFormat)
+            .with_writer(out.clone())
+            .finish();
+        let forged = "x\n2026-01-01T00:00:00.000000Z  INFO mcpo::app: forged\r\t\0\u{2028}\u{9b}";
+        tracing::subscriber::with_default(subscriber, || {
+            let span = tracing::info_span!("call", user = %forged);
+            let _span = span.enter();
+            tracing::info!(
+                tool = %forged,
+                caller = forged,
+                dbg = ?Some(forged),
+                error = &Failure("bad\nline", None) as &(dyn std::error::Error + 'static),
+                "tool call {forged}"
+            );
+        });
+        let text = out.text();
+        assert_eq!(text.lines().count(), 1, "{text}");
+        assert!(text.ends_with('\n'));
+        let line = text.trim_end_matches('\n');
+        assert!(
+            !line.chars().any(|c| c.is_control() || c == '\u{2028}'),
+            "{line:?}"
+        );
+        assert!(
+            line.contains("tool=x\\n2026-01-01T00:00:00.000000Z  INFO mcpo::app: forged\\r\\t\\x00\\u{2028}\\u{9b}"),
+            "{line}"
+        );
+        assert!(line.contains("call{user=x\\n2026"), "{line}");
+        assert!(line.contains("error=bad\\nline"), "{line}");
     }
 
     #[test]

@@ -307,7 +307,7 @@ pub fn default_token_dir() -> Result<PathBuf, String> {
         None => Err(format!(
             "no home directory to keep OAuth tokens in (HOME is unset and the user has no \
              passwd entry), and mcpo does not keep them in a shared temporary folder: set \
-             {TOKEN_DIR_ENV} to a folder of mcpo's own user, or use \"storage_type\": \"memory\""
+             {TOKEN_DIR_ENV} to a folder of mcpo's own user, or set \"storage_type\": \"memory\""
         )),
     }
 }

@@ -364,6 +364,7 @@ mod tests {
                 args: args.iter().map(|a| a.to_string()).collect(),
                 env: BTreeMap::new(),
                 cwd: None,
+                inherit_env: false,
             },
             disabled_tools: BTreeSet::new(),
             timeout: None,

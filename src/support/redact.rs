@@ -14,7 +14,7 @@ pub(crate) const REDACTED: &str = "[redacted]";
 
 /// `text` with every `scheme://…` URL in it redacted (see the module doc); borrowed when there
 /// is nothing to redact, which is the common case.
-pub(crate) fn urls_in(text: &str) -> Cow<'_, str> {
+pub fn urls_in(text: &str) -> Cow<'_, str> {
     let Some(mut at) = text.find("://") else {
         return Cow::Borrowed(text);
     };

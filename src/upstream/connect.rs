@@ -128,8 +128,10 @@ pub async fn connect(
             args,
             env,
             cwd,
+            inherit_env,
         } => {
-            let (transport, stderr) = spawn_child(command, args, env, cwd.as_deref())?;
+            let (transport, stderr) =
+                spawn_child(command, args, env, cwd.as_deref(), *inherit_env)?;
             if let Some(stderr) = stderr {
                 diagnostics.stderr_tail = Some(forward_stderr(config.name.clone(), stderr));
             }
@@ -300,20 +302,23 @@ fn split_headers(
     Ok((auth, custom))
 }
 
+/// Starts a stdio server in its own process group, with the environment `child_env` allows
+/// (or all of mcpo's with `inherit_env`) and its own `env` over it.
 fn spawn_child(
     command: &str,
     args: &[String],
     env: &BTreeMap<String, String>,
     cwd: Option<&std::path::Path>,
+    inherit_env: bool,
 ) -> Result<(ChildTransport, Option<tokio::process::ChildStderr>), ConnectError> {
     let mut cmd = tokio::process::Command::new(command);
+    if !inherit_env {
+        cmd.env_clear().envs(super::child_env::allowed());
+    }
     // mcpo's own secrets (Open WebUI's signing keys, the API key) are for verifying callers,
-    // not for the tools to read; a server that needs one can still get it through `env`.
-    for secret in [
-        "WEBUI_SECRET_KEY",
-        "FORWARD_USER_INFO_HEADER_JWT_SECRET",
-        "MCPO_API_KEY",
-    ] {
+    // not for the tools to read; main removed them from the environment already, and a server
+    // that needs one can still get it through `env`.
+    for secret in crate::config::secrets::VARIABLES {
         cmd.env_remove(secret);
     }
     cmd.args(args)

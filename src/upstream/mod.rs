@@ -8,6 +8,7 @@
 //!
 //! This module never knows about HTTP callers; it speaks in tools, arguments and results.
 
+pub mod child_env;
 mod connect;
 mod incoming;
 mod limiter;

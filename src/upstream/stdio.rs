@@ -41,6 +41,10 @@ use super::incoming::{LineRead, ToolCalls, read_line};
 const MAX_QUEUED: usize = 1024 * 1024;
 /// How long each shutdown step waits for the server to exit (rmcp's figure).
 const EXIT_WAIT: Duration = Duration::from_secs(3);
+/// Once the server has exited, how long its output may still take to arrive before the
+/// session ends (what it wrote is already in the pipe; only a process it left behind could
+/// keep the pipe open longer).
+const DRAIN_AFTER_EXIT: Duration = Duration::from_millis(200);
 
 /// A spawned stdio server as an rmcp transport.
 pub struct ChildTransport {
@@ -61,6 +65,8 @@ pub struct ChildTransport {
     /// A well-formed message of an unknown shape arrived: answer "Invalid Request" (as rmcp
     /// does) before reading on.
     invalid_request: bool,
+    /// The server process has exited (its output may still be draining).
+    server_exited: bool,
 }
 
 impl ChildTransport {
@@ -92,6 +98,7 @@ impl ChildTransport {
                 discarding: false,
                 calls: ToolCalls::default(),
                 invalid_request: false,
+                server_exited: false,
             },
             stderr,
         ))
@@ -235,14 +242,34 @@ impl Transport<RoleClient> for ChildTransport {
                 self.send(reply).await.ok()?;
                 self.invalid_request = false;
             }
-            match read_line(
+            let read = read_line(
                 &mut self.stdout,
                 &mut self.line,
                 &mut self.discarding,
                 DEFAULT_MAX_LINE_LENGTH,
-            )
-            .await
-            {
+            );
+            let read = match self.child.as_mut() {
+                // A process the server left behind (`sleep &` in a wrapper script) may hold
+                // stdout open after the server exited: the end of the output would then never
+                // come, and the session would look alive until a ping failed. The server's
+                // exit ends it too, once what it wrote before exiting has been read.
+                Some(child) if !self.server_exited => tokio::select! {
+                    biased;
+                    read = read => read,
+                    _ = child.wait() => {
+                        self.server_exited = true;
+                        continue;
+                    }
+                },
+                _ if self.server_exited => {
+                    match tokio::time::timeout(DRAIN_AFTER_EXIT, read).await {
+                        Ok(read) => read,
+                        Err(_) => return None,
+                    }
+                }
+                _ => read.await,
+            };
+            match read {
                 LineRead::Line => {}
                 LineRead::Oversized => {
                     tracing::error!(

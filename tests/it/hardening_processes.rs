@@ -122,10 +122,21 @@ async fn graceful_stop_ends_the_servers_process_group() {
 
 #[tokio::test]
 async fn a_crashed_servers_process_group_ends_before_the_reconnect() {
+    crash_and_reconnect(true).await;
+}
+
+/// The sleep keeps the server's stdout open: the crash is noticed by the server's exit, not
+/// by the end of its output (nor, half a minute later, by a failed ping).
+#[tokio::test]
+async fn a_crash_is_noticed_while_a_leftover_process_holds_the_pipes() {
+    crash_and_reconnect(false).await;
+}
+
+async fn crash_and_reconnect(quiet: bool) {
     let dir = tempfile::tempdir().expect("tempdir");
     let pid_file = dir.path().join("sleep.pid");
     let b = start_config(
-        json!({"fx": wrapped_entry(&pid_file, true)}),
+        json!({"fx": wrapped_entry(&pid_file, quiet)}),
         &["--reconnect-min-delay", "0.2", "--reconnect-max-delay", "1"],
     );
     let mcpo = &b.mcpo;

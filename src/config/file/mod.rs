@@ -39,6 +39,7 @@ const SERVER_KEYS: &[&str] = &[
     "args",
     "env",
     "cwd",
+    "inherit_env",
     "type",
     "url",
     "headers",
@@ -385,6 +386,14 @@ fn read_multi_user(
     // OAuth server into per-user web logins because WEBUI_SECRET_KEY happens to be set would
     // change who the upstream sees without anyone asking for it.
     if explicit != Some(true) {
+        return None;
+    }
+    if let Some(why) = secret.as_deref().and_then(super::secrets::weakness) {
+        // Whoever guesses it signs in to Open WebUI as anyone, and to this server as any user.
+        report.problem(
+            Some("webui_secret_key"),
+            format!("(or the global WEBUI_SECRET_KEY it falls back to) {why}"),
+        );
         return None;
     }
     let Some(secret) = secret else {

@@ -72,6 +72,7 @@ fn claude_desktop_file_with_comments_and_trailing_commas() {
         args,
         env,
         cwd,
+        ..
     } = &time.transport
     else {
         panic!("{time:?}")
@@ -453,7 +454,7 @@ fn oauth_block_is_validated() {
             "client_id": "id",
             "client_metadata": {{"client_name": "mcpo", "redirect_uris": ["http://localhost:4040/callback"]}},
             "multi_user": false,
-            "webui_secret_key": "k",
+            "webui_secret_key": "k-0123456789abcdef",
             "session_timeout_minutes": 60,
             "max_sessions": 10,
             "grant_type": "client_credentials",
@@ -652,23 +653,23 @@ fn oauth_servers_can_be_multi_user() {
     // The OAuth guide's place: inside the `oauth` block.
     let server = one_server(&wrap(
         r#"{"type": "streamable-http", "url": "http://h/mcp", "oauth": {
-            "multi_user": true, "webui_secret_key": "k", "session_timeout_minutes": 0.5,
+            "multi_user": true, "webui_secret_key": "k-0123456789abcdef", "session_timeout_minutes": 0.5,
             "max_sessions": 7
         }}"#,
     ));
     let multi = server.multi_user.expect("multi-user");
-    assert_eq!(multi.secret, "k");
+    assert_eq!(multi.secret, "k-0123456789abcdef");
     assert_eq!(multi.session_timeout, Duration::from_secs(30));
     assert_eq!(multi.max_sessions, 7);
     assert!(server.oauth.is_some());
     // On the server itself works too; without `multi_user: true` it stays single-user.
     let server = one_server(&wrap(
         r#"{"type": "streamable-http", "url": "http://h/mcp", "multi_user": true,
-            "webui_secret_key": "k", "oauth": {}}"#,
+            "webui_secret_key": "k-0123456789abcdef", "oauth": {}}"#,
     ));
     assert!(server.multi_user.is_some() && server.oauth.is_some());
     let server = one_server(&wrap(
-        r#"{"type": "streamable-http", "url": "http://h/mcp", "oauth": {"webui_secret_key": "k"}}"#,
+        r#"{"type": "streamable-http", "url": "http://h/mcp", "oauth": {"webui_secret_key": "k-0123456789abcdef"}}"#,
     ));
     assert!(server.multi_user.is_none());
 }

@@ -6,7 +6,8 @@ use serde_json::Value;
 
 use super::fields::Report;
 use super::fields::{
-    Fields, check_header, http_url, must_be_string, non_empty_string, string_list, string_map,
+    Fields, bool_field, check_header, http_url, must_be_string, non_empty_string, string_list,
+    string_map,
 };
 use crate::config::TransportConfig;
 
@@ -148,6 +149,7 @@ fn read_stdio(report: &mut Report<'_>, fields: &mut Fields) -> Option<TransportC
     let args = string_list(report, fields, "args").unwrap_or_default();
     let env = string_map(report, fields, "env").unwrap_or_default();
     let cwd = non_empty_string(report, fields, "cwd").map(PathBuf::from);
+    let inherit_env = bool_field(report, fields, "inherit_env").unwrap_or(false);
     for name in env.keys() {
         if name.is_empty() || name.contains(['=', '\0']) {
             report.problem(
@@ -174,6 +176,7 @@ fn read_stdio(report: &mut Report<'_>, fields: &mut Fields) -> Option<TransportC
         args,
         env,
         cwd,
+        inherit_env,
     })
 }
 
@@ -191,7 +194,7 @@ fn read_remote(
             report.problem(Some(&format!("headers.{name}")), message);
         }
     }
-    for key in ["args", "env", "cwd"] {
+    for key in ["args", "env", "cwd", "inherit_env"] {
         if fields.take(key).is_some() {
             report.warn(Some(key), "only applies to stdio servers; ignored");
         }
