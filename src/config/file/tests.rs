@@ -792,11 +792,11 @@ fn debug_output_hides_the_client_secret() {
 #[test]
 fn per_user_tools_is_for_multi_user_servers_only() {
     let server = one_server(&wrap(
-        r#"{"command": "x", "multi_user": true, "webui_secret_key": "k", "per_user_tools": true}"#,
+        r#"{"command": "x", "multi_user": true, "webui_secret_key": "k-0123456789abcdef", "per_user_tools": true}"#,
     ));
     assert!(server.multi_user.expect("multi-user").per_user_tools);
     let server = one_server(&wrap(
-        r#"{"command": "x", "multi_user": true, "webui_secret_key": "k"}"#,
+        r#"{"command": "x", "multi_user": true, "webui_secret_key": "k-0123456789abcdef"}"#,
     ));
     assert!(!server.multi_user.expect("multi-user").per_user_tools);
     for (text, expected) in [
@@ -806,7 +806,7 @@ fn per_user_tools_is_for_multi_user_servers_only() {
         ),
         (
             wrap(
-                r#"{"command": "x", "multi_user": true, "webui_secret_key": "k", "per_user_tools": "yes"}"#,
+                r#"{"command": "x", "multi_user": true, "webui_secret_key": "k-0123456789abcdef", "per_user_tools": "yes"}"#,
             ),
             "field 'per_user_tools' must be true or false",
         ),
