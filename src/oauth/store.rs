@@ -30,6 +30,7 @@ use sha2::{Digest, Sha256};
 
 use crate::config::TokenStorage;
 use crate::support::atomic_file::{self, Access};
+use crate::support::private_dir;
 
 /// Overrides the token directory (tests use it).
 pub const TOKEN_DIR_ENV: &str = "MCPO_TOKEN_DIR";
@@ -428,54 +429,15 @@ fn create_private_dir(dir: &Path) -> std::io::Result<()> {
     std::fs::create_dir_all(dir)
 }
 
-/// A token folder that exists must be a real folder (a symbolic link is not followed: whoever
-/// could point it elsewhere could redirect the tokens), owned by mcpo's user and writable by
-/// nobody else (who could plant a token file, or swap one for a link). One that others may
-/// only read is made owner-only. A folder that does not exist yet passes: it is created 0700.
-#[cfg(unix)]
+/// A token folder that exists must be mcpo's own ([`private_dir::check`]): whoever could write
+/// to it or point it elsewhere could plant a token file or redirect the tokens.
 fn check_private_dir(dir: &Path) -> std::io::Result<()> {
-    use std::os::unix::fs::{MetadataExt, PermissionsExt};
-    let refuse = |why: String| {
-        Err(std::io::Error::other(format!(
+    private_dir::check(dir).map_err(|why| {
+        std::io::Error::other(format!(
             "token folder {}: {why}; set {TOKEN_DIR_ENV} to a folder of mcpo's own user",
             dir.display()
-        )))
-    };
-    let meta = match std::fs::symlink_metadata(dir) {
-        Ok(meta) => meta,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
-        Err(e) => return Err(e),
-    };
-    if meta.file_type().is_symlink() {
-        return refuse("is a symbolic link, which mcpo does not follow".to_owned());
-    }
-    if !meta.is_dir() {
-        return refuse("is not a folder".to_owned());
-    }
-    // SAFETY: geteuid takes no arguments and cannot fail.
-    let me = unsafe { libc::geteuid() };
-    if meta.uid() != me {
-        return refuse(format!(
-            "belongs to uid {}, not to mcpo's user (uid {me})",
-            meta.uid()
-        ));
-    }
-    let mode = meta.permissions().mode() & 0o777;
-    if mode & 0o022 != 0 {
-        return refuse(format!(
-            "is writable by other users (mode {mode:o}); make it owner-only (chmod 700) after \
-             checking what is in it"
-        ));
-    }
-    if mode != 0o700 {
-        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;
-    }
-    Ok(())
-}
-
-#[cfg(not(unix))]
-fn check_private_dir(_dir: &Path) -> std::io::Result<()> {
-    Ok(())
+        ))
+    })
 }
 
 #[cfg(test)]

@@ -65,7 +65,7 @@ impl SpecContext {
             root_path: o.root_path.clone(),
             api_key_security: o.api_key.is_some(),
             single_server: o.single_server,
-            tool_cache: Some(ToolCache::from_env()),
+            tool_cache: ToolCache::from_env(),
         }
     }
 }

@@ -25,6 +25,7 @@ use sha2::{Digest, Sha256};
 
 use crate::config::{ServerConfig, TransportConfig};
 use crate::support::atomic_file::{self, Access};
+use crate::support::private_dir;
 
 /// Overrides the cache root (`~/.mcpo/cache`); tool lists go in its `tools/` folder.
 pub const CACHE_DIR_ENV: &str = "MCPO_CACHE_DIR";
@@ -59,18 +60,23 @@ struct CacheFile {
 }
 
 impl ToolCache {
-    /// The cache under `$MCPO_CACHE_DIR/tools`, else `~/.mcpo/cache/tools`.
-    pub fn from_env() -> Self {
-        let root = std::env::var_os(CACHE_DIR_ENV)
-            .filter(|d| !d.is_empty())
-            .map(PathBuf::from)
-            .unwrap_or_else(|| {
-                dirs::home_dir()
-                    .unwrap_or_else(std::env::temp_dir)
-                    .join(".mcpo")
-                    .join("cache")
-            });
-        Self::in_dir(root.join("tools"))
+    /// The cache under `$MCPO_CACHE_DIR/tools`, else `~/.mcpo/cache/tools`; `None` (no disk
+    /// cache) without either: a shared temporary folder would let another local user plant the
+    /// tool lists mcpo publishes, or read them.
+    pub fn from_env() -> Option<Self> {
+        let root = match std::env::var_os(CACHE_DIR_ENV).filter(|d| !d.is_empty()) {
+            Some(dir) => PathBuf::from(dir),
+            None => match dirs::home_dir() {
+                Some(home) => home.join(".mcpo").join("cache"),
+                None => {
+                    tracing::info!(
+                        "no home directory: multi-user servers' last known tool lists are kept                          in memory only (set {CACHE_DIR_ENV} to keep them across restarts)"
+                    );
+                    return None;
+                }
+            },
+        };
+        Some(Self::in_dir(root.join("tools")))
     }
 
     /// A cache whose files live directly in `dir` (created on the first save).
@@ -90,6 +96,14 @@ impl ToolCache {
 
     /// The tools last saved for this server (with this same identity), if any could be read.
     pub fn load(&self, server: &ServerConfig) -> Option<Vec<Tool>> {
+        if let Err(why) = private_dir::check(&self.inner.dir) {
+            tracing::warn!(
+                "server '{}': not using the tool cache: the folder {} {why}",
+                server.name,
+                self.inner.dir.display()
+            );
+            return None;
+        }
         let path = self.path_of(server);
         let bytes = match read_bounded(&path) {
             Ok(Some(bytes)) => bytes,
@@ -129,7 +143,6 @@ impl ToolCache {
             );
             return None;
         }
-        tighten(&self.inner.dir, 0o700);
         tighten(&path, 0o600);
         if let Ok(digest) = tools_digest(&file.tools) {
             self.known().insert(path, digest);
@@ -172,7 +185,9 @@ impl ToolCache {
                 bytes.len()
             ));
         }
-        private_dir(&self.inner.dir).map_err(|e| e.to_string())?;
+        create_private_dir(&self.inner.dir).map_err(|e| e.to_string())?;
+        private_dir::check(&self.inner.dir)
+            .map_err(|why| format!("the folder {} {why}", self.inner.dir.display()))?;
         atomic_file::replace(path, &bytes, Access::Owner).map_err(|e| e.to_string())?;
         self.known().insert(path.to_owned(), digest);
         self.remove_stale(server, path);
@@ -294,7 +309,7 @@ fn owner_of(path: &Path) -> Option<String> {
 
 /// The file's bytes; `None` when it does not exist; an error when unreadable or too large.
 /// Creates `dir` (and missing parents) owner-only, or tightens an existing one to 0700.
-fn private_dir(dir: &Path) -> std::io::Result<()> {
+fn create_private_dir(dir: &Path) -> std::io::Result<()> {
     #[cfg(unix)]
     {
         use std::os::unix::fs::DirBuilderExt;

@@ -9,6 +9,7 @@
 //! - [`html`]: the one HTML escape every rendered page goes through;
 //! - [`http_client`]: every outbound HTTP client, with its timeout, proxy, TLS and redirect
 //!   policy;
+//! - [`private_dir`]: the check that a folder mcpo keeps secrets or trusted files in is its own;
 //! - [`redact`]: URLs' userinfo, query and fragment hidden in error texts and log lines.
 
 pub(crate) mod atomic_file;
@@ -17,6 +18,7 @@ pub(crate) mod caller;
 mod error_chain;
 pub(crate) mod html;
 pub(crate) mod http_client;
+pub(crate) mod private_dir;
 pub(crate) mod redact;
 
 pub(crate) use error_chain::error_chain;

@@ -30,6 +30,7 @@ mod hardening_processes;
 mod hardening_redirects;
 mod hardening_secrets;
 mod hardening_token_dir;
+mod hardening_tool_cache;
 mod hardening_tool_names;
 mod hardening_web_login;
 mod metrics;
