@@ -85,7 +85,7 @@ stop_pid() {
 cleanup() {
   local status=$?
   trap - EXIT INT TERM
-  exec 3>&- 2>/dev/null || true
+  exec 3>&-
   local i
   for ((i = ${#pids[@]} - 1; i >= 0; i--)); do
     if [ -n "${pids[i]}" ]; then
@@ -293,7 +293,7 @@ start_mcpo() {
 stop_mcpo() {
   stop_pid "$mcpo_pid"
   forget mcpo
-  exec 3>&- 2>/dev/null || true
+  exec 3>&-
   say "stopped mcpo (pid $mcpo_pid)"
 }
 
@@ -355,6 +355,8 @@ EOF
   [ -n "$url" ] || fail "mcpo printed no login URL"
   if [ "$paste" = 1 ]; then
     say "mcpo printed the authorization server's sign-in page (use_loopback: false opens no browser):"
+  elif [ "$interactive" = 1 ] && ! have_browser; then
+    say "mcpo printed the authorization server's sign-in page (it found no browser to open):"
   else
     say "mcpo printed, and opened in the browser, the authorization server's sign-in page:"
   fi
@@ -388,8 +390,12 @@ EOF
   fi
 
   section "Waiting for the login to finish"
-  say "waiting up to 5 minutes…"
-  wait_until_served 330 "$mcpo_pid" || fail "the server was not served after the login"
+  if [ "$interactive" = 1 ]; then
+    say "waiting for you to sign in (up to 5 minutes)…"
+    wait_until_served 330 "$mcpo_pid" || fail "the server was not served after the login"
+  else
+    wait_until_served 60 "$mcpo_pid" || fail "the server was not served after the login"
+  fi
   log_lines "$demo/mcpo.log" 'OAuth login complete|upstream ready'
 
   section "Calling tools through mcpo"
@@ -495,8 +501,9 @@ sign_in() {
     say "(non-interactive: the fake browser presses Continue, signs in as $name and approves)"
     "$fake_browser" --login "$name" --strict "$link" || fail "the fake browser could not sign $name in"
   fi
-  local signed_in=0
-  for _ in $(seq 3000); do
+  local signed_in=0 tries=300
+  [ "$interactive" = 1 ] && tries=3000
+  for _ in $(seq "$tries"); do
     request GET /oauth/demo/status "" "$token"
     if printf '%s' "$body" | grep -q '"authenticated":true'; then
       signed_in=1
