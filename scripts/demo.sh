@@ -26,15 +26,15 @@ root="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$root"
 
 usage() {
-  sed -n '2,/^set -euo/p' "$0" | sed -e '$d' -e 's/^# \{0,1\}//' >&2
-  exit 2
+  sed -n '2,/^set -euo/p' "$0" | sed -e '$d' -e 's/^# \{0,1\}//'
 }
 
 mode="${1:-}"
 case "$mode" in
   oauth | multi-user) shift ;;
+  -h | --help) usage; exit 0 ;;
   secrets) echo "demo.sh: 'secrets' waits for the per-user secrets feature; try oauth or multi-user" >&2; exit 2 ;;
-  *) usage ;;
+  *) usage >&2; exit 2 ;;
 esac
 interactive=1
 paste=0
@@ -46,7 +46,7 @@ while [ $# -gt 0 ]; do
     --paste) paste=1 ;;
     --keep) keep=1 ;;
     --) shift; mcpo_extra=("$@"); break ;;
-    *) usage ;;
+    *) usage >&2; exit 2 ;;
   esac
   shift
 done
@@ -54,6 +54,15 @@ if [ "$paste" = 1 ] && [ "$mode" != oauth ]; then
   echo "demo.sh: --paste is for the oauth demo (multi-user logins always go through mcpo's web pages)" >&2
   exit 2
 fi
+
+# The demo shows mcpo's defaults: mcpo settings from your environment (MCPO_API_KEY, …) would
+# change what it shows. Give flags after `--` instead.
+for var in $(compgen -e); do
+  case "$var" in
+    MCPO_BIN | MCPO_TEST_PEERS) ;;
+    MCPO_* | WEBUI_* | FORWARD_USER_INFO_HEADER_JWT_SECRET) unset "$var" ;;
+  esac
+done
 
 # ---- what the demo prints -------------------------------------------------------------------
 
@@ -200,8 +209,9 @@ wait_for_line "$demo/mcp-server.log" '^listening on ' 30 "$rs_pid" >/dev/null \
   || fail "the protected MCP server did not start"
 say "authorization server: $issuer   (sign in with any login and password)"
 say "protected MCP server: $mcp_url   (tools add, whoami_subject)"
-shows "curl -si -X POST $mcp_url"
-say "   $(curl -s -o /dev/null -w 'HTTP %{http_code}' -X POST "$mcp_url"): it wants an OAuth token"
+shows "curl -i -X POST $mcp_url"
+curl -s -i -X POST "$mcp_url" | grep -iE '^(HTTP/|www-authenticate:)' | tr -d '\r' | sed 's/^/   /' || true
+say "Without a token it answers 401, naming its OAuth metadata: what mcpo discovers the login from."
 
 # ---- talking to mcpo ------------------------------------------------------------------------
 
@@ -221,11 +231,11 @@ request() {
   body="$(cat "$demo/body" 2>/dev/null || true)"
 }
 
-# wait_until_served SECONDS PID [JWT]: until the demo server's spec answers 200.
+# wait_until_served SECONDS PID: until the demo server's spec answers 200.
 wait_until_served() {
-  local seconds=$1 pid=$2 jwt=${3:-}
+  local seconds=$1 pid=$2
   for _ in $(seq $((seconds * 5))); do
-    request GET /demo/openapi.json "" "$jwt"
+    request GET /demo/openapi.json
     [ "$code" = 200 ] && return 0
     kill -0 "$pid" 2>/dev/null || return 1
     sleep 0.2
@@ -272,7 +282,9 @@ pause() {
 start_mcpo() {
   local log=$1
   shift
-  shows "mcpo --host 127.0.0.1 --port $mcpo_port $*${mcpo_extra[*]+ ${mcpo_extra[*]}}"
+  local env_shown="MCPO_TOKEN_DIR=$MCPO_TOKEN_DIR"
+  [ -n "${WEBUI_SECRET_KEY:-}" ] && env_shown="WEBUI_SECRET_KEY=… $env_shown"
+  shows "$env_shown mcpo --host 127.0.0.1 --port $mcpo_port $*${mcpo_extra[*]+ ${mcpo_extra[*]}}"
   if [ "$paste" = 1 ]; then
     # mcpo reads the pasted address on its standard input; the demo writes it there.
     rm -f "$demo/stdin"
@@ -526,7 +538,7 @@ identity() {
     sleep 0.2
   done
   [ "$code" = 200 ] || fail "$name's whoami_subject answered $code: $body"
-  shows "curl -X POST $mcpo_url/demo/whoami_subject -H \"Authorization: Bearer \$${name^^}_JWT\" -d '{}'"
+  shows "curl -X POST $mcpo_url/demo/whoami_subject -H \"Authorization: Bearer \$${name^^}_JWT\" -H 'Content-Type: application/json' -d '{}'"
   say "   HTTP $code $body"
 }
 
