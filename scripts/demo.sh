@@ -56,11 +56,12 @@ if [ "$paste" = 1 ] && [ "$mode" != oauth ]; then
 fi
 
 # The demo shows mcpo's defaults: mcpo settings from your environment (MCPO_API_KEY, …) would
-# change what it shows. Give flags after `--` instead.
+# change what it shows, and a RUST_LOG quieter than info would hide the log lines it waits for.
+# Give flags after `--` instead.
 for var in $(compgen -e); do
   case "$var" in
     MCPO_BIN | MCPO_TEST_PEERS) ;;
-    MCPO_* | WEBUI_* | FORWARD_USER_INFO_HEADER_JWT_SECRET) unset "$var" ;;
+    MCPO_* | WEBUI_* | FORWARD_USER_INFO_HEADER_JWT_SECRET | RUST_LOG) unset "$var" ;;
   esac
 done
 
