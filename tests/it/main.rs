@@ -16,6 +16,7 @@ mod peers;
 mod auth_cli;
 mod bridge;
 mod commands;
+mod demo;
 mod docs_examples;
 mod hardening_browsers;
 mod hardening_callers;
