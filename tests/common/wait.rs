@@ -48,3 +48,33 @@ pub fn tail(text: &str, lines: usize) -> String {
     let all: Vec<&str> = text.lines().collect();
     all[all.len().saturating_sub(lines)..].join("\n")
 }
+
+/// `server`'s `/status` entry once its last error contains `needle` (any error for `""`),
+/// within `timeout`; panics with mcpo's log otherwise.
+pub async fn wait_failure(
+    mcpo: &Mcpo,
+    server: &str,
+    needle: &str,
+    timeout: Duration,
+) -> serde_json::Value {
+    poll(timeout, || async {
+        let status = super::fetch_server_status(mcpo, server).await;
+        status["last_error"]
+            .as_str()
+            .is_some_and(|e| e.contains(needle))
+            .then_some(status)
+    })
+    .await
+    .unwrap_or_else(|| {
+        panic!(
+            "server {server} never failed with {needle:?}; mcpo stderr:\n{}",
+            tail(&mcpo.stderr.text(), 40)
+        )
+    })
+}
+
+/// The text of `server`'s last error once it contains `needle` (see [`wait_failure`]).
+pub async fn wait_last_error(mcpo: &Mcpo, server: &str, needle: &str, timeout: Duration) -> String {
+    let status = wait_failure(mcpo, server, needle, timeout).await;
+    status["last_error"].as_str().unwrap_or_default().to_owned()
+}

@@ -29,24 +29,6 @@ fn rss_mib(pid: u32) -> u64 {
     kib / 1024
 }
 
-/// The `/status` entry's last error of `server` once it contains `needle`.
-async fn wait_error(mcpo: &Mcpo, server: &str, needle: &str, timeout: Duration) -> String {
-    poll(timeout, || async {
-        let status = fetch_server_status(mcpo, server).await;
-        status["last_error"]
-            .as_str()
-            .filter(|e| e.contains(needle))
-            .map(str::to_owned)
-    })
-    .await
-    .unwrap_or_else(|| {
-        panic!(
-            "server {server} never failed with {needle:?}; mcpo stderr:\n{}",
-            tail(&mcpo.stderr.text(), 40)
-        )
-    })
-}
-
 const HUGE: usize = 128 << 20;
 
 /// A JSON-looking body of `HUGE` bytes, produced as the client reads it; `sent` counts what
@@ -99,7 +81,7 @@ async fn a_huge_metadata_body_is_cut_off_at_the_limit() {
         &["--connect-timeout", "10"],
     );
     // Whatever the outcome, the first attempt is over once the server has an error.
-    wait_error(&b.mcpo, "huge-metadata", "", Duration::from_secs(60)).await;
+    wait_last_error(&b.mcpo, "huge-metadata", "", Duration::from_secs(60)).await;
     let requests = served.load(Ordering::Relaxed).max(1);
     let per_request = sent.load(Ordering::Relaxed) / requests;
     // 1 MiB read, plus what the kernel's socket buffers took before mcpo hung up.
@@ -111,7 +93,7 @@ async fn a_huge_metadata_body_is_cut_off_at_the_limit() {
     );
     let rss = rss_mib(b.mcpo.child.id());
     assert!(rss < 100, "mcpo's resident memory is {rss} MiB");
-    let error = wait_error(
+    let error = wait_last_error(
         &b.mcpo,
         "huge-metadata",
         "larger than 1024 KiB",
@@ -177,7 +159,7 @@ async fn endless_tool_list_pagination_is_cut_off() {
         }),
         &["--connect-timeout", "20"],
     );
-    let pages = wait_error(
+    let pages = wait_last_error(
         &b.mcpo,
         "endless-pages",
         "more than 100 pages",
@@ -185,7 +167,7 @@ async fn endless_tool_list_pagination_is_cut_off() {
     )
     .await;
     assert!(pages.contains("tools/list"), "{pages}");
-    let tools = wait_error(
+    let tools = wait_last_error(
         &b.mcpo,
         "endless-tools",
         "more than 10000 tools",

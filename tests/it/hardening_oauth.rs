@@ -134,24 +134,6 @@ fn start_mcpo(dir: &Path, servers: Value, browser: &Path) -> Mcpo {
     )
 }
 
-/// The `/status` entry of `server` once its last error contains `needle`.
-async fn wait_error(mcpo: &Mcpo, server: &str, needle: &str) -> String {
-    poll(Duration::from_secs(30), || async {
-        let status = fetch_server_status(mcpo, server).await;
-        status["last_error"]
-            .as_str()
-            .filter(|e| e.contains(needle))
-            .map(str::to_owned)
-    })
-    .await
-    .unwrap_or_else(|| {
-        panic!(
-            "server {server} never failed with {needle:?}; mcpo stderr:\n{}",
-            mcpo.stderr.text()
-        )
-    })
-}
-
 fn oauth_block(extra: Value) -> Value {
     let mut block =
         json!({"callback_port": free_port(), "storage_type": "memory", "login_timeout": 5});
@@ -197,8 +179,8 @@ async fn authorization_urls_other_than_https_are_refused_at_discovery() {
     }
     // Give a wrongly started login the time to reach the launcher.
     let errors = [
-        wait_error(&mcpo, "file-scheme", "").await,
-        wait_error(&mcpo, "custom-scheme", "").await,
+        wait_last_error(&mcpo, "file-scheme", "", Duration::from_secs(30)).await,
+        wait_last_error(&mcpo, "custom-scheme", "", Duration::from_secs(30)).await,
     ];
     tokio::time::sleep(Duration::from_millis(500)).await;
     let launched = std::fs::read_to_string(&record).unwrap_or_default();
@@ -210,7 +192,13 @@ async fn authorization_urls_other_than_https_are_refused_at_discovery() {
         ("file-scheme", "'file:'"),
         ("custom-scheme", "'x-evil-handler:'"),
     ] {
-        let error = wait_error(&mcpo, server, "authorization_endpoint").await;
+        let error = wait_last_error(
+            &mcpo,
+            server,
+            "authorization_endpoint",
+            Duration::from_secs(30),
+        )
+        .await;
         assert!(error.contains(scheme), "{error}");
         assert!(error.contains(&format!("server '{server}'")), "{error}");
     }
@@ -292,7 +280,7 @@ async fn configured_client_credentials_go_only_to_the_configured_authorization_s
     });
     assert!(!credentials_sent_to(&own_server).is_empty());
     for server in ["cc-unnamed", "cc-named", "code-named", "jwt-unnamed"] {
-        wait_error(&mcpo, server, "").await;
+        wait_last_error(&mcpo, server, "", Duration::from_secs(30)).await;
     }
     tokio::time::sleep(Duration::from_millis(500)).await;
     let leaked = credentials_sent_to(&elsewhere);
@@ -313,7 +301,7 @@ async fn configured_client_credentials_go_only_to_the_configured_authorization_s
         ("code-named", "not to oauth.server_url"),
         ("jwt-unnamed", "set oauth.server_url"),
     ] {
-        let error = wait_error(&mcpo, server, needle).await;
+        let error = wait_last_error(&mcpo, server, needle, Duration::from_secs(30)).await;
         assert!(error.contains(&elsewhere.url("")), "{error}");
     }
     assert!(configured.hits().iter().all(|h| h.method == "GET"));
@@ -348,7 +336,7 @@ async fn own_oauth_requests_refuse_the_addresses_rmcp_refuses() {
         &browser,
     );
     for server in ["dcr-zero", "jwt-zero"] {
-        wait_error(&mcpo, server, "").await;
+        wait_last_error(&mcpo, server, "", Duration::from_secs(30)).await;
     }
     let reached = behind_zero.hits();
     assert!(
@@ -356,7 +344,7 @@ async fn own_oauth_requests_refuse_the_addresses_rmcp_refuses() {
         "requests reached the listener behind 0.0.0.0: {reached:?}"
     );
     for server in ["dcr-zero", "jwt-zero"] {
-        let error = wait_error(&mcpo, server, "address rule").await;
+        let error = wait_last_error(&mcpo, server, "address rule", Duration::from_secs(30)).await;
         assert!(error.contains(&zero), "{error}");
     }
     // Loopback stays usable for a loopback MCP endpoint: the metadata came from 127.0.0.1.

@@ -5,30 +5,12 @@
 
 use std::time::Duration;
 
-use serde_json::{Value, json};
+use serde_json::json;
 
 use crate::common::*;
 use crate::hardening_fake_http::{FakeHttp, reply};
 
 const SECRET: &str = "hardening-item3-secret-value";
-
-/// The `/status` entry of `server` once its last error contains `needle`.
-async fn wait_error(mcpo: &Mcpo, server: &str, needle: &str) -> Value {
-    poll(Duration::from_secs(30), || async {
-        let status = fetch_server_status(mcpo, server).await;
-        status["last_error"]
-            .as_str()
-            .is_some_and(|e| e.contains(needle))
-            .then_some(status)
-    })
-    .await
-    .unwrap_or_else(|| {
-        panic!(
-            "server {server} never failed with {needle:?}; mcpo stderr:\n{}",
-            mcpo.stderr.text()
-        )
-    })
-}
 
 #[tokio::test]
 async fn cross_origin_redirects_are_refused_and_nothing_reaches_the_target() {
@@ -50,7 +32,7 @@ async fn cross_origin_redirects_are_refused_and_nothing_reaches_the_target() {
     );
     // Whatever happened, both attempts are over once both servers have an error.
     for server in ["redir-http", "redir-sse"] {
-        wait_error(&b.mcpo, server, "").await;
+        wait_failure(&b.mcpo, server, "", Duration::from_secs(30)).await;
     }
     // Both transports asked the redirector (with the header: it is the configured host)...
     let asked = redirector.hits();
@@ -66,7 +48,7 @@ async fn cross_origin_redirects_are_refused_and_nothing_reaches_the_target() {
         leaked.iter().filter(|h| h.carries(SECRET)).count()
     );
     for server in ["redir-http", "redir-sse"] {
-        let status = wait_error(&b.mcpo, server, "another origin").await;
+        let status = wait_failure(&b.mcpo, server, "another origin", Duration::from_secs(30)).await;
         let error = status["last_error"].as_str().unwrap();
         assert!(error.contains(&target.url("")), "{error}");
         assert!(!error.contains(SECRET), "{error}");
