@@ -23,6 +23,8 @@ fn main() -> ExitCode {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let cli = Cli::parse_and_check();
     if let Some(action) = &cli.action {
+        // SAFETY: still single-threaded (see below).
+        install_store_key(&cli, unsafe { mcpo::oauth::store_key::take_env() });
         let _flush = init_logging("warn", LogFormat::Text, false);
         return mcpo::commands::run(action);
     }
@@ -33,6 +35,9 @@ fn main() -> ExitCode {
         eprintln!("mcpo: {e}");
         return ExitCode::from(2);
     }
+    // After `--env-path`, which may set it; removed so no stdio server inherits it.
+    // SAFETY: nothing has spawned a thread yet (no runtime, no logging workers).
+    install_store_key(&cli, unsafe { mcpo::oauth::store_key::take_env() });
     // Dropped last (declared before everything that may log): flushes the log queue at exit.
     let _flush = init_logging(cli.log_level.as_directive(), cli.log_format, true);
     let (config, options, warnings) = match mcpo::config::from_cli(&cli) {
@@ -57,6 +62,11 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// The store key of every token store: `MCPO_STORE_KEY` (`env`), else `--store-key-file`.
+fn install_store_key(cli: &Cli, env: Option<String>) {
+    mcpo::oauth::store_key::install(env, cli.store_key_file.clone());
 }
 
 /// `RUST_LOG` wins; otherwise `--log-level`.

@@ -34,6 +34,8 @@ mod register;
 mod revoke;
 mod settings;
 mod store;
+pub mod store_files;
+pub mod store_key;
 mod web;
 
 pub use authorizer::{Authorizer, LoginState, OAuthCounters, TokenStatus};

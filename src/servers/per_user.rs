@@ -117,8 +117,15 @@ impl PerUser {
 
     /// Whether `user` has to sign in (through the web login) before they can be served; the
     /// error says why their OAuth client cannot be had.
+    /// Their stored tokens that do not open with the store key are such a reason.
     pub fn needs_login(&self, user: &Caller) -> Result<bool, String> {
-        Ok(self.authorizer(user)?.is_some_and(|a| a.needs_login()))
+        let Some(authorizer) = self.authorizer(user)? else {
+            return Ok(false);
+        };
+        if authorizer.state() != crate::oauth::LoginState::Authorized {
+            authorizer.check_store().map_err(|e| e.to_string())?;
+        }
+        Ok(authorizer.needs_login())
     }
 
     /// The endpoint serving `user`: their own session, started on first use. Sessions evicted

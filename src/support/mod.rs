@@ -9,7 +9,9 @@
 //! - [`html`]: the one HTML escape every rendered page goes through;
 //! - [`http_client`]: every outbound HTTP client, with its timeout, proxy, TLS and redirect
 //!   policy;
-//! - [`redact`]: URLs' userinfo, query and fragment hidden in error texts and log lines.
+//! - [`redact`]: URLs' userinfo, query and fragment hidden in error texts and log lines;
+//! - [`sealed`]: the sealed-record format of every credential at rest (AEAD, owner as
+//!   associated data).
 
 pub(crate) mod atomic_file;
 pub(crate) mod bounded_map;
@@ -18,5 +20,6 @@ mod error_chain;
 pub(crate) mod html;
 pub(crate) mod http_client;
 pub(crate) mod redact;
+pub mod sealed;
 
 pub(crate) use error_chain::error_chain;
