@@ -487,7 +487,7 @@ async fn two_users_sign_in_on_the_web_and_act_upstream_as_themselves() {
         .iter()
         .filter(|f| f.to_string_lossy().ends_with("_tokens.json"))
     {
-        let stored: Value = serde_json::from_slice(&std::fs::read(f).unwrap()).unwrap();
+        let stored = crate::peers::read_tokens(f);
         for key in ["access_token", "refresh_token"] {
             if let Some(t) = stored["token_response"][key].as_str() {
                 secrets.push(t.to_owned());
