@@ -155,7 +155,10 @@ pub enum OpenError {
     #[error("it is cut short or its header is damaged")]
     Damaged,
     #[error("it belongs to the {found}, not to the {expected}: copied from another name?")]
-    OtherOwner { found: Owner, expected: Owner },
+    OtherOwner {
+        found: Box<Owner>,
+        expected: Box<Owner>,
+    },
     #[error(
         "it was sealed with another store key (key id {found}; the store key given has key id \
          {current}): start mcpo with the key it was sealed with"
@@ -220,8 +223,8 @@ impl<'a> Envelope<'a> {
     pub fn open(&self, key: &StoreKey, expected: &Owner) -> Result<Vec<u8>, OpenError> {
         if self.owner != *expected {
             return Err(OpenError::OtherOwner {
-                found: self.owner.clone(),
-                expected: expected.clone(),
+                found: Box::new(self.owner.clone()),
+                expected: Box::new(expected.clone()),
             });
         }
         if !self.sealed_with(key) {
