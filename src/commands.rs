@@ -285,13 +285,16 @@ fn store(op: &StoreOp) -> ExitCode {
             Ok(entries) => {
                 println!("server\tuser\trecord\tstate\tfile");
                 for e in entries {
+                    // Escaped: the API-key holder's and anonymous callers' names start
+                    // with NUL, and nothing stops an id from holding a tab or a newline.
+                    let shown = |s: &str| s.escape_debug().to_string();
                     let (server, user, kind) = match &e.owner {
                         Some(o) => (
-                            o.server.as_str(),
-                            o.user.as_deref().unwrap_or("-"),
-                            o.kind.as_str(),
+                            shown(&o.server),
+                            o.user.as_deref().map_or_else(|| "-".to_owned(), shown),
+                            shown(&o.kind),
                         ),
-                        None => ("?", "?", "?"),
+                        None => ("?".to_owned(), "?".to_owned(), "?".to_owned()),
                     };
                     println!(
                         "{server}\t{user}\t{kind}\t{}\t{}",

@@ -24,7 +24,9 @@ fn main() -> ExitCode {
     let cli = Cli::parse_and_check();
     if let Some(action) = &cli.action {
         // SAFETY: still single-threaded (see below).
-        install_store_key(&cli, unsafe { mcpo::oauth::store_key::take_env() });
+        if let Err(code) = install_store_key(&cli, unsafe { mcpo::oauth::store_key::take_env() }) {
+            return code;
+        }
         let _flush = init_logging("warn", LogFormat::Text, false);
         return mcpo::commands::run(action);
     }
@@ -37,7 +39,9 @@ fn main() -> ExitCode {
     }
     // After `--env-path`, which may set it; removed so no stdio server inherits it.
     // SAFETY: nothing has spawned a thread yet (no runtime, no logging workers).
-    install_store_key(&cli, unsafe { mcpo::oauth::store_key::take_env() });
+    if let Err(code) = install_store_key(&cli, unsafe { mcpo::oauth::store_key::take_env() }) {
+        return code;
+    }
     // Dropped last (declared before everything that may log): flushes the log queue at exit.
     let _flush = init_logging(cli.log_level.as_directive(), cli.log_format, true);
     let (config, options, warnings) = match mcpo::config::from_cli(&cli) {
@@ -65,8 +69,11 @@ fn main() -> ExitCode {
 }
 
 /// The store key of every token store: `MCPO_STORE_KEY` (`env`), else `--store-key-file`.
-fn install_store_key(cli: &Cli, env: Option<String>) {
-    mcpo::oauth::store_key::install(env, cli.store_key_file.clone());
+fn install_store_key(cli: &Cli, env: Option<String>) -> Result<(), ExitCode> {
+    mcpo::oauth::store_key::install(env, cli.store_key_file.clone()).map_err(|e| {
+        eprintln!("mcpo: {e}");
+        ExitCode::from(2)
+    })
 }
 
 /// `RUST_LOG` wins; otherwise `--log-level`.

@@ -60,8 +60,9 @@ pub unsafe fn take_env() -> Option<String> {
 
 /// Sets the process's store key: `env` (the value of `MCPO_STORE_KEY`) wins over `file`
 /// (`--store-key-file`); with neither, the default key file. Once, at start-up; later calls
-/// change nothing.
-pub fn install(env: Option<String>, file: Option<PathBuf>) {
+/// change nothing. An `env` that is not a key is an error (it never quotes the value); a key
+/// file is read when first needed, so a missing one stops only the servers that need it.
+pub fn install(env: Option<String>, file: Option<PathBuf>) -> Result<(), String> {
     let setting = match (env.filter(|v| !v.trim().is_empty()), file) {
         (Some(text), _) => Setting::Env(
             StoreKey::from_base64(&text)
@@ -71,7 +72,12 @@ pub fn install(env: Option<String>, file: Option<PathBuf>) {
         (None, Some(path)) => Setting::File(path),
         (None, None) => Setting::Default,
     };
+    let result = match &setting {
+        Setting::Env(Err(e)) => Err(e.clone()),
+        _ => Ok(()),
+    };
     let _ = SETTING.set(setting);
+    result
 }
 
 fn setting() -> &'static Setting {

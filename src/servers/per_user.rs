@@ -117,15 +117,19 @@ impl PerUser {
 
     /// Whether `user` has to sign in (through the web login) before they can be served; the
     /// error says why their OAuth client cannot be had.
-    /// Their stored tokens that do not open with the store key are such a reason.
     pub fn needs_login(&self, user: &Caller) -> Result<bool, String> {
-        let Some(authorizer) = self.authorizer(user)? else {
-            return Ok(false);
-        };
-        if authorizer.state() != crate::oauth::LoginState::Authorized {
-            authorizer.check_store().map_err(|e| e.to_string())?;
+        Ok(self.authorizer(user)?.is_some_and(|a| a.needs_login()))
+    }
+
+    /// Why `user`'s stored credentials cannot be used: a sealed file that does not open with
+    /// the store key (it is neither replaced by a login nor deleted). Looked at only while
+    /// their authorizer has not found usable tokens, so a signed-in call reads no file.
+    pub fn store_unreadable(&self, user: &Caller) -> Option<String> {
+        let authorizer = self.authorizer(user).ok()??;
+        if authorizer.state() == crate::oauth::LoginState::Authorized {
+            return None;
         }
-        Ok(authorizer.needs_login())
+        authorizer.check_store().err().map(|e| e.to_string())
     }
 
     /// The endpoint serving `user`: their own session, started on first use. Sessions evicted
