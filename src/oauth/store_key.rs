@@ -184,6 +184,17 @@ pub(crate) fn read_key_file(path: &Path) -> Result<Resolved, String> {
     }
     let text = std::fs::read_to_string(path)
         .map_err(|e| format!("cannot read the store {source}: {e}"))?;
+    #[cfg(unix)]
+    if let Ok(meta) = std::fs::metadata(path) {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = meta.permissions().mode() & 0o777;
+        if mode & 0o077 != 0 {
+            tracing::warn!(
+                "the store {source} may be read by other users (mode {mode:o}); make it \
+                 owner-only (chmod 600)"
+            );
+        }
+    }
     let key = Arc::new(StoreKey::from_base64(&text).map_err(|e| format!("{source}: {e}"))?);
     files.insert(path.to_path_buf(), key.clone());
     Ok(Resolved { key, source })
@@ -236,4 +247,42 @@ fn create_private_dir(dir: &Path) -> std::io::Result<()> {
 #[cfg(not(unix))]
 fn create_private_dir(dir: &Path) -> std::io::Result<()> {
     std::fs::create_dir_all(dir)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Next to the token folder, in its parent, and only in a parent that is mcpo's own:
+    /// never a shared temporary folder.
+    #[cfg(unix)]
+    #[test]
+    fn the_default_key_file_is_next_to_the_token_folder_and_never_in_a_shared_folder() {
+        use std::os::unix::fs::PermissionsExt;
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path().join("tokens");
+        assert_eq!(
+            default_key_file(&root).unwrap(),
+            tmp.path().join(KEY_FILE_NAME)
+        );
+        let err = default_key_file(Path::new("/tmp/tokens")).unwrap_err();
+        assert!(
+            err.contains("writable by other users") && err.contains(STORE_KEY_ENV),
+            "{err}"
+        );
+        std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o770)).unwrap();
+        assert!(default_key_file(&root).is_err());
+        std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o700)).unwrap();
+        // Created once, 0600; then read, not replaced.
+        let path = tmp.path().join(KEY_FILE_NAME);
+        let made = create_key_file(&path).unwrap();
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(StoreKey::from_base64(&text).is_ok());
+        let again = create_key_file(&path).unwrap();
+        assert_eq!(made.key.id_hex(), again.key.id_hex());
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), text);
+        assert!(!format!("{made:?}").contains(text.trim()));
+    }
 }
