@@ -322,7 +322,8 @@ pub enum StoreOp {
     /// Re-encrypt every stored credential with a new key, each file replaced atomically.
     /// Stop mcpo first; then start it with the new key.
     Rekey {
-        /// The new key: a file holding base64 of 32 random bytes (else MCPO_NEW_STORE_KEY).
+        /// The new key: a file holding base64 of 32 random bytes (else MCPO_NEW_STORE_KEY;
+        /// with neither, a new random key replaces the default store.key when done).
         #[arg(long, value_name = "FILE")]
         new_key_file: Option<PathBuf>,
         /// Accepted for symmetry with the other commands; the store needs no config.

@@ -310,14 +310,14 @@ fn store(op: &StoreOp) -> ExitCode {
             }
         },
         StoreOp::Rekey { new_key_file, .. } => {
-            let new = match store_files::new_key(new_key_file.as_deref()) {
+            let new = match store_files::new_key(new_key_file.as_deref(), &root) {
                 Ok(key) => key,
                 Err(e) => {
                     eprintln!("mcpo: {e}");
                     return ExitCode::from(2);
                 }
             };
-            let done = match store_files::rekey(&root, &new) {
+            let done = match store_files::rekey(&root, new.key()) {
                 Ok(done) => done,
                 Err(e) => {
                     eprintln!("mcpo: {e}");
@@ -341,18 +341,26 @@ fn store(op: &StoreOp) -> ExitCode {
                 }
             }
             println!(
-                "{}: {} file(s) re-encrypted with the new key (key id {}); start mcpo with it",
+                "{}: {} file(s) re-encrypted with the new key (key id {})",
                 root.display(),
                 done.iter()
                     .filter(|(_, o)| matches!(o, Rekeyed::Done))
                     .count(),
-                new.id_hex()
+                new.key().id_hex()
             );
             if failed {
-                ExitCode::FAILURE
-            } else {
-                ExitCode::SUCCESS
+                eprintln!("mcpo: not every file was re-encrypted; fix the cause and run again");
+                return ExitCode::FAILURE;
             }
+            match store_files::finish(&new) {
+                Ok(Some(path)) => println!("{}: now holds the new key", path.display()),
+                Ok(None) => println!("start mcpo with the new key"),
+                Err(e) => {
+                    eprintln!("mcpo: {e}; run again to finish");
+                    return ExitCode::FAILURE;
+                }
+            }
+            ExitCode::SUCCESS
         }
     }
 }

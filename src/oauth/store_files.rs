@@ -111,19 +111,80 @@ pub enum Rekeyed {
     Failed(String),
 }
 
-/// The new key of `rekey`: `--new-key-file`, else [`NEW_STORE_KEY_ENV`].
-pub fn new_key(file: Option<&Path>) -> Result<Arc<StoreKey>, String> {
-    match file {
-        Some(path) => store_key::read_key_file(path).map(|r| r.key),
-        None => {
-            let text = std::env::var(NEW_STORE_KEY_ENV).map_err(|_| {
-                format!("give the new store key: --new-key-file FILE or {NEW_STORE_KEY_ENV}")
-            })?;
-            StoreKey::from_base64(&text)
-                .map(Arc::new)
-                .map_err(|e| format!("{NEW_STORE_KEY_ENV}: {e}"))
+/// The new key of `rekey`.
+pub enum NewKey {
+    /// `--new-key-file` or [`NEW_STORE_KEY_ENV`]: the operator starts mcpo with it afterwards.
+    Given(Arc<StoreKey>),
+    /// Neither, and the store key is the default key file: a new key is made in `pending`
+    /// (`store.key.new`, kept and reused if a run stops half-way) and renamed over `path`
+    /// once every record is re-sealed with it.
+    Rotate {
+        key: Arc<StoreKey>,
+        pending: PathBuf,
+        path: PathBuf,
+    },
+}
+
+impl NewKey {
+    pub fn key(&self) -> &StoreKey {
+        match self {
+            NewKey::Given(key) | NewKey::Rotate { key, .. } => key,
         }
     }
+}
+
+/// The new key: `--new-key-file`, else [`NEW_STORE_KEY_ENV`], else (with the default key file
+/// in use) a new default key file.
+pub fn new_key(file: Option<&Path>, root: &Path) -> Result<NewKey, String> {
+    if let Some(path) = file {
+        return store_key::read_key_file(path).map(|r| NewKey::Given(r.key));
+    }
+    if let Ok(text) = std::env::var(NEW_STORE_KEY_ENV) {
+        return StoreKey::from_base64(&text)
+            .map(|key| NewKey::Given(Arc::new(key)))
+            .map_err(|e| format!("{NEW_STORE_KEY_ENV}: {e}"));
+    }
+    if !store_key::is_default() {
+        return Err(format!(
+            "give the new store key: --new-key-file FILE or {NEW_STORE_KEY_ENV} (a new key is \
+             made only when the store key is the default key file)"
+        ));
+    }
+    let path = store_key::default_key_file(root)?;
+    if !path.exists() {
+        return Err(format!(
+            "there is no store key file {} to replace, and no new key was given \
+             (--new-key-file FILE or {NEW_STORE_KEY_ENV})",
+            path.display()
+        ));
+    }
+    let pending = path.with_file_name(format!("{}.new", store_key::KEY_FILE_NAME));
+    let key = if pending.exists() {
+        store_key::read_key_file(&pending)?.key
+    } else {
+        store_key::new_key_file(&pending)?
+    };
+    Ok(NewKey::Rotate { key, pending, path })
+}
+
+/// After a rekey without failures: the new default key file takes the old one's place.
+pub fn finish(new: &NewKey) -> Result<Option<PathBuf>, String> {
+    let NewKey::Rotate { pending, path, .. } = new else {
+        return Ok(None);
+    };
+    std::fs::rename(pending, path)
+        .and_then(|()| match path.parent() {
+            Some(dir) => std::fs::File::open(dir)?.sync_all(),
+            None => Ok(()),
+        })
+        .map_err(|e| {
+            format!(
+                "cannot move {} to {}: {e}",
+                pending.display(),
+                path.display()
+            )
+        })?;
+    Ok(Some(path.clone()))
 }
 
 /// Re-seals every record in `root` with `new`, each file replaced atomically. The old key is

@@ -107,6 +107,36 @@ pub(crate) fn for_store(root: &Path, create: bool) -> Result<Option<Resolved>, S
     }
 }
 
+/// Whether the store key is the default key file (neither `MCPO_STORE_KEY` nor
+/// `--store-key-file`).
+pub(crate) fn is_default() -> bool {
+    matches!(setting(), Setting::Default)
+}
+
+/// A new OS-random key in a new file at `path` (0600, never replacing one), for
+/// `mcpo store rekey` to move to; not cached, not logged.
+pub(crate) fn new_key_file(path: &Path) -> Result<Arc<StoreKey>, String> {
+    use std::io::Write;
+    let text = StoreKey::generate_base64()?;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    options
+        .open(path)
+        .and_then(|mut file| {
+            file.write_all(format!("{text}\n").as_bytes())?;
+            file.sync_all()
+        })
+        .map_err(|e| {
+            format!(
+                "cannot write the new store key file {}: {e}",
+                path.display()
+            )
+        })?;
+    StoreKey::from_base64(&text).map(Arc::new)
+}
+
 /// Describes where the key is looked for, for "no key" messages.
 pub(crate) fn describe(root: &Path) -> String {
     match setting() {

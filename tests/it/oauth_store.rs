@@ -188,6 +188,30 @@ async fn tokens_are_sealed_under_a_new_key_file_and_a_restart_needs_no_login() {
     assert_eq!(peers.browser_invocations(), 1, "the restart needed a login");
     again.stop();
     assert!(!output_of(&again).contains("created the store key file"));
+
+    // `store rekey` with neither a new key file nor MCPO_NEW_STORE_KEY: a new default key.
+    let token_dir = peers.token_dir().display().to_string();
+    let (status, out) = run_cli(
+        &["store", "rekey"],
+        &[("MCPO_TOKEN_DIR", token_dir.as_str())],
+        Duration::from_secs(10),
+    );
+    assert!(status.success(), "{out}");
+    assert!(
+        out.contains("2 file(s) re-encrypted") && out.contains("now holds the new key"),
+        "{out}"
+    );
+    let new_key = std::fs::read_to_string(&key_file).unwrap();
+    assert_ne!(new_key, key);
+    assert!(!out.contains(key.trim()) && !out.contains(new_key.trim()));
+    assert!(!peers.dir.path().join("store.key.new").exists());
+    assert_sealed_on_disk(&peers.token_files(), |f| read_sealed(f, &new_key));
+    let mut rotated = start(&config, &peers, &browser, &[]);
+    rotated
+        .wait_ok(&format!("/{SERVER}/openapi.json"), Duration::from_secs(20))
+        .await;
+    rotated.stop();
+    assert_eq!(peers.browser_invocations(), 1, "the new key needed a login");
 }
 
 #[tokio::test]
