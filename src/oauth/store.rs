@@ -376,7 +376,7 @@ impl Store {
             return Ok(());
         };
         ensure_private_dirs(root, dir)?;
-        self.refuse_unreadable(path)?;
+        self.refuse_unreadable(path, kind)?;
         let key = store_key::for_store(root, true)
             .map_err(std::io::Error::other)?
             .ok_or_else(|| std::io::Error::other("no store key"))?;
@@ -387,24 +387,19 @@ impl Store {
     }
 
     /// Deletes the file, unless it is sealed and does not open.
-    fn remove(&self, path: &Path, _kind: Kind) -> std::io::Result<bool> {
-        self.refuse_unreadable(path)?;
+    fn remove(&self, path: &Path, kind: Kind) -> std::io::Result<bool> {
+        self.refuse_unreadable(path, kind)?;
         remove(path)
     }
 
     /// An error when `path` holds a sealed record that does not open with the store key.
-    fn refuse_unreadable(&self, path: &Path) -> std::io::Result<()> {
+    fn refuse_unreadable(&self, path: &Path, kind: Kind) -> std::io::Result<()> {
         let Ok(bytes) = std::fs::read(path) else {
             return Ok(());
         };
         if sealed::format(&bytes) == Format::Plain {
             return Ok(());
         }
-        let kind = if path.to_string_lossy().ends_with(TOKENS_SUFFIX) {
-            Kind::Tokens
-        } else {
-            Kind::Client
-        };
         self.read::<Value>(path, kind)
             .map(|_| ())
             .map_err(std::io::Error::other)
