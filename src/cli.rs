@@ -260,6 +260,12 @@ pub struct Cli {
     #[arg(long, env = "MCPO_CLIENT_HEADER_FORWARDING", hide = true)]
     pub client_header_forwarding: Option<String>,
 
+    /// The key that encrypts stored OAuth credentials: a file holding base64 of 32 random
+    /// bytes. MCPO_STORE_KEY (the base64 itself) wins; with neither, store.key next to the
+    /// token folder (~/.mcpo/store.key), created on first use.
+    #[arg(long, env = "MCPO_STORE_KEY_FILE", value_name = "FILE", global = true)]
+    pub store_key_file: Option<PathBuf>,
+
     /// The MCP server: a command and its arguments, or (with --type sse|streamable-http) its URL.
     #[arg(last = true, value_name = "COMMAND_OR_URL", allow_hyphen_values = true)]
     pub command: Vec<String>,
@@ -291,6 +297,11 @@ pub enum Action {
         #[command(subcommand)]
         op: AuthOp,
     },
+    /// Stored credentials: list them (no values), or encrypt them under a new key.
+    Store {
+        #[command(subcommand)]
+        op: StoreOp,
+    },
     /// Print a shell completion script.
     Completions {
         #[arg(value_enum)]
@@ -318,6 +329,30 @@ pub enum AuthOp {
         config: PathBuf,
         /// The server to forget.
         server: String,
+    },
+}
+
+/// `mcpo store list|rekey`: the store key and token folder as the daemon finds them
+/// (`MCPO_STORE_KEY`, `--store-key-file`, `MCPO_TOKEN_DIR`).
+#[derive(Debug, Clone, clap::Subcommand)]
+pub enum StoreOp {
+    /// Show which servers and users have stored credentials, and whether the store key opens
+    /// them; never their values.
+    List {
+        /// Accepted for symmetry with the other commands; the store needs no config.
+        #[arg(short, long, value_name = "FILE")]
+        config: Option<PathBuf>,
+    },
+    /// Re-encrypt every stored credential with a new key, each file replaced atomically.
+    /// Stop mcpo first; then start it with the new key.
+    Rekey {
+        /// The new key: a file holding base64 of 32 random bytes (else MCPO_NEW_STORE_KEY;
+        /// with neither, a new random key replaces the default store.key when done).
+        #[arg(long, value_name = "FILE")]
+        new_key_file: Option<PathBuf>,
+        /// Accepted for symmetry with the other commands; the store needs no config.
+        #[arg(short, long, value_name = "FILE")]
+        config: Option<PathBuf>,
     },
 }
 

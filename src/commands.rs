@@ -1,4 +1,5 @@
-//! `mcpo validate`, `mcpo tools`, `mcpo completions`, `mcpo man`: operator tools that run
+//! `mcpo validate`, `mcpo tools`, `mcpo auth`, `mcpo store`, `mcpo completions`, `mcpo man`:
+//! operator tools that run
 //! instead of the daemon.
 
 use std::process::ExitCode;
@@ -6,7 +7,7 @@ use std::time::Duration;
 
 use clap::CommandFactory;
 
-use crate::cli::{Action, AuthOp, Cli};
+use crate::cli::{Action, AuthOp, Cli, StoreOp};
 use crate::config::{self, ServerConfig};
 use crate::upstream::{Status, Upstream, UpstreamOptions};
 
@@ -16,6 +17,7 @@ pub fn run(action: &Action) -> ExitCode {
         Action::Validate { config } => validate(config),
         Action::Tools { config, server } => tools(config, server.as_deref()),
         Action::Auth { op } => auth(op),
+        Action::Store { op } => store(op),
         Action::Completions { shell } => {
             let mut cmd = Cli::command();
             clap_complete::generate(*shell, &mut cmd, "mcpo", &mut std::io::stdout());
@@ -260,6 +262,105 @@ fn auth(op: &AuthOp) -> ExitCode {
         Err(e) => {
             eprintln!("mcpo: {name}: {e}");
             ExitCode::FAILURE
+        }
+    }
+}
+
+/// `mcpo store list|rekey`.
+fn store(op: &StoreOp) -> ExitCode {
+    use crate::oauth::store_files::{self, Rekeyed};
+    let root = match store_files::token_folder() {
+        Ok(root) => root,
+        Err(e) => {
+            eprintln!("mcpo: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    match op {
+        StoreOp::List { .. } => match store_files::list(&root) {
+            Ok(entries) if entries.is_empty() => {
+                println!("{}: no stored credentials", root.display());
+                ExitCode::SUCCESS
+            }
+            Ok(entries) => {
+                println!("server\tuser\trecord\tstate\tfile");
+                for e in entries {
+                    // Escaped: the API-key holder's and anonymous callers' names start
+                    // with NUL, and nothing stops an id from holding a tab or a newline.
+                    let shown = |s: &str| s.escape_debug().to_string();
+                    let (server, user, kind) = match &e.owner {
+                        Some(o) => (
+                            shown(&o.server),
+                            o.user.as_deref().map_or_else(|| "-".to_owned(), shown),
+                            shown(&o.kind),
+                        ),
+                        None => ("?".to_owned(), "?".to_owned(), "?".to_owned()),
+                    };
+                    println!(
+                        "{server}\t{user}\t{kind}\t{}\t{}",
+                        e.state,
+                        e.path.display()
+                    );
+                }
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("mcpo: {e}");
+                ExitCode::FAILURE
+            }
+        },
+        StoreOp::Rekey { new_key_file, .. } => {
+            let new = match store_files::new_key(new_key_file.as_deref(), &root) {
+                Ok(key) => key,
+                Err(e) => {
+                    eprintln!("mcpo: {e}");
+                    return ExitCode::from(2);
+                }
+            };
+            let done = match store_files::rekey(&root, new.key()) {
+                Ok(done) => done,
+                Err(e) => {
+                    eprintln!("mcpo: {e}");
+                    return ExitCode::FAILURE;
+                }
+            };
+            let mut failed = false;
+            for (path, outcome) in &done {
+                let path = path.display();
+                match outcome {
+                    Rekeyed::Done => println!("{path}: re-encrypted"),
+                    Rekeyed::Already => println!("{path}: already encrypted with the new key"),
+                    Rekeyed::Plaintext => println!(
+                        "{path}: plaintext of an earlier mcpo, left as it is: mcpo encrypts it \
+                         with its store key when it next reads it"
+                    ),
+                    Rekeyed::Failed(why) => {
+                        failed = true;
+                        eprintln!("mcpo: {path}: not re-encrypted: {why}");
+                    }
+                }
+            }
+            println!(
+                "{}: {} file(s) re-encrypted with the new key (key id {})",
+                root.display(),
+                done.iter()
+                    .filter(|(_, o)| matches!(o, Rekeyed::Done))
+                    .count(),
+                new.key().id_hex()
+            );
+            if failed {
+                eprintln!("mcpo: not every file was re-encrypted; fix the cause and run again");
+                return ExitCode::FAILURE;
+            }
+            match store_files::finish(&new) {
+                Ok(Some(path)) => println!("{}: now holds the new key", path.display()),
+                Ok(None) => println!("start mcpo with the new key"),
+                Err(e) => {
+                    eprintln!("mcpo: {e}; run again to finish");
+                    return ExitCode::FAILURE;
+                }
+            }
+            ExitCode::SUCCESS
         }
     }
 }

@@ -27,6 +27,10 @@ fn main() -> ExitCode {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let mut cli = Cli::parse_and_check();
     if let Some(action) = &cli.action {
+        // SAFETY: still single-threaded (see below).
+        if let Err(code) = install_store_key(&cli, unsafe { mcpo::oauth::store_key::take_env() }) {
+            return code;
+        }
         let _flush = init_logging("warn", LogFormat::Text, false, false);
         return mcpo::commands::run(action);
     }
@@ -48,6 +52,11 @@ fn main() -> ExitCode {
     let secret_flags = secret_flags_on_command_line();
     // SAFETY: still single-threaded.
     unsafe { mcpo::config::secrets::remove_from_env() };
+    // After `--env-path`, which may set it; removed so no stdio server inherits it.
+    // SAFETY: nothing has spawned a thread yet (no runtime, no logging workers).
+    if let Err(code) = install_store_key(&cli, unsafe { mcpo::oauth::store_key::take_env() }) {
+        return code;
+    }
     // Dropped last (declared before everything that may log): flushes the log queue at exit.
     let _flush = init_logging(
         cli.log_level.as_directive(),
@@ -122,6 +131,14 @@ fn secret_flags_on_command_line() -> Vec<&'static str> {
         }
     }
     found
+}
+
+/// The store key of every token store: `MCPO_STORE_KEY` (`env`), else `--store-key-file`.
+fn install_store_key(cli: &Cli, env: Option<String>) -> Result<(), ExitCode> {
+    mcpo::oauth::store_key::install(env, cli.store_key_file.clone()).map_err(|e| {
+        eprintln!("mcpo: {e}");
+        ExitCode::from(2)
+    })
 }
 
 /// `RUST_LOG` wins; otherwise `--log-level`.

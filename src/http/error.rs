@@ -128,6 +128,15 @@ impl ApiError {
         }
     }
 
+    /// 503 when the caller's stored credentials do not open with the store key: the operator
+    /// has to give the right key; retrying soon will not help.
+    pub fn store_unreadable(reason: String) -> Self {
+        Self::Unavailable {
+            message: crate::support::redact::urls_in(&reason).into_owned(),
+            retry_after_secs: 300,
+        }
+    }
+
     /// The message a person reads (the `message` of the JSON body).
     pub fn message(&self) -> String {
         match self {

@@ -302,7 +302,7 @@ pub async fn callback(
 
 /// The answer to a caller who gets no session: a multi-user OAuth server's caller without
 /// usable tokens gets a 401 with their personal login link; one whose OAuth client cannot be
-/// had, a 502 with the reason.
+/// had, a 502 with the reason; one whose stored credentials do not open, a 503 with it.
 pub fn refused(state: &AppState, server: &Server, user: &Caller, refusal: Refusal) -> ApiError {
     match refusal {
         Refusal::SignIn(web) => match login_url(state, &web, user) {
@@ -310,6 +310,7 @@ pub fn refused(state: &AppState, server: &Server, user: &Caller, refusal: Refusa
             Err(e) => e,
         },
         Refusal::NoSession(reason) => ApiError::no_session(reason),
+        Refusal::StoreUnreadable(reason) => ApiError::store_unreadable(reason),
     }
 }
 

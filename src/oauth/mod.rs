@@ -34,8 +34,12 @@ mod register;
 mod revoke;
 mod settings;
 mod store;
+pub mod store_files;
+pub mod store_key;
 mod web;
 
+/// The sealed-record format of stored credentials (for tools and tests that read them).
+pub use crate::support::sealed;
 pub use authorizer::{Authorizer, LoginState, OAuthCounters, TokenStatus};
 pub use browser::BrowserCommand;
 pub use callback::html_page;

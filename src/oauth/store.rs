@@ -11,6 +11,13 @@
 //! renamed over the old one, so a crash never leaves half a file. A file that cannot be read
 //! or parsed is reported once as a warning and treated as absent: the next login replaces it.
 //!
+//! Every file is a sealed record (`crate::support::sealed`) under the store key
+//! (`super::store_key`), its owner the server's name and, in multi-user mode, the user. A
+//! plaintext file of an earlier mcpo is read once and rewritten sealed. A sealed file that
+//! does not open (another key, no key, another owner, altered, a newer format) is never
+//! treated as absent: [`Store::check`] reports it, naming the store and the file, and it is
+//! neither overwritten nor deleted.
+//!
 //! The token folder must be mcpo's own: a real folder (not a symbolic link), owned by mcpo's
 //! user and writable by nobody else, checked when the store is made and before every write.
 //! Without a home directory there is no default: a shared temporary folder such as
@@ -28,9 +35,11 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
+use super::store_key;
 use crate::config::TokenStorage;
 use crate::support::atomic_file::{self, Access};
 use crate::support::private_dir;
+use crate::support::sealed::{self, Format, Owner};
 
 /// Overrides the token directory (tests use it).
 pub const TOKEN_DIR_ENV: &str = "MCPO_TOKEN_DIR";
@@ -95,6 +104,9 @@ enum Backend {
         dir: PathBuf,
         tokens: PathBuf,
         client: PathBuf,
+        /// The server and user every record is sealed for.
+        server: String,
+        user: Option<String>,
     },
     Memory {
         key: String,
@@ -104,15 +116,23 @@ enum Backend {
 impl Backend {
     /// `<key>_tokens.json` and `<key>_client.json` in `dir`, under the token folder `root`.
     /// Folders that exist already are checked now, so a bad one is reported at start-up.
-    fn files(root: PathBuf, dir: PathBuf, key: &str) -> Result<Backend, String> {
+    fn files(
+        root: PathBuf,
+        dir: PathBuf,
+        key: &str,
+        server: &str,
+        user: Option<&str>,
+    ) -> Result<Backend, String> {
         for folder in [&root, &dir] {
             check_private_dir(folder).map_err(|e| e.to_string())?;
         }
         Ok(Backend::File {
-            tokens: dir.join(format!("{key}_tokens.json")),
-            client: dir.join(format!("{key}_client.json")),
+            tokens: dir.join(format!("{key}{TOKENS_SUFFIX}")),
+            client: dir.join(format!("{key}{CLIENT_SUFFIX}")),
             root,
             dir,
+            server: server.to_owned(),
+            user: user.map(str::to_owned),
         })
     }
 }
@@ -131,7 +151,7 @@ impl Store {
             TokenStorage::Memory => Backend::Memory { key },
             TokenStorage::File => {
                 let root = token_dir(dir)?;
-                Backend::files(root.clone(), root, &key)?
+                Backend::files(root.clone(), root, &key, name, None)?
             }
         };
         Ok(Store::with(backend))
@@ -154,7 +174,7 @@ impl Store {
             TokenStorage::File => {
                 let root = token_dir(dir)?;
                 let folder = root.join(folder_name(name));
-                Backend::files(root, folder, &key)?
+                Backend::files(root, folder, &key, name, Some(user))?
             }
         };
         Ok(Store::with(backend))
@@ -191,16 +211,14 @@ impl Store {
 
     pub fn load_tokens(&self) -> Option<StoredCredentials> {
         match &*self.backend {
-            Backend::File { tokens, .. } => read_json(tokens),
+            Backend::File { tokens, .. } => self.read_quietly(tokens, Kind::Tokens),
             Backend::Memory { key } => memory(key, |e| e.tokens.clone()),
         }
     }
 
     pub fn save_tokens(&self, credentials: &StoredCredentials) -> std::io::Result<()> {
         match &*self.backend {
-            Backend::File {
-                root, dir, tokens, ..
-            } => write_json(root, dir, tokens, credentials),
+            Backend::File { tokens, .. } => self.write(tokens, Kind::Tokens, credentials),
             Backend::Memory { key } => {
                 memory(key, |e| e.tokens = Some(credentials.clone()));
                 Ok(())
@@ -210,23 +228,21 @@ impl Store {
 
     pub fn clear_tokens(&self) -> std::io::Result<bool> {
         match &*self.backend {
-            Backend::File { tokens, .. } => remove(tokens),
+            Backend::File { tokens, .. } => self.remove(tokens, Kind::Tokens),
             Backend::Memory { key } => Ok(memory(key, |e| e.tokens.take().is_some())),
         }
     }
 
     pub fn load_registration(&self) -> Option<Registration> {
         match &*self.backend {
-            Backend::File { client, .. } => read_json(client),
+            Backend::File { client, .. } => self.read_quietly(client, Kind::Client),
             Backend::Memory { key } => memory(key, |e| e.registration.clone()),
         }
     }
 
     pub fn save_registration(&self, registration: &Registration) -> std::io::Result<()> {
         match &*self.backend {
-            Backend::File {
-                root, dir, client, ..
-            } => write_json(root, dir, client, registration),
+            Backend::File { client, .. } => self.write(client, Kind::Client, registration),
             Backend::Memory { key } => {
                 memory(key, |e| e.registration = Some(registration.clone()));
                 Ok(())
@@ -236,8 +252,179 @@ impl Store {
 
     pub fn clear_registration(&self) -> std::io::Result<bool> {
         match &*self.backend {
-            Backend::File { client, .. } => remove(client),
+            Backend::File { client, .. } => self.remove(client, Kind::Client),
             Backend::Memory { key } => Ok(memory(key, |e| e.registration.take().is_some())),
+        }
+    }
+
+    /// Whether every stored file can be read with the store key: a plaintext file of an
+    /// earlier mcpo is sealed now; a sealed one that does not open is an error naming the
+    /// store and the file (the server cannot be served until the right key is given).
+    pub fn check(&self) -> Result<(), String> {
+        let Backend::File { tokens, client, .. } = &*self.backend else {
+            return Ok(());
+        };
+        self.read::<StoredCredentials>(tokens, Kind::Tokens)?;
+        self.read::<Registration>(client, Kind::Client)?;
+        Ok(())
+    }
+
+    /// The owner a record of `kind` is sealed for.
+    fn owner(&self, kind: Kind) -> Owner {
+        let (server, user) = match &*self.backend {
+            Backend::File { server, user, .. } => (server.clone(), user.clone()),
+            Backend::Memory { .. } => (String::new(), None),
+        };
+        Owner {
+            kind: kind.name().to_owned(),
+            server,
+            user,
+        }
+    }
+
+    fn root(&self) -> &Path {
+        match &*self.backend {
+            Backend::File { root, .. } => root,
+            Backend::Memory { .. } => Path::new("."),
+        }
+    }
+
+    /// [`Self::read`], a file that does not open read as absent (logged at debug: the
+    /// authorizer reports it through [`Self::check`] before it loads anything).
+    fn read_quietly<T: Serialize + for<'de> Deserialize<'de>>(
+        &self,
+        path: &Path,
+        kind: Kind,
+    ) -> Option<T> {
+        self.read(path, kind)
+            .inspect_err(|e| tracing::debug!("{e}"))
+            .ok()
+            .flatten()
+    }
+
+    /// Reads the record at `path`: `None` when there is none (or it is not valid JSON,
+    /// reported once: a login replaces it); an error when it is sealed and does not open.
+    fn read<T: Serialize + for<'de> Deserialize<'de>>(
+        &self,
+        path: &Path,
+        kind: Kind,
+    ) -> Result<Option<T>, String> {
+        let bytes = match std::fs::read(path) {
+            Ok(b) => b,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => {
+                tracing::warn!(
+                    "cannot read {}: {e}; a new OAuth login will replace it",
+                    path.display()
+                );
+                return Ok(None);
+            }
+        };
+        let owner = self.owner(kind);
+        let plain = match sealed::format(&bytes) {
+            Format::Plain => {
+                let value: Option<T> = parse_json(path, &bytes);
+                if let Some(value) = &value {
+                    self.migrate(path, kind, value)?;
+                }
+                return Ok(value);
+            }
+            Format::Sealed | Format::Version(_) => {
+                let key = store_key::for_store(self.root(), false)
+                    .map_err(|e| self.unreadable(path, &e))?
+                    .ok_or_else(|| {
+                        self.unreadable(
+                            path,
+                            &format!(
+                                "it is sealed and there is no store key: {} does not exist",
+                                store_key::describe(self.root())
+                            ),
+                        )
+                    })?;
+                sealed::open(&key.key, &owner, &bytes).map_err(|e| {
+                    self.unreadable(path, &format!("{e} (store key from {})", key.source))
+                })?
+            }
+        };
+        Ok(parse_json(path, &plain))
+    }
+
+    /// The message for a file that does not open: the store, the file, why.
+    fn unreadable(&self, path: &Path, why: &str) -> String {
+        format!(
+            "token store {}: cannot read {}: {why}; nothing was changed",
+            self.root().display(),
+            path.display()
+        )
+    }
+
+    /// Rewrites a plaintext file of an earlier mcpo sealed.
+    fn migrate<T: Serialize>(&self, path: &Path, kind: Kind, value: &T) -> Result<(), String> {
+        self.write(path, kind, value).map_err(|e| {
+            self.unreadable(path, &format!("sealing the plaintext file failed: {e}"))
+        })?;
+        tracing::info!(
+            "{}: plaintext OAuth credentials of an earlier mcpo rewritten encrypted",
+            path.display()
+        );
+        Ok(())
+    }
+
+    /// Seals `value` for its owner and replaces the file; refused when the file there is
+    /// sealed and does not open (another key's, another owner's): it is never overwritten.
+    fn write<T: Serialize>(&self, path: &Path, kind: Kind, value: &T) -> std::io::Result<()> {
+        let Backend::File { root, dir, .. } = &*self.backend else {
+            return Ok(());
+        };
+        ensure_private_dirs(root, dir)?;
+        self.refuse_unreadable(path, kind)?;
+        let key = store_key::for_store(root, true)
+            .map_err(std::io::Error::other)?
+            .ok_or_else(|| std::io::Error::other("no store key"))?;
+        let json = serde_json::to_vec_pretty(value).map_err(std::io::Error::other)?;
+        let bytes =
+            sealed::seal(&key.key, &self.owner(kind), &json).map_err(std::io::Error::other)?;
+        atomic_file::replace(path, &bytes, Access::Owner)
+    }
+
+    /// Deletes the file, unless it is sealed and does not open.
+    fn remove(&self, path: &Path, kind: Kind) -> std::io::Result<bool> {
+        self.refuse_unreadable(path, kind)?;
+        remove(path)
+    }
+
+    /// An error when `path` holds a sealed record that does not open with the store key.
+    fn refuse_unreadable(&self, path: &Path, kind: Kind) -> std::io::Result<()> {
+        let Ok(bytes) = std::fs::read(path) else {
+            return Ok(());
+        };
+        if sealed::format(&bytes) == Format::Plain {
+            return Ok(());
+        }
+        self.read::<Value>(path, kind)
+            .map(|_| ())
+            .map_err(std::io::Error::other)
+    }
+}
+
+/// The file name endings of the two records.
+pub(crate) const TOKENS_SUFFIX: &str = "_tokens.json";
+pub(crate) const CLIENT_SUFFIX: &str = "_client.json";
+
+/// What a record holds; its name is part of the owner it is sealed for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Kind {
+    /// rmcp's `StoredCredentials`.
+    Tokens,
+    /// The client [`Registration`].
+    Client,
+}
+
+impl Kind {
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            Kind::Tokens => "tokens",
+            Kind::Client => "client",
         }
     }
 }
@@ -357,19 +544,9 @@ fn memory<T>(key: &str, f: impl FnOnce(&mut MemoryEntry) -> T) -> T {
     f(map.entry(key.to_owned()).or_default())
 }
 
-fn read_json<T: for<'de> Deserialize<'de>>(path: &Path) -> Option<T> {
-    let bytes = match std::fs::read(path) {
-        Ok(b) => b,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return None,
-        Err(e) => {
-            tracing::warn!(
-                "cannot read {}: {e}; a new OAuth login will replace it",
-                path.display()
-            );
-            return None;
-        }
-    };
-    match serde_json::from_slice(&bytes) {
+/// `bytes` as JSON; `None` (reported once) when they are not valid.
+fn parse_json<T: for<'de> Deserialize<'de>>(path: &Path, bytes: &[u8]) -> Option<T> {
+    match serde_json::from_slice(bytes) {
         Ok(value) => Some(value),
         Err(e) => {
             // Only the position: serde's message can quote values from the file.
@@ -384,17 +561,6 @@ fn read_json<T: for<'de> Deserialize<'de>>(path: &Path) -> Option<T> {
             None
         }
     }
-}
-
-fn write_json<T: Serialize>(
-    root: &Path,
-    dir: &Path,
-    path: &Path,
-    value: &T,
-) -> std::io::Result<()> {
-    ensure_private_dirs(root, dir)?;
-    let bytes = serde_json::to_vec_pretty(value).map_err(std::io::Error::other)?;
-    atomic_file::replace(path, &bytes, Access::Owner)
 }
 
 fn remove(path: &Path) -> std::io::Result<bool> {
@@ -498,7 +664,9 @@ mod tests {
     #[test]
     fn corrupt_files_read_as_absent() {
         let tmp = tempfile::tempdir().unwrap();
-        let store = Store::new(TokenStorage::File, "s", "http://h/mcp", Some(tmp.path())).unwrap();
+        let dir = tmp.path().join("tokens");
+        std::fs::create_dir(&dir).unwrap();
+        let store = Store::new(TokenStorage::File, "s", "http://h/mcp", Some(&dir)).unwrap();
         std::fs::write(store.tokens_path().unwrap(), b"{not json").unwrap();
         std::fs::write(store.client_path().unwrap(), b"[]").unwrap();
         assert!(store.load_tokens().is_none());
@@ -512,7 +680,8 @@ mod tests {
     #[test]
     fn users_have_their_own_private_files() {
         use std::os::unix::fs::PermissionsExt;
-        let tmp = tempfile::tempdir().unwrap();
+        let top = tempfile::tempdir().unwrap();
+        let tmp = tempfile::tempdir_in(top.path()).unwrap();
         let a = Store::for_user(
             TokenStorage::File,
             "srv",
@@ -584,6 +753,99 @@ mod tests {
         let err = store.save_tokens(&tokens("cid")).unwrap_err().to_string();
         assert!(err.contains("symbolic link"), "{err}");
         assert!(!tmp.path().join("moved").read_dir().unwrap().any(|_| true));
+    }
+
+    /// A token folder `tokens` in a fresh private folder: the default key file goes next to it.
+    fn folder() -> (tempfile::TempDir, PathBuf) {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("tokens");
+        (tmp, dir)
+    }
+
+    fn user_store(dir: &Path, user: &str) -> Store {
+        Store::for_user(TokenStorage::File, "srv", "http://h/mcp", user, Some(dir)).unwrap()
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn files_are_sealed_and_the_key_file_is_made_private() {
+        use std::os::unix::fs::PermissionsExt;
+        let (tmp, dir) = folder();
+        let store = Store::new(TokenStorage::File, "s", "http://h/mcp", Some(&dir)).unwrap();
+        store.save_registration(&registration()).unwrap();
+        store.save_tokens(&tokens("the-client-id")).unwrap();
+        for path in [store.tokens_path().unwrap(), store.client_path().unwrap()] {
+            let raw = std::fs::read(path).unwrap();
+            assert_eq!(sealed::format(&raw), Format::Sealed);
+            for plain in [&b"topsecret"[..], b"the-client-id"] {
+                assert!(!raw.windows(plain.len()).any(|w| w == plain));
+            }
+        }
+        let key = tmp.path().join(store_key::KEY_FILE_NAME);
+        let mode = std::fs::metadata(&key).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+        assert_eq!(store.load_tokens().unwrap().client_id, "the-client-id");
+        store.check().unwrap();
+    }
+
+    #[test]
+    fn plaintext_files_are_read_once_and_rewritten_sealed() {
+        let (_tmp, dir) = folder();
+        std::fs::create_dir(&dir).unwrap();
+        let store = Store::new(TokenStorage::File, "s", "http://h/mcp", Some(&dir)).unwrap();
+        let path = store.client_path().unwrap();
+        std::fs::write(path, serde_json::to_vec_pretty(&registration()).unwrap()).unwrap();
+        assert_eq!(
+            store.load_registration().unwrap().client_secret.as_deref(),
+            Some("topsecret")
+        );
+        let raw = std::fs::read(path).unwrap();
+        assert_eq!(sealed::format(&raw), Format::Sealed);
+        assert_eq!(
+            store.load_registration().unwrap().client_secret.as_deref(),
+            Some("topsecret")
+        );
+    }
+
+    /// Another key's file (another folder's default key file), or another user's file copied
+    /// over this user's name: an error naming the store and the file, never absent, and
+    /// neither overwritten nor deleted.
+    #[test]
+    fn records_that_do_not_open_are_errors_and_stay_untouched() {
+        let (_a, dir_a) = folder();
+        let (_b, dir_b) = folder();
+        let alice = user_store(&dir_a, "alice");
+        let bob = user_store(&dir_a, "bob");
+        alice.save_tokens(&tokens("alice-client")).unwrap();
+        bob.save_tokens(&tokens("bob-client")).unwrap();
+
+        // Alice's record copied to Bob's file name.
+        std::fs::copy(alice.tokens_path().unwrap(), bob.tokens_path().unwrap()).unwrap();
+        let before = std::fs::read(bob.tokens_path().unwrap()).unwrap();
+        let err = bob.check().unwrap_err();
+        assert!(
+            err.contains("user 'alice'")
+                && err.contains(&bob.tokens_path().unwrap().display().to_string())
+                && err.contains(&dir_a.display().to_string()),
+            "{err}"
+        );
+        assert!(bob.load_tokens().is_none());
+        assert!(bob.save_tokens(&tokens("new")).is_err());
+        assert!(bob.clear_tokens().is_err());
+        assert_eq!(std::fs::read(bob.tokens_path().unwrap()).unwrap(), before);
+
+        // The same record in a store with another key.
+        let elsewhere = user_store(&dir_b, "alice");
+        elsewhere.save_registration(&registration()).unwrap();
+        std::fs::copy(
+            alice.tokens_path().unwrap(),
+            elsewhere.tokens_path().unwrap(),
+        )
+        .unwrap();
+        let err = elsewhere.check().unwrap_err();
+        assert!(err.contains("another store key"), "{err}");
+        assert!(elsewhere.save_tokens(&tokens("new")).is_err());
+        assert!(alice.check().is_ok());
     }
 
     #[test]

@@ -121,6 +121,17 @@ impl PerUser {
         Ok(self.authorizer(user)?.is_some_and(|a| a.needs_login()))
     }
 
+    /// Why `user`'s stored credentials cannot be used: a sealed file that does not open with
+    /// the store key (it is neither replaced by a login nor deleted). Looked at only while
+    /// their authorizer has not found usable tokens, so a signed-in call reads no file.
+    pub fn store_unreadable(&self, user: &Caller) -> Option<String> {
+        let authorizer = self.authorizer(user).ok()??;
+        if authorizer.state() == crate::oauth::LoginState::Authorized {
+            return None;
+        }
+        authorizer.check_store().err().map(|e| e.to_string())
+    }
+
     /// The endpoint serving `user`: their own session, started on first use. Sessions evicted
     /// to keep within `max_sessions` are closed in the background.
     pub fn endpoint(&self, user: &Caller) -> Result<Arc<Endpoint>, String> {

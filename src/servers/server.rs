@@ -42,6 +42,9 @@ pub enum Refusal {
     SignIn(Arc<WebLogins>),
     /// No session can be opened for the caller, for this reason.
     NoSession(String),
+    /// The caller's stored credentials do not open with the store key (another key, another
+    /// owner's file): nothing is served or stored for them until the operator fixes it.
+    StoreUnreadable(String),
 }
 
 impl Server {
@@ -128,6 +131,10 @@ impl Server {
         let (Some(per_user), Some(logins)) = (self.per_user(), self.logins()) else {
             return Ok(None);
         };
+        if let Some(reason) = per_user.store_unreadable(user) {
+            tracing::warn!(server = %self.name(), "{reason}");
+            return Err(Refusal::StoreUnreadable(reason));
+        }
         match per_user.needs_login(user) {
             Ok(true) => Ok(Some(logins.clone())),
             Ok(false) => Ok(None),

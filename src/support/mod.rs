@@ -10,7 +10,9 @@
 //! - [`http_client`]: every outbound HTTP client, with its timeout, proxy, TLS and redirect
 //!   policy;
 //! - [`private_dir`]: the check that a folder mcpo keeps secrets or trusted files in is its own;
-//! - [`redact`]: URLs' userinfo, query and fragment hidden in error texts and log lines.
+//! - [`redact`]: URLs' userinfo, query and fragment hidden in error texts and log lines;
+//! - [`sealed`]: the sealed-record format of every credential at rest (AEAD, owner as
+//!   associated data).
 
 pub(crate) mod atomic_file;
 pub(crate) mod bounded_map;
@@ -20,5 +22,6 @@ pub(crate) mod html;
 pub(crate) mod http_client;
 pub(crate) mod private_dir;
 pub(crate) mod redact;
+pub mod sealed;
 
 pub(crate) use error_chain::error_chain;

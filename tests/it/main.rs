@@ -39,5 +39,6 @@ mod multi_user;
 mod multi_user_oauth;
 mod oauth;
 mod oauth_daemon;
+mod oauth_store;
 mod resilience;
 mod transports;

@@ -209,8 +209,7 @@ async fn dynamic_registration_login_then_stored_tokens_are_reused() {
             .iter()
             .find(|f| f.to_string_lossy().ends_with("_client.json"))
             .expect("client registration file");
-        let registration: Value =
-            serde_json::from_slice(&std::fs::read(client_file).unwrap()).unwrap();
+        let registration = read_tokens(client_file);
         assert_eq!(registration["client_id"], client_id.as_str());
         assert_eq!(registration["issuer"], peers.issuer.as_str());
         assert_eq!(registration["response"]["client_id"], client_id.as_str());

@@ -24,10 +24,10 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 
 /// The protected server's name in every config here.
-const SERVER: &str = "secure";
+pub(crate) const SERVER: &str = "secure";
 
 /// `{"secure": <oauth server>}` plus `extra` servers, as a config file.
-fn config(peers: &Peers, oauth: Value, extra: Value) -> tempfile::NamedTempFile {
+pub(crate) fn config(peers: &Peers, oauth: Value, extra: Value) -> tempfile::NamedTempFile {
     let mut servers = json!({
         SERVER: {"type": "streamable-http", "url": peers.mcp_url, "oauth": oauth}
     });
@@ -62,7 +62,7 @@ fn script(dir: &Path, name: &str, body: &str) -> String {
 
 /// `$BROWSER` running the fake browser with `flags` (it signs in, consents, and records
 /// each launch).
-fn fake_browser(peers: &Peers, flags: &[&str]) -> String {
+pub(crate) fn fake_browser(peers: &Peers, flags: &[&str]) -> String {
     let (program, args) = peers.browser(flags);
     let words: Vec<String> = std::iter::once(program)
         .chain(args)
@@ -153,11 +153,11 @@ async fn post_until(
 
 /// A tool's result as mcpo maps it: the Python SDK sends a function's return value as
 /// structured content `{"result": value}`, which mcpo passes through.
-fn result(v: &Value) -> &Value {
+pub(crate) fn result(v: &Value) -> &Value {
     v.get("result").unwrap_or(v)
 }
 
-fn number(v: &Value) -> Option<i64> {
+pub(crate) fn number(v: &Value) -> Option<i64> {
     result(v).as_i64()
 }
 
@@ -204,12 +204,16 @@ fn assert_not_in(log: &str, secrets: &[(String, &'static str)], whose: &str) {
 }
 
 /// Everything a stopped mcpo wrote.
-fn output_of(mcpo: &Mcpo) -> String {
+pub(crate) fn output_of(mcpo: &Mcpo) -> String {
     format!("{}\n{}", mcpo.stderr.text(), mcpo.stdout.text())
 }
 
 /// Runs `mcpo args...` to completion (at most `timeout`), returning status and output.
-fn run_cli(args: &[&str], env: &[(&str, &str)], timeout: Duration) -> (ExitStatus, String) {
+pub(crate) fn run_cli(
+    args: &[&str],
+    env: &[(&str, &str)],
+    timeout: Duration,
+) -> (ExitStatus, String) {
     let mut cmd = Command::new(mcpo_bin());
     cmd.args(args)
         .env_remove("MCPO_API_KEY")

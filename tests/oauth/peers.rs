@@ -416,9 +416,28 @@ fn read_jsonl(path: &Path) -> Vec<Value> {
         .collect()
 }
 
-/// A token file's `StoredCredentials` (rmcp's format).
+/// A stored record's JSON (a token file's `StoredCredentials`, rmcp's format, or a client
+/// registration): a sealed one opened with the `store.key` found next to its token folder
+/// (in the nearest folder above it that has one), for the owner its header names.
 pub fn read_tokens(file: &Path) -> Value {
-    serde_json::from_slice(&std::fs::read(file).expect("token file")).expect("token JSON")
+    let key = file
+        .ancestors()
+        .find_map(|dir| std::fs::read_to_string(dir.join("store.key")).ok())
+        .unwrap_or_else(|| panic!("no store.key above {}", file.display()));
+    read_sealed(file, &key)
+}
+
+/// A sealed record's JSON, opened with `key` (base64, as in `MCPO_STORE_KEY`).
+pub fn read_sealed(file: &Path, key: &str) -> Value {
+    use mcpo::oauth::sealed::{Envelope, StoreKey};
+    let bytes = std::fs::read(file).expect("record file");
+    let envelope =
+        Envelope::parse(&bytes).unwrap_or_else(|e| panic!("{} is not sealed: {e}", file.display()));
+    let key = StoreKey::from_base64(key).expect("store key");
+    let plain = envelope
+        .open(&key, &envelope.owner)
+        .unwrap_or_else(|e| panic!("{}: {e}", file.display()));
+    serde_json::from_slice(&plain).expect("record JSON")
 }
 
 /// The private key of the authorization server's `mcpo-jwt-client` (private_key_jwt).

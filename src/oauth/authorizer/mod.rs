@@ -145,6 +145,7 @@ impl Authorizer {
     /// login (browser or paste, as configured; untimed apart from `login_timeout`). During
     /// the cool-down after a failed login it fails at once with [`OAuthError::CoolingDown`].
     pub async fn ensure_authorized(&self) -> Result<(), OAuthError> {
+        self.check_store()?;
         if let Some(web) = &self.inner.web {
             return self.wait_for_web_login(web).await;
         }
@@ -171,6 +172,19 @@ impl Authorizer {
                 Err(e)
             }
         }
+    }
+
+    /// Whether the stored tokens and registration can be read with the store key (plaintext
+    /// files of an earlier mcpo are sealed now): a sealed file that does not open is an
+    /// error naming the store and the file, and nothing is logged in over it.
+    pub fn check_store(&self) -> Result<(), OAuthError> {
+        self.inner
+            .store
+            .check()
+            .map_err(|message| OAuthError::Storage {
+                server: self.server().to_owned(),
+                message,
+            })
     }
 
     /// Logins, refreshes and failures so far.
@@ -210,6 +224,7 @@ impl Authorizer {
 
     /// A fresh interactive login now (`mcpo auth login`).
     pub(crate) async fn login_now(&self) -> Result<(), OAuthError> {
+        self.check_store()?;
         self.login(LoginRequest {
             force: true,
             ..Default::default()
