@@ -295,6 +295,19 @@ fn serve_options(
             reconnect_wait: cli.reconnect_wait,
             max_concurrent_calls: cli.max_concurrent_calls.max(1),
             max_queued_calls: cli.max_queued_calls,
+            // The files this command line names hold mcpo's settings and secrets: a sandboxed
+            // server sees none of them.
+            private_paths: [
+                &cli.config,
+                &cli.env_path,
+                &cli.api_key_file,
+                &cli.webui_secret_key_file,
+                &cli.webui_user_jwt_secret_file,
+            ]
+            .into_iter()
+            .flatten()
+            .cloned()
+            .collect(),
         },
         hot_reload: cli.hot_reload && cli.config.is_some(),
     }
