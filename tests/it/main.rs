@@ -40,4 +40,5 @@ mod multi_user_oauth;
 mod oauth;
 mod oauth_daemon;
 mod resilience;
+mod sandbox;
 mod transports;
