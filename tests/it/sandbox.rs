@@ -52,7 +52,7 @@ def is_probe(p):
 def tool(name, args):
     me = os.getpid()
     if name == "whoami":
-        return {"pid": me}
+        return {"pid": me, "cwd": os.getcwd(), "env": os.environ.get("PROBE_SETTING")}
     if name == "processes":
         ps = processes()
         return {"pid": me, "all": [p["pid"] for p in ps],
@@ -182,6 +182,7 @@ impl Place {
             "outside",
             "writable",
             "bin",
+            "workdir",
         ] {
             std::fs::create_dir_all(place.path(dir)).unwrap();
         }
@@ -226,6 +227,8 @@ impl Place {
             "webui_secret_key": SECRET,
             "sandbox": sandbox,
             "description": CONFIG_MARK,
+            "cwd": self.path("workdir").to_str().unwrap(),
+            "env": {"PROBE_SETTING": "from-the-config"},
         })
     }
 
@@ -447,7 +450,46 @@ async fn a_sandboxed_server_reaches_no_other_user_and_none_of_mcpos_files() {
         std::fs::read_to_string(place.token_file()).unwrap(),
         TOKEN_MARK
     );
-    let _ = got.bob_pid;
+    // The server's `cwd` and `env` are as configured.
+    let who = call(&mcpo, "srv", &token(&uuid4()), "whoami", json!({})).await;
+    assert_eq!(who["cwd"], place.path("workdir").to_str().unwrap(), "{who}");
+    assert_eq!(who["env"], "from-the-config", "{who}");
+    // Stopping mcpo stops every sandboxed process (they left mcpo's process group).
+    let mut mcpo = mcpo;
+    assert!(!probe_pids(&place.path("probe.py")).is_empty());
+    mcpo.stop();
+    let gone = poll(Duration::from_secs(10), || async {
+        probe_pids(&place.path("probe.py")).is_empty().then_some(())
+    })
+    .await;
+    assert!(
+        gone.is_some(),
+        "sandboxed servers outlived mcpo: {:?}",
+        probe_pids(&place.path("probe.py"))
+    );
+}
+
+/// A sandboxed server dies with mcpo even when mcpo cannot stop it (killed with SIGKILL).
+#[tokio::test]
+async fn sandboxed_servers_die_with_mcpo() {
+    if !bwrap_works() {
+        return;
+    }
+    let place = Place::new();
+    let mut mcpo = started(&place, json!(true)).await;
+    call(&mcpo, "srv", &token(&uuid4()), "whoami", json!({})).await;
+    assert!(!probe_pids(&place.path("probe.py")).is_empty());
+    mcpo.child.kill().expect("SIGKILL mcpo");
+    let _ = mcpo.child.wait();
+    let gone = poll(Duration::from_secs(10), || async {
+        probe_pids(&place.path("probe.py")).is_empty().then_some(())
+    })
+    .await;
+    assert!(
+        gone.is_some(),
+        "sandboxed servers outlived a killed mcpo: {:?}",
+        probe_pids(&place.path("probe.py"))
+    );
 }
 
 /// The same probes without `sandbox`: each succeeds, so the test above proves the sandbox.
