@@ -33,6 +33,10 @@ const BASE: &[&str] = &[
     // the process group mcpo signals, but killing `bwrap` (the group leader) kills its pid
     // namespace, and with it every process inside.
     "--new-session",
+    // Run by root (a container's default), bwrap would otherwise keep root's capabilities, and
+    // with them the power to unmount what covers mcpo's files or remount `/` writable.
+    "--cap-drop",
+    "ALL",
     "--unshare-pid",
     "--unshare-ipc",
     "--ro-bind",

@@ -91,6 +91,17 @@ def tool(name, args):
             return {"written": True}
         except Exception as e:
             return {"error": repr(e)}
+    if name == "escape":
+        # Root's way out of covering mounts: unmount them, remount / writable.
+        import subprocess
+        tried = []
+        for cmd in (["umount", args["covered"]], ["mount", "-o", "remount,rw", "/"]):
+            try:
+                r = subprocess.run(cmd, capture_output=True, timeout=5)
+                tried.append(r.returncode)
+            except Exception as e:
+                tried.append(repr(e))
+        return {"tried": tried}
     if name == "connect":
         try:
             socket.create_connection(("127.0.0.1", args["port"]), timeout=3).close()
@@ -99,7 +110,8 @@ def tool(name, args):
             return {"error": repr(e)}
     return {"error": "no tool " + name}
 
-TOOLS = ["whoami", "processes", "inject", "remember", "notes", "read", "write", "connect"]
+TOOLS = ["whoami", "processes", "inject", "remember", "notes", "read", "write", "escape",
+         "connect"]
 
 for line in sys.stdin:
     try:
@@ -331,6 +343,15 @@ async fn attempts(place: &Place, mcpo: &Mcpo) -> Attempts {
     // Give bob's server a moment to read what may have been written to its stdin.
     tokio::time::sleep(Duration::from_millis(300)).await;
     let bob_notes = call(mcpo, "srv", &bob, "notes", json!({})).await["notes"].clone();
+    // As root (CI, containers) the server first tries to undo what covers mcpo's files.
+    let escape = call(
+        mcpo,
+        "srv",
+        &alice,
+        "escape",
+        json!({"covered": place.path("tokens").to_str().unwrap()}),
+    )
+    .await;
     let mut reads = Vec::new();
     for (file, _) in files(place) {
         let got = call(
@@ -341,7 +362,10 @@ async fn attempts(place: &Place, mcpo: &Mcpo) -> Attempts {
             json!({"path": file.to_str().unwrap()}),
         )
         .await;
-        reads.push((file.display().to_string(), got));
+        reads.push((
+            file.display().to_string(),
+            json!({"read": got, "after": escape}),
+        ));
     }
     let outside = place.path("outside/from-the-server");
     let wrote_outside = call(
@@ -523,7 +547,10 @@ async fn without_sandbox_the_same_probes_succeed() {
     );
     for ((file, mark), (_, read)) in files(&place).iter().zip(&got.reads) {
         assert!(
-            read["content"].as_str().unwrap_or("").contains(mark),
+            read["read"]["content"]
+                .as_str()
+                .unwrap_or("")
+                .contains(mark),
             "could not read {}: {read}",
             file.display()
         );
