@@ -877,6 +877,23 @@ mod tests {
         );
     }
 
+    /// A sandboxed server must not see the files mcpo's settings and secrets came from
+    /// (`secrets::resolve` leaves the file names; it is not called here: it sets what
+    /// `secrets::lookup` answers for the whole test process).
+    #[test]
+    fn the_files_mcpo_reads_are_private() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = write_config(&dir, r#"{"mcpServers": {"time": {"command": "uvx"}}}"#);
+        let key = dir.path().join("key");
+        let (_, options, _) = ok(&[
+            "-c",
+            path.to_str().unwrap(),
+            "--api-key-file",
+            key.to_str().unwrap(),
+        ]);
+        assert_eq!(options.upstream.private_paths, [path, key]);
+    }
+
     #[test]
     fn config_file_wins_over_command_with_a_warning() {
         let dir = tempfile::tempdir().unwrap();
