@@ -30,8 +30,9 @@ const BASE: &[&str] = &[
     // Dies with mcpo (or with the `bwrap` mcpo started): nothing outlives a crash.
     "--die-with-parent",
     // A session of its own: no TIOCSTI keystrokes into mcpo's terminal. The server then leaves
-    // the process group mcpo signals, but killing `bwrap` (the group leader) kills its pid
-    // namespace, and with it every process inside.
+    // the process group mcpo signals, but when `bwrap` (the group leader) dies, the pid
+    // namespace's first process dies with it (`--die-with-parent`), and the kernel kills every
+    // other process of the namespace.
     "--new-session",
     // Run by root (a container's default), bwrap would otherwise keep root's capabilities, and
     // with them the power to unmount what covers mcpo's files or remount `/` writable.
