@@ -674,3 +674,45 @@ async fn a_bwrap_that_cannot_make_namespaces_is_no_sandbox() {
     std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(0o755)).unwrap();
     sandbox_refused(&place, "cannot create namespaces here").await;
 }
+
+/// A writable path that holds mcpo's files does not uncover them.
+#[tokio::test]
+async fn mcpos_files_stay_covered_under_a_writable_path() {
+    if !bwrap_works() {
+        return;
+    }
+    let place = Place::new();
+    let root = place.root.path().to_str().unwrap().to_owned();
+    let mcpo = started(&place, json!({"writable": [root]})).await;
+    let alice = token(&uuid4());
+    let read = call(
+        &mcpo,
+        "srv",
+        &alice,
+        "read",
+        json!({"path": place.token_file().to_str().unwrap()}),
+    )
+    .await;
+    assert!(!read.to_string().contains(TOKEN_MARK), "{read}");
+    let planted = place.path("tokens/planted.json");
+    call(
+        &mcpo,
+        "srv",
+        &alice,
+        "write",
+        json!({"path": planted.to_str().unwrap()}),
+    )
+    .await;
+    assert!(!planted.exists(), "planted a file in the token folder");
+    // The rest of the writable path is writable.
+    let inside = place.path("outside/from-the-server");
+    let wrote = call(
+        &mcpo,
+        "srv",
+        &alice,
+        "write",
+        json!({"path": inside.to_str().unwrap()}),
+    )
+    .await;
+    assert_eq!(wrote, json!({"written": true}));
+}
