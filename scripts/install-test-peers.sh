@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs the published MCP servers and tools the integration tests run against, into
-# .test-peers/ inside the repo (nothing global): npm @modelcontextprotocol/server-everything,
-# PyPI mcp-server-time and openapi-spec-validator. Safe to run again: it skips what is there.
+# .test-peers/ inside the repo (nothing global but bubblewrap): npm @modelcontextprotocol/server-everything,
+# PyPI mcp-server-time and openapi-spec-validator, and bubblewrap (as root, with apt-get).
+# Safe to run again: it skips what is there.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 peers="${MCPO_TEST_PEERS:-$root/.test-peers}"
@@ -20,6 +21,19 @@ if [ ! -x "$peers/venv/bin/mcp-server-time" ] || [ ! -x "$peers/venv/bin/openapi
   python3 -m venv "$peers/venv"
   "$peers/venv/bin/pip" install --quiet --disable-pip-version-check \
     mcp-server-time==2026.10.19 openapi-spec-validator==0.9.0 prometheus-client==0.21.1
+fi
+# bubblewrap, for the sandboxed stdio servers (tests/it/sandbox.rs). A system package: as root
+# (CI) it is installed with apt-get; otherwise the sandbox tests say they were skipped (and
+# fail under MCPO_REQUIRE_OAUTH_PEERS, as scripts/test.sh sets).
+if ! command -v bwrap >/dev/null 2>&1; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    echo "installing bubblewrap (apt-get)"
+    apt-get install -y -qq bubblewrap >/dev/null \
+      || { apt-get update -qq && apt-get install -y -qq bubblewrap >/dev/null; }
+  else
+    echo "bwrap is missing and this is not root with apt-get: not installing bubblewrap;" \
+      "install it (Debian/Ubuntu: apt-get install bubblewrap) or the sandbox tests fail" >&2
+  fi
 fi
 # The OAuth authorization server and protected MCP server (tests/it/oauth.rs).
 MCPO_TEST_PEERS="$peers" bash "$root/scripts/install-oauth-peers.sh"

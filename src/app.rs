@@ -19,7 +19,15 @@ pub async fn run(config: Config, options: ServeOptions) -> anyhow::Result<()> {
     let tls = http::load_tls(&options).await?;
     let local = listener.local_addr()?;
     let spec = Arc::new(SpecContext::from_options(&options));
-    let registry = Arc::new(Registry::start(config, options.upstream.clone(), spec));
+    let mut upstream = options.upstream.clone();
+    // Sandboxed servers must not see the tool cache either (its whole folder, `$MCPO_CACHE_DIR`).
+    if let Some(cache) = &spec.tool_cache {
+        let dir = cache.dir();
+        upstream
+            .private_paths
+            .push(dir.parent().unwrap_or(dir).to_path_buf());
+    }
+    let registry = Arc::new(Registry::start(config, upstream, spec));
     let state = AppState::new(options.clone(), registry.clone());
     let app = http::router(state);
     match &options.config_path {

@@ -295,6 +295,20 @@ fn serve_options(
             reconnect_wait: cli.reconnect_wait,
             max_concurrent_calls: cli.max_concurrent_calls.max(1),
             max_queued_calls: cli.max_queued_calls,
+            // The files this command line names hold mcpo's settings and secrets: a sandboxed
+            // server sees none of them.
+            private_paths: [
+                &cli.config,
+                &cli.env_path,
+                &cli.api_key_file,
+                &cli.webui_secret_key_file,
+                &cli.webui_user_jwt_secret_file,
+                &cli.store_key_file,
+            ]
+            .into_iter()
+            .flatten()
+            .cloned()
+            .collect(),
         },
         hot_reload: cli.hot_reload && cli.config.is_some(),
     }
@@ -862,6 +876,23 @@ mod tests {
                 .any(|w| w.contains("'--hot-reload' only applies")),
             "{text:?}"
         );
+    }
+
+    /// A sandboxed server must not see the files mcpo's settings and secrets came from
+    /// (`secrets::resolve` leaves the file names; it is not called here: it sets what
+    /// `secrets::lookup` answers for the whole test process).
+    #[test]
+    fn the_files_mcpo_reads_are_private() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = write_config(&dir, r#"{"mcpServers": {"time": {"command": "uvx"}}}"#);
+        let key = dir.path().join("key");
+        let (_, options, _) = ok(&[
+            "-c",
+            path.to_str().unwrap(),
+            "--api-key-file",
+            key.to_str().unwrap(),
+        ]);
+        assert_eq!(options.upstream.private_paths, [path, key]);
     }
 
     #[test]

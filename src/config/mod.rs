@@ -102,6 +102,20 @@ pub struct MultiUser {
     /// `per_user_tools`: the tool list differs per user, so a list one user's session showed
     /// is never shown to anyone else (nor written to the shared tool cache).
     pub per_user_tools: bool,
+    /// `sandbox` (stdio servers only): every process of this server runs under bubblewrap.
+    pub sandbox: Option<Sandbox>,
+}
+
+/// `"sandbox": true` or `{"writable": [...], "network": false}` on a multi-user stdio server:
+/// each user's process runs under bubblewrap in its own pid namespace, with a private `/tmp`,
+/// the file system read-only and mcpo's own files hidden (see `upstream::sandbox`).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Sandbox {
+    /// Absolute paths the server may write to (bound read-write); nothing else is writable
+    /// but its private `/tmp`.
+    pub writable: Vec<PathBuf>,
+    /// `network: false`: a network namespace of its own (loopback only, no way out).
+    pub network: bool,
 }
 
 /// How to reach one upstream.
@@ -279,6 +293,9 @@ pub struct UpstreamOptions {
     /// Calls in flight at once per server, and calls allowed to wait for a slot.
     pub max_concurrent_calls: usize,
     pub max_queued_calls: usize,
+    /// mcpo's own files a sandboxed server must not see, besides those the sandbox finds
+    /// itself (`~/.mcpo` and the token folder): the config file, the tool cache folder.
+    pub private_paths: Vec<PathBuf>,
 }
 
 impl Default for UpstreamOptions {
@@ -293,6 +310,7 @@ impl Default for UpstreamOptions {
             reconnect_wait: Duration::from_secs(5),
             max_concurrent_calls: 256,
             max_queued_calls: 1024,
+            private_paths: Vec::new(),
         }
     }
 }

@@ -77,16 +77,17 @@ pub fn resolve(cli: &mut Cli, env: &dyn Fn(&str) -> Option<String>) -> Result<()
             None
         })
     };
-    cli.api_key = read(&API_KEY, cli.api_key.take(), cli.api_key_file.take());
+    // The file names stay: sandboxed servers must not see those files (`from_cli`).
+    cli.api_key = read(&API_KEY, cli.api_key.take(), cli.api_key_file.clone());
     cli.webui_secret_key = read(
         &WEBUI_SECRET_KEY,
         cli.webui_secret_key.take(),
-        cli.webui_secret_key_file.take(),
+        cli.webui_secret_key_file.clone(),
     );
     cli.webui_user_jwt_secret = read(
         &USER_JWT_SECRET,
         cli.webui_user_jwt_secret.take(),
-        cli.webui_user_jwt_secret_file.take(),
+        cli.webui_user_jwt_secret_file.clone(),
     );
     if !problems.is_empty() {
         return Err(ConfigError::Invalid { problems });

@@ -47,6 +47,9 @@ pub enum ConnectError {
         command: String,
         source: std::io::Error,
     },
+    /// The server's sandbox cannot be set up (no `bwrap`, no namespaces, a missing path).
+    #[error("sandbox: {0}")]
+    Sandbox(String),
     #[error("invalid header '{0}'")]
     Header(String),
     #[error("legacy SSE connection failed: {0}")]
@@ -112,7 +115,6 @@ pub async fn connect(
     options: &UpstreamOptions,
     auth: Option<&crate::oauth::Authorizer>,
 ) -> Result<Live, ConnectError> {
-    let _ = options;
     let tools_changed = Arc::new(Notify::new());
     let handler = McpoClient {
         info: ClientConfig::new(
@@ -130,8 +132,16 @@ pub async fn connect(
             cwd,
             inherit_env,
         } => {
+            let sandbox = match config.multi_user.as_ref().and_then(|m| m.sandbox.as_ref()) {
+                Some(sandbox) => Some(
+                    super::sandbox::wrap(sandbox, &options.private_paths, cwd.as_deref())
+                        .await
+                        .map_err(ConnectError::Sandbox)?,
+                ),
+                None => None,
+            };
             let (transport, stderr) =
-                spawn_child(command, args, env, cwd.as_deref(), *inherit_env)?;
+                spawn_child(command, args, env, cwd.as_deref(), *inherit_env, sandbox)?;
             if let Some(stderr) = stderr {
                 diagnostics.stderr_tail = Some(forward_stderr(config.name.clone(), stderr));
             }
@@ -303,15 +313,24 @@ fn split_headers(
 }
 
 /// Starts a stdio server in its own process group, with the environment `child_env` allows
-/// (or all of mcpo's with `inherit_env`) and its own `env` over it.
+/// (or all of mcpo's with `inherit_env`) and its own `env` over it; under `bwrap` with the
+/// arguments `sandbox` gives (see `sandbox::wrap`), which passes that environment on as is.
 fn spawn_child(
     command: &str,
     args: &[String],
     env: &BTreeMap<String, String>,
     cwd: Option<&std::path::Path>,
     inherit_env: bool,
+    sandbox: Option<(std::path::PathBuf, Vec<String>)>,
 ) -> Result<(ChildTransport, Option<tokio::process::ChildStderr>), ConnectError> {
-    let mut cmd = tokio::process::Command::new(command);
+    let mut cmd = match sandbox {
+        Some((bwrap, wrapper)) => {
+            let mut cmd = tokio::process::Command::new(bwrap);
+            cmd.args(wrapper).arg(command);
+            cmd
+        }
+        None => tokio::process::Command::new(command),
+    };
     if !inherit_env {
         cmd.env_clear().envs(super::child_env::allowed());
     }

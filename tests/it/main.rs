@@ -41,4 +41,5 @@ mod oauth;
 mod oauth_daemon;
 mod oauth_store;
 mod resilience;
+mod sandbox;
 mod transports;

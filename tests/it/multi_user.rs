@@ -25,7 +25,7 @@ const OTHER_SECRET: &str = "not-the-owui-secret";
 
 /// A random UUIDv4 string (Open WebUI's user ids and `jti`s are UUID4s). No `uuid` crate in
 /// the tree: `RandomState` is seeded from the OS, which is random enough for test ids.
-fn uuid4() -> String {
+pub(crate) fn uuid4() -> String {
     use std::hash::{BuildHasher, Hasher};
     static COUNTER: AtomicU64 = AtomicU64::new(0);
     let mut bytes = [0u8; 16];
@@ -72,7 +72,7 @@ fn token_for(user: &str, secret: &str) -> String {
     sign_hmac(Algorithm::HS256, &session_claims(user), secret.as_bytes())
 }
 
-fn token(user: &str) -> String {
+pub(crate) fn token(user: &str) -> String {
     token_for(user, SECRET)
 }
 

@@ -3,6 +3,7 @@
 
 mod fields;
 mod oauth;
+mod sandbox;
 mod transport;
 
 use std::collections::BTreeSet;
@@ -13,13 +14,14 @@ use serde_json::{Map, Value};
 use super::error::{ConfigError, ConfigWarning, Problem};
 use super::expand;
 use super::jsonc;
-use super::{Config, MultiUser, ServerConfig};
+use super::{Config, MultiUser, Sandbox, ServerConfig};
 use fields::{
     Fields, Report, must_be_bool, must_be_string, positive_seconds, show, string_list,
     warn_unknown_keys,
 };
 pub(crate) use fields::{check_header, kind_of, parse_http_url};
 use oauth::{MultiUserKeys, read_oauth};
+use sandbox::read_sandbox;
 use transport::read_transport;
 
 /// Names a server cannot take because mcpo serves its own routes there.
@@ -52,6 +54,7 @@ const SERVER_KEYS: &[&str] = &[
     "session_timeout_minutes",
     "max_sessions",
     "per_user_tools",
+    "sandbox",
     "description",
     "disabled",
     "alwaysAllow",
@@ -278,7 +281,8 @@ fn read_server(
         Some((oauth, keys)) => (Some(oauth), keys),
         None => (None, MultiUserKeys::default()),
     };
-    let multi_user = read_multi_user(report, &mut fields, &in_oauth, lookup);
+    let sandbox = read_sandbox(report, &mut fields, transport.as_ref());
+    let multi_user = read_multi_user(report, &mut fields, &in_oauth, sandbox, lookup);
 
     // Accepted for Claude Desktop / Python mcpo files; nothing to do with them.
     fields.take("description");
@@ -315,6 +319,7 @@ fn read_multi_user(
     report: &mut Report<'_>,
     fields: &mut Fields,
     in_oauth: &MultiUserKeys,
+    sandbox: Option<Sandbox>,
     lookup: &dyn Fn(&str) -> Option<String>,
 ) -> Option<MultiUser> {
     let explicit = match fields.take("multi_user") {
@@ -381,6 +386,14 @@ fn read_multi_user(
             "applies only to multi-user servers: set \"multi_user\": true on this server, or remove \"per_user_tools\"",
         );
     }
+    // A server shared by every caller has no users to keep apart; running it sandboxed anyway
+    // would look like protection that is not asked for here.
+    if sandbox.is_some() && explicit != Some(true) {
+        report.problem(
+            Some("sandbox"),
+            "applies only to multi-user servers (it keeps users' processes apart): set \"multi_user\": true on this server, or remove \"sandbox\"",
+        );
+    }
     // The OAuth guide makes OAuth servers multi-user by default. mcpo keeps an OAuth server
     // single-user (one login for every caller, the daemon's own) unless it asks: turning every
     // OAuth server into per-user web logins because WEBUI_SECRET_KEY happens to be set would
@@ -410,6 +423,7 @@ fn read_multi_user(
         session_timeout: Duration::from_secs_f64(minutes.unwrap_or(30.0) * 60.0),
         max_sessions: max_sessions.unwrap_or(100),
         per_user_tools,
+        sandbox,
     })
 }
 

@@ -818,3 +818,87 @@ fn per_user_tools_is_for_multi_user_servers_only() {
         );
     }
 }
+
+#[test]
+fn sandbox_is_for_multi_user_stdio_servers() {
+    let multi = r#""multi_user": true, "webui_secret_key": "k-0123456789abcdef""#;
+    let server = one_server(&wrap(&format!(
+        r#"{{"command": "x", {multi}, "sandbox": true}}"#
+    )));
+    let sandbox = server.multi_user.expect("multi-user").sandbox;
+    assert_eq!(
+        sandbox,
+        Some(crate::config::Sandbox {
+            writable: Vec::new(),
+            network: true
+        })
+    );
+    let server = one_server(&wrap(&format!(
+        r#"{{"command": "x", {multi}, "sandbox": {{"writable": ["${{HOME}}/.npm", "/srv/data"], "network": false}}}}"#
+    )));
+    let sandbox = server.multi_user.unwrap().sandbox.unwrap();
+    assert_eq!(
+        sandbox.writable,
+        [
+            std::path::PathBuf::from("/home/me/.npm"),
+            std::path::PathBuf::from("/srv/data")
+        ]
+    );
+    assert!(!sandbox.network);
+    let server = one_server(&wrap(&format!(
+        r#"{{"command": "x", {multi}, "sandbox": false}}"#
+    )));
+    assert_eq!(server.multi_user.unwrap().sandbox, None);
+    for (text, expected) in [
+        (
+            wrap(r#"{"command": "x", "sandbox": true}"#),
+            "field 'sandbox' applies only to multi-user servers",
+        ),
+        (
+            wrap(&format!(
+                r#"{{"type": "streamable-http", "url": "http://h/mcp", {multi}, "sandbox": true}}"#
+            )),
+            "field 'sandbox' applies only to stdio servers",
+        ),
+        (
+            wrap(&format!(r#"{{"command": "x", {multi}, "sandbox": "yes"}}"#)),
+            "field 'sandbox' must be true, false or an object",
+        ),
+        (
+            wrap(&format!(
+                r#"{{"command": "x", {multi}, "sandbox": {{"netwrok": false}}}}"#
+            )),
+            "field 'sandbox.netwrok' is not a sandbox setting; the settings are writable, network",
+        ),
+        (
+            wrap(&format!(
+                r#"{{"command": "x", {multi}, "sandbox": {{"network": "no"}}}}"#
+            )),
+            "field 'sandbox.network' must be true or false",
+        ),
+        (
+            wrap(&format!(
+                r#"{{"command": "x", {multi}, "sandbox": {{"writable": ["data"]}}}}"#
+            )),
+            "field 'sandbox.writable' item 1 ('data') must be an absolute path",
+        ),
+        (
+            wrap(&format!(
+                r#"{{"command": "x", {multi}, "sandbox": {{"writable": ["/srv/../etc"]}}}}"#
+            )),
+            "field 'sandbox.writable' item 1 ('/srv/../etc') must not contain '..'",
+        ),
+        (
+            wrap(&format!(
+                r#"{{"command": "x", {multi}, "sandbox": {{"writable": "/srv"}}}}"#
+            )),
+            "field 'sandbox.writable' must be a list of absolute paths, not a string",
+        ),
+    ] {
+        let msg = fail(&text);
+        assert!(
+            msg.starts_with(&format!("config.json: server 's': {expected}")),
+            "{text}\n  got:  {msg}\n  want: {expected}"
+        );
+    }
+}
