@@ -428,19 +428,12 @@ EOF
   local tokens
   tokens="$(ls "$MCPO_TOKEN_DIR"/*_tokens.json 2>/dev/null | head -n1)"
   [ -n "$tokens" ] || fail "no token file in $MCPO_TOKEN_DIR"
-  say "$(basename "$tokens"), secrets shortened:"
-  "$python" - "$tokens" <<'EOF' | sed 's/^/   /'
-import json, sys
-def hide(v, key=""):
-    if isinstance(v, dict):
-        return {k: hide(x, k) for k, x in v.items()}
-    if isinstance(v, list):
-        return [hide(x) for x in v]
-    if isinstance(v, str) and key.endswith("token") and len(v) > 8:
-        return v[:6] + "...(%d characters)" % len(v)
-    return v
-print(json.dumps(hide(json.load(open(sys.argv[1]))), indent=2))
-EOF
+  say "$(basename "$tokens") is sealed (ChaCha20-Poly1305 under the store key), not JSON; its first bytes:"
+  head -c 6 "$tokens" | od -An -c | sed 's/^/   /'
+  shows "mcpo store list"
+  MCPO_TOKEN_DIR="$MCPO_TOKEN_DIR" "$mcpo_bin" store list 2>&1 | sed 's/^/   /'
+  say "The store key was created on first use next to the token folder: $(dirname "$MCPO_TOKEN_DIR")/store.key"
+  say "(mode 0600; MCPO_STORE_KEY or --store-key-file keep it elsewhere, see docs/oauth.md)."
   say "_tokens.json: access and refresh token; _client.json: the client registration. Without"
   say "MCPO_TOKEN_DIR they would be in ~/.mcpo/tokens/ (mode 0700, files 0600)."
 
