@@ -575,24 +575,10 @@ fn remove(path: &Path) -> std::io::Result<bool> {
 /// and checks both: each time before writing, as a folder can be swapped while mcpo runs.
 fn ensure_private_dirs(root: &Path, dir: &Path) -> std::io::Result<()> {
     for folder in [root, dir] {
-        create_private_dir(folder)?;
+        private_dir::create(folder)?;
         check_private_dir(folder)?;
     }
     Ok(())
-}
-
-#[cfg(unix)]
-fn create_private_dir(dir: &Path) -> std::io::Result<()> {
-    use std::os::unix::fs::DirBuilderExt;
-    std::fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(dir)
-}
-
-#[cfg(not(unix))]
-fn create_private_dir(dir: &Path) -> std::io::Result<()> {
-    std::fs::create_dir_all(dir)
 }
 
 /// A token folder that exists must be mcpo's own ([`private_dir::check`]): whoever could write

@@ -18,6 +18,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, LazyLock, Mutex, OnceLock};
 
+use crate::support::private_dir;
 use crate::support::sealed::StoreKey;
 
 /// The store key itself, base64 of 32 random bytes.
@@ -236,7 +237,7 @@ fn create_key_file(path: &Path) -> Result<Resolved, String> {
     use std::io::Write;
     let text = StoreKey::generate_base64()?;
     if let Some(dir) = path.parent() {
-        create_private_dir(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+        private_dir::create(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
     }
     let mut options = std::fs::OpenOptions::new();
     options.write(true).create_new(true);
@@ -263,20 +264,6 @@ fn create_key_file(path: &Path) -> Result<Resolved, String> {
         }
     }
     read_key_file(path)
-}
-
-#[cfg(unix)]
-fn create_private_dir(dir: &Path) -> std::io::Result<()> {
-    use std::os::unix::fs::DirBuilderExt;
-    std::fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(dir)
-}
-
-#[cfg(not(unix))]
-fn create_private_dir(dir: &Path) -> std::io::Result<()> {
-    std::fs::create_dir_all(dir)
 }
 
 #[cfg(test)]

@@ -185,7 +185,7 @@ impl ToolCache {
                 bytes.len()
             ));
         }
-        create_private_dir(&self.inner.dir).map_err(|e| e.to_string())?;
+        private_dir::create(&self.inner.dir).map_err(|e| e.to_string())?;
         private_dir::check(&self.inner.dir)
             .map_err(|why| format!("the folder {} {why}", self.inner.dir.display()))?;
         atomic_file::replace(path, &bytes, Access::Owner).map_err(|e| e.to_string())?;
@@ -307,23 +307,6 @@ fn owner_of(path: &Path) -> Option<String> {
         .map(|o| o.server)
 }
 
-/// The file's bytes; `None` when it does not exist; an error when unreadable or too large.
-/// Creates `dir` (and missing parents) owner-only, or tightens an existing one to 0700.
-fn create_private_dir(dir: &Path) -> std::io::Result<()> {
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::DirBuilderExt;
-        std::fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(dir)?;
-    }
-    #[cfg(not(unix))]
-    std::fs::create_dir_all(dir)?;
-    tighten(dir, 0o700);
-    Ok(())
-}
-
 /// Sets `path`'s permission bits to `mode` when they differ (files and folders of earlier
 /// versions were created with the umask's, often 0644/0755). Best effort: a cache we cannot
 /// tighten (not our file) is still used, with a warning.
@@ -348,6 +331,7 @@ fn tighten(path: &Path, mode: u32) {
     let _ = (path, mode);
 }
 
+/// The file's bytes; `None` when it does not exist; an error when unreadable or too large.
 fn read_bounded(path: &Path) -> Result<Option<Vec<u8>>, String> {
     use std::io::Read;
     let file = match std::fs::File::open(path) {

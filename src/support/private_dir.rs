@@ -49,6 +49,22 @@ pub(crate) fn check(_dir: &Path) -> Result<(), String> {
     Ok(())
 }
 
+/// Creates `dir` and its missing parents owner-only (0700); an existing folder is left as it is
+/// (callers [`check`] it).
+#[cfg(unix)]
+pub(crate) fn create(dir: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+}
+
+#[cfg(not(unix))]
+pub(crate) fn create(dir: &Path) -> std::io::Result<()> {
+    std::fs::create_dir_all(dir)
+}
+
 #[cfg(all(test, unix))]
 mod tests {
     use super::*;
