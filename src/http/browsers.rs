@@ -62,13 +62,13 @@ impl Policy {
         let AllowedHosts::Only(allowed) = &self.hosts else {
             return true;
         };
-        let host = host.trim().to_ascii_lowercase();
-        let (name, port) = split_port(&host);
+        // Compared without a lower-cased copy: this runs on every request of a loopback mcpo.
+        let (name, port) = split_port(host.trim());
         // `localhost.` is `localhost` to DNS.
         let name = name.strip_suffix('.').unwrap_or(name);
         allowed.iter().any(|entry| {
             let (entry_name, entry_port) = split_port(entry);
-            entry_name == name && entry_port.is_none_or(|p| Some(p) == port)
+            entry_name.eq_ignore_ascii_case(name) && entry_port.is_none_or(|p| Some(p) == port)
         })
     }
 
