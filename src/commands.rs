@@ -12,9 +12,9 @@ use crate::config::{self, ServerConfig};
 use crate::upstream::{Status, Upstream, UpstreamOptions};
 
 /// Runs `action`; the exit code is for scripts (0 fine, 1 a server failed, 2 bad config).
-pub fn run(action: &Action) -> ExitCode {
+pub fn run(cli: &Cli, action: &Action) -> ExitCode {
     match action {
-        Action::Validate { config } => validate(config),
+        Action::Validate { config } => validate(config, cli.public_url.as_deref()),
         Action::Tools { config, server } => tools(config, server.as_deref()),
         Action::Auth { op } => auth(op),
         Action::Store { op } => store(op),
@@ -63,8 +63,18 @@ fn default_workers(cores: usize) -> usize {
     (cores / 2).max(1)
 }
 
-fn validate(path: &std::path::Path) -> ExitCode {
-    match config::load_file(path) {
+/// `path` checked as the daemon would check it with this `--public-url` (flag or
+/// `MCPO_PUBLIC_URL`): a config that passes starts.
+fn validate(path: &std::path::Path, public_url: Option<&str>) -> ExitCode {
+    let loaded = config::load_file(path).and_then(|(cfg, warnings)| {
+        let problems = config::public_url_problems(public_url, &cfg);
+        if problems.is_empty() {
+            Ok((cfg, warnings))
+        } else {
+            Err(config::ConfigError::Invalid { problems })
+        }
+    });
+    match loaded {
         Ok((cfg, warnings)) => {
             for w in &warnings {
                 println!("warning: {w}");

@@ -32,7 +32,7 @@ fn main() -> ExitCode {
             return code;
         }
         let _flush = init_logging("warn", LogFormat::Text, false, false);
-        return mcpo::commands::run(action);
+        return mcpo::commands::run(&cli, action);
     }
     // `--env`/`--env-path` change mcpo's own environment, which `${VAR}` expansion reads and
     // stdio servers get part of; it must happen before any thread (the runtime) exists.

@@ -89,7 +89,7 @@ pub fn from_cli(cli: &Cli) -> Result<(Config, ServeOptions, Vec<ConfigWarning>),
             }),
     };
     if let Ok((config, _)) = &servers {
-        need_public_url(cli, config, &mut problems);
+        problems.extend(public_url_problems(cli.public_url.as_deref(), config));
     }
     match servers {
         Ok((config, file_warnings)) if problems.is_empty() => {
@@ -411,28 +411,28 @@ fn dedup(list: &mut Vec<String>) {
 
 /// Multi-user servers with OAuth sign their users in through mcpo's web login, whose links
 /// and OAuth callback are built on `--public-url` alone (never on a request's `Host` or
-/// `X-Forwarded-Host`, which a caller chooses): each of them needs it.
-fn need_public_url(cli: &Cli, config: &Config, problems: &mut Vec<Problem>) {
+/// `X-Forwarded-Host`, which a caller chooses): each of them needs it. Also `mcpo validate`'s
+/// check, so a config it passes is one the daemon starts with the same flags and environment.
+pub fn public_url_problems(public_url: Option<&str>, config: &Config) -> Vec<Problem> {
     // An unusable --public-url is reported as such.
-    if cli
-        .public_url
-        .as_deref()
-        .is_some_and(|u| !u.trim().is_empty())
-    {
-        return;
+    if public_url.is_some_and(|u| !u.trim().is_empty()) {
+        return Vec::new();
     }
-    for server in &config.servers {
-        if server.multi_user.is_some() && server.oauth.is_some() {
-            problems.push(Problem::new(
+    config
+        .servers
+        .iter()
+        .filter(|server| server.multi_user.is_some() && server.oauth.is_some())
+        .map(|server| {
+            Problem::new(
                 COMMAND_LINE,
                 Some(&server.name),
                 Some("--public-url"),
                 "is required: this multi-user server signs its users in through mcpo, and \
                  the login links and OAuth callback are built on the URL users reach mcpo at \
                  (like --public-url https://mcpo.example.com, or MCPO_PUBLIC_URL)",
-            ));
-        }
-    }
+            )
+        })
+        .collect()
 }
 
 /// The non-empty segments of a URL path given on the command line.

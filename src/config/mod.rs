@@ -18,7 +18,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-pub use command_line::{apply_env_flags, from_cli, planned_env};
+pub use command_line::{apply_env_flags, from_cli, planned_env, public_url_problems};
 pub use error::{COMMAND_LINE, ConfigError, ConfigWarning, Problem};
 pub use file::RESERVED_SERVER_NAMES;
 pub use signing_key::SigningKey;

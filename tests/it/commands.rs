@@ -9,6 +9,7 @@ fn mcpo(args: &[&str]) -> std::process::Output {
     Command::new(mcpo_bin())
         .args(args)
         .env_remove("MCPO_API_KEY")
+        .env_remove("MCPO_PUBLIC_URL")
         .output()
         .expect("run mcpo")
 }
@@ -42,6 +43,38 @@ fn validate_reports_every_problem_with_exit_codes_for_scripts() {
         String::from_utf8_lossy(&out.stdout)
     );
     assert!(String::from_utf8_lossy(&out.stderr).contains("server 'o': field 'oauth'"));
+}
+
+/// The daemon refuses to start a multi-user OAuth server without `--public-url`; `validate`
+/// says so too instead of passing a config that will not start.
+#[test]
+fn validate_asks_for_the_public_url_a_multi_user_oauth_server_needs() {
+    let cfg = write_config(
+        r#"{"mcpServers": {"gh": {"type": "streamable-http", "url": "https://mcp.example.com/mcp",
+            "multi_user": true, "webui_secret_key": "a-webui-secret-of-32-bytes-long!",
+            "oauth": {}}}}"#,
+    );
+    let path = cfg.path().to_str().unwrap();
+    let out = mcpo(&["validate", "-c", path]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("server 'gh'") && err.contains("--public-url") && err.contains("required"),
+        "{err}"
+    );
+    let out = mcpo(&[
+        "--public-url",
+        "https://mcpo.example.com",
+        "validate",
+        "-c",
+        path,
+    ]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 #[test]
