@@ -40,6 +40,8 @@ mod multi_user_oauth;
 mod oauth;
 mod oauth_daemon;
 mod oauth_store;
+mod prompts;
 mod resilience;
+mod resources;
 mod sandbox;
 mod transports;
