@@ -27,6 +27,20 @@ pub const MAX_LIST_ITEMS: usize = 10_000;
 pub const MAX_LIST_BYTES: usize = 8 * 1024 * 1024;
 
 impl Listing {
+    /// It names resources, templates or prompts (not only what the server offers).
+    pub fn names_anything(&self) -> bool {
+        !(self.resources.is_empty() && self.templates.is_empty() && self.prompts.is_empty())
+    }
+
+    /// What the server offers, without the names of its resources and prompts.
+    pub fn without_names(&self) -> Self {
+        Self {
+            offers_resources: self.offers_resources,
+            offers_prompts: self.offers_prompts,
+            ..Default::default()
+        }
+    }
+
     /// Reads what `expose` needs from the server behind `peer`. A list that cannot be read is
     /// logged and left empty: the tools are still served.
     pub(super) async fn fetch(

@@ -43,5 +43,6 @@ mod oauth_store;
 mod prompts;
 mod resilience;
 mod resources;
+mod resources_spec;
 mod sandbox;
 mod transports;

@@ -37,3 +37,36 @@ pub(super) fn read_expose(report: &mut Report<'_>, fields: &mut Fields) -> Expos
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::config::{Expose, from_str_with_env};
+
+    fn expose(value: &str) -> Result<Expose, String> {
+        let text = format!(r#"{{"mcpServers": {{"s": {{"command": "x", "expose": {value}}}}}}}"#);
+        from_str_with_env(&text, "c.json", &|_| None)
+            .map(|(c, _)| c.servers[0].expose)
+            .map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn expose_is_a_list_of_known_words() {
+        assert_eq!(expose("null"), Ok(Expose::default()));
+        let all = expose(r#"["prompts", "tools", "resources"]"#).unwrap();
+        assert!(all.tools && all.resources && all.prompts);
+        let none = expose("[]").unwrap();
+        assert!(!none.tools && !none.resources && !none.prompts);
+        for bad in [r#"["tools", "files"]"#, r#""tools""#, "[1]", "true"] {
+            let e = expose(bad).unwrap_err();
+            assert!(
+                e.contains("c.json") && e.contains("'s'") && e.contains("expose"),
+                "{e}"
+            );
+        }
+        assert!(
+            expose(r#"["Tools"]"#)
+                .unwrap_err()
+                .contains("'Tools' is not one of")
+        );
+    }
+}
