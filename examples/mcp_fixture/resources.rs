@@ -12,7 +12,8 @@
 //!   prompt `added_{name}`, then sends `notifications/resources/list_changed` and
 //!   `notifications/prompts/list_changed`;
 //! - an unknown `fixture://` URI is `-32002` (resource not found); any other scheme is
-//!   `-32602` (invalid params).
+//!   `-32602` (invalid params); `fixture://slow` answers after a minute and logs
+//!   `slow read cancelled` when cancelled first.
 
 use std::sync::Mutex;
 
@@ -184,6 +185,19 @@ pub async fn read_resource(
             Err(_) => Err(ErrorData::resource_not_found(format!("no item {n}"), None)),
         };
     }
+    if rest == "slow" {
+        // Answers after a minute; logs `slow read cancelled` if the request is dropped first
+        // (`notifications/cancelled`, or the session went away).
+        // rmcp cancels `context.ct` on `notifications/cancelled` (it does not drop the future).
+        let guard = CancelLog("slow read cancelled");
+        tokio::select! {
+            () = tokio::time::sleep(std::time::Duration::from_secs(60)) => std::mem::forget(guard),
+            () = context.ct.cancelled() => {
+                return Err(ErrorData::internal_error("slow read cancelled", None));
+            }
+        }
+        return Ok(text("slow".into()));
+    }
     if let Some(echo) = rest.strip_prefix("echo/") {
         return Ok(text(echo.to_owned()));
     }
@@ -229,6 +243,15 @@ pub async fn read_resource(
             format!("no resource {uri}"),
             None,
         )),
+    }
+}
+
+/// Logs its text when dropped (forgotten once the work is done).
+struct CancelLog(&'static str);
+
+impl Drop for CancelLog {
+    fn drop(&mut self) {
+        eprintln!("{}", self.0);
     }
 }
 

@@ -222,3 +222,53 @@ where
         "{what}: the server answered more than {MAX_LIST_PAGES} pages (a nextCursor on each); mcpo stops there"
     )))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn page_of(n: usize, next: bool) -> Result<(Vec<String>, Option<String>), ServiceError> {
+        Ok((vec!["x".repeat(n); 1], next.then(|| "more".to_owned())))
+    }
+
+    #[tokio::test]
+    async fn listings_are_bounded() {
+        let mut pages = 0;
+        let endless = all_pages("resources/list", |_| {
+            pages += 1;
+            std::future::ready(page_of(1, true))
+        })
+        .await;
+        assert!(
+            matches!(&endless, Err(CallError::Other(m)) if m.contains("more than 100 pages")),
+            "{endless:?}"
+        );
+        assert_eq!(pages, MAX_LIST_PAGES);
+        let huge = all_pages("prompts/list", |_| {
+            std::future::ready(page_of(3 << 20, true))
+        })
+        .await;
+        assert!(
+            matches!(&huge, Err(CallError::Other(m)) if m.contains("larger than 8 MiB")),
+            "{huge:?}"
+        );
+        let many = all_pages("resources/list", |_| {
+            std::future::ready(Ok::<_, ServiceError>((
+                vec![1u8; 5_000],
+                Some("c".to_owned()),
+            )))
+        })
+        .await;
+        assert!(
+            matches!(&many, Err(CallError::Other(m)) if m.contains("more than 10000 items")),
+            "{many:?}"
+        );
+        let two = std::cell::Cell::new(0);
+        let done = all_pages("prompts/list", |_| {
+            two.set(two.get() + 1);
+            std::future::ready(page_of(1, two.get() < 2))
+        })
+        .await;
+        assert_eq!(done.map(|v| v.len()).ok(), Some(2));
+    }
+}

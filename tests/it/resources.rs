@@ -410,3 +410,36 @@ async fn single_server_mode_serves_resources_and_prompts_at_the_root() {
     let r = post(&m, "/prompts/greet", None, json!({"name": "Ann"})).await;
     assert_eq!(r.body["messages"][0]["content"], "Hello Ann", "{r:?}");
 }
+
+/// `resources/read` is bounded by the server's `timeout` like a tool call: 504, and the read is
+/// cancelled upstream (the fixture logs it; its stderr is in mcpo's log); so is the read of a
+/// caller that goes away.
+#[tokio::test]
+async fn a_hanging_read_times_out_and_is_cancelled_upstream() {
+    let mut fx = fixture_with_resources();
+    fx["timeout"] = json!(1);
+    let b = start_config(json!({"fx": fx}), &[]);
+    let m = &b.mcpo;
+    m.wait_ok("/fx/openapi.json", Duration::from_secs(30)).await;
+    let r = get(m, &read_path("fx", "fixture://slow"), None).await;
+    assert_eq!(r.status, StatusCode::GATEWAY_TIMEOUT, "{r:?}");
+    assert!(r.message().contains("resources/read"), "{r:?}");
+    wait_log(m, &["slow read cancelled"], 1, Duration::from_secs(10)).await;
+    // The session is still good.
+    assert_eq!(
+        get_ok(m, &read_path("fx", "fixture://items/1")).await,
+        json!("item 1")
+    );
+
+    // A caller that goes away: the read is cancelled upstream too (after the 1 s grace).
+    let b = start_config(json!({"fx": fixture_with_resources()}), &[]);
+    let m = &b.mcpo;
+    m.wait_ok("/fx/openapi.json", Duration::from_secs(30)).await;
+    let gone = reqwest::Client::new()
+        .get(m.url(&read_path("fx", "fixture://slow")))
+        .timeout(Duration::from_millis(300))
+        .send()
+        .await;
+    assert!(gone.is_err(), "the read answered: {gone:?}");
+    wait_log(m, &["slow read cancelled"], 1, Duration::from_secs(10)).await;
+}
