@@ -245,7 +245,7 @@ fn body_error(state: &AppState, rejection: BytesRejection) -> ApiError {
 
 /// A read result as tool results are mapped: text as text (JSON when it is JSON), blobs as
 /// `data:` URLs; one content unwrapped, several as an array in order.
-pub(super) fn read_value(result: ReadResourceResult) -> Value {
+fn read_value(result: ReadResourceResult) -> Value {
     let mut contents: Vec<Value> = result.contents.into_iter().map(contents_value).collect();
     match contents.len() {
         1 => contents.remove(0),
