@@ -135,6 +135,11 @@ pub struct Cli {
     )]
     pub path_prefix: String,
 
+    /// What the spec of the server after `--` offers as operations: tools, resources, prompts
+    /// (comma-separated; default tools). With --config, set "expose" per server instead.
+    #[arg(long, env = "MCPO_EXPOSE", value_name = "KINDS", value_delimiter = ',')]
+    pub expose: Vec<String>,
+
     /// Headers for the sse / streamable-http server after `--`: a JSON object, or `Name: value`; repeatable.
     #[arg(short = 'H', long, env = "MCPO_HEADER", value_name = "JSON")]
     pub header: Vec<String>,

@@ -18,6 +18,7 @@
 //!
 //! Build with `cargo build --example mcp_fixture`.
 
+mod resources;
 mod sse;
 mod tools;
 

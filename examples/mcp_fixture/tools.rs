@@ -403,7 +403,8 @@ impl FixtureServer {
 
 impl ServerHandler for FixtureServer {
     fn get_info(&self) -> ServerConfig {
-        ServerConfig::new(ServerCapabilities::builder().enable_tools().build())
+        let capabilities = ServerCapabilities::builder().enable_tools().build();
+        ServerConfig::new(crate::resources::capabilities(capabilities))
             .with_server_info(Implementation::new("mcp-fixture", "1.2.3"))
             .with_instructions("Fixture server for mcpo tests.")
     }
@@ -435,6 +436,49 @@ impl ServerHandler for FixtureServer {
         self.call(&request.name, &args, &context)
             .await
             .map(Into::into)
+    }
+    // Resources and prompts (`FIXTURE_RESOURCES=1`): see `resources.rs`.
+
+    async fn list_resources(
+        &self,
+        request: Option<PaginatedRequestParams>,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<rmcp::model::ListResourcesResult, ErrorData> {
+        Ok(crate::resources::list_resources(request))
+    }
+
+    async fn list_resource_templates(
+        &self,
+        request: Option<PaginatedRequestParams>,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<rmcp::model::ListResourceTemplatesResult, ErrorData> {
+        Ok(crate::resources::list_resource_templates(request))
+    }
+
+    async fn read_resource(
+        &self,
+        request: rmcp::model::ReadResourceRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<rmcp::model::ReadResourceResponse, ErrorData> {
+        crate::resources::read_resource(request, &context)
+            .await
+            .map(Into::into)
+    }
+
+    async fn list_prompts(
+        &self,
+        request: Option<PaginatedRequestParams>,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<rmcp::model::ListPromptsResult, ErrorData> {
+        Ok(crate::resources::list_prompts(request))
+    }
+
+    async fn get_prompt(
+        &self,
+        request: rmcp::model::GetPromptRequestParams,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<rmcp::model::GetPromptResponse, ErrorData> {
+        crate::resources::get_prompt(request).map(Into::into)
     }
 }
 

@@ -12,7 +12,8 @@ use super::error::{COMMAND_LINE, ConfigError, ConfigWarning, Problem};
 use super::file::{check_header, parse_http_url};
 use super::secrets;
 use super::{
-    AllowedHosts, Config, ServeOptions, ServerConfig, TlsFiles, TransportConfig, dotenv, load_file,
+    AllowedHosts, Config, Expose, ServeOptions, ServerConfig, TlsFiles, TransportConfig, dotenv,
+    load_file,
 };
 
 /// The variables `--env-path` and `--env` would set, in the order to set them.
@@ -469,6 +470,13 @@ fn ignored_with_config(cli: &Cli, warnings: &mut Vec<ConfigWarning>) {
             "only applies to the server after '--'; ignored with --config".to_owned(),
         );
     }
+    if !cli.expose.is_empty() {
+        warn(
+            Some("--expose"),
+            "only applies to the server after '--'; set 'expose' in the config file instead"
+                .to_owned(),
+        );
+    }
     if !cli.header.is_empty() {
         warn(
             Some("--header"),
@@ -560,6 +568,24 @@ fn single_server(
             }
         }
     };
+    let words = cli
+        .expose
+        .iter()
+        .map(|w| w.trim())
+        .filter(|w| !w.is_empty());
+    let expose = match Expose::from_words(words) {
+        Ok(_) if cli.expose.is_empty() => Expose::default(),
+        Ok(expose) => expose,
+        Err(word) => {
+            problems.push(Problem::new(
+                COMMAND_LINE,
+                None,
+                Some("--expose"),
+                format!("'{word}' is not one of {}", Expose::WORDS.join(", ")),
+            ));
+            Expose::default()
+        }
+    };
     if problems.len() != before {
         return None;
     }
@@ -567,6 +593,7 @@ fn single_server(
         name: single_server_name(&transport),
         transport,
         disabled_tools: Default::default(),
+        expose,
         timeout: None,
         oauth: None,
         multi_user: None,

@@ -81,12 +81,58 @@ pub struct ServerConfig {
     pub transport: TransportConfig,
     /// Tools hidden from routes and specs (`disabledTools` / `disabled_tools`).
     pub disabled_tools: BTreeSet<String>,
+    /// `expose`: what of the server its specs offer a model as operations.
+    pub expose: Expose,
     /// Per-call timeout (`timeout`, seconds); `None` means the global default.
     pub timeout: Option<Duration>,
     /// The `oauth` block, validated; only meaningful for streamable HTTP.
     pub oauth: Option<OAuthConfig>,
     /// Open WebUI multi-user mode: one upstream session per verified caller.
     pub multi_user: Option<MultiUser>,
+}
+
+/// `expose`: which of the server's offerings its OpenAPI documents carry as operations. Every
+/// operation becomes a tool the model sees, so resources and prompts are the operator's choice;
+/// their HTTP routes are served either way.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Expose {
+    pub tools: bool,
+    pub resources: bool,
+    pub prompts: bool,
+}
+
+impl Default for Expose {
+    /// `["tools"]`: the documents mcpo has always served.
+    fn default() -> Self {
+        Self {
+            tools: true,
+            resources: false,
+            prompts: false,
+        }
+    }
+}
+
+impl Expose {
+    /// The words `expose` accepts, in the order they are listed.
+    pub const WORDS: [&str; 3] = ["tools", "resources", "prompts"];
+
+    /// The set named by `words` (each one of [`Expose::WORDS`]), or the first word that is not.
+    pub fn from_words<'a>(words: impl IntoIterator<Item = &'a str>) -> Result<Self, String> {
+        let mut expose = Self {
+            tools: false,
+            resources: false,
+            prompts: false,
+        };
+        for word in words {
+            match word {
+                "tools" => expose.tools = true,
+                "resources" => expose.resources = true,
+                "prompts" => expose.prompts = true,
+                other => return Err(other.to_owned()),
+            }
+        }
+        Ok(expose)
+    }
 }
 
 /// Per-user sessions for one server (`multi_user`, on the server or in its `oauth` block).

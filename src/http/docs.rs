@@ -130,7 +130,7 @@ pub async fn combined_spec(State(state): State<Arc<AppState>>) -> Response {
         };
         let servers: Vec<(&str, &[openapi::PreparedTool])> = ready
             .iter()
-            .map(|(n, c)| (n.as_str(), c.tools.as_slice()))
+            .map(|(n, c)| (n.as_str(), if c.expose.tools { &c.tools[..] } else { &[] }))
             .collect();
         let prefix = o.path_prefix.clone();
         let mut doc = openapi::combined_document(&info, &servers, |server, tool| {
@@ -141,6 +141,10 @@ pub async fn combined_spec(State(state): State<Arc<AppState>>) -> Response {
                 let path = format!("{prefix}{name}{LOGIN_PATH}");
                 openapi::add_login_operation(&mut doc, name, &path, &format!("{name}_login"));
             }
+        }
+        for (name, catalog) in &ready {
+            let offered = (catalog.listing.as_deref(), catalog.expose);
+            crate::servers::add_offerings(&mut doc, offered, &prefix, name);
         }
         Bytes::from(serde_json::to_vec(&doc).unwrap_or_default())
     });

@@ -27,6 +27,11 @@ pub enum ApiError {
     Forbidden(String),
     /// 404: unknown server, tool or route; or the upstream has no such method.
     NotFound(String),
+    /// 405: a route that exists for other methods (`allow` lists them).
+    MethodNotAllowed {
+        message: String,
+        allow: &'static str,
+    },
     /// 413: body over `--max-body-bytes`.
     PayloadTooLarge(usize),
     /// 415: a non-empty tool-call body not sent as JSON.
@@ -145,7 +150,8 @@ impl ApiError {
             | Self::Unprocessable { message, .. }
             | Self::ToolError { message, .. }
             | Self::BadGateway { message, .. }
-            | Self::Unavailable { message, .. } => message.clone(),
+            | Self::Unavailable { message, .. }
+            | Self::MethodNotAllowed { message, .. } => message.clone(),
             Self::Unauthorized(m) | Self::Forbidden(m) | Self::NotFound(m) => m.clone(),
             Self::UnsupportedMediaType(m) | Self::MisdirectedRequest(m) => m.clone(),
             Self::GatewayTimeout(m) => m.clone(),
@@ -176,6 +182,9 @@ impl ApiError {
             ),
             Self::Forbidden(m) => (StatusCode::FORBIDDEN, body(m, &None)),
             Self::NotFound(m) => (StatusCode::NOT_FOUND, body(m, &None)),
+            Self::MethodNotAllowed { message, .. } => {
+                (StatusCode::METHOD_NOT_ALLOWED, body(message, &None))
+            }
             Self::PayloadTooLarge(limit) => (
                 StatusCode::PAYLOAD_TOO_LARGE,
                 json!({ "detail": { "message": self.message(), "limit": limit } }),
@@ -209,6 +218,11 @@ impl IntoResponse for ApiError {
                     header::RETRY_AFTER,
                     HeaderValue::from(retry_after_secs.max(&1).to_owned()),
                 );
+            }
+            Self::MethodNotAllowed { allow, .. } => {
+                response
+                    .headers_mut()
+                    .insert(header::ALLOW, HeaderValue::from_static(allow));
             }
             Self::Unauthorized(_) | Self::LoginRequired { .. } => {
                 response

@@ -11,9 +11,13 @@ mod docs;
 pub mod error;
 mod guard;
 mod health;
+mod listings;
 mod login;
 mod metrics;
+mod prompts;
 pub mod reply;
+mod resources;
+mod session;
 mod swagger;
 mod tools;
 
@@ -57,6 +61,17 @@ impl AppState {
         self.registry.snapshot().get(name).cloned()
     }
 
+    /// Where `server`'s routes start: `{root_path}{path_prefix}{server}`, or without the server
+    /// in single-server mode.
+    fn server_base(&self, server: &str) -> String {
+        let base = &self.spec().base;
+        if self.options.single_server {
+            base.clone()
+        } else {
+            format!("{base}/{server}")
+        }
+    }
+
     /// The single server of `mcpo -- cmd` mode.
     fn only_server(&self) -> Option<Arc<Server>> {
         self.registry.snapshot().iter().next().cloned()
@@ -76,7 +91,9 @@ pub fn router(state: Arc<AppState>) -> Router {
                 .route("/docs", get(docs::single_docs))
                 .route("/docs/", get(docs::single_docs))
                 .route("/docs/{*file}", get(docs::single_docs_asset)),
-            Router::new().route("/{tool}", post(tools::call_single)),
+            Router::new()
+                .route("/{tool}", post(tools::call_single).get(listings::get_named))
+                .merge(listing_routes("")),
         )
     } else {
         (
@@ -90,7 +107,11 @@ pub fn router(state: Arc<AppState>) -> Router {
                     &format!("/{{server}}{}", crate::servers::LOGIN_PATH),
                     post(login::link),
                 )
-                .route("/{server}/{tool}", post(tools::call)),
+                .route(
+                    "/{server}/{tool}",
+                    post(tools::call).get(listings::get_named),
+                )
+                .merge(listing_routes("/{server}")),
         )
     };
     let servers = docs
@@ -155,6 +176,22 @@ pub fn router(state: Arc<AppState>) -> Router {
         browsers::guard,
     ))
     .with_state(state)
+}
+
+/// The resource and prompt routes under `base` (`/{server}`, or `` for the single server);
+/// `GET {base}/resources` and `{base}/prompts` share `{base}/{tool}` with the tool calls.
+fn listing_routes(base: &str) -> Router<Arc<AppState>> {
+    Router::new()
+        .route(
+            &format!("{base}/resources/templates"),
+            get(resources::templates),
+        )
+        .route(
+            &format!("{base}/resources/read"),
+            get(resources::read_get).post(resources::read_post),
+        )
+        .route(&format!("{base}/resources/raw"), get(resources::raw))
+        .route(&format!("{base}/prompts/{{name}}"), post(prompts::get))
 }
 
 /// Loads the TLS certificate and key, before anything starts, so a bad file fails fast.

@@ -37,6 +37,27 @@ pub fn tool_result(result: CallToolResult) -> Result<Value, ApiError> {
     })
 }
 
+/// Gives each `resource_link` item of a mapped tool result (`value`, a result without
+/// `structuredContent`) the URL of its `resources/read` route, so a client can follow it
+/// without speaking MCP. `base` is the server's route prefix (`/{server}` or `` in
+/// single-server mode, after `--root-path` and `--path-prefix`).
+pub(super) fn link_resources(value: &mut Value, base: &str) {
+    let items: Vec<&mut Value> = match value {
+        Value::Array(items) => items.iter_mut().collect(),
+        single => vec![single],
+    };
+    for item in items {
+        if let Value::Object(map) = item
+            && map.get("type").and_then(Value::as_str) == Some("resource_link")
+            && let Some(uri) = map.get("uri").and_then(Value::as_str)
+        {
+            let encoded: String = url::form_urlencoded::byte_serialize(uri.as_bytes()).collect();
+            let url = format!("{base}/resources/read?uri={encoded}");
+            map.insert("url".into(), Value::String(url));
+        }
+    }
+}
+
 /// The tool's own words for an `isError` result: its text items joined, used as-is (no
 /// "Unexpected error" wrapping as in Python mcpo).
 fn error_text(content: &[ContentBlock]) -> String {
@@ -62,7 +83,7 @@ fn content_value_owned(item: ContentBlock) -> Value {
     }
 }
 
-fn content_value(item: &ContentBlock) -> Value {
+pub(super) fn content_value(item: &ContentBlock) -> Value {
     match item {
         ContentBlock::Text(t) => text_value(t.text.clone()),
         ContentBlock::Image(i) => Value::String(data_url(&i.mime_type, &i.data)),
@@ -82,7 +103,7 @@ fn content_value(item: &ContentBlock) -> Value {
 
 /// Text that is JSON becomes that JSON value (a tool returning `{"a":1}` as text yields an
 /// object); anything else stays a string.
-fn text_value(text: String) -> Value {
+pub(super) fn text_value(text: String) -> Value {
     let trimmed = text.trim_start();
     let looks_json = matches!(
         trimmed.as_bytes().first(),
@@ -94,7 +115,7 @@ fn text_value(text: String) -> Value {
     Value::String(text)
 }
 
-fn data_url(mime: &str, base64: &str) -> String {
+pub(super) fn data_url(mime: &str, base64: &str) -> String {
     let mime = if mime.is_empty() {
         "application/octet-stream"
     } else {
@@ -146,7 +167,9 @@ pub fn call_error(server: &str, tool: &str, err: CallError) -> ApiError {
                     message,
                     data: extra,
                 },
-                ErrorCode::METHOD_NOT_FOUND => ApiError::NotFound(message),
+                ErrorCode::METHOD_NOT_FOUND | ErrorCode::RESOURCE_NOT_FOUND => {
+                    ApiError::NotFound(message)
+                }
                 ErrorCode::INVALID_PARAMS => ApiError::Unprocessable {
                     message,
                     data: extra,
@@ -186,6 +209,16 @@ mod tests {
 
     fn ok(items: Vec<ContentBlock>) -> Value {
         tool_result(CallToolResult::success(items)).expect("success")
+    }
+
+    #[test]
+    fn links_get_their_read_route() {
+        let mut v = json!(["text", {"type": "resource_link", "uri": "demo://a b?c", "name": "a"}]);
+        link_resources(&mut v, "/srv");
+        assert_eq!(v[1]["url"], "/srv/resources/read?uri=demo%3A%2F%2Fa+b%3Fc");
+        let mut one = json!({"type": "resource_link", "uri": "x://y"});
+        link_resources(&mut one, "");
+        assert_eq!(one["url"], "/resources/read?uri=x%3A%2F%2Fy");
     }
 
     #[test]

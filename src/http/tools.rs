@@ -118,9 +118,21 @@ async fn invoke(
     // The MCP name: the route names the published one, which may differ.
     let result = session.call_tool(tool.name(), Some(arguments)).await;
     server.stats.calls.fetch_add(1, Ordering::Relaxed);
+    // Resource links get the URL of their read route (not in structured content: that is
+    // the tool's own JSON).
+    let links = session.offers_resources()
+        && result
+            .as_ref()
+            .is_ok_and(|r| r.structured_content.is_none());
     let outcome = result
         .map_err(|e| reply::call_error(name, tool_name, e))
-        .and_then(reply::tool_result);
+        .and_then(reply::tool_result)
+        .map(|mut value| {
+            if links {
+                reply::link_resources(&mut value, &state.server_base(name));
+            }
+            value
+        });
     if let (Some(per_user), Caller::User(_) | Caller::Service) = (server.per_user(), &caller) {
         // The end of a call is activity too: a long call must not look idle when it ends.
         per_user.touch(user);
@@ -146,7 +158,7 @@ async fn invoke(
 /// A non-empty body must be sent as JSON (`application/json`, or a `+json` type). A page on
 /// any site can make a browser POST `text/plain` without asking first (no CORS preflight), so
 /// a call that does not say it is JSON is not run; an empty body (no arguments) says nothing.
-fn json_body(headers: &HeaderMap, body: &[u8]) -> Result<(), ApiError> {
+pub(super) fn json_body(headers: &HeaderMap, body: &[u8]) -> Result<(), ApiError> {
     if body.is_empty() {
         return Ok(());
     }
@@ -173,7 +185,7 @@ fn json_body(headers: &HeaderMap, body: &[u8]) -> Result<(), ApiError> {
 }
 
 /// An empty body means "no arguments"; anything else must be JSON.
-fn parse_body(body: &[u8]) -> Result<Value, ApiError> {
+pub(super) fn parse_body(body: &[u8]) -> Result<Value, ApiError> {
     if body.iter().all(u8::is_ascii_whitespace) {
         return Ok(Value::Object(Default::default()));
     }

@@ -9,7 +9,7 @@ use super::schema::{COMPONENTS, SEP, sanitize};
 use super::tool::PreparedTool;
 
 /// Shared error body, `{"detail": {"message": …, "data"?: …}}` (what the HTTP layer sends).
-const ERROR_SCHEMA: &str = "Error";
+pub(super) const ERROR_SCHEMA: &str = "Error";
 /// The 422 body: the error body whose `data` lists the argument issues.
 const INVALID_ARGUMENTS_SCHEMA: &str = "InvalidArguments";
 /// Name of the bearer security scheme.

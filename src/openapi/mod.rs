@@ -36,6 +36,9 @@
 //! the server meant them.
 
 mod document;
+mod operations;
+mod prompts;
+mod resources;
 mod schema;
 mod segment;
 mod tool;
@@ -44,6 +47,8 @@ mod tool;
 mod tests;
 
 pub use document::{add_login_operation, combined_document, server_document};
+pub use prompts::{PROMPTS_TAG, add_prompt_operations};
+pub use resources::{ListingPlace, RESOURCES_TAG, add_resource_operations};
 pub use segment::{is_safe_segment, path_segment};
 pub use tool::{ArgumentError, ArgumentIssue, PreparedTool, WRAP_PROPERTY, prepare_tool};
 

@@ -9,8 +9,9 @@ use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 
+use crate::config::Expose;
 use crate::openapi::{self, PreparedTool, SpecInfo};
-use crate::upstream::Session;
+use crate::upstream::{Listing, Session};
 
 use super::tool_cache::ToolCache;
 
@@ -28,6 +29,10 @@ pub struct Catalog {
     index: HashMap<String, usize>,
     /// The per-server document as served at `{server}/openapi.json`.
     pub spec: Bytes,
+    /// What the documents offer as operations (the server's `expose`).
+    pub expose: Expose,
+    /// The resources and prompts in the documents (see `offerings`), if any.
+    pub listing: Option<Arc<Listing>>,
 }
 
 impl Catalog {
@@ -75,19 +80,30 @@ impl SpecContext {
 static KNOWN_GENERATION: AtomicU64 = AtomicU64::new(1 << 62);
 
 /// Prepares `tools` and builds the server's document; `login` adds the `{server}_login`
-/// operation of multi-user OAuth servers.
+/// operation of multi-user OAuth servers; `expose` says whether tools, and `listing`'s
+/// resources and prompts, are operations in it.
 pub(super) fn build(
     server: &str,
     tools: &[rmcp::model::Tool],
     session: Option<&Session>,
     ctx: &SpecContext,
     login: bool,
+    (expose, listing): (Expose, Option<Arc<Listing>>),
 ) -> Catalog {
     let (tools, index) = publish(server, tools);
     let info = server_info(server, session, ctx);
-    let mut doc = openapi::server_document(&info, server, &tools, |tool| format!("/{tool}"));
+    let shown: &[PreparedTool] = if expose.tools { &tools } else { &[] };
+    let mut doc = openapi::server_document(&info, server, shown, |tool| format!("/{tool}"));
     if login {
         openapi::add_login_operation(&mut doc, server, LOGIN_PATH, &format!("{server}_login"));
+    }
+    if let Some(listing) = &listing {
+        let at = openapi::ListingPlace {
+            server,
+            base: "",
+            id_prefix: "",
+        };
+        super::offerings::add_to_document(&mut doc, listing, expose, at);
     }
     let spec = Bytes::from(serde_json::to_vec(&doc).unwrap_or_default());
     Catalog {
@@ -98,6 +114,8 @@ pub(super) fn build(
         tools,
         index,
         spec,
+        expose,
+        listing,
     }
 }
 

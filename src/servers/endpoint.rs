@@ -72,13 +72,28 @@ impl Endpoint {
         }
         let config = self.config();
         let login = config.multi_user.is_some() && config.oauth.is_some();
-        let catalog = Arc::new(catalog::build(
-            self.name(),
-            &session.tools,
-            Some(&session),
-            &self.spec,
-            login,
-        ));
+        let listing = Some(session.listing.clone());
+        let build = |listing| {
+            let offered = (config.expose, listing);
+            let (name, tools) = (self.name(), &session.tools);
+            Arc::new(catalog::build(
+                name,
+                tools,
+                Some(&session),
+                &self.spec,
+                login,
+                offered,
+            ))
+        };
+        let catalog = build(listing);
+        // A user's resources and prompts may be theirs alone: what other callers see of a
+        // multi-user server has the routes, never the names one user's session listed.
+        let shared = match config.multi_user {
+            Some(_) if session.listing.names_anything() => {
+                build(Some(Arc::new(session.listing.without_names())))
+            }
+            _ => catalog.clone(),
+        };
         // A list that may be one user's (`per_user_tools`) is not written to the shared cache.
         if let (Some(multi), Some(tool_cache)) = (&config.multi_user, &self.spec.tool_cache)
             && !multi.per_user_tools
@@ -92,7 +107,7 @@ impl Endpoint {
             catalog: catalog.clone(),
         });
         *cache = Some(built.clone());
-        *self.last.lock().unwrap_or_else(|p| p.into_inner()) = Some(catalog);
+        *self.last.lock().unwrap_or_else(|p| p.into_inner()) = Some(shared);
         built
     }
 

@@ -14,6 +14,7 @@
 
 mod catalog;
 mod endpoint;
+mod offerings;
 mod per_user;
 pub mod pool;
 mod registry;
@@ -23,6 +24,7 @@ pub mod tool_cache;
 
 pub use catalog::{Catalog, CombinedCache, LOGIN_PATH, SessionCatalog, SpecContext};
 pub use endpoint::Endpoint;
+pub use offerings::add_to_combined as add_offerings;
 pub use per_user::PerUser;
 pub use registry::{Registry, ReloadSummary, Servers};
 pub use server::{Kind, Refusal, Server, shared_upstream};

@@ -70,7 +70,7 @@ impl PerUser {
             .and_then(|c| c.load(&config));
         if cached.is_some() || oauth {
             let tools = cached.unwrap_or_default();
-            let built = catalog::build(&name, &tools, None, &spec, oauth);
+            let built = catalog::build(&name, &tools, None, &spec, oauth, (config.expose, None));
             *last.lock().unwrap_or_else(|p| p.into_inner()) = Some(Arc::new(built));
         }
         let discovery = (!oauth).then(|| {

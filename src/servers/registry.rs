@@ -157,6 +157,7 @@ mod tests {
                 headers: Default::default(),
             },
             disabled_tools: Default::default(),
+            expose: Default::default(),
             timeout: None,
             oauth: None,
             multi_user: None,

@@ -366,6 +366,7 @@ mod tests {
                 inherit_env: false,
             },
             disabled_tools: BTreeSet::new(),
+            expose: Default::default(),
             timeout: None,
             oauth: None,
             multi_user: None,

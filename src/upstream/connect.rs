@@ -84,6 +84,16 @@ impl ClientHandler for McpoClient {
     async fn on_tool_list_changed(&self, _context: NotificationContext<RoleClient>) {
         self.tools_changed.notify_one();
     }
+
+    // A changed resource or prompt list is published as a new session too: its specs may show
+    // them (`expose`).
+    async fn on_resource_list_changed(&self, _context: NotificationContext<RoleClient>) {
+        self.tools_changed.notify_one();
+    }
+
+    async fn on_prompt_list_changed(&self, _context: NotificationContext<RoleClient>) {
+        self.tools_changed.notify_one();
+    }
 }
 
 /// Last words of a stdio child, to explain a lost connection.

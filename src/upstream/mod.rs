@@ -12,6 +12,7 @@ pub mod child_env;
 mod connect;
 mod incoming;
 mod limiter;
+mod listing;
 mod sandbox;
 mod session;
 pub mod sse;
@@ -29,7 +30,7 @@ pub use crate::config::UpstreamOptions;
 use crate::oauth::Authorizer;
 pub use connect::ServerMeta;
 pub use limiter::{Busy, CallLimiter, Stats};
-pub use session::{CANCEL_GRACE, CallError, Session};
+pub use session::{CANCEL_GRACE, CallError, Listing, Session};
 pub use status::{Failure, Status};
 use supervisor::Supervisor;
 

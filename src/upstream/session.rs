@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use rmcp::model::{
     CallToolRequest, CallToolRequestParams, CallToolResult, ClientRequest, ErrorData, JsonObject,
-    ServerResult, Tool,
+    Prompt, Resource, ResourceTemplate, ServerResult, Tool,
 };
 use rmcp::service::{Peer, PeerRequestOptions, RoleClient, ServiceError};
 
@@ -27,6 +27,8 @@ pub struct Session {
     pub connected_at: Instant,
     pub(super) peer: Peer<RoleClient>,
     pub(super) call_timeout: Duration,
+    /// The resources, templates and prompts its specs show (see [`super::Listing`]).
+    pub listing: Arc<Listing>,
 }
 
 impl std::fmt::Debug for Session {
@@ -36,6 +38,20 @@ impl std::fmt::Debug for Session {
             .field("tools", &self.tools.len())
             .finish_non_exhaustive()
     }
+}
+
+/// What a session's specs show besides its tools: the lists `expose` asks for, read when the
+/// session starts and again on every `list_changed`. Empty for what is not exposed (the HTTP
+/// routes list live; these lists only feed the documents).
+#[derive(Debug, Default)]
+pub struct Listing {
+    /// The server declared the `resources` capability at `initialize`.
+    pub offers_resources: bool,
+    /// The server declared the `prompts` capability at `initialize`.
+    pub offers_prompts: bool,
+    pub resources: Vec<Resource>,
+    pub templates: Vec<ResourceTemplate>,
+    pub prompts: Vec<Prompt>,
 }
 
 /// Why a tool call produced no result.
@@ -80,6 +96,16 @@ impl Session {
         let mut params = CallToolRequestParams::new(name.to_owned());
         params.arguments = arguments;
         let request = ClientRequest::CallToolRequest(CallToolRequest::new(params));
+        match self.request(request).await? {
+            ServerResult::CallToolResult(result) => Ok(result),
+            _ => Err(CallError::Other(
+                "the server answered tools/call with another kind of result".into(),
+            )),
+        }
+    }
+
+    /// Sends one request, bounded and cancelled as [`Session::call_tool`] says.
+    pub(super) async fn request(&self, request: ClientRequest) -> Result<ServerResult, CallError> {
         // No timeout in the options: `await_with_timeout` keeps the clock (rmcp's would need
         // the handle, which the guard below takes apart).
         let options = PeerRequestOptions::no_options();
@@ -103,13 +129,7 @@ impl Session {
             None => Err(ServiceError::TransportClosed),
         };
         guard.rx = None;
-        match outcome {
-            Ok(ServerResult::CallToolResult(result)) => Ok(result),
-            Ok(_) => Err(CallError::Other(
-                "the server answered tools/call with another kind of result".into(),
-            )),
-            Err(e) => Err(classify(e)),
-        }
+        outcome.map_err(classify)
     }
 }
 
@@ -176,7 +196,7 @@ impl Drop for CancelOnDrop {
     }
 }
 
-fn classify(err: ServiceError) -> CallError {
+pub(super) fn classify(err: ServiceError) -> CallError {
     match err {
         ServiceError::McpError(data) => CallError::Mcp(data),
         ServiceError::Timeout { timeout } => CallError::Timeout(timeout),

@@ -10,7 +10,7 @@ use rmcp::model::Tool;
 use rmcp::service::ServiceError;
 use tokio::sync::{Notify, watch};
 
-use super::{Failure, Session, Stats, Status, UpstreamOptions, connect};
+use super::{Failure, Listing, Session, Stats, Status, UpstreamOptions, connect};
 use crate::config::ServerConfig;
 
 pub(super) struct Supervisor {
@@ -185,7 +185,7 @@ impl Supervisor {
         let peer = service.peer().clone();
         let call_timeout = self.config.timeout.unwrap_or(self.options.tool_timeout);
         let connected_at = Instant::now();
-        let publish = |tools: Vec<Tool>| {
+        let publish = |tools: Vec<Tool>, listing: Arc<Listing>| {
             let tools = self.filter(tools);
             tracing::info!(server = %name, tools = tools.len(), "upstream ready");
             self.status.send_replace(Status::Ready(Arc::new(Session {
@@ -195,9 +195,10 @@ impl Supervisor {
                 connected_at,
                 peer: peer.clone(),
                 call_timeout,
+                listing,
             })));
         };
-        publish(tools);
+        publish(tools, self.listing(&peer).await);
         let cancel = service.cancellation_token();
         let waiting = service.waiting();
         tokio::pin!(waiting);
@@ -245,13 +246,21 @@ impl Supervisor {
                 }
                 _ = tools_changed.notified() => {
                     match tokio::time::timeout(self.options.connect_timeout, Box::pin(connect::list_tools(&peer))).await {
-                        Ok(Ok(tools)) => publish(tools),
+                        // A resource or prompt list change wakes this too.
+                        Ok(Ok(tools)) => publish(tools, self.listing(&peer).await),
                         Ok(Err(e)) => tracing::warn!(server = %name, error = %e, "tools/list after list_changed failed"),
                         Err(_) => tracing::warn!(server = %name, "tools/list after list_changed timed out"),
                     }
                 }
             }
         }
+    }
+
+    /// The resources and prompts the server's specs show (what `expose` asks for).
+    async fn listing(&self, peer: &rmcp::Peer<rmcp::RoleClient>) -> Arc<Listing> {
+        let timeout = self.options.connect_timeout;
+        let listing = Listing::fetch(&self.config.name, peer, self.config.expose, timeout);
+        Arc::new(Box::pin(listing).await)
     }
 
     fn filter(&self, tools: Vec<Tool>) -> Vec<Tool> {

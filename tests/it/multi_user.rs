@@ -18,7 +18,7 @@ use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-const SECRET: &str = "owui-test-secret-9f2c";
+pub(crate) const SECRET: &str = "owui-test-secret-9f2c";
 const OTHER_SECRET: &str = "not-the-owui-secret";
 
 // --- tokens -----------------------------------------------------------------------------------

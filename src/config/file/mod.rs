@@ -1,6 +1,7 @@
 //! The `{"mcpServers": {...}}` file (Claude Desktop's format, as Python mcpo reads it) checked
 //! field by field into a [`Config`]. Every problem in the file is collected, not just the first.
 
+mod expose;
 mod fields;
 mod oauth;
 mod sandbox;
@@ -47,6 +48,7 @@ const SERVER_KEYS: &[&str] = &[
     "headers",
     "disabledTools",
     "disabled_tools",
+    "expose",
     "timeout",
     "oauth",
     "multi_user",
@@ -271,6 +273,7 @@ fn read_server(
             disabled_tools.extend(tools);
         }
     }
+    let expose = expose::read_expose(report, &mut fields);
     let timeout = fields
         .take("timeout")
         .and_then(|v| positive_seconds(report, &fields.path("timeout"), &v));
@@ -301,6 +304,7 @@ fn read_server(
                 name: name.to_owned(),
                 transport,
                 disabled_tools,
+                expose,
                 timeout,
                 oauth,
                 multi_user,

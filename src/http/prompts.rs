@@ -1,0 +1,210 @@
+//! A server's MCP prompts over HTTP, through the caller's own session: `GET {server}/prompts`
+//! (every page of `prompts/list`) and `POST {server}/prompts/{name}` with the arguments as a
+//! JSON object (`prompts/get`), its messages' content mapped like tool results. `{name}` is the
+//! prompt's published name (`openapi::path_segment`), as in the spec. A server that did not
+//! declare the `prompts` capability has none of them (404).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use rmcp::model::{GetPromptResult, JsonObject, Prompt};
+use serde_json::{Map, Value, json};
+
+use super::AppState;
+use super::error::ApiError;
+use super::session::{self, Opened, server_of};
+use super::{reply, tools};
+use crate::openapi::path_segment;
+use crate::servers::Server;
+
+/// The caller's session of the server, if it offers prompts.
+async fn open(state: &AppState, server: &Server, headers: &HeaderMap) -> Result<Opened, ApiError> {
+    let opened = session::open(state, server, headers).await?;
+    if !opened.session.offers_prompts() {
+        return Err(ApiError::NotFound(format!(
+            "server '{}' offers no prompts (it did not declare the prompts capability)",
+            server.name()
+        )));
+    }
+    Ok(opened)
+}
+
+/// `GET {server}/prompts`.
+pub(super) async fn list(
+    state: &AppState,
+    params: &HashMap<String, String>,
+    headers: &HeaderMap,
+) -> Result<Response, ApiError> {
+    let server = server_of(state, params)?;
+    let opened = open(state, &server, headers).await?;
+    let name = server.name();
+    let listed = session::run(state, &server, &opened, "prompts/list", async {
+        let list = opened.session.list_prompts().await;
+        list.map_err(|e| session::upstream_error(name, "prompts/list", e))
+    })
+    .await?;
+    Ok(Json(json!({ "prompts": listed })).into_response())
+}
+
+/// `POST {server}/prompts/{name}`.
+pub async fn get(
+    State(state): State<Arc<AppState>>,
+    Path(params): Path<HashMap<String, String>>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let server = server_of(&state, &params)?;
+    let published = params.get("name").cloned().unwrap_or_default();
+    if let Ok(body) = &body {
+        tools::json_body(&headers, body)?;
+    }
+    let opened = open(&state, &server, &headers).await?;
+    let name = server.name();
+    let prompt = find(&opened, &published)
+        .await
+        .map_err(|e| session::upstream_error(name, "prompts/list", e))?;
+    let prompt = prompt.ok_or_else(|| {
+        ApiError::NotFound(format!("server '{name}' has no prompt named '{published}'"))
+    })?;
+    let body = body.map_err(|rejection| {
+        if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::PayloadTooLarge(state.options.max_body_bytes)
+        } else {
+            ApiError::BadRequest {
+                message: format!("cannot read the request body: {rejection}"),
+                data: None,
+            }
+        }
+    })?;
+    let arguments = arguments(&prompt, tools::parse_body(&body)?)?;
+    let result = session::run(&state, &server, &opened, "prompts/get", async {
+        let got = opened.session.get_prompt(&prompt.name, arguments).await;
+        got.map_err(|e| session::upstream_error(name, "prompts/get", e))
+    })
+    .await?;
+    Ok(Json(prompt_value(result)).into_response())
+}
+
+/// The prompt published as `published`: from the session's listing when it has the prompts,
+/// else (not exposed, or listed since) from a fresh `prompts/list`.
+async fn find(
+    opened: &Opened,
+    published: &str,
+) -> Result<Option<Prompt>, crate::upstream::CallError> {
+    let named = |p: &&Prompt| path_segment(&p.name) == published;
+    if let Some(p) = opened.session.listing.prompts.iter().find(named) {
+        return Ok(Some(p.clone()));
+    }
+    let listed = opened.session.list_prompts().await?;
+    Ok(listed.iter().find(named).cloned())
+}
+
+/// The request body as `prompts/get` arguments: an object whose values are strings (numbers
+/// and booleans are written as text, as a model may send them; `null` means absent), with every
+/// argument the prompt requires. 422 otherwise, naming what is wrong.
+fn arguments(prompt: &Prompt, body: Value) -> Result<JsonObject, ApiError> {
+    let Value::Object(given) = body else {
+        return Err(ApiError::Unprocessable {
+            message: "the prompt's arguments must be a JSON object of strings".into(),
+            data: None,
+        });
+    };
+    let mut arguments = Map::new();
+    for (key, value) in given {
+        let text = match value {
+            Value::Null => continue,
+            Value::String(s) => s,
+            Value::Number(n) => n.to_string(),
+            Value::Bool(b) => b.to_string(),
+            Value::Array(_) | Value::Object(_) => {
+                return Err(ApiError::Unprocessable {
+                    message: format!("argument '{key}' must be a string"),
+                    data: Some(json!({ "invalid": [key] })),
+                });
+            }
+        };
+        arguments.insert(key, Value::String(text));
+    }
+    let missing: Vec<&str> = prompt
+        .arguments
+        .iter()
+        .flatten()
+        .filter(|a| a.required == Some(true) && !arguments.contains_key(&a.name))
+        .map(|a| a.name.as_str())
+        .collect();
+    if !missing.is_empty() {
+        return Err(ApiError::Unprocessable {
+            message: format!(
+                "prompt '{}' needs the argument{} {}",
+                prompt.name,
+                if missing.len() == 1 { "" } else { "s" },
+                missing
+                    .iter()
+                    .map(|m| format!("'{m}'"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+            data: Some(json!({ "missing": missing })),
+        });
+    }
+    Ok(arguments)
+}
+
+/// `{description?, messages: [{role, content}]}`, each content mapped as a tool result's item
+/// is (text as text or JSON, images and audio as `data:` URLs, resources as objects).
+fn prompt_value(result: GetPromptResult) -> Value {
+    let messages: Vec<Value> = result
+        .messages
+        .iter()
+        .map(|m| {
+            json!({
+                "role": serde_json::to_value(&m.role).unwrap_or(Value::Null),
+                "content": reply::content_value(&m.content),
+            })
+        })
+        .collect();
+    let mut out = Map::new();
+    if let Some(d) = result.description {
+        out.insert("description".into(), Value::String(d));
+    }
+    out.insert("messages".into(), Value::Array(messages));
+    Value::Object(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rmcp::model::PromptArgument;
+
+    fn prompt() -> Prompt {
+        Prompt::new(
+            "args-prompt",
+            Some("d"),
+            Some(vec![
+                PromptArgument::new("city").with_required(true),
+                PromptArgument::new("state"),
+            ]),
+        )
+    }
+
+    #[test]
+    fn required_arguments_are_named_and_values_become_strings() {
+        match arguments(&prompt(), json!({"state": "CA"})) {
+            Err(ApiError::Unprocessable { message, data }) => {
+                assert!(message.contains("'city'"), "{message}");
+                assert_eq!(data, Some(json!({"missing": ["city"]})));
+            }
+            other => panic!("{other:?}"),
+        }
+        let args = arguments(&prompt(), json!({"city": 7, "state": null})).unwrap();
+        assert_eq!(Value::Object(args), json!({"city": "7"}));
+        assert!(arguments(&prompt(), json!({"city": ["x"]})).is_err());
+        assert!(arguments(&prompt(), json!("x")).is_err());
+    }
+}

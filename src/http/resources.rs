@@ -1,0 +1,292 @@
+//! A server's MCP resources over HTTP, through the caller's own session:
+//! `GET {server}/resources` (every page of `resources/list`), `GET {server}/resources/templates`,
+//! `GET {server}/resources/read?uri=` and `POST {server}/resources/read` (`{"uri": …}`, the
+//! operation a model calls), mapped like tool results, and `GET {server}/resources/raw?uri=`:
+//! the first content's bytes under its own `Content-Type`. A server that did not declare the
+//! `resources` capability has none of them (404).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use base64::Engine;
+use rmcp::model::{ReadResourceResult, ResourceContents};
+use serde_json::{Value, json};
+
+use super::AppState;
+use super::error::ApiError;
+use super::session::{self, Opened, server_of};
+use super::{reply, tools};
+use crate::servers::Server;
+
+/// Longest URI accepted: MCP URIs name things, they do not carry them.
+const MAX_URI_BYTES: usize = 8 * 1024;
+
+/// The caller's session of the server, if it offers resources.
+async fn open(state: &AppState, server: &Server, headers: &HeaderMap) -> Result<Opened, ApiError> {
+    let opened = session::open(state, server, headers).await?;
+    if !opened.session.offers_resources() {
+        return Err(ApiError::NotFound(format!(
+            "server '{}' offers no resources (it did not declare the resources capability)",
+            server.name()
+        )));
+    }
+    Ok(opened)
+}
+
+pub(super) async fn list(
+    state: &AppState,
+    params: &HashMap<String, String>,
+    headers: &HeaderMap,
+) -> Result<Response, ApiError> {
+    let server = server_of(state, params)?;
+    let opened = open(state, &server, headers).await?;
+    let name = server.name();
+    let listed = session::run(state, &server, &opened, "resources/list", async {
+        let list = opened.session.list_resources().await;
+        list.map_err(|e| session::upstream_error(name, "resources/list", e))
+    })
+    .await?;
+    Ok(Json(json!({ "resources": listed })).into_response())
+}
+
+/// `GET {server}/resources/templates`: every page of `resources/templates/list`.
+pub async fn templates(
+    State(state): State<Arc<AppState>>,
+    Path(params): Path<HashMap<String, String>>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let server = server_of(&state, &params)?;
+    let opened = open(&state, &server, &headers).await?;
+    let name = server.name();
+    let what = "resources/templates/list";
+    let listed = session::run(&state, &server, &opened, what, async {
+        let list = opened.session.list_resource_templates().await;
+        list.map_err(|e| session::upstream_error(name, what, e))
+    })
+    .await?;
+    Ok(Json(json!({ "resourceTemplates": listed })).into_response())
+}
+
+/// `GET {server}/resources/read?uri=…`.
+pub async fn read_get(
+    State(state): State<Arc<AppState>>,
+    Path(params): Path<HashMap<String, String>>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let server = server_of(&state, &params)?;
+    let uri = uri_in_query(query.as_deref())?;
+    let result = read(&state, &server, &headers, &uri).await?;
+    Ok(Json(read_value(result)).into_response())
+}
+
+/// `POST {server}/resources/read` with `{"uri": …}`: what a model calls.
+pub async fn read_post(
+    State(state): State<Arc<AppState>>,
+    Path(params): Path<HashMap<String, String>>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let server = server_of(&state, &params)?;
+    let body = body.map_err(|r| body_error(&state, r))?;
+    tools::json_body(&headers, &body)?;
+    let uri = match tools::parse_body(&body)?.get("uri") {
+        Some(Value::String(uri)) => checked_uri(uri)?,
+        _ => {
+            return Err(ApiError::Unprocessable {
+                message: "give the resource's URI as {\"uri\": \"…\"}".into(),
+                data: None,
+            });
+        }
+    };
+    let result = read(&state, &server, &headers, &uri).await?;
+    Ok(Json(read_value(result)).into_response())
+}
+
+/// `GET {server}/resources/raw?uri=…`: the first content's bytes with its MIME type, so a
+/// browser or an `<img>` can use a resource directly.
+pub async fn raw(
+    State(state): State<Arc<AppState>>,
+    Path(params): Path<HashMap<String, String>>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let server = server_of(&state, &params)?;
+    let uri = uri_in_query(query.as_deref())?;
+    let result = read(&state, &server, &headers, &uri).await?;
+    let Some(first) = result.contents.into_iter().next() else {
+        return Err(ApiError::NotFound(format!(
+            "resource '{uri}' of server '{}' has no contents",
+            server.name()
+        )));
+    };
+    let (bytes, mime) = match first {
+        ResourceContents::TextResourceContents {
+            text, mime_type, ..
+        } => {
+            let mime = match mime_type {
+                Some(m) if m.starts_with("text/") && !m.contains("charset") => {
+                    format!("{m}; charset=utf-8")
+                }
+                Some(m) => m,
+                None => "text/plain; charset=utf-8".to_owned(),
+            };
+            (Bytes::from(text), mime)
+        }
+        ResourceContents::BlobResourceContents {
+            blob, mime_type, ..
+        } => {
+            let bytes = base64::engine::general_purpose::STANDARD
+                .decode(blob.trim())
+                .map_err(|e| ApiError::BadGateway {
+                    message: format!(
+                        "server '{}' sent resource '{uri}' as a blob that is not base64: {e}",
+                        server.name()
+                    ),
+                    data: None,
+                })?;
+            let mime = mime_type.unwrap_or_else(|| "application/octet-stream".into());
+            (Bytes::from(bytes), mime)
+        }
+        _ => {
+            return Err(ApiError::BadGateway {
+                message: format!(
+                    "server '{}' sent resource '{uri}' in a form this mcpo does not know",
+                    server.name()
+                ),
+                data: None,
+            });
+        }
+    };
+    let content_type = HeaderValue::from_str(&mime)
+        .unwrap_or_else(|_| HeaderValue::from_static("application/octet-stream"));
+    Ok((
+        StatusCode::OK,
+        [
+            (header::CONTENT_TYPE, content_type),
+            // The bytes and their type come from the upstream: a browser must neither guess
+            // another type nor run what they hold (an HTML or SVG resource) as mcpo's origin.
+            (
+                header::X_CONTENT_TYPE_OPTIONS,
+                HeaderValue::from_static("nosniff"),
+            ),
+            (
+                header::CONTENT_SECURITY_POLICY,
+                HeaderValue::from_static("sandbox; default-src 'none'"),
+            ),
+        ],
+        bytes,
+    )
+        .into_response())
+}
+
+/// `resources/read` of `uri` on the caller's session.
+async fn read(
+    state: &AppState,
+    server: &Server,
+    headers: &HeaderMap,
+    uri: &str,
+) -> Result<ReadResourceResult, ApiError> {
+    let opened = open(state, server, headers).await?;
+    let name = server.name();
+    session::run(state, server, &opened, "resources/read", async {
+        let read = opened.session.read_resource(uri).await;
+        read.map_err(|e| session::upstream_error(name, "resources/read", e))
+    })
+    .await
+}
+
+/// The `uri` of a query string, checked.
+fn uri_in_query(query: Option<&str>) -> Result<String, ApiError> {
+    let uri = url::form_urlencoded::parse(query.unwrap_or_default().as_bytes())
+        .find(|(k, _)| k == "uri")
+        .map(|(_, v)| v.into_owned());
+    match uri {
+        Some(uri) => checked_uri(&uri),
+        None => Err(ApiError::Unprocessable {
+            message: "give the resource's URI as ?uri=… (percent-encoded)".into(),
+            data: None,
+        }),
+    }
+}
+
+/// `uri` when it is an absolute URI (a scheme, then anything) of reasonable length; 422 else.
+fn checked_uri(uri: &str) -> Result<String, ApiError> {
+    let bad = |why: &str| ApiError::Unprocessable {
+        message: format!("'{}' is not a resource URI: {why}", uri.escape_debug()),
+        data: None,
+    };
+    if uri.len() > MAX_URI_BYTES {
+        return Err(bad(&format!("longer than {MAX_URI_BYTES} bytes")));
+    }
+    if uri.chars().any(char::is_control) {
+        return Err(bad("it holds control characters"));
+    }
+    url::Url::parse(uri).map_err(|e| bad(&format!("{e} (an absolute URI like file:///a.txt)")))?;
+    Ok(uri.to_owned())
+}
+
+fn body_error(state: &AppState, rejection: BytesRejection) -> ApiError {
+    if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+        ApiError::PayloadTooLarge(state.options.max_body_bytes)
+    } else {
+        ApiError::BadRequest {
+            message: format!("cannot read the request body: {rejection}"),
+            data: None,
+        }
+    }
+}
+
+/// A read result as tool results are mapped: text as text (JSON when it is JSON), blobs as
+/// `data:` URLs; one content unwrapped, several as an array in order.
+fn read_value(result: ReadResourceResult) -> Value {
+    let mut contents: Vec<Value> = result.contents.into_iter().map(contents_value).collect();
+    match contents.len() {
+        1 => contents.remove(0),
+        _ => Value::Array(contents),
+    }
+}
+
+fn contents_value(contents: ResourceContents) -> Value {
+    match contents {
+        ResourceContents::TextResourceContents { text, .. } => reply::text_value(text),
+        ResourceContents::BlobResourceContents {
+            blob, mime_type, ..
+        } => Value::String(reply::data_url(mime_type.as_deref().unwrap_or(""), &blob)),
+        // Kinds newer than this code: as MCP sent them.
+        other => serde_json::to_value(other).unwrap_or(Value::Null),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn uris_must_be_absolute() {
+        assert!(checked_uri("demo://resource/static/document/a.md").is_ok());
+        assert!(checked_uri("file:///tmp/a b").is_ok());
+        for bad in [
+            "",
+            "relative/path",
+            "a\nb",
+            &format!("x://{}", "a".repeat(9000)),
+        ] {
+            assert!(
+                matches!(checked_uri(bad), Err(ApiError::Unprocessable { .. })),
+                "{bad:?}"
+            );
+        }
+        assert_eq!(
+            uri_in_query(Some("uri=a%3A%2F%2Fb%3Fc%3Dd")).unwrap(),
+            "a://b?c=d"
+        );
+        assert!(uri_in_query(Some("url=x://y")).is_err());
+    }
+}

@@ -1,0 +1,162 @@
+//! A server's prompt routes in its documents (tag `prompts`): `GET …/prompts` and one operation
+//! per prompt, `POST …/prompts/{name}` (`prompt_{name}`, `{server}_prompt_{name}` in the
+//! combined document), whose body is the prompt's arguments, so a model can fetch a prompt by
+//! name. `{name}` is the prompt's published name ([`super::path_segment`]).
+
+use rmcp::model::Prompt;
+use serde_json::{Map, Value, json};
+
+use super::operations::{add_schemas, bounded, component, error_responses, has_security, insert};
+use super::resources::ListingPlace;
+use super::segment::path_segment;
+
+/// Tag of every prompt operation.
+pub const PROMPTS_TAG: &str = "prompts";
+const PROMPT_SCHEMA: &str = "McpPrompt";
+const RESULT_SCHEMA: &str = "McpPromptResult";
+/// Longest description taken from a prompt (a server writes them; the model reads them).
+const MAX_DESCRIPTION_BYTES: usize = 2 * 1024;
+
+/// Adds `GET …/prompts` and `POST …/prompts/{name}` for each of `prompts`.
+pub fn add_prompt_operations(doc: &mut Value, at: ListingPlace<'_>, prompts: &[Prompt]) {
+    let security = has_security(doc);
+    let server = at.server;
+    let with_errors = |ok: Value| {
+        let mut responses = error_responses(
+            security,
+            "Unknown server, a server without prompts, or no such prompt",
+        );
+        responses.insert("200".into(), ok);
+        Value::Object(responses)
+    };
+    insert(
+        doc,
+        &format!("{}/prompts", at.base),
+        "get",
+        PROMPTS_TAG,
+        json!({
+            "summary": format!("List the prompts of {server}"),
+            "description": format!("Every prompt the '{server}' MCP server lists (all pages of prompts/list), with its arguments."),
+            "operationId": format!("{}list_prompts", at.id_prefix),
+            "responses": with_errors(json!({
+                "description": "The prompts",
+                "content": { "application/json": { "schema": {
+                    "type": "object",
+                    "required": ["prompts"],
+                    "properties": { "prompts": { "type": "array", "items": component(PROMPT_SCHEMA) } },
+                } } },
+            })),
+        }),
+    );
+    for prompt in prompts {
+        let segment = path_segment(&prompt.name);
+        let summary = prompt.title.clone().unwrap_or_else(|| prompt.name.clone());
+        let mut description = format!(
+            "Gets the '{}' prompt of the '{server}' MCP server: the messages it makes of the arguments.",
+            prompt.name
+        );
+        if let Some(d) = &prompt.description {
+            description.push_str("\n\n");
+            description.push_str(&bounded(d, MAX_DESCRIPTION_BYTES));
+        }
+        insert(
+            doc,
+            &format!("{}/prompts/{segment}", at.base),
+            "post",
+            PROMPTS_TAG,
+            json!({
+                "summary": bounded(&summary, 200),
+                "description": description,
+                "operationId": format!("{}prompt_{segment}", at.id_prefix),
+                "requestBody": {
+                    "required": prompt.arguments.iter().flatten().any(|a| a.required == Some(true)),
+                    "content": { "application/json": { "schema": arguments_schema(prompt) } },
+                },
+                "responses": with_errors(json!({
+                    "description": "The prompt's messages",
+                    "content": { "application/json": { "schema": component(RESULT_SCHEMA) } },
+                })),
+            }),
+        );
+    }
+    add_schemas(
+        doc,
+        [
+            (PROMPT_SCHEMA, prompt_schema()),
+            (RESULT_SCHEMA, result_schema()),
+        ],
+    );
+}
+
+/// The arguments as a JSON object of strings (MCP prompt arguments are strings).
+fn arguments_schema(prompt: &Prompt) -> Value {
+    let mut properties = Map::new();
+    let mut required = Vec::new();
+    for a in prompt.arguments.iter().flatten() {
+        let mut p = Map::new();
+        p.insert("type".into(), json!("string"));
+        if let Some(t) = &a.title {
+            p.insert("title".into(), json!(bounded(t, 200)));
+        }
+        if let Some(d) = &a.description {
+            p.insert(
+                "description".into(),
+                json!(bounded(d, MAX_DESCRIPTION_BYTES)),
+            );
+        }
+        properties.insert(a.name.clone(), Value::Object(p));
+        if a.required == Some(true) {
+            required.push(a.name.clone());
+        }
+    }
+    let mut schema = Map::new();
+    schema.insert("type".into(), json!("object"));
+    schema.insert("properties".into(), Value::Object(properties));
+    if !required.is_empty() {
+        schema.insert("required".into(), json!(required));
+    }
+    Value::Object(schema)
+}
+
+fn prompt_schema() -> Value {
+    json!({
+        "type": "object",
+        "description": "An MCP prompt, as the server describes it",
+        "required": ["name"],
+        "properties": {
+            "name": { "type": "string" },
+            "title": { "type": "string" },
+            "description": { "type": "string" },
+            "arguments": { "type": "array", "items": {
+                "type": "object",
+                "required": ["name"],
+                "properties": {
+                    "name": { "type": "string" },
+                    "title": { "type": "string" },
+                    "description": { "type": "string" },
+                    "required": { "type": "boolean" },
+                },
+            } },
+        },
+    })
+}
+
+fn result_schema() -> Value {
+    json!({
+        "type": "object",
+        "required": ["messages"],
+        "properties": {
+            "description": { "type": "string" },
+            "messages": { "type": "array", "items": {
+                "type": "object",
+                "required": ["role", "content"],
+                "properties": {
+                    "role": { "type": "string", "enum": ["user", "assistant"] },
+                    "content": {
+                        "description": "Text as text (JSON when it is JSON), images and audio as data: URLs, an embedded resource as {uri, mimeType, text|blob}, a resource link as an object",
+                    },
+                },
+            } },
+        },
+    })
+}
