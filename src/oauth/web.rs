@@ -457,12 +457,7 @@ impl WebLogins {
 /// callers keep their NUL-prefixed names, and a user id that itself starts with NUL gets one
 /// more prefix, so no user id maps onto another caller's store (the mapping is one-to-one).
 fn token_owner(user: &Caller) -> String {
-    match user {
-        Caller::User(id) if id.starts_with('\u{0}') => format!("\u{0}user:{id}"),
-        Caller::User(id) => id.clone(),
-        Caller::Service => "\u{0}service".to_owned(),
-        Caller::Anonymous => "\u{0}anonymous".to_owned(),
-    }
+    user.owner_key()
 }
 
 /// Takes a ticket's "used" mark back unless the login it opened started.

@@ -35,6 +35,7 @@
 //! tool's *original* schema ([`PreparedTool::validate`]), so its references resolve the way
 //! the server meant them.
 
+mod credentials;
 mod document;
 mod schema;
 mod segment;
@@ -43,6 +44,7 @@ mod tool;
 #[cfg(test)]
 mod tests;
 
+pub use credentials::add_credentials_operation;
 pub use document::{add_login_operation, combined_document, server_document};
 pub use segment::{is_safe_segment, path_segment};
 pub use tool::{ArgumentError, ArgumentIssue, PreparedTool, WRAP_PROPERTY, prepare_tool};

@@ -56,7 +56,12 @@ impl Endpoint {
                 ready = self.upstream.ready_session(wait) => ready?,
                 () = login_pending(authorizer) => return Err(self.upstream.status()),
             },
-            None => self.upstream.ready_session(wait).await?,
+            // Credentials the upstream refused are not retried into a 503: the caller is
+            // told at once (a multi-user server asks its user for new secrets).
+            None => tokio::select! {
+                ready = self.upstream.ready_session(wait) => ready?,
+                () = credentials_refused(&self.upstream) => return Err(self.upstream.status()),
+            },
         };
         Ok(self.catalog_for(session))
     }
@@ -71,13 +76,12 @@ impl Endpoint {
             return c.clone();
         }
         let config = self.config();
-        let login = config.multi_user.is_some() && config.oauth.is_some();
         let catalog = Arc::new(catalog::build(
             self.name(),
             &session.tools,
             Some(&session),
             &self.spec,
-            login,
+            catalog::Links::of(config),
         ));
         // A list that may be one user's (`per_user_tools`) is not written to the shared cache.
         if let (Some(multi), Some(tool_cache)) = (&config.multi_user, &self.spec.tool_cache)
@@ -108,6 +112,33 @@ async fn login_pending(authorizer: &Authorizer) {
     // At once when the login is already pending; never when the authorizer is gone.
     let pending = login.wait_for(|state| matches!(state, LoginState::Pending { .. }));
     if pending.await.is_err() {
+        std::future::pending::<()>().await;
+    }
+}
+
+/// Returns once `upstream`'s last attempt failed because the upstream refused its credentials.
+async fn credentials_refused(upstream: &crate::upstream::Upstream) {
+    use crate::upstream::{Failure, Status};
+    let mut status = upstream.subscribe();
+    let _ = status
+        .wait_for(|s| {
+            matches!(
+                s,
+                Status::Connecting {
+                    failure: Some(Failure::Refused(_)),
+                    ..
+                }
+            )
+        })
+        .await;
+    // A closed channel (the upstream stopped) is not a refusal: wait for the other branch.
+    if !matches!(
+        &*status.borrow(),
+        Status::Connecting {
+            failure: Some(Failure::Refused(_)),
+            ..
+        }
+    ) {
         std::future::pending::<()>().await;
     }
 }

@@ -13,6 +13,7 @@
 //! Nothing here knows about HTTP requests or statuses.
 
 mod catalog;
+pub mod credentials;
 mod endpoint;
 mod per_user;
 pub mod pool;
@@ -21,7 +22,9 @@ mod server;
 mod state;
 pub mod tool_cache;
 
-pub use catalog::{Catalog, CombinedCache, LOGIN_PATH, SessionCatalog, SpecContext};
+pub use catalog::{
+    CREDENTIALS_PATH, Catalog, CombinedCache, LOGIN_PATH, SessionCatalog, SpecContext,
+};
 pub use endpoint::Endpoint;
 pub use per_user::PerUser;
 pub use registry::{Registry, ReloadSummary, Servers};

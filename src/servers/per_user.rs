@@ -17,10 +17,12 @@ use std::sync::{Arc, Mutex};
 
 use crate::config::{MultiUser, ServerConfig};
 use crate::oauth::{Authorizer, OAuthCounters, WebLogins};
-use crate::support::caller::Caller;
+use crate::store::{FileSecrets, Secrets};
+use crate::support::caller::{Caller, Profile};
 use crate::upstream::{Stats, Status, Upstream, UpstreamOptions};
 
-use super::catalog::{self, Catalog, LastCatalog, SpecContext};
+use super::catalog::{self, Catalog, LastCatalog, Links, SpecContext};
+use super::credentials::{Credentials, user_values};
 use super::endpoint::Endpoint;
 use super::pool::UserPool;
 
@@ -38,6 +40,8 @@ pub struct PerUser {
     /// Multi-user OAuth: every user's own authorizer, login tickets and logins in progress,
     /// or why they cannot work (then nobody is served: never without the OAuth asked for).
     logins: Option<Result<Arc<WebLogins>, String>>,
+    /// `user_secrets`: what users have supplied, and the links to the page where they do.
+    credentials: Option<Arc<Credentials>>,
 }
 
 impl PerUser {
@@ -60,6 +64,9 @@ impl PerUser {
                 })
         });
         let oauth = config.oauth.is_some();
+        let credentials = Credentials::new(&config, Arc::new(FileSecrets::default())).map(Arc::new);
+        // Without a user's secrets there is nobody to start a shared discovery session as.
+        let anonymous_session = !oauth && !settings.requires_secrets();
         // The tools of the last run, if any, until a session shows the current ones; an OAuth
         // server's document has at least its login operation.
         // Not with `per_user_tools`: the file may hold a user's list from a run without it.
@@ -68,12 +75,12 @@ impl PerUser {
             .as_ref()
             .filter(|_| !settings.per_user_tools)
             .and_then(|c| c.load(&config));
-        if cached.is_some() || oauth {
+        if cached.is_some() || !anonymous_session {
             let tools = cached.unwrap_or_default();
-            let built = catalog::build(&name, &tools, None, &spec, oauth);
+            let built = catalog::build(&name, &tools, None, &spec, Links::of(&config));
             *last.lock().unwrap_or_else(|p| p.into_inner()) = Some(Arc::new(built));
         }
-        let discovery = (!oauth).then(|| {
+        let discovery = anonymous_session.then(|| {
             let upstream = Upstream::start(config.clone(), options.clone(), None, stats);
             Endpoint::new(upstream, last.clone(), spec.clone())
         });
@@ -86,6 +93,7 @@ impl PerUser {
             last,
             discovery,
             logins,
+            credentials,
         });
         if server.discovery.is_some() {
             tokio::spawn(close_discovery_when_known(Arc::downgrade(&server)));
@@ -135,14 +143,26 @@ impl PerUser {
     /// The endpoint serving `user`: their own session, started on first use. Sessions evicted
     /// to keep within `max_sessions` are closed in the background.
     pub fn endpoint(&self, user: &Caller) -> Result<Arc<Endpoint>, String> {
+        self.endpoint_as(user, &Profile::default())
+    }
+
+    /// [`Self::endpoint`], a new session's templates filled in with `user`'s id, `profile`
+    /// and stored secrets.
+    pub fn endpoint_as(&self, user: &Caller, profile: &Profile) -> Result<Arc<Endpoint>, String> {
+        if let Some(live) = self.pool.get(user) {
+            return Ok(live);
+        }
+        let config = self.config_for(user, profile, None)?;
         let authorizer = self.authorizer(user)?;
+        let upstream = Upstream::start(config, self.options.clone(), authorizer, Arc::default());
+        Ok(self.insert(user, upstream))
+    }
+
+    /// Puts `upstream` in the pool as `user`'s session (unless one appeared meanwhile: then
+    /// that one is kept and `upstream` closed).
+    fn insert(&self, user: &Caller, upstream: Upstream) -> Arc<Endpoint> {
+        let mut fresh = Some(upstream);
         let (endpoint, evicted) = self.pool.get_or_create(user, || {
-            let upstream = Upstream::start(
-                self.config.clone(),
-                self.options.clone(),
-                authorizer,
-                Arc::default(),
-            );
             // With `per_user_tools` a user's list stays theirs: their endpoint publishes into a
             // slot of its own, never the server's last known tools.
             let last = if self.settings.per_user_tools {
@@ -150,20 +170,147 @@ impl PerUser {
             } else {
                 self.last.clone()
             };
-            Endpoint::new(upstream, last, self.spec.clone())
+            Endpoint::new(fresh.take().expect("made once"), last, self.spec.clone())
         });
+        if let Some(unused) = fresh {
+            tokio::spawn(async move { unused.shutdown().await });
+        }
         for e in evicted {
             tracing::info!(server = %self.name(), "closing the least recently used user session (max_sessions reached)");
             tokio::spawn(async move { e.shutdown().await });
         }
-        Ok(endpoint)
+        endpoint
+    }
+
+    /// The server's config for `user`'s session: templates filled in with their id, `profile`
+    /// and `secrets` (else their stored ones).
+    fn config_for(
+        &self,
+        user: &Caller,
+        profile: &Profile,
+        secrets: Option<Secrets>,
+    ) -> Result<ServerConfig, String> {
+        if self.settings.templates.is_empty() {
+            return Ok(self.config.clone());
+        }
+        let secrets = match (secrets, &self.credentials) {
+            (Some(secrets), _) => Some(secrets),
+            (None, Some(credentials)) => credentials.load(user)?,
+            (None, None) => None,
+        };
+        Ok(self.config.for_user(&user_values(user, profile, secrets)))
+    }
+
+    /// `user_secrets`: what users supplied, and their links.
+    pub fn credentials(&self) -> Option<&Arc<Credentials>> {
+        self.credentials.as_ref()
+    }
+
+    /// Whether `user` has a session now.
+    pub fn has_session(&self, user: &Caller) -> bool {
+        self.pool.get(user).is_some()
+    }
+
+    /// Tries `secrets` for `user` by starting their session with them; stores them only when
+    /// it comes up, and then that session serves the user (any older one is closed). The error
+    /// says why not (the upstream refused them, the server exited…), never with a value.
+    pub async fn try_secrets(
+        &self,
+        user: &Caller,
+        profile: &Profile,
+        secrets: Secrets,
+    ) -> Result<(), String> {
+        let Some(credentials) = &self.credentials else {
+            return Err(format!("server '{}' takes no user secrets", self.name()));
+        };
+        let config = self.config_for(user, profile, Some(secrets.clone()))?;
+        let authorizer = self.authorizer(user)?;
+        let upstream = Upstream::start(config, self.options.clone(), authorizer, Arc::default());
+        let mut status = upstream.subscribe();
+        let limit = self.options.connect_timeout + std::time::Duration::from_secs(1);
+        let settled = tokio::time::timeout(
+            limit,
+            status.wait_for(|s| {
+                matches!(
+                    s,
+                    Status::Ready(_)
+                        | Status::Stopped
+                        | Status::Connecting {
+                            failure: Some(_),
+                            ..
+                        }
+                )
+            }),
+        )
+        .await
+        .map(|r| r.map(|s| s.clone()));
+        let why = match settled {
+            Ok(Ok(Status::Ready(_))) => None,
+            Ok(Ok(Status::Connecting {
+                failure: Some(failure),
+                ..
+            })) => Some(failure.to_string()),
+            Ok(_) => Some("the session stopped".to_owned()),
+            Err(_) => Some(format!("the server did not answer within {limit:?}")),
+        };
+        if let Some(why) = why {
+            upstream.shutdown().await;
+            return Err(hide(&why, &secrets));
+        }
+        if let Err(e) = credentials.save(user, &secrets) {
+            upstream.shutdown().await;
+            return Err(e);
+        }
+        if let Some(old) = self.pool.remove(user) {
+            tokio::spawn(async move { old.shutdown().await });
+        }
+        // The page knows no email, name or role: a server that uses them gets its session
+        // started by the user's next call, which carries their identity.
+        if self.settings.templates.uses_profile() {
+            upstream.shutdown().await;
+        } else {
+            self.insert(user, upstream);
+        }
+        Ok(())
+    }
+
+    /// Deletes `user`'s secrets and closes their session.
+    pub async fn forget_secrets(&self, user: &Caller) -> Result<bool, String> {
+        let Some(credentials) = &self.credentials else {
+            return Ok(false);
+        };
+        let had = credentials.forget(user)?;
+        if let Some(old) = self.pool.remove(user) {
+            old.shutdown().await;
+        }
+        Ok(had)
+    }
+
+    /// The upstream refused `user`'s secrets: their session is closed (not retried against
+    /// the upstream) and their next call asks for new ones.
+    pub fn secrets_refused(&self, user: &Caller) {
+        let Some(credentials) = &self.credentials else {
+            return;
+        };
+        tracing::warn!(server = %self.name(), user = %user.log_id(), "the upstream refused the user's secrets; asking for new ones");
+        credentials.mark_refused(user);
+        if let Some(old) = self.pool.remove(user) {
+            tokio::spawn(async move { old.shutdown().await });
+        }
     }
 
     /// The endpoint serving `user` if they can be served without signing in first: always for
     /// servers without OAuth; with OAuth only when the user has usable tokens (nobody's session
-    /// is started just to wait for a login).
+    /// is started just to wait for a login), and with `user_secrets` only when they supplied
+    /// theirs.
     pub fn signed_in_endpoint(&self, user: &Caller) -> Option<Arc<Endpoint>> {
         if self.needs_login(user).unwrap_or(true) {
+            return None;
+        }
+        if let Some(credentials) = &self.credentials
+            && !self.has_session(user)
+            && credentials.needed(user).unwrap_or(true)
+        {
             return None;
         }
         self.endpoint(user)
@@ -253,4 +400,14 @@ async fn sweep_idle(server: std::sync::Weak<PerUser>, every: std::time::Duration
             tokio::spawn(async move { e.shutdown().await });
         }
     }
+}
+
+/// `text` with every secret value in it replaced: an upstream's error or a server's stderr
+/// may echo what it was given.
+fn hide(text: &str, secrets: &Secrets) -> String {
+    let mut text = text.to_owned();
+    for value in secrets.0.values().filter(|v| v.len() >= 4) {
+        text = text.replace(value.as_str(), "[secret]");
+    }
+    text
 }

@@ -12,6 +12,7 @@ pub mod child_env;
 mod connect;
 mod incoming;
 mod limiter;
+mod refusal;
 mod sandbox;
 mod session;
 pub mod sse;

@@ -43,3 +43,4 @@ mod oauth_store;
 mod resilience;
 mod sandbox;
 mod transports;
+mod user_secrets;
