@@ -1,6 +1,6 @@
 //! One-time, short-lived links bound to a user and a server: the **ticket** in a link mcpo
-//! hands a user in a 401 (today the credentials page's; the OAuth web login's tickets follow
-//! the same rules in `oauth::web`). An HS256 token signed with a key drawn at random for this
+//! hands a user in a 401 (the OAuth web login's `login_url`, the credentials page's
+//! `credentials_url`). An HS256 token signed with a key drawn at random for this
 //! [`Tickets`] (a restart or a reload that rebuilds it voids every link), naming the caller,
 //! the server and what it is for, expiring, accepted once. Never the caller's own credential,
 //! so a link can be shown in a chat. [`Tickets::check`] reads a ticket without using it (a link
@@ -241,5 +241,36 @@ mod tests {
         let other = Tickets::new("gh", "credentials", Duration::from_secs(60));
         assert_eq!(other.check(&ticket).unwrap_err(), TicketError::Invalid);
         assert_eq!(t.check("nope").unwrap_err(), TicketError::Invalid);
+        // Under the same key: another server's, another purpose's, an expired one.
+        let mut login = Tickets::new("gh", "login", Duration::from_secs(60));
+        login.key = t.key;
+        assert_eq!(
+            t.check(&login.issue(&alice)).unwrap_err(),
+            TicketError::Invalid
+        );
+        let mut b = Tickets::new("other", "credentials", Duration::from_secs(60));
+        b.key = t.key;
+        assert_eq!(
+            t.check(&b.issue(&alice)).unwrap_err(),
+            TicketError::WrongServer
+        );
+        let expired = jsonwebtoken::encode(
+            &Header::new(Algorithm::HS256),
+            &Claims {
+                usr: alice.clone(),
+                srv: "gh".into(),
+                pur: "credentials".into(),
+                exp: unix_now() - 5,
+                jti: "x".into(),
+            },
+            &EncodingKey::from_secret(&t.key),
+        )
+        .unwrap();
+        assert_eq!(t.check(&expired).unwrap_err(), TicketError::Expired);
+        // The form cookie is the ticket's own, and this instance's.
+        let cookie = t.form_cookie(&ticket);
+        assert!(t.form_cookie_matches(&ticket, &cookie));
+        assert!(!t.form_cookie_matches(&t.issue(&alice), &cookie));
+        assert!(!other.form_cookie_matches(&ticket, &cookie));
     }
 }
