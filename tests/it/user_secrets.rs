@@ -478,7 +478,33 @@ async fn each_user_reaches_the_upstream_with_their_own_key_entered_on_the_page()
         assert!(!log.contains(key), "a key is in the log");
     }
 
-    // A restart keeps Bob's key: he is served without entering it again.
+    // `mcpo store list` shows whose secrets are stored, no values; `mcpo store rekey`
+    // re-seals them under a new key.
+    let store_cli = |args: &[&str]| {
+        let out = Command::new(mcpo_bin())
+            .args(args)
+            .env("MCPO_TOKEN_DIR", home.tokens())
+            .env_remove("MCPO_STORE_KEY")
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).into_owned()
+            + &String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{args:?}: {text}");
+        text
+    };
+    let listed = store_cli(&["store", "list"]);
+    assert!(
+        listed.contains("secrets") && listed.contains("bob"),
+        "{listed}"
+    );
+    assert!(!listed.contains(KEY_BOB));
+    let key_file = home.dir.path().join("state").join("store.key");
+    let old_key = std::fs::read_to_string(&key_file).unwrap();
+    let rekeyed = store_cli(&["store", "rekey"]);
+    assert!(rekeyed.contains("1 file(s) re-encrypted"), "{rekeyed}");
+    assert_ne!(std::fs::read_to_string(&key_file).unwrap(), old_key);
+
+    // A restart (with the new key) keeps Bob's key: he is served without entering it again.
     let mcpo = start_mcpo(&home, &config, free_port(), &[]);
     let r = call(&mcpo, "/gh/report_headers", "bob", json!({})).await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
