@@ -505,12 +505,29 @@ async fn each_user_reaches_the_upstream_with_their_own_key_entered_on_the_page()
     assert_ne!(std::fs::read_to_string(&key_file).unwrap(), old_key);
 
     // A restart (with the new key) keeps Bob's key: he is served without entering it again.
-    let mcpo = start_mcpo(&home, &config, free_port(), &[]);
+    let mut mcpo = start_mcpo(&home, &config, free_port(), &[]);
     let r = call(&mcpo, "/gh/report_headers", "bob", json!({})).await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
     assert!(r.text.contains(KEY_BOB));
     let r = call(&mcpo, "/gh/report_headers", "alice", json!({})).await;
     credentials_url(&r);
+    mcpo.stop();
+
+    // Bob's key revoked while mcpo was down: his session is refused at `initialize`, and his
+    // call gets the 401 at once (not a 503 after retries), twice.
+    home.accept(&[]);
+    let mcpo = start_mcpo(&home, &config, free_port(), &[]);
+    let started = std::time::Instant::now();
+    for _ in 0..2 {
+        let r = call(&mcpo, "/gh/report_headers", "bob", json!({})).await;
+        credentials_url(&r);
+        assert!(r.text.contains("refused"), "{}", r.text);
+    }
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        started.elapsed()
+    );
 }
 
 #[tokio::test]
