@@ -9,6 +9,10 @@
 //! there is none: users sign in through the web login ([`WebLogins`]) and the documents carry a
 //! `{server}_login` operation until a user's own session brings the tools.
 //!
+//! With `user_secrets` each user's session starts with their own secrets and identity filled
+//! into the config's templates (`secrets.rs`); a server with required secrets has no
+//! discovery session either, and its documents carry a `{server}_credentials` operation.
+//!
 //! With `per_user_tools` (servers whose tool list differs per user) a list one user's session
 //! showed is never shown to anyone else: the last known tools come from the discovery session
 //! only (with OAuth: just the login operation), and nothing goes to the tool cache.
@@ -17,14 +21,16 @@ use std::sync::{Arc, Mutex};
 
 use crate::config::{MultiUser, ServerConfig};
 use crate::oauth::{Authorizer, OAuthCounters, WebLogins};
-use crate::store::{FileSecrets, Secrets};
+use crate::store::FileSecrets;
 use crate::support::caller::{Caller, Profile};
 use crate::upstream::{Stats, Status, Upstream, UpstreamOptions};
 
 use super::catalog::{self, Catalog, LastCatalog, Links, SpecContext};
-use super::credentials::{Credentials, user_values};
+use super::credentials::Credentials;
 use super::endpoint::Endpoint;
 use super::pool::UserPool;
+
+mod secrets;
 
 /// The per-user side of a multi-user server.
 pub struct PerUser {
@@ -146,22 +152,21 @@ impl PerUser {
         self.endpoint_as(user, &Profile::default())
     }
 
-    /// [`Self::endpoint`], a new session's templates filled in with `user`'s id, `profile`
-    /// and stored secrets.
+    /// [`Self::endpoint`]; a new session's templates are filled in with `user`'s id, `profile`
+    /// and stored secrets (see `secrets.rs`).
     pub fn endpoint_as(&self, user: &Caller, profile: &Profile) -> Result<Arc<Endpoint>, String> {
         if let Some(live) = self.pool.get(user) {
             return Ok(live);
         }
         let config = self.config_for(user, profile, None)?;
         let authorizer = self.authorizer(user)?;
-        let upstream = Upstream::start(config, self.options.clone(), authorizer, Arc::default());
-        Ok(self.insert(user, upstream))
+        Ok(self.insert(user, || {
+            Upstream::start(config, self.options.clone(), authorizer, Arc::default())
+        }))
     }
 
-    /// Puts `upstream` in the pool as `user`'s session (unless one appeared meanwhile: then
-    /// that one is kept and `upstream` closed).
-    fn insert(&self, user: &Caller, upstream: Upstream) -> Arc<Endpoint> {
-        let mut fresh = Some(upstream);
+    /// `user`'s endpoint, made with `upstream` if they have none.
+    fn insert(&self, user: &Caller, upstream: impl FnOnce() -> Upstream) -> Arc<Endpoint> {
         let (endpoint, evicted) = self.pool.get_or_create(user, || {
             // With `per_user_tools` a user's list stays theirs: their endpoint publishes into a
             // slot of its own, never the server's last known tools.
@@ -170,35 +175,13 @@ impl PerUser {
             } else {
                 self.last.clone()
             };
-            Endpoint::new(fresh.take().expect("made once"), last, self.spec.clone())
+            Endpoint::new(upstream(), last, self.spec.clone())
         });
-        if let Some(unused) = fresh {
-            tokio::spawn(async move { unused.shutdown().await });
-        }
         for e in evicted {
             tracing::info!(server = %self.name(), "closing the least recently used user session (max_sessions reached)");
             tokio::spawn(async move { e.shutdown().await });
         }
         endpoint
-    }
-
-    /// The server's config for `user`'s session: templates filled in with their id, `profile`
-    /// and `secrets` (else their stored ones).
-    fn config_for(
-        &self,
-        user: &Caller,
-        profile: &Profile,
-        secrets: Option<Secrets>,
-    ) -> Result<ServerConfig, String> {
-        if self.settings.templates.is_empty() {
-            return Ok(self.config.clone());
-        }
-        let secrets = match (secrets, &self.credentials) {
-            (Some(secrets), _) => Some(secrets),
-            (None, Some(credentials)) => credentials.load(user)?,
-            (None, None) => None,
-        };
-        Ok(self.config.for_user(&user_values(user, profile, secrets)))
     }
 
     /// `user_secrets`: what users supplied, and their links.
@@ -209,94 +192,6 @@ impl PerUser {
     /// Whether `user` has a session now.
     pub fn has_session(&self, user: &Caller) -> bool {
         self.pool.get(user).is_some()
-    }
-
-    /// Tries `secrets` for `user` by starting their session with them; stores them only when
-    /// it comes up, and then that session serves the user (any older one is closed). The error
-    /// says why not (the upstream refused them, the server exited…), never with a value.
-    pub async fn try_secrets(
-        &self,
-        user: &Caller,
-        profile: &Profile,
-        secrets: Secrets,
-    ) -> Result<(), String> {
-        let Some(credentials) = &self.credentials else {
-            return Err(format!("server '{}' takes no user secrets", self.name()));
-        };
-        let config = self.config_for(user, profile, Some(secrets.clone()))?;
-        let authorizer = self.authorizer(user)?;
-        let upstream = Upstream::start(config, self.options.clone(), authorizer, Arc::default());
-        let mut status = upstream.subscribe();
-        let limit = self.options.connect_timeout + std::time::Duration::from_secs(1);
-        let settled = tokio::time::timeout(
-            limit,
-            status.wait_for(|s| {
-                matches!(
-                    s,
-                    Status::Ready(_)
-                        | Status::Stopped
-                        | Status::Connecting {
-                            failure: Some(_),
-                            ..
-                        }
-                )
-            }),
-        )
-        .await
-        .map(|r| r.map(|s| s.clone()));
-        let why = match settled {
-            Ok(Ok(Status::Ready(_))) => None,
-            Ok(Ok(Status::Connecting {
-                failure: Some(failure),
-                ..
-            })) => Some(failure.to_string()),
-            Ok(_) => Some("the session stopped".to_owned()),
-            Err(_) => Some(format!("the server did not answer within {limit:?}")),
-        };
-        if let Some(why) = why {
-            upstream.shutdown().await;
-            return Err(hide(&why, &secrets));
-        }
-        if let Err(e) = credentials.save(user, &secrets) {
-            upstream.shutdown().await;
-            return Err(e);
-        }
-        if let Some(old) = self.pool.remove(user) {
-            tokio::spawn(async move { old.shutdown().await });
-        }
-        // The page knows no email, name or role: a server that uses them gets its session
-        // started by the user's next call, which carries their identity.
-        if self.settings.templates.uses_profile() {
-            upstream.shutdown().await;
-        } else {
-            self.insert(user, upstream);
-        }
-        Ok(())
-    }
-
-    /// Deletes `user`'s secrets and closes their session.
-    pub async fn forget_secrets(&self, user: &Caller) -> Result<bool, String> {
-        let Some(credentials) = &self.credentials else {
-            return Ok(false);
-        };
-        let had = credentials.forget(user)?;
-        if let Some(old) = self.pool.remove(user) {
-            old.shutdown().await;
-        }
-        Ok(had)
-    }
-
-    /// The upstream refused `user`'s secrets: their session is closed (not retried against
-    /// the upstream) and their next call asks for new ones.
-    pub fn secrets_refused(&self, user: &Caller) {
-        let Some(credentials) = &self.credentials else {
-            return;
-        };
-        tracing::warn!(server = %self.name(), user = %user.log_id(), "the upstream refused the user's secrets; asking for new ones");
-        credentials.mark_refused(user);
-        if let Some(old) = self.pool.remove(user) {
-            tokio::spawn(async move { old.shutdown().await });
-        }
     }
 
     /// The endpoint serving `user` if they can be served without signing in first: always for
@@ -400,14 +295,4 @@ async fn sweep_idle(server: std::sync::Weak<PerUser>, every: std::time::Duration
             tokio::spawn(async move { e.shutdown().await });
         }
     }
-}
-
-/// `text` with every secret value in it replaced: an upstream's error or a server's stderr
-/// may echo what it was given.
-fn hide(text: &str, secrets: &Secrets) -> String {
-    let mut text = text.to_owned();
-    for value in secrets.0.values().filter(|v| v.len() >= 4) {
-        text = text.replace(value.as_str(), "[secret]");
-    }
-    text
 }
