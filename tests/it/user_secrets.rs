@@ -680,3 +680,37 @@ fn template_and_user_secrets_mistakes_are_config_errors_naming_server_and_secret
     })))}));
     assert_eq!(code, Some(0), "{out}");
 }
+
+#[test]
+fn startup_needs_public_url_and_warns_when_no_identity_source_fills_email() {
+    let home = Home::new();
+    let mut entry = fixture_stdio_entry();
+    entry["multi_user"] = json!(true);
+    entry["webui_secret_key"] = json!(WEBUI_SECRET);
+    entry["user_secrets"] = json!({"api_key": {"title": "API key"}});
+    entry["env"] = json!({"KEY": "{{USER_SECRET:api_key}}", "WHO": "{{USER_EMAIL}}"});
+    let config = home.config(json!({ "search": entry }));
+    // The credentials links are built on --public-url alone: no start without it.
+    let (status, err) = run_refused(&["--config", config.to_str().unwrap()]);
+    assert_eq!(status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("server 'search'") && err.contains("--public-url"),
+        "{err}"
+    );
+    // With it, but without --webui-user-jwt-secret, {{USER_EMAIL}} stays empty: a warning.
+    let mut mcpo = Mcpo::start_with_env(
+        &[
+            "--config",
+            config.to_str().unwrap(),
+            "--public-url",
+            "http://127.0.0.1:9",
+        ],
+        &[("MCPO_TOKEN_DIR", home.tokens().to_str().unwrap())],
+    );
+    mcpo.stop();
+    let log = mcpo.stderr.text();
+    assert!(
+        log.contains("--webui-user-jwt-secret") && log.contains("{{USER_EMAIL}}"),
+        "{log}"
+    );
+}
