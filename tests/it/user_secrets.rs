@@ -467,6 +467,16 @@ async fn each_user_reaches_the_upstream_with_their_own_key_entered_on_the_page()
         1
     );
 
+    // Nor in /status, /metrics or the specs.
+    for path in ["/status", "/metrics", "/gh/openapi.json", "/openapi.json"] {
+        let r = get(&mcpo, path, None).await;
+        assert_eq!(r.status, StatusCode::OK, "{path}: {}", r.text);
+        assert!(
+            !r.text.contains(KEY_ALICE) && !r.text.contains(KEY_BOB),
+            "{path}"
+        );
+    }
+
     // Nothing of either key in the log, at trace level.
     mcpo.stop();
     let log = mcpo.stderr.text();
@@ -591,6 +601,31 @@ async fn stdio_servers_get_each_users_key_in_their_environment_never_on_the_comm
     assert!(!seen["args"].to_string().contains(KEY_ALICE));
     // Bob has none: he is asked, and never gets Alice's.
     credentials_url(&call(&mcpo, "/search/report_env", "bob", json!({"names": []})).await);
+    drop(mcpo);
+
+    // Under another store key Alice's record does not open: 503 naming the store and the
+    // file, and the file is left as it was.
+    let record = home
+        .all_bytes()
+        .into_iter()
+        .find(|(p, _)| p.to_string_lossy().ends_with("_secrets.json"))
+        .expect("alice's record");
+    let other_key = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
+    let mcpo = start_mcpo(
+        &home,
+        &config,
+        free_port(),
+        &[("MCPO_STORE_KEY", other_key)],
+    );
+    let r = call(&mcpo, "/search/report_env", "alice", json!({"names": []})).await;
+    assert_eq!(r.status, StatusCode::SERVICE_UNAVAILABLE, "{}", r.text);
+    assert!(
+        r.text.contains("secret store") && r.text.contains("_secrets.json"),
+        "{}",
+        r.text
+    );
+    assert!(!r.text.contains(KEY_ALICE));
+    assert_eq!(std::fs::read(&record.0).unwrap(), record.1);
 }
 
 fn validate(config: &Value) -> (Option<i32>, String) {
