@@ -7,6 +7,9 @@
 #                                tokens, restart without a new login
 #   scripts/demo.sh multi-user   every Open WebUI user signs in as themselves: two users'
 #                                JWTs, a 401 with a login link each, their own upstream identity
+#   scripts/demo.sh secrets      every Open WebUI user brings their own API key: a 401 with a
+#                                credentials link each, the key entered on mcpo's page, each
+#                                user's calls reaching the server with their own key
 #
 # Options:
 #   --paste            (oauth) "use_loopback": false: mcpo prints the URL and reads the address
@@ -31,9 +34,8 @@ usage() {
 
 mode="${1:-}"
 case "$mode" in
-  oauth | multi-user) shift ;;
+  oauth | multi-user | secrets) shift ;;
   -h | --help) usage; exit 0 ;;
-  secrets) echo "demo.sh: 'secrets' waits for the per-user secrets feature; try oauth or multi-user" >&2; exit 2 ;;
   *) usage >&2; exit 2 ;;
 esac
 interactive=1
@@ -167,9 +169,12 @@ if [ -n "${MCPO_BIN:-}" ]; then
   mcpo_bin="$MCPO_BIN"
 else
   cargo build --release --locked
+  if [ "$mode" = secrets ]; then cargo build --release --locked --example mcp_fixture; fi
   mcpo_bin="${CARGO_TARGET_DIR:-$root/target}/release/mcpo"
 fi
 [ -x "$mcpo_bin" ] || fail "no mcpo binary at $mcpo_bin"
+# The secrets demo's MCP server: the test suite's fixture, built next to mcpo.
+fixture_bin="$(dirname "$mcpo_bin")/examples/mcp_fixture"
 say "mcpo: $mcpo_bin"
 say "the demo's folder (config, tokens, logs): $demo"
 
@@ -188,6 +193,7 @@ except OSError:
 
 # ---- the authorization server and the protected MCP server ----------------------------------
 
+start_oauth_peers() {
 section "Starting the authorization server and the protected MCP server"
 rs_secret="$("$python" -c 'import secrets; print(secrets.token_hex(16))')"
 mcp_port="$(free_port)"
@@ -213,6 +219,8 @@ say "protected MCP server: $mcp_url   (tools add, whoami_subject)"
 shows "curl -i -X POST $mcp_url"
 curl -s -i -X POST "$mcp_url" | grep -iE '^(HTTP/|www-authenticate:)' | tr -d '\r' | sed 's/^/   /' || true
 say "Without a token it answers 401, naming its OAuth metadata: what mcpo discovers the login from."
+}
+if [ "$mode" != secrets ]; then start_oauth_peers; fi
 
 # ---- talking to mcpo ------------------------------------------------------------------------
 
@@ -610,7 +618,173 @@ EOF
   section "Done"
 }
 
+# ---- scripts/demo.sh secrets ----------------------------------------------------------------
+
+# unquoted URL-ENCODED: the text a link's query value stands for.
+unquoted() {
+  "$python" -c 'import sys, urllib.parse; print(urllib.parse.unquote(sys.argv[1]))' "$1"
+}
+
+# submit NAME ACTION-URL TICKET KEY: the page's form, posted as the browser does (same origin,
+# with the cookie the page set); sets $code and $body (the page's text).
+submit() {
+  local name=$1 action=$2 ticket=$3 key=$4
+  code="$(curl -s -b "$demo/$name.cookies" -H 'Sec-Fetch-Site: same-origin' -o "$demo/body" \
+    -w '%{http_code}' --data-urlencode "ticket=$ticket" --data-urlencode action=save \
+    --data-urlencode "s_token=$key" "$action" || true)"
+  body="$(sed -e 's/<[^>]*>/ /g' "$demo/body" | tr -s ' \n' ' ')"
+}
+
+# enter_key NAME JWT KEY: the user's first call, their credentials link, the key entered on the
+# page (by curl as a browser would, or by the person).
+enter_key() {
+  local name=$1 token=$2 key=$3
+  section "$name calls a tool before entering a key"
+  shows "curl -X POST $mcpo_url/demo/report_headers -H \"Authorization: Bearer \$${name^^}_JWT\" -H 'Content-Type: application/json' -d '{}'"
+  request POST /demo/report_headers '{}' "$token"
+  [ "$code" = 401 ] || fail "$name's first call answered $code, not 401: $body"
+  local link
+  link="$(printf '%s' "$body" | "$python" -c 'import json, sys; print(json.load(sys.stdin)["detail"]["credentials_url"])')" \
+    || fail "no credentials link in $body"
+  say "   HTTP 401 $(printf '%s' "$body" | "$python" -c 'import json, sys; print(json.load(sys.stdin)["detail"]["message"])')"
+  say ""
+  say "$name's credentials link (personal, works once, for 10 minutes): $link"
+
+  section "$name opens the link and enters their key"
+  if [ "$interactive" = 1 ]; then
+    say "The page names the server and the user: enter $key as the personal access token and"
+    say "press Save (a wrong key first, if you like: it is not stored, and the page says why)."
+    if ! open_in_browser "$link"; then
+      say "No browser here (\$BROWSER is unset and there is no xdg-open): open the link above yourself."
+    fi
+    say "waiting for $name to save a key (up to 10 minutes)…"
+    local stored=0
+    for _ in $(seq 3000); do
+      request GET /credentials/demo/status "" "$token"
+      if printf '%s' "$body" | grep -q '"stored":true'; then
+        stored=1
+        break
+      fi
+      kill -0 "$mcpo_pid" 2>/dev/null || fail "mcpo stopped"
+      sleep 0.2
+    done
+    [ "$stored" = 1 ] || fail "$name did not save a key"
+  else
+    say "(non-interactive: curl does what the browser does: opens the page, keeps its cookie, submits)"
+    local action="${link%%\?*}" ticket
+    ticket="$(unquoted "${link#*ticket=}")"
+    curl -s -c "$demo/$name.cookies" -o "$demo/$name-page.html" "$link" \
+      || fail "cannot open $name's page"
+    grep -q "Personal access token" "$demo/$name-page.html" || fail "$name's page has no form"
+    say "   the page: \"$(grep -o '<h1>[^<]*</h1>' "$demo/$name-page.html" | sed 's/<[^>]*>//g')\", for Open WebUI user $name"
+    if [ "$name" = bob ]; then
+      say "bob first types a key the server never issued:"
+      submit "$name" "$action" "$ticket" "not-a-key"
+      say "   HTTP $code: $(printf '%s' "$body" | grep -o "did not accept these credentials, so nothing was stored" || true)"
+      [ "$code" = 400 ] || fail "a wrong key answered $code: $body"
+    fi
+    submit "$name" "$action" "$ticket" "$key"
+    say "   HTTP $code: $(printf '%s' "$body" | grep -o "accepted your credentials; they are stored (encrypted)" || true)"
+    [ "$code" = 200 ] || fail "$name's key was not saved: $body"
+  fi
+  shows "curl $mcpo_url/credentials/demo/status -H \"Authorization: Bearer \$${name^^}_JWT\""
+  request GET /credentials/demo/status "" "$token"
+  say "   $body"
+}
+
+# headers NAME JWT: report_headers as that user.
+headers() {
+  local name=$1 token=$2
+  shows "curl -X POST $mcpo_url/demo/report_headers -H \"Authorization: Bearer \$${name^^}_JWT\" -H 'Content-Type: application/json' -d '{}'"
+  request POST /demo/report_headers '{}' "$token"
+  [ "$code" = 200 ] || fail "$name's report_headers answered $code: $body"
+  say "   HTTP $code $body"
+}
+
+demo_secrets() {
+  [ -x "$fixture_bin" ] || fail "no MCP fixture at $fixture_bin (cargo build --example mcp_fixture)"
+  section "A server that takes a personal key, and two Open WebUI users"
+  local alice_key bob_key
+  alice_key="alice-$("$python" -c 'import secrets; print(secrets.token_hex(8))')"
+  bob_key="bob-$("$python" -c 'import secrets; print(secrets.token_hex(8))')"
+  printf '%s\n%s\n' "$alice_key" "$bob_key" >"$demo/accepted-keys.txt"
+  FIXTURE_ACCEPTED_KEYS="$demo/accepted-keys.txt" FIXTURE_REPORT=1 \
+    "$fixture_bin" http </dev/null >"$demo/server.out" 2>"$demo/server.log" &
+  started "MCP server" $!
+  local server_pid=$! server_url
+  server_url="$(wait_for_line "$demo/server.out" '^LISTENING ' 30 "$server_pid")" \
+    || fail "the MCP server did not start"
+  server_url="${server_url#LISTENING }/mcp"
+  say "MCP server: $server_url (the repo's test fixture)"
+  say "   it answers 401 unless 'Authorization: Bearer <key>' is a key it issued:"
+  say "   alice's is $alice_key, bob's is $bob_key"
+  say "   its report_headers tool answers with the headers each call arrived with"
+  WEBUI_SECRET_KEY="$("$python" -c 'import secrets; print(secrets.token_hex(16))')"
+  export WEBUI_SECRET_KEY
+  say "WEBUI_SECRET_KEY=$WEBUI_SECRET_KEY (shared with Open WebUI)"
+  local alice_id bob_id alice_jwt bob_jwt
+  alice_id="$("$python" -c 'import uuid; print(uuid.uuid4())')"
+  bob_id="$("$python" -c 'import uuid; print(uuid.uuid4())')"
+  alice_jwt="$(jwt "$alice_id")"
+  bob_jwt="$(jwt "$bob_id")"
+  say "alice: user id $alice_id"
+  say "bob:   user id $bob_id"
+  say "(their session JWTs signed like Open WebUI's: HS256 over WEBUI_SECRET_KEY, claims id and exp)"
+
+  section "The config: user_secrets and templates"
+  cat >"$demo/config.json" <<JSON
+{
+  "mcpServers": {
+    "demo": {
+      "type": "streamable-http",
+      "url": "$server_url",
+      "multi_user": true,
+      "user_secrets": {
+        "token": { "title": "Personal access token", "help_url": "https://example.com/settings/tokens" }
+      },
+      "headers": { "Authorization": "Bearer {{USER_SECRET:token}}", "X-User-Id": "{{USER_ID}}" }
+    }
+  }
+}
+JSON
+  cat "$demo/config.json"
+
+  section "Starting mcpo"
+  say "--public-url: users' browsers open their credentials links there."
+  start_mcpo "$demo/mcpo.log" --config "$demo/config.json" --public-url "$mcpo_url"
+  request GET /demo/openapi.json
+  say "Before anyone entered a key there is no session to list tools with; the spec has the"
+  say "operation a model calls for a credentials link: $(printf '%s' "$body" | "$python" -c 'import json, sys; print(", ".join(json.load(sys.stdin)["paths"]))')"
+
+  enter_key alice "$alice_jwt" "$alice_key"
+  enter_key bob "$bob_jwt" "$bob_key"
+
+  section "Each user reaches the server with their own key"
+  headers alice "$alice_jwt"
+  headers bob "$bob_jwt"
+  say "Each call carries its user's key and id, and only theirs."
+
+  section "Where the keys are: sealed, next to the tokens"
+  shows "ls -lR $MCPO_TOKEN_DIR"
+  ls -lR "$MCPO_TOKEN_DIR" | sed 's/^/   /'
+  if grep -rqF -e "$alice_key" -e "$bob_key" "$MCPO_TOKEN_DIR" "$demo/mcpo.log"; then
+    fail "a key is in plain text in the token folder or in mcpo's log"
+  fi
+  say "Neither key is in any file there, nor in mcpo's log (grep finds nothing)."
+  shows "mcpo store list"
+  "$mcpo_bin" store list | sed 's/^/   /'
+
+  if [ "$interactive" = 1 ]; then
+    say ""
+    say "mcpo keeps running at $mcpo_url with this secret (register $mcpo_url/demo in Open WebUI"
+    say "with auth type \"Session\", see docs/open-webui.md)."
+    pause "Press Enter (or Ctrl-C) to stop everything: "
+  fi
+  section "Done"
+}
+
 case "$mode" in
   oauth) demo_oauth ;;
   multi-user) demo_multi_user ;;
+  secrets) demo_secrets ;;
 esac

@@ -13,6 +13,7 @@ pub mod oauth;
 pub mod openapi;
 pub mod reload;
 pub mod servers;
+pub mod store;
 mod support;
 /// URLs' userinfo, query and fragment hidden (`support::redact`), for the log writer in
 /// `main.rs`, which lives outside the library.

@@ -18,6 +18,7 @@
 //!
 //! Build with `cargo build --example mcp_fixture`.
 
+mod credentials;
 mod resources;
 mod sse;
 mod tools;
@@ -107,6 +108,7 @@ async fn main() -> anyhow::Result<()> {
 
 /// One server instance on stdin/stdout; exits when stdin closes.
 async fn run_stdio() -> anyhow::Result<()> {
+    credentials::check_stdio_key();
     let service = FixtureServer::new().serve(rmcp::transport::stdio()).await?;
     let reason = service.waiting().await?;
     eprintln!("fixture stdio session ended: {reason:?}");
@@ -120,7 +122,9 @@ async fn run_http(port: u16) -> anyhow::Result<()> {
         Arc::new(LocalSessionManager::default()),
         StreamableHttpServerConfig::default(),
     );
-    let router = axum::Router::new().nest_service("/mcp", service);
+    let router = axum::Router::new()
+        .nest_service("/mcp", service)
+        .layer(axum::middleware::from_fn(credentials::require_key));
     serve(port, router).await
 }
 

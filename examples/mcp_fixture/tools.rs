@@ -308,6 +308,9 @@ impl FixtureServer {
         if let Some(result) = self.call_runtime_tool(name, args, context).await {
             return result;
         }
+        if let Some(result) = crate::credentials::call(name, args, context) {
+            return result;
+        }
         match name {
             "echo" => Ok(text(parse::<EchoArgs>(args)?.text)),
             "add" => Ok(text(sum_text(parse(args)?)?)),
@@ -500,6 +503,9 @@ impl FixtureServer {
     /// [`tools`], plus `change_tools` and the tools it added when enabled.
     fn listed_tools(&self) -> Vec<Tool> {
         let mut list = tools();
+        if crate::credentials::enabled() {
+            list.extend(crate::credentials::tools());
+        }
         if change_tools_enabled() {
             list.push(Tool::new(
                 "change_tools",

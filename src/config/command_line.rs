@@ -91,6 +91,7 @@ pub fn from_cli(cli: &Cli) -> Result<(Config, ServeOptions, Vec<ConfigWarning>),
     };
     if let Ok((config, _)) = &servers {
         problems.extend(public_url_problems(cli.public_url.as_deref(), config));
+        warn_unfilled_profile(&options, config, &mut warnings);
     }
     match servers {
         Ok((config, file_warnings)) if problems.is_empty() => {
@@ -412,28 +413,72 @@ fn dedup(list: &mut Vec<String>) {
 
 /// Multi-user servers with OAuth sign their users in through mcpo's web login, whose links
 /// and OAuth callback are built on `--public-url` alone (never on a request's `Host` or
-/// `X-Forwarded-Host`, which a caller chooses): each of them needs it. Also `mcpo validate`'s
+/// `X-Forwarded-Host`, which a caller chooses): each of them needs it, and so does every
+/// server whose users enter `user_secrets` on mcpo's credentials page. Also `mcpo validate`'s
 /// check, so a config it passes is one the daemon starts with the same flags and environment.
 pub fn public_url_problems(public_url: Option<&str>, config: &Config) -> Vec<Problem> {
     // An unusable --public-url is reported as such.
     if public_url.is_some_and(|u| !u.trim().is_empty()) {
         return Vec::new();
     }
-    config
-        .servers
-        .iter()
-        .filter(|server| server.multi_user.is_some() && server.oauth.is_some())
-        .map(|server| {
-            Problem::new(
+    let mut problems = Vec::new();
+    for server in &config.servers {
+        let secrets = server
+            .multi_user
+            .as_ref()
+            .is_some_and(|m| !m.user_secrets.is_empty());
+        if secrets && server.oauth.is_none() {
+            problems.push(Problem::new(
+                COMMAND_LINE,
+                Some(&server.name),
+                Some("--public-url"),
+                "is required: this server's users enter their secrets on mcpo's credentials \
+                 page, whose links are built on the URL users reach mcpo at (like \
+                 --public-url https://mcpo.example.com, or MCPO_PUBLIC_URL)",
+            ));
+        }
+        if server.multi_user.is_some() && server.oauth.is_some() {
+            problems.push(Problem::new(
                 COMMAND_LINE,
                 Some(&server.name),
                 Some("--public-url"),
                 "is required: this multi-user server signs its users in through mcpo, and \
                  the login links and OAuth callback are built on the URL users reach mcpo at \
                  (like --public-url https://mcpo.example.com, or MCPO_PUBLIC_URL)",
-            )
-        })
-        .collect()
+            ));
+        }
+    }
+    problems
+}
+
+/// `{{USER_EMAIL}}`, `{{USER_NAME}}` and `{{USER_ROLE}}` come only from the signed
+/// `X-OpenWebUI-User-Jwt`, which mcpo reads only with `--webui-user-jwt-secret`: without it
+/// they are always empty, which the operator should hear about at start-up.
+fn warn_unfilled_profile(
+    options: &ServeOptions,
+    config: &Config,
+    warnings: &mut Vec<ConfigWarning>,
+) {
+    if options.webui_user_jwt_secret.is_some() {
+        return;
+    }
+    for server in &config.servers {
+        if server
+            .multi_user
+            .as_ref()
+            .is_some_and(|m| m.templates.uses_profile())
+        {
+            warnings.push(ConfigWarning::new(
+                COMMAND_LINE,
+                Some(&server.name),
+                Some("--webui-user-jwt-secret"),
+                "is not set, so {{USER_EMAIL}}, {{USER_NAME}} and {{USER_ROLE}} are always \
+                 empty for this server: only Open WebUI's signed X-OpenWebUI-User-Jwt header \
+                 carries them (set ENABLE_FORWARD_USER_INFO_HEADERS in Open WebUI and give mcpo \
+                 its FORWARD_USER_INFO_HEADER_JWT_SECRET)",
+            ));
+        }
+    }
 }
 
 /// The non-empty segments of a URL path given on the command line.

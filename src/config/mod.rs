@@ -13,6 +13,7 @@ mod file;
 mod jsonc;
 pub mod secrets;
 mod signing_key;
+mod templates;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -24,6 +25,9 @@ pub use file::RESERVED_SERVER_NAMES;
 pub use signing_key::SigningKey;
 #[cfg(test)]
 pub(crate) use signing_key::tests as signing_key_tests;
+pub use templates::{
+    Placeholder, Slot, Template, UserSecret, UserTemplates, UserValues, valid_secret_name,
+};
 
 /// Default `--max-body-bytes`: 10 MiB.
 pub const DEFAULT_MAX_BODY_BYTES: usize = 10 * 1024 * 1024;
@@ -150,6 +154,18 @@ pub struct MultiUser {
     pub per_user_tools: bool,
     /// `sandbox` (stdio servers only): every process of this server runs under bubblewrap.
     pub sandbox: Option<Sandbox>,
+    /// `user_secrets`: what each user supplies for this server (name → how the credentials
+    /// page asks for it).
+    pub user_secrets: BTreeMap<String, UserSecret>,
+    /// The `{{USER_…}}` templates in `headers`, `env` and `args`, filled in per user.
+    pub templates: UserTemplates,
+}
+
+impl MultiUser {
+    /// Whether a user must have supplied secrets before a session of theirs can start.
+    pub fn requires_secrets(&self) -> bool {
+        self.user_secrets.values().any(|s| !s.optional)
+    }
 }
 
 /// `"sandbox": true` or `{"writable": [...], "network": false}` on a multi-user stdio server:

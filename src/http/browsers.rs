@@ -14,7 +14,8 @@
 //!   (never an arbitrary origin mirrored with credentials); no CORS at all by default.
 //!
 //! The web login's "Continue" form checks its origin itself and answers with a page
-//! ([`super::login::CONFIRM_ROUTE`]).
+//! ([`super::login::CONFIRM_ROUTE`]), and so does the credentials page's form
+//! ([`super::credentials::PAGE_ROUTE`]).
 //!
 //! `X-Forwarded-Host`/`-Proto` are read (to tell mcpo's own origin) only with
 //! `--trust-forwarded-headers`.
@@ -137,10 +138,9 @@ pub async fn guard(State(policy): State<Arc<Policy>>, request: Request, next: Ne
     let safe = matches!(
         *request.method(),
         Method::GET | Method::HEAD | Method::OPTIONS
-    ) || request
-        .extensions()
-        .get::<MatchedPath>()
-        .is_some_and(|p| p.as_str() == super::login::CONFIRM_ROUTE);
+    ) || request.extensions().get::<MatchedPath>().is_some_and(|p| {
+        p.as_str() == super::login::CONFIRM_ROUTE || p.as_str() == super::credentials::PAGE_ROUTE
+    });
     if let Some(origin) = headers.get(header::ORIGIN)
         && !safe
         && !policy.origin_allowed(origin)

@@ -23,6 +23,11 @@ pub enum ApiError {
     Unauthorized(String),
     /// 401: the caller must sign in to the upstream (multi-user OAuth) at `login_url` first.
     LoginRequired { message: String, login_url: String },
+    /// 401: the caller must enter their own secrets for the server at `credentials_url` first.
+    CredentialsRequired {
+        message: String,
+        credentials_url: String,
+    },
     /// 403: credentials given, but wrong.
     Forbidden(String),
     /// 404: unknown server, tool or route; or the upstream has no such method.
@@ -124,6 +129,23 @@ impl ApiError {
         }
     }
 
+    /// The 401 of a caller whose secrets for `server` are missing, or were refused.
+    pub fn credentials_required(server: &str, credentials_url: String, refused: bool) -> Self {
+        let why = if refused {
+            format!("'{server}' refused the credentials you entered for it (revoked or expired?)")
+        } else {
+            format!("'{server}' needs your own credentials (such as an API key or access token)")
+        };
+        Self::CredentialsRequired {
+            message: format!(
+                "{why}: open {credentials_url} to enter them (the link is personal, works once \
+                 and expires in 10 minutes; never paste a secret into the chat), then call the \
+                 tool again"
+            ),
+            credentials_url,
+        }
+    }
+
     /// 502 when no session can be opened for the caller (their OAuth client cannot be had).
     /// URLs in the reason are redacted, as in every failure text.
     pub fn no_session(reason: String) -> Self {
@@ -147,6 +169,7 @@ impl ApiError {
         match self {
             Self::BadRequest { message, .. }
             | Self::LoginRequired { message, .. }
+            | Self::CredentialsRequired { message, .. }
             | Self::Unprocessable { message, .. }
             | Self::ToolError { message, .. }
             | Self::BadGateway { message, .. }
@@ -179,6 +202,13 @@ impl ApiError {
             Self::LoginRequired { message, login_url } => (
                 StatusCode::UNAUTHORIZED,
                 json!({ "detail": { "message": message, "login_url": login_url } }),
+            ),
+            Self::CredentialsRequired {
+                message,
+                credentials_url,
+            } => (
+                StatusCode::UNAUTHORIZED,
+                json!({ "detail": { "message": message, "credentials_url": credentials_url } }),
             ),
             Self::Forbidden(m) => (StatusCode::FORBIDDEN, body(m, &None)),
             Self::NotFound(m) => (StatusCode::NOT_FOUND, body(m, &None)),
@@ -224,7 +254,9 @@ impl IntoResponse for ApiError {
                     .headers_mut()
                     .insert(header::ALLOW, HeaderValue::from_static(allow));
             }
-            Self::Unauthorized(_) | Self::LoginRequired { .. } => {
+            Self::Unauthorized(_)
+            | Self::LoginRequired { .. }
+            | Self::CredentialsRequired { .. } => {
                 response
                     .headers_mut()
                     .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));

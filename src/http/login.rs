@@ -26,7 +26,7 @@
 //! Tickets, codes and tokens never appear in a body or a log line; the one page that holds a
 //! ticket is the confirmation page (its form), which is never cached.
 
-mod page;
+pub(super) mod page;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -199,7 +199,7 @@ pub async fn login(
 /// no-referrer` like ours, so `null` passes there and only another origin is refused. A
 /// request with neither (a program, or a browser too old to tell) passes: this check is a
 /// cheap extra, the confirmation page itself is the safeguard. `base` is `--public-url`.
-fn from_our_page(base: &str, headers: &HeaderMap) -> bool {
+pub(super) fn from_our_page(base: &str, headers: &HeaderMap) -> bool {
     if let Some(site) = headers.get("sec-fetch-site") {
         return site.as_bytes() == b"same-origin";
     }
@@ -240,7 +240,7 @@ fn login_cookie(callback: &str, started: &Started) -> String {
 }
 
 /// The value of cookie `name` in the request's `Cookie` headers.
-fn cookie_of(headers: &HeaderMap, name: &str) -> Option<String> {
+pub(super) fn cookie_of(headers: &HeaderMap, name: &str) -> Option<String> {
     headers
         .get_all(header::COOKIE)
         .iter()
@@ -311,6 +311,11 @@ pub fn refused(state: &AppState, server: &Server, user: &Caller, refusal: Refusa
         },
         Refusal::NoSession(reason) => ApiError::no_session(reason),
         Refusal::StoreUnreadable(reason) => ApiError::store_unreadable(reason),
+        // Answered by `super::credentials::refused`, which hands every other refusal here.
+        Refusal::Credentials(credentials) => ApiError::no_session(format!(
+            "server '{}' needs the caller's own credentials",
+            credentials.server()
+        )),
     }
 }
 
@@ -329,7 +334,7 @@ fn login_url(state: &AppState, web: &WebLogins, user: &Caller) -> Result<String,
 /// Where users reach mcpo (`--public-url`, checked at start-up), without a trailing `/`.
 /// Never the request's `Host` or `X-Forwarded-*` (see the module's documentation). Start-up
 /// refuses a multi-user OAuth server without it; one added by a reload gets this error.
-fn public_base<'a>(state: &'a AppState, server: &str) -> Result<&'a str, ApiError> {
+pub(super) fn public_base<'a>(state: &'a AppState, server: &str) -> Result<&'a str, ApiError> {
     match &state.options.public_url {
         Some(url) => Ok(url.trim_end_matches('/')),
         None => {
@@ -378,16 +383,16 @@ fn authorizer_of(web: &WebLogins, user: &Caller) -> Result<crate::oauth::Authori
 
 /// A page for a login route that found no web login to use (`web_server` only fails with
 /// 404s); never a Rust `Debug` text.
-fn page_error(status: StatusCode, e: ApiError) -> Response {
+pub(super) fn page_error(status: StatusCode, e: ApiError) -> Response {
     failure(status, sentence(&e.message()))
 }
 
-fn failure(status: StatusCode, message: String) -> Response {
+pub(super) fn failure(status: StatusCode, message: String) -> Response {
     page::hardened(html_page(status, "Sign-in failed", message))
 }
 
 /// `text` as a sentence: capitalized, with a final full stop.
-fn sentence(text: &str) -> String {
+pub(super) fn sentence(text: &str) -> String {
     let text = capitalized(text.trim_end());
     if text.ends_with(['.', '!', '?']) {
         text

@@ -7,6 +7,7 @@
 
 mod browsers;
 mod caller;
+mod credentials;
 mod docs;
 pub mod error;
 mod guard;
@@ -108,6 +109,10 @@ pub fn router(state: Arc<AppState>) -> Router {
                     post(login::link),
                 )
                 .route(
+                    &format!("/{{server}}{}", crate::servers::CREDENTIALS_PATH),
+                    post(credentials::link),
+                )
+                .route(
                     "/{server}/{tool}",
                     post(tools::call).get(listings::get_named),
                 )
@@ -125,6 +130,11 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route(login::CONFIRM_ROUTE, get(login::confirm).post(login::login))
         .route("/oauth/{server}/callback", get(login::callback))
         .route("/oauth/{server}/status", get(login::status))
+        .route(
+            credentials::PAGE_ROUTE,
+            get(credentials::page).post(credentials::submit),
+        )
+        .route(credentials::STATUS_ROUTE, get(credentials::status))
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .merge(

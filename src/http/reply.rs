@@ -195,6 +195,13 @@ pub fn call_error(server: &str, tool: &str, err: CallError) -> ApiError {
             retry_after_secs: 1,
         },
         CallError::Forbidden(reason) => ApiError::Forbidden(reason),
+        CallError::Refused(reason) => ApiError::BadGateway {
+            message: format!(
+                "server '{server}' refused the credentials mcpo sent it: {}",
+                crate::support::redact::urls_in(&reason)
+            ),
+            data: None,
+        },
         CallError::Other(reason) => ApiError::BadGateway {
             message: format!("server '{server}' failed to answer: {reason}"),
             data: None,

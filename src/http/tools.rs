@@ -13,10 +13,11 @@ use axum::response::{IntoResponse, Response};
 use serde_json::Value;
 
 use super::AppState;
-use super::caller::{Caller, identify};
+use super::caller::{Caller, identify, profile};
 use super::error::ApiError;
 use super::reply;
 use crate::servers::{Refusal, Server};
+use crate::upstream::CallError;
 
 pub async fn call(
     State(state): State<Arc<AppState>>,
@@ -58,8 +59,8 @@ async fn invoke(
     let caller = identify(state, server.multi_user(), headers, true).await?;
     let user = &caller;
     let endpoint = server
-        .route(user)
-        .map_err(|refusal| super::login::refused(state, server, user, refusal))?;
+        .route_as(user, &profile(state, headers, user))
+        .map_err(|refusal| super::credentials::refused(state, server, user, refusal))?;
     // In multi-user mode every caller has their own session; the first call starts it, so it
     // may wait for a whole connect rather than a reconnect.
     let wait = match server.per_user() {
@@ -67,11 +68,17 @@ async fn invoke(
         None => state.options.upstream.reconnect_wait,
     };
     let catalog = endpoint.catalog_waiting(wait).await.map_err(|status| {
+        // Secrets the upstream refused are asked for again, not retried.
+        if let Some(refusal) = server.secrets_refused(user, &status) {
+            return super::credentials::refused(state, server, user, refusal);
+        }
         // A session that found its user's tokens no longer work waits for a new login.
         match server.sign_in_needed(user) {
             Ok(None) => ApiError::unavailable(name, status.into()),
-            Ok(Some(logins)) => super::login::refused(state, server, user, Refusal::SignIn(logins)),
-            Err(refusal) => super::login::refused(state, server, user, refusal),
+            Ok(Some(logins)) => {
+                super::credentials::refused(state, server, user, Refusal::SignIn(logins))
+            }
+            Err(refusal) => super::credentials::refused(state, server, user, refusal),
         }
     })?;
     let tool = catalog.catalog.tool(tool_name).ok_or_else(|| {
@@ -124,15 +131,21 @@ async fn invoke(
         && result
             .as_ref()
             .is_ok_and(|r| r.structured_content.is_none());
-    let outcome = result
-        .map_err(|e| reply::call_error(name, tool_name, e))
-        .and_then(reply::tool_result)
-        .map(|mut value| {
-            if links {
-                reply::link_resources(&mut value, &state.server_base(name));
-            }
-            value
-        });
+    let outcome = match result {
+        // The user's own secrets stopped working (revoked, expired): ask for new ones.
+        Err(CallError::Refused(_)) if server.refused_by_upstream(user).is_some() => {
+            Err(super::credentials::refused_secrets(state, server, user))
+        }
+        result => result
+            .map_err(|e| reply::call_error(name, tool_name, e))
+            .and_then(reply::tool_result)
+            .map(|mut value| {
+                if links {
+                    reply::link_resources(&mut value, &state.server_base(name));
+                }
+                value
+            }),
+    };
     if let (Some(per_user), Caller::User(_) | Caller::Service) = (server.per_user(), &caller) {
         // The end of a call is activity too: a long call must not look idle when it ends.
         per_user.touch(user);

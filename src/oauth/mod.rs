@@ -47,6 +47,7 @@ pub use client::{AuthorizedClient, ScopeRefused, scope_refusal};
 pub use error::OAuthError;
 pub use options::AuthOptions;
 pub use revoke::{Revocation, revoke};
+pub(crate) use store::{SECRETS_SUFFIX, folder_name};
 pub use store::{TOKEN_DIR_ENV, default_token_dir};
 pub use web::{CallbackError, StartError, Started, TicketError, WebLogins};
 

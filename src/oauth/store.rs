@@ -410,6 +410,9 @@ impl Store {
 /// The file name endings of the two records.
 pub(crate) const TOKENS_SUFFIX: &str = "_tokens.json";
 pub(crate) const CLIENT_SUFFIX: &str = "_client.json";
+/// The file name ending of a user's secrets for a multi-user server (`crate::store`), kept in
+/// the same per-server folders, so `mcpo store list|rekey` covers them too.
+pub(crate) const SECRETS_SUFFIX: &str = "_secrets.json";
 
 /// What a record holds; its name is part of the owner it is sealed for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -524,7 +527,7 @@ fn user_key(user: &str, name: &str, url: &str) -> String {
 
 /// A server name as one folder name: path separators and dots at the start cannot escape
 /// the token directory.
-fn folder_name(name: &str) -> String {
+pub(crate) fn folder_name(name: &str) -> String {
     let safe: String = name
         .chars()
         .map(|c| match c {

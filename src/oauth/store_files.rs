@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use super::store::{CLIENT_SUFFIX, TOKENS_SUFFIX, default_token_dir};
+use super::store::{CLIENT_SUFFIX, SECRETS_SUFFIX, TOKENS_SUFFIX, default_token_dir};
 use super::store_key;
 use crate::support::atomic_file::{self, Access};
 use crate::support::sealed::{self, Envelope, Format, StoreKey};
@@ -54,7 +54,9 @@ fn record_files(root: &Path) -> Result<Vec<PathBuf>, String> {
                     next.push(path);
                 } else if kind.is_file()
                     && !name.starts_with('.')
-                    && (name.ends_with(TOKENS_SUFFIX) || name.ends_with(CLIENT_SUFFIX))
+                    && (name.ends_with(TOKENS_SUFFIX)
+                        || name.ends_with(CLIENT_SUFFIX)
+                        || name.ends_with(SECRETS_SUFFIX))
                 {
                     files.push(path);
                 }

@@ -26,11 +26,8 @@
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
-use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
@@ -41,6 +38,8 @@ use super::settings::Settings;
 use crate::config::ServerConfig;
 use crate::support::bounded_map::BoundedMap;
 use crate::support::caller::Caller;
+pub use crate::support::ticket::TicketError;
+use crate::support::ticket::Tickets;
 
 /// How long a login link works.
 pub const TICKET_TTL: Duration = Duration::from_secs(10 * 60);
@@ -53,28 +52,8 @@ const MAX_PENDING: usize = 1024;
 /// states an authorizer keeps (`MAX_STATES_PER_USER`, 8), so every login kept here still
 /// has its PKCE verifier.
 const MAX_PENDING_PER_USER: usize = 4;
-/// Redeemed tickets remembered (until they expire) so none is used twice.
-const MAX_REDEEMED: usize = 100_000;
 /// Authorization server origins remembered for the confirmation page's `form-action`.
 const MAX_AUTHORIZATION_ORIGINS: usize = 4;
-
-/// Why a login link was refused. Messages never carry the ticket.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum TicketError {
-    #[error(
-        "this login link is not valid (or mcpo restarted since it was made); call the tool \
-         again for a new one"
-    )]
-    Invalid,
-    #[error("this login link has expired; call the tool again for a new one")]
-    Expired,
-    #[error("this login link is for another server; call the tool again for a new one")]
-    WrongServer,
-    #[error("this login link was already used; call the tool again for a new one")]
-    Used,
-    #[error("too many logins right now; try again in a few minutes")]
-    Busy,
-}
 
 /// Why opening a login link did not lead to the authorization server.
 #[derive(Debug, thiserror::Error)]
@@ -123,17 +102,6 @@ pub enum CallbackError {
     Failed(OAuthError),
 }
 
-#[derive(Serialize, Deserialize)]
-struct TicketClaims {
-    /// The caller the login is for (a private claim: JWT's `sub` must be a string, and a
-    /// caller is typed so that no user id can spell the API-key holder).
-    usr: Caller,
-    /// The server.
-    srv: String,
-    exp: u64,
-    jti: String,
-}
-
 struct PendingLogin {
     user: Caller,
     authorizer: Authorizer,
@@ -154,11 +122,8 @@ pub struct WebLogins {
     /// after its last use, so expiry order is use order), never one still held.
     users: Mutex<BoundedMap<Caller, Authorizer>>,
     pending: Mutex<HashMap<String, PendingLogin>>,
-    /// Signs this instance's tickets (so a reload that rebuilds it voids them).
-    key: [u8; 32],
-    next_ticket: AtomicU64,
-    /// Ticket ids used (or being used) until their expiry.
-    redeemed: Mutex<HashMap<String, u64>>,
+    /// This instance's login tickets (a reload that rebuilds it voids them).
+    tickets: Tickets,
     /// Counters of the authorizers already forgotten, so `/metrics` totals never go down.
     retired: Mutex<OAuthCounters>,
     /// Origins of the authorization URLs logins went to, latest last.
@@ -184,9 +149,7 @@ impl WebLogins {
             token_dir: None,
             users: Mutex::new(BoundedMap::new(max_users)),
             pending: Mutex::new(HashMap::new()),
-            key: random_key(),
-            next_ticket: AtomicU64::new(1),
-            redeemed: Mutex::new(HashMap::new()),
+            tickets: Tickets::new(&server.name, "login", TICKET_TTL),
             retired: Mutex::new(OAuthCounters::default()),
             authorization_origins: Mutex::new(Vec::new()),
         })
@@ -225,18 +188,7 @@ impl WebLogins {
 
     /// A one-time login ticket for `user` on this server.
     pub fn ticket(&self, user: &Caller) -> String {
-        let claims = TicketClaims {
-            usr: user.clone(),
-            srv: self.server.name.clone(),
-            exp: unix_now() + TICKET_TTL.as_secs(),
-            jti: self.next_ticket.fetch_add(1, Ordering::Relaxed).to_string(),
-        };
-        jsonwebtoken::encode(
-            &Header::new(Algorithm::HS256),
-            &claims,
-            &EncodingKey::from_secret(&self.key),
-        )
-        .unwrap_or_default()
+        self.tickets.issue(user)
     }
 
     /// Logins, refreshes and failures of every user of this server so far (those whose
@@ -261,17 +213,7 @@ impl WebLogins {
     /// and for how much longer it works. Anyone may fetch a link (a chat's link preview, a
     /// mail scanner), so this stores nothing.
     pub fn check(&self, ticket: &str) -> Result<(Caller, Duration), TicketError> {
-        let claims = self.verify(ticket)?;
-        let used = self
-            .redeemed
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .contains_key(&claims.jti);
-        if used {
-            return Err(TicketError::Used);
-        }
-        let left = Duration::from_secs(claims.exp.saturating_sub(unix_now()));
-        Ok((claims.usr, left))
+        self.tickets.check(ticket)
     }
 
     /// Where this server's logins sent browsers (scheme, host and port), latest last: a form
@@ -288,56 +230,13 @@ impl WebLogins {
     /// mcpo's callback at `redirect_uri`. The ticket is used up only when this succeeds;
     /// until then (the authorization server is down…) the same link can be confirmed again.
     pub async fn start(&self, ticket: &str, redirect_uri: &str) -> Result<Started, StartError> {
-        let claims = self.verify(ticket).map_err(StartError::Ticket)?;
-        let reservation = self.reserve(&claims).map_err(StartError::Ticket)?;
+        let (user, reservation) = self.tickets.reserve(ticket).map_err(StartError::Ticket)?;
         let started = self
-            .begin(&claims.usr, redirect_uri)
+            .begin(&user, redirect_uri)
             .await
             .map_err(StartError::Failed)?;
         reservation.keep();
         Ok(started)
-    }
-
-    /// Checks a ticket's signature, expiry and server; returns its claims.
-    fn verify(&self, ticket: &str) -> Result<TicketClaims, TicketError> {
-        let mut validation = Validation::new(Algorithm::HS256);
-        validation.leeway = 0;
-        validation.set_required_spec_claims(&["exp"]);
-        let claims = jsonwebtoken::decode::<TicketClaims>(
-            ticket,
-            &DecodingKey::from_secret(&self.key),
-            &validation,
-        )
-        .map_err(|e| match e.kind() {
-            jsonwebtoken::errors::ErrorKind::ExpiredSignature => TicketError::Expired,
-            _ => TicketError::Invalid,
-        })?
-        .claims;
-        if claims.srv != self.server.name {
-            return Err(TicketError::WrongServer);
-        }
-        Ok(claims)
-    }
-
-    /// Marks a ticket used; the mark is taken back when the returned guard is dropped
-    /// without [`Reservation::keep`] (the login did not start, or the request went away).
-    fn reserve(&self, claims: &TicketClaims) -> Result<Reservation<'_>, TicketError> {
-        let now = unix_now();
-        let mut redeemed = self.redeemed.lock().unwrap_or_else(|e| e.into_inner());
-        if redeemed.contains_key(&claims.jti) {
-            return Err(TicketError::Used);
-        }
-        if redeemed.len() >= MAX_REDEEMED {
-            redeemed.retain(|_, exp| *exp >= now);
-            if redeemed.len() >= MAX_REDEEMED {
-                return Err(TicketError::Busy);
-            }
-        }
-        redeemed.insert(claims.jti.clone(), claims.exp);
-        Ok(Reservation {
-            logins: self,
-            jti: Some(claims.jti.clone()),
-        })
     }
 
     /// Starts `user`'s login with mcpo's callback at `redirect_uri`.
@@ -457,36 +356,7 @@ impl WebLogins {
 /// callers keep their NUL-prefixed names, and a user id that itself starts with NUL gets one
 /// more prefix, so no user id maps onto another caller's store (the mapping is one-to-one).
 fn token_owner(user: &Caller) -> String {
-    match user {
-        Caller::User(id) if id.starts_with('\u{0}') => format!("\u{0}user:{id}"),
-        Caller::User(id) => id.clone(),
-        Caller::Service => "\u{0}service".to_owned(),
-        Caller::Anonymous => "\u{0}anonymous".to_owned(),
-    }
-}
-
-/// Takes a ticket's "used" mark back unless the login it opened started.
-struct Reservation<'a> {
-    logins: &'a WebLogins,
-    jti: Option<String>,
-}
-
-impl Reservation<'_> {
-    fn keep(mut self) {
-        self.jti = None;
-    }
-}
-
-impl Drop for Reservation<'_> {
-    fn drop(&mut self) {
-        if let Some(jti) = self.jti.take() {
-            self.logins
-                .redeemed
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .remove(&jti);
-        }
-    }
+    user.owner_key()
 }
 
 /// The name of the cookie that binds the login with `state` to its browser: a digest of the
@@ -504,13 +374,6 @@ fn add(total: &mut OAuthCounters, c: OAuthCounters) {
     total.logins += c.logins;
     total.refreshes += c.refreshes;
     total.failures += c.failures;
-}
-
-fn unix_now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
 }
 
 /// 32 random bytes from the OS's generator (the ticket key, a browser's login id). Without one
@@ -538,9 +401,9 @@ mod tests {
 
     /// What opening a link does with the ticket when the login starts.
     fn redeem(w: &WebLogins, ticket: &str) -> Result<Caller, TicketError> {
-        let claims = w.verify(ticket)?;
-        w.reserve(&claims)?.keep();
-        Ok(claims.usr)
+        let (user, reservation) = w.tickets.reserve(ticket)?;
+        reservation.keep();
+        Ok(user)
     }
 
     #[test]
@@ -553,33 +416,12 @@ mod tests {
         );
         assert_eq!(redeem(&a, &t), Ok(user("alice")));
         assert_eq!(redeem(&a, &t), Err(TicketError::Used));
-        // Another server's ticket (even under the same key), and one signed by another
-        // process, are refused.
-        let mut b = logins("b");
-        b.key = a.key;
+        // Another instance's ticket (another server, or this one rebuilt) is refused.
         assert_eq!(
-            redeem(&a, &b.ticket(&user("alice"))),
-            Err(TicketError::WrongServer)
-        );
-        let mut other_process = logins("a");
-        other_process.key = random_key();
-        assert_eq!(
-            redeem(&a, &other_process.ticket(&user("alice"))),
+            redeem(&a, &logins("b").ticket(&user("alice"))),
             Err(TicketError::Invalid)
         );
         assert_eq!(redeem(&a, "not-a-ticket"), Err(TicketError::Invalid));
-        let expired = jsonwebtoken::encode(
-            &Header::new(Algorithm::HS256),
-            &TicketClaims {
-                usr: user("alice"),
-                srv: "a".into(),
-                exp: unix_now() - 5,
-                jti: "x".into(),
-            },
-            &EncodingKey::from_secret(&a.key),
-        )
-        .unwrap();
-        assert_eq!(redeem(&a, &expired), Err(TicketError::Expired));
         assert_ne!(random_key(), random_key());
     }
 
@@ -636,11 +478,10 @@ mod tests {
     fn a_ticket_whose_login_did_not_start_stays_usable() {
         let a = logins("a");
         let t = a.ticket(&user("alice"));
-        let claims = a.verify(&t).unwrap();
         {
-            let _in_use = a.reserve(&claims).unwrap();
+            let _in_use = a.tickets.reserve(&t).unwrap();
             // Opened twice at once: only one of them may go on.
-            assert_eq!(a.reserve(&claims).err(), Some(TicketError::Used));
+            assert_eq!(a.tickets.reserve(&t).err(), Some(TicketError::Used));
         } // dropped without `keep`: the login did not start
         assert_eq!(redeem(&a, &t), Ok(user("alice")));
         assert_eq!(redeem(&a, &t), Err(TicketError::Used));

@@ -35,6 +35,7 @@
 //! tool's *original* schema ([`PreparedTool::validate`]), so its references resolve the way
 //! the server meant them.
 
+mod credentials;
 mod document;
 mod operations;
 mod prompts;
@@ -46,6 +47,7 @@ mod tool;
 #[cfg(test)]
 mod tests;
 
+pub use credentials::add_credentials_operation;
 pub use document::{add_login_operation, combined_document, server_document};
 pub use prompts::{PROMPTS_TAG, add_prompt_operations};
 pub use resources::{ListingPlace, RESOURCES_TAG, add_resource_operations};

@@ -18,6 +18,27 @@ use super::tool_cache::ToolCache;
 /// Where the login operation sits in a server's document, relative to the server's base. Tool
 /// names cannot contain `/`, so no tool route (`/{server}/{tool}`) can take it.
 pub const LOGIN_PATH: &str = "/oauth/login";
+/// Where the credentials operation sits, relative to the server's base (two segments, so no
+/// tool route can take it).
+pub const CREDENTIALS_PATH: &str = "/credentials/link";
+
+/// The operations a server's document carries besides its tools: `{server}_login`
+/// (multi-user OAuth) and `{server}_credentials` (servers whose users supply secrets).
+#[derive(Debug, Clone, Copy, Default)]
+pub(super) struct Links {
+    pub login: bool,
+    pub credentials: bool,
+}
+
+impl Links {
+    pub(super) fn of(config: &crate::config::ServerConfig) -> Self {
+        let multi = config.multi_user.as_ref();
+        Self {
+            login: multi.is_some() && config.oauth.is_some(),
+            credentials: multi.is_some_and(|m| !m.user_secrets.is_empty()),
+        }
+    }
+}
 
 /// Tools and the document built from one tool list; what callers without a session of their
 /// own are shown.
@@ -79,23 +100,30 @@ impl SpecContext {
 /// generations).
 static KNOWN_GENERATION: AtomicU64 = AtomicU64::new(1 << 62);
 
-/// Prepares `tools` and builds the server's document; `login` adds the `{server}_login`
-/// operation of multi-user OAuth servers; `expose` says whether tools, and `listing`'s
-/// resources and prompts, are operations in it.
+/// Prepares `tools` and builds the server's document with the operations of `links`;
+/// `expose` says whether tools, and `listing`'s resources and prompts, are operations in it.
 pub(super) fn build(
     server: &str,
     tools: &[rmcp::model::Tool],
     session: Option<&Session>,
     ctx: &SpecContext,
-    login: bool,
+    links: Links,
     (expose, listing): (Expose, Option<Arc<Listing>>),
 ) -> Catalog {
     let (tools, index) = publish(server, tools);
     let info = server_info(server, session, ctx);
     let shown: &[PreparedTool] = if expose.tools { &tools } else { &[] };
     let mut doc = openapi::server_document(&info, server, shown, |tool| format!("/{tool}"));
-    if login {
+    if links.login {
         openapi::add_login_operation(&mut doc, server, LOGIN_PATH, &format!("{server}_login"));
+    }
+    if links.credentials {
+        openapi::add_credentials_operation(
+            &mut doc,
+            server,
+            CREDENTIALS_PATH,
+            &format!("{server}_credentials"),
+        );
     }
     if let Some(listing) = &listing {
         let at = openapi::ListingPlace {

@@ -56,7 +56,12 @@ impl Endpoint {
                 ready = self.upstream.ready_session(wait) => ready?,
                 () = login_pending(authorizer) => return Err(self.upstream.status()),
             },
-            None => self.upstream.ready_session(wait).await?,
+            // Credentials the upstream refused are not retried into a 503: the caller is
+            // told at once (a multi-user server asks its user for new secrets).
+            None => tokio::select! {
+                ready = self.upstream.ready_session(wait) => ready?,
+                () = credentials_refused(&self.upstream) => return Err(self.upstream.status()),
+            },
         };
         Ok(self.catalog_for(session))
     }
@@ -71,7 +76,7 @@ impl Endpoint {
             return c.clone();
         }
         let config = self.config();
-        let login = config.multi_user.is_some() && config.oauth.is_some();
+        let links = catalog::Links::of(config);
         let listing = Some(session.listing.clone());
         let build = |listing| {
             let offered = (config.expose, listing);
@@ -81,7 +86,7 @@ impl Endpoint {
                 tools,
                 Some(&session),
                 &self.spec,
-                login,
+                links,
                 offered,
             ))
         };
@@ -123,6 +128,33 @@ async fn login_pending(authorizer: &Authorizer) {
     // At once when the login is already pending; never when the authorizer is gone.
     let pending = login.wait_for(|state| matches!(state, LoginState::Pending { .. }));
     if pending.await.is_err() {
+        std::future::pending::<()>().await;
+    }
+}
+
+/// Returns once `upstream`'s last attempt failed because the upstream refused its credentials.
+async fn credentials_refused(upstream: &crate::upstream::Upstream) {
+    use crate::upstream::{Failure, Status};
+    let mut status = upstream.subscribe();
+    let _ = status
+        .wait_for(|s| {
+            matches!(
+                s,
+                Status::Connecting {
+                    failure: Some(Failure::Refused(_)),
+                    ..
+                }
+            )
+        })
+        .await;
+    // A closed channel (the upstream stopped) is not a refusal: wait for the other branch.
+    if !matches!(
+        &*status.borrow(),
+        Status::Connecting {
+            failure: Some(Failure::Refused(_)),
+            ..
+        }
+    ) {
         std::future::pending::<()>().await;
     }
 }

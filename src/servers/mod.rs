@@ -13,6 +13,7 @@
 //! Nothing here knows about HTTP requests or statuses.
 
 mod catalog;
+pub mod credentials;
 mod endpoint;
 mod offerings;
 mod per_user;
@@ -22,7 +23,9 @@ mod server;
 mod state;
 pub mod tool_cache;
 
-pub use catalog::{Catalog, CombinedCache, LOGIN_PATH, SessionCatalog, SpecContext};
+pub use catalog::{
+    CREDENTIALS_PATH, Catalog, CombinedCache, LOGIN_PATH, SessionCatalog, SpecContext,
+};
 pub use endpoint::Endpoint;
 pub use offerings::add_to_combined as add_offerings;
 pub use per_user::PerUser;

@@ -9,6 +9,10 @@
 //! there is none: users sign in through the web login ([`WebLogins`]) and the documents carry a
 //! `{server}_login` operation until a user's own session brings the tools.
 //!
+//! With `user_secrets` each user's session starts with their own secrets and identity filled
+//! into the config's templates (`secrets.rs`); a server with required secrets has no
+//! discovery session either, and its documents carry a `{server}_credentials` operation.
+//!
 //! With `per_user_tools` (servers whose tool list differs per user) a list one user's session
 //! showed is never shown to anyone else: the last known tools come from the discovery session
 //! only (with OAuth: just the login operation), and nothing goes to the tool cache.
@@ -17,12 +21,16 @@ use std::sync::{Arc, Mutex};
 
 use crate::config::{MultiUser, ServerConfig};
 use crate::oauth::{Authorizer, OAuthCounters, WebLogins};
-use crate::support::caller::Caller;
+use crate::store::FileSecrets;
+use crate::support::caller::{Caller, Profile};
 use crate::upstream::{Stats, Status, Upstream, UpstreamOptions};
 
-use super::catalog::{self, Catalog, LastCatalog, SpecContext};
+use super::catalog::{self, Catalog, LastCatalog, Links, SpecContext};
+use super::credentials::Credentials;
 use super::endpoint::Endpoint;
 use super::pool::UserPool;
+
+mod secrets;
 
 /// The per-user side of a multi-user server.
 pub struct PerUser {
@@ -38,6 +46,8 @@ pub struct PerUser {
     /// Multi-user OAuth: every user's own authorizer, login tickets and logins in progress,
     /// or why they cannot work (then nobody is served: never without the OAuth asked for).
     logins: Option<Result<Arc<WebLogins>, String>>,
+    /// `user_secrets`: what users have supplied, and the links to the page where they do.
+    credentials: Option<Arc<Credentials>>,
 }
 
 impl PerUser {
@@ -60,6 +70,9 @@ impl PerUser {
                 })
         });
         let oauth = config.oauth.is_some();
+        let credentials = Credentials::new(&config, Arc::new(FileSecrets::default())).map(Arc::new);
+        // Without a user's secrets there is nobody to start a shared discovery session as.
+        let anonymous_session = !oauth && !settings.requires_secrets();
         // The tools of the last run, if any, until a session shows the current ones; an OAuth
         // server's document has at least its login operation.
         // Not with `per_user_tools`: the file may hold a user's list from a run without it.
@@ -68,12 +81,13 @@ impl PerUser {
             .as_ref()
             .filter(|_| !settings.per_user_tools)
             .and_then(|c| c.load(&config));
-        if cached.is_some() || oauth {
+        if cached.is_some() || !anonymous_session {
             let tools = cached.unwrap_or_default();
-            let built = catalog::build(&name, &tools, None, &spec, oauth, (config.expose, None));
+            let links = Links::of(&config);
+            let built = catalog::build(&name, &tools, None, &spec, links, (config.expose, None));
             *last.lock().unwrap_or_else(|p| p.into_inner()) = Some(Arc::new(built));
         }
-        let discovery = (!oauth).then(|| {
+        let discovery = anonymous_session.then(|| {
             let upstream = Upstream::start(config.clone(), options.clone(), None, stats);
             Endpoint::new(upstream, last.clone(), spec.clone())
         });
@@ -86,6 +100,7 @@ impl PerUser {
             last,
             discovery,
             logins,
+            credentials,
         });
         if server.discovery.is_some() {
             tokio::spawn(close_discovery_when_known(Arc::downgrade(&server)));
@@ -135,14 +150,25 @@ impl PerUser {
     /// The endpoint serving `user`: their own session, started on first use. Sessions evicted
     /// to keep within `max_sessions` are closed in the background.
     pub fn endpoint(&self, user: &Caller) -> Result<Arc<Endpoint>, String> {
+        self.endpoint_as(user, &Profile::default())
+    }
+
+    /// [`Self::endpoint`]; a new session's templates are filled in with `user`'s id, `profile`
+    /// and stored secrets (see `secrets.rs`).
+    pub fn endpoint_as(&self, user: &Caller, profile: &Profile) -> Result<Arc<Endpoint>, String> {
+        if let Some(live) = self.pool.get(user) {
+            return Ok(live);
+        }
+        let config = self.config_for(user, profile, None)?;
         let authorizer = self.authorizer(user)?;
+        Ok(self.insert(user, || {
+            Upstream::start(config, self.options.clone(), authorizer, Arc::default())
+        }))
+    }
+
+    /// `user`'s endpoint, made with `upstream` if they have none.
+    fn insert(&self, user: &Caller, upstream: impl FnOnce() -> Upstream) -> Arc<Endpoint> {
         let (endpoint, evicted) = self.pool.get_or_create(user, || {
-            let upstream = Upstream::start(
-                self.config.clone(),
-                self.options.clone(),
-                authorizer,
-                Arc::default(),
-            );
             // With `per_user_tools` a user's list stays theirs: their endpoint publishes into a
             // slot of its own, never the server's last known tools.
             let last = if self.settings.per_user_tools {
@@ -150,20 +176,37 @@ impl PerUser {
             } else {
                 self.last.clone()
             };
-            Endpoint::new(upstream, last, self.spec.clone())
+            Endpoint::new(upstream(), last, self.spec.clone())
         });
         for e in evicted {
             tracing::info!(server = %self.name(), "closing the least recently used user session (max_sessions reached)");
             tokio::spawn(async move { e.shutdown().await });
         }
-        Ok(endpoint)
+        endpoint
+    }
+
+    /// `user_secrets`: what users supplied, and their links.
+    pub fn credentials(&self) -> Option<&Arc<Credentials>> {
+        self.credentials.as_ref()
+    }
+
+    /// Whether `user` has a session now.
+    pub fn has_session(&self, user: &Caller) -> bool {
+        self.pool.get(user).is_some()
     }
 
     /// The endpoint serving `user` if they can be served without signing in first: always for
     /// servers without OAuth; with OAuth only when the user has usable tokens (nobody's session
-    /// is started just to wait for a login).
+    /// is started just to wait for a login), and with `user_secrets` only when they supplied
+    /// theirs.
     pub fn signed_in_endpoint(&self, user: &Caller) -> Option<Arc<Endpoint>> {
         if self.needs_login(user).unwrap_or(true) {
+            return None;
+        }
+        if let Some(credentials) = &self.credentials
+            && !self.has_session(user)
+            && credentials.needed(user).unwrap_or(true)
+        {
             return None;
         }
         self.endpoint(user)

@@ -54,6 +54,18 @@ impl<T> UserPool<T> {
         (value, evicted)
     }
 
+    /// `user`'s value if there is one (which counts as use).
+    pub fn get(&self, user: &Caller) -> Option<Arc<T>> {
+        self.slots()
+            .extend(user, Instant::now() + self.idle)
+            .cloned()
+    }
+
+    /// Takes `user`'s value out (their secrets changed or were refused); the caller closes it.
+    pub fn remove(&self, user: &Caller) -> Option<Arc<T>> {
+        self.slots().remove(user)
+    }
+
     /// Marks `user` active (a spec fetch counts as activity) if they have a value.
     pub fn touch(&self, user: &Caller) {
         self.slots().extend(user, Instant::now() + self.idle);

@@ -6,10 +6,11 @@ use std::time::Instant;
 
 use crate::config::{MultiUser, ServerConfig};
 use crate::oauth::{AuthOptions, Authorizer, OAuthCounters, WebLogins};
-use crate::support::caller::Caller;
-use crate::upstream::{CallLimiter, Stats, Upstream, UpstreamOptions};
+use crate::support::caller::{Caller, Profile};
+use crate::upstream::{CallLimiter, Failure, Stats, Status, Upstream, UpstreamOptions};
 
 use super::catalog::{Catalog, SpecContext};
+use super::credentials::Credentials;
 use super::endpoint::Endpoint;
 use super::per_user::PerUser;
 use super::state::ServerState;
@@ -45,6 +46,9 @@ pub enum Refusal {
     /// The caller's stored credentials do not open with the store key (another key, another
     /// owner's file): nothing is served or stored for them until the operator fixes it.
     StoreUnreadable(String),
+    /// `user_secrets`: the caller has not supplied theirs (or the upstream refused them);
+    /// they do through these credentials' page.
+    Credentials(Arc<Credentials>),
 }
 
 impl Server {
@@ -112,6 +116,12 @@ impl Server {
     /// The session that serves `user` (the key of a verified caller; ignored by a shared
     /// server), started on first use, or why there is none.
     pub fn route(&self, user: &Caller) -> Result<Arc<Endpoint>, Refusal> {
+        self.route_as(user, &Profile::default())
+    }
+
+    /// [`Self::route`]; a session started now has its templates filled in with `profile`
+    /// (what the caller's identity says besides the id).
+    pub fn route_as(&self, user: &Caller, profile: &Profile) -> Result<Arc<Endpoint>, Refusal> {
         let per_user = match &self.kind {
             Kind::Shared(endpoint) => return Ok(endpoint.clone()),
             Kind::PerUser(p) => p,
@@ -119,7 +129,19 @@ impl Server {
         if let Some(logins) = self.sign_in_needed(user)? {
             return Err(Refusal::SignIn(logins));
         }
-        per_user.endpoint(user).map_err(|reason| {
+        if let Some(credentials) = per_user.credentials()
+            && !per_user.has_session(user)
+        {
+            match credentials.needed(user) {
+                Ok(true) => return Err(Refusal::Credentials(credentials.clone())),
+                Ok(false) => {}
+                Err(reason) => {
+                    tracing::warn!(server = %self.name(), "{reason}");
+                    return Err(Refusal::StoreUnreadable(reason));
+                }
+            }
+        }
+        per_user.endpoint_as(user, profile).map_err(|reason| {
             tracing::error!(server = %self.name(), "{reason}");
             Refusal::NoSession(reason)
         })
@@ -140,6 +162,29 @@ impl Server {
             Ok(false) => Ok(None),
             Err(reason) => Err(Refusal::NoSession(reason)),
         }
+    }
+
+    /// After `user`'s session failed with `status`: when the upstream refused the secrets the
+    /// user supplied, their session is closed and they are asked for new ones.
+    pub fn secrets_refused(&self, user: &Caller, status: &Status) -> Option<Refusal> {
+        let Status::Connecting {
+            failure: Some(Failure::Refused(_)),
+            ..
+        } = status
+        else {
+            return None;
+        };
+        self.refused_by_upstream(user)
+    }
+
+    /// The upstream refused `user`'s session's credentials (a call got HTTP 401/403): on a
+    /// server whose users supply secrets, their session is closed and they are asked for new
+    /// ones; `None` on other servers.
+    pub fn refused_by_upstream(&self, user: &Caller) -> Option<Refusal> {
+        let per_user = self.per_user()?;
+        let credentials = per_user.credentials()?;
+        per_user.secrets_refused(user);
+        Some(Refusal::Credentials(credentials.clone()))
     }
 
     /// Where the server stands: its shared session's state, or for a multi-user server

@@ -251,7 +251,8 @@ fn file_stem(name: &str) -> String {
 }
 
 /// First 16 hex digits of SHA-256 over the server's name and how it is reached. `env` and
-/// `headers` are left out: they may hold secrets, and rarely change which tools there are.
+/// `headers` are left out: they may hold secrets, and rarely change which tools there are;
+/// so are arguments filled in per user.
 fn identity_hash(server: &ServerConfig) -> String {
     let mut hasher = Sha256::new();
     let mut field = |part: &str| {
@@ -266,7 +267,19 @@ fn identity_hash(server: &ServerConfig) -> String {
         } => {
             field("stdio");
             field(command);
-            args.iter().for_each(|a| field(a));
+            // An argument filled in per user (`{{USER_…}}`) counts as its slot: every user's
+            // session shares the server's file, and no user's secret goes into the hash.
+            let templated = |i: usize| {
+                server.multi_user.as_ref().is_some_and(|m| {
+                    m.templates
+                        .slots
+                        .iter()
+                        .any(|(slot, _)| *slot == crate::config::Slot::Arg(i))
+                })
+            };
+            for (i, a) in args.iter().enumerate() {
+                field(if templated(i) { "\0per-user" } else { a });
+            }
             field(
                 &cwd.as_ref()
                     .map(|c| c.display().to_string())
@@ -400,6 +413,25 @@ mod tests {
             .collect();
         names.sort();
         names
+    }
+
+    #[test]
+    fn arguments_filled_in_per_user_share_the_servers_file() {
+        let text = r#"{"mcpServers": {"s": {"command": "x", "args": ["--key", "{{USER_SECRET:k}}"],
+            "multi_user": true, "webui_secret_key": "q8Vn3xR7tLm2Wp9Kc4Hs6Jd1",
+            "user_secrets": {"k": {"title": "K"}}}}}"#;
+        let (config, _) = crate::config::from_str_with_env(text, "t", &|_| None).unwrap();
+        let base = &config.servers[0];
+        let user = |secret: &str| {
+            base.for_user(&crate::config::UserValues {
+                id: "u".into(),
+                secrets: [("k".to_owned(), secret.to_owned())].into(),
+                ..Default::default()
+            })
+        };
+        assert_ne!(user("s1"), user("s2"));
+        assert_eq!(identity_hash(base), identity_hash(&user("s1")));
+        assert_eq!(identity_hash(&user("s1")), identity_hash(&user("s2")));
     }
 
     #[test]

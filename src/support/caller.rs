@@ -30,3 +30,28 @@ impl Caller {
         }
     }
 }
+
+impl Caller {
+    /// The user a stored record (tokens, secrets) belongs to: the user id, and for the
+    /// API-key holder and anonymous callers names no user id can spell.
+    pub fn owner_key(&self) -> String {
+        match self {
+            Caller::User(id) if id.starts_with('\u{0}') => format!("\u{0}user:{id}"),
+            Caller::User(id) => id.clone(),
+            Caller::Service => "\u{0}service".to_owned(),
+            Caller::Anonymous => "\u{0}anonymous".to_owned(),
+        }
+    }
+}
+
+/// What a verified identity says about the caller besides the id: kept apart from
+/// [`Caller`] (which keys sessions, tokens and tickets) so that the same user keeps one
+/// session whichever credential arrives. Only the signed `X-OpenWebUI-User-Jwt` carries these;
+/// an Open WebUI session JWT or `sk-` key gives none. Used to fill in `{{USER_EMAIL}}`,
+/// `{{USER_NAME}}` and `{{USER_ROLE}}` when the caller's session starts.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Profile {
+    pub email: Option<String>,
+    pub name: Option<String>,
+    pub role: Option<String>,
+}

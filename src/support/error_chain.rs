@@ -18,6 +18,16 @@ pub(crate) fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
     text
 }
 
+/// `error` and its causes, outermost first, followed as [`error_chain`] does.
+pub(crate) fn causes<'a>(
+    error: &'a (dyn std::error::Error + 'static),
+) -> impl Iterator<Item = &'a (dyn std::error::Error + 'static)> {
+    std::iter::successors(Some(error), |e: &&'a (dyn std::error::Error + 'static)| {
+        next_cause(*e)
+    })
+    .take(32)
+}
+
 /// `error`'s cause. rmcp's `initialize` transport error and its streamable-HTTP `Client`
 /// error wrap their cause without naming it as their source, which would hide why a request
 /// failed (a refused cross-origin redirect, a TLS failure); they are followed here.

@@ -23,5 +23,6 @@ pub(crate) mod http_client;
 pub(crate) mod private_dir;
 pub(crate) mod redact;
 pub mod sealed;
+pub(crate) mod ticket;
 
-pub(crate) use error_chain::error_chain;
+pub(crate) use error_chain::{causes, error_chain};

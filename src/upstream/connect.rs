@@ -58,6 +58,9 @@ pub enum ConnectError {
     Initialize(String, String),
     #[error("tools/list failed: {0}")]
     ListTools(String),
+    /// The upstream answered 401/403 to `initialize`: the credentials it was given are refused.
+    #[error("the server refused the credentials (HTTP 401/403): {0}")]
+    Refused(String),
 }
 
 /// A freshly initialized session and what the supervisor needs to watch it.
@@ -206,6 +209,9 @@ pub async fn connect(
     };
     let service = match service {
         Ok(s) => s,
+        Err(e) if super::refusal::refused_credentials(&e) => {
+            return Err(ConnectError::Refused(error_chain(&e)));
+        }
         Err(e) => {
             let extra = diagnostics
                 .describe_exit()

@@ -13,6 +13,7 @@ mod connect;
 mod incoming;
 mod limiter;
 mod listing;
+mod refusal;
 mod sandbox;
 mod session;
 pub mod sse;

@@ -72,6 +72,10 @@ pub enum CallError {
     /// The call needs OAuth scope mcpo could not get (the step-up login was refused).
     #[error("{0}")]
     Forbidden(String),
+    /// The upstream answered the request with HTTP 401/403: it refuses the credentials the
+    /// session was started with (the call did not run).
+    #[error("the server refused the credentials (HTTP 401/403): {0}")]
+    Refused(String),
     /// Anything else the MCP client reported (unexpected response, transport send failure…).
     #[error("upstream call failed: {0}")]
     Other(String),
@@ -208,6 +212,7 @@ pub(super) fn classify(err: ServiceError) -> CallError {
         ),
         ServiceError::TransportSend(e) => match crate::oauth::scope_refusal(&e) {
             Some(refused) => CallError::Forbidden(refused.to_string()),
+            None if super::refusal::refused_credentials(&e) => CallError::Refused(error_chain(&e)),
             None => CallError::Disconnected(error_chain(&e)),
         },
         other => CallError::Other(error_chain(&other)),

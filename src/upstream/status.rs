@@ -46,6 +46,8 @@ pub enum Failure {
     BadSettings(String),
     /// Spawning, connecting, `initialize` or `tools/list` failed.
     Connect(String),
+    /// The upstream refused the credentials it was given (HTTP 401/403 at `initialize`).
+    Refused(String),
     /// Connecting and initializing did not finish in time.
     TimedOut(Duration),
     /// A session was up and ended (the process exited, the stream closed, a ping got no answer).
@@ -89,7 +91,9 @@ impl std::fmt::Display for Failure {
             }
             Failure::OAuth(e) => write!(f, "OAuth: {}", urls_in(e)),
             Failure::BadSettings(e) => write!(f, "OAuth: invalid OAuth settings: {}", urls_in(e)),
-            Failure::Connect(e) | Failure::Lost(e) => f.write_str(&urls_in(e)),
+            Failure::Connect(e) | Failure::Lost(e) | Failure::Refused(e) => {
+                f.write_str(&urls_in(e))
+            }
             Failure::TimedOut(limit) => {
                 write!(f, "connect and initialize did not finish within {limit:?}")
             }

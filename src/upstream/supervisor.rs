@@ -91,7 +91,10 @@ impl Supervisor {
                 }
                 Ok(Err(err)) => {
                     // Logged as the failure: its text has URLs (in a stderr tail too) redacted.
-                    let failure = Failure::Connect(err.to_string());
+                    let failure = match err {
+                        connect::ConnectError::Refused(_) => Failure::Refused(err.to_string()),
+                        _ => Failure::Connect(err.to_string()),
+                    };
                     tracing::warn!(server = %name, error = %failure, "cannot connect to upstream");
                     failure
                 }

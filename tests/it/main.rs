@@ -46,3 +46,4 @@ mod resources;
 mod resources_spec;
 mod sandbox;
 mod transports;
+mod user_secrets;

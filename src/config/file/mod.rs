@@ -6,6 +6,7 @@ mod fields;
 mod oauth;
 mod sandbox;
 mod transport;
+mod user_secrets;
 
 use std::collections::BTreeSet;
 use std::time::Duration;
@@ -34,6 +35,7 @@ pub const RESERVED_SERVER_NAMES: &[&str] = &[
     "status",
     "metrics",
     "oauth",
+    "credentials",
 ];
 
 /// Keys of a server entry that mcpo reads (or knowingly ignores).
@@ -61,6 +63,7 @@ const SERVER_KEYS: &[&str] = &[
     "disabled",
     "alwaysAllow",
     "client_header_forwarding",
+    "user_secrets",
 ];
 
 /// Parse and validate a whole file. `lookup` resolves `${VAR}` (the process environment in
@@ -264,7 +267,7 @@ fn read_server(
         broken: BTreeSet::new(),
         prefix: "",
     };
-    expand_fields(report, &mut fields, lookup);
+    let templates = expand_fields(report, &mut fields, lookup);
     let transport = read_transport(report, &mut fields);
 
     let mut disabled_tools = BTreeSet::new();
@@ -285,7 +288,24 @@ fn read_server(
         None => (None, MultiUserKeys::default()),
     };
     let sandbox = read_sandbox(report, &mut fields, transport.as_ref());
-    let multi_user = read_multi_user(report, &mut fields, &in_oauth, sandbox, lookup);
+    let wants_multi_user = match fields.map.get("multi_user") {
+        Some(Value::Bool(b)) => *b,
+        _ => in_oauth.multi_user == Some(true),
+    };
+    let user_secrets = user_secrets::read_user_secrets(report, &mut fields);
+    let templates = user_secrets::check(
+        report,
+        templates,
+        &user_secrets,
+        wants_multi_user,
+        transport.as_ref(),
+    );
+    let multi_user =
+        read_multi_user(report, &mut fields, &in_oauth, sandbox, lookup).map(|m| MultiUser {
+            user_secrets,
+            templates,
+            ..m
+        });
 
     // Accepted for Claude Desktop / Python mcpo files; nothing to do with them.
     fields.take("description");
@@ -428,6 +448,8 @@ fn read_multi_user(
         max_sessions: max_sessions.unwrap_or(100),
         per_user_tools,
         sandbox,
+        user_secrets: Default::default(),
+        templates: Default::default(),
     })
 }
 
@@ -458,11 +480,13 @@ fn check_name(report: &mut Report<'_>, name: &str) {
 }
 
 /// Expand `${VAR}` in every string of every field; a field that fails is reported and set aside.
+/// The `{{USER_…}}` templates are taken out first (their text expanded on its own) and returned.
 fn expand_fields(
     report: &mut Report<'_>,
     fields: &mut Fields,
     lookup: &dyn Fn(&str) -> Option<String>,
-) {
+) -> super::UserTemplates {
+    let taken = user_secrets::take_templates(report, fields, lookup);
     let mut failed = Vec::new();
     for (key, value) in fields.map.iter_mut() {
         let mut failures = Vec::new();
@@ -478,6 +502,7 @@ fn expand_fields(
         fields.map.shift_remove(&key);
         fields.broken.insert(key);
     }
+    user_secrets::put_back(fields, &taken)
 }
 
 #[cfg(test)]

@@ -6,6 +6,8 @@
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde::Deserialize;
 
+use crate::support::caller::Profile;
+
 /// Seconds of clock skew tolerated on `exp` and `nbf`.
 const LEEWAY_SECS: u64 = 30;
 
@@ -43,6 +45,12 @@ pub fn verify_webui_jwt(token: &str, secret: &str) -> Result<String, String> {
 #[derive(Deserialize)]
 struct UserInfoClaims {
     sub: serde_json::Value,
+    #[serde(default)]
+    email: Option<serde_json::Value>,
+    #[serde(default)]
+    name: Option<serde_json::Value>,
+    #[serde(default)]
+    role: Option<serde_json::Value>,
 }
 
 /// Verifies Open WebUI's signed user-info header (`X-OpenWebUI-User-Jwt`, sent when Open WebUI
@@ -51,6 +59,12 @@ struct UserInfoClaims {
 /// `exp` (300 s by default), so `exp` and `sub` are required and `iss`, when present, must be
 /// `open-webui`.
 pub fn verify_user_info_jwt(token: &str, secret: &str) -> Result<String, String> {
+    verify_user_info(token, secret).map(|(id, _)| id)
+}
+
+/// [`verify_user_info_jwt`], with what the token says about the user besides the id (its
+/// `email`, `name` and `role` claims, where they are non-empty strings).
+pub fn verify_user_info(token: &str, secret: &str) -> Result<(String, Profile), String> {
     let mut validation = Validation::new(Algorithm::HS256);
     validation.leeway = LEEWAY_SECS;
     validation.validate_exp = true;
@@ -64,8 +78,17 @@ pub fn verify_user_info_jwt(token: &str, secret: &str) -> Result<String, String>
         &validation,
     )
     .map_err(|e| refusal_reason(&e))?;
+    let text = |v: Option<serde_json::Value>| match v {
+        Some(serde_json::Value::String(s)) if !s.is_empty() => Some(s),
+        _ => None,
+    };
+    let profile = Profile {
+        email: text(data.claims.email),
+        name: text(data.claims.name),
+        role: text(data.claims.role),
+    };
     match data.claims.sub {
-        serde_json::Value::String(id) if !id.is_empty() => Ok(id),
+        serde_json::Value::String(id) if !id.is_empty() => Ok((id, profile)),
         _ => Err("the token has no string 'sub' claim".to_owned()),
     }
 }

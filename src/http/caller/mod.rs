@@ -25,9 +25,9 @@ use super::AppState;
 use super::error::ApiError;
 use crate::config::{MultiUser, ServeOptions};
 pub use api_key::ApiKeys;
-pub use jwt::{verify_user_info_jwt, verify_webui_jwt};
+pub use jwt::{verify_user_info, verify_user_info_jwt, verify_webui_jwt};
 
-pub use crate::support::caller::Caller;
+pub use crate::support::caller::{Caller, Profile};
 
 /// What the `Authorization` header carries.
 enum Presented {
@@ -175,4 +175,22 @@ fn user_info_header(opts: &ServeOptions, headers: &HeaderMap) -> Result<Option<C
     verify_user_info_jwt(token, secret)
         .map(|id| Some(Caller::User(id)))
         .map_err(|why| ApiError::Unauthorized(format!("invalid X-OpenWebUI-User-Jwt: {why}")))
+}
+
+/// What the caller's identity says besides the id, for `{{USER_EMAIL}}`, `{{USER_NAME}}` and
+/// `{{USER_ROLE}}`: the claims of a valid `X-OpenWebUI-User-Jwt` naming this same caller (the
+/// header [`identify`] looks at first), else nothing. Kept apart from the [`Caller`], which
+/// alone keys sessions.
+pub fn profile(state: &AppState, headers: &HeaderMap, caller: &Caller) -> Profile {
+    let (Some(secret), Some(value), Caller::User(id)) = (
+        &state.options.webui_user_jwt_secret,
+        headers.get(USER_INFO_HEADER),
+        caller,
+    ) else {
+        return Profile::default();
+    };
+    match verify_user_info(value.to_str().unwrap_or_default().trim(), secret) {
+        Ok((sub, profile)) if sub == *id => profile,
+        _ => Profile::default(),
+    }
 }

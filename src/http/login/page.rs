@@ -81,7 +81,7 @@ pub fn redirect_headers(headers: &mut HeaderMap) {
     );
 }
 
-fn harden(headers: &mut HeaderMap, form_action: &str) {
+pub(in crate::http) fn harden(headers: &mut HeaderMap, form_action: &str) {
     let csp = format!(
         "default-src 'none'; style-src 'unsafe-inline'; {form_action}base-uri 'none'; \
          frame-ancestors 'none'"
@@ -99,7 +99,7 @@ fn harden(headers: &mut HeaderMap, form_action: &str) {
 
 /// How the page names the account: the Open WebUI user id (the only thing a ticket carries
 /// about the user), or the shared caller of mcpo's API key.
-fn account_name(user: &Caller) -> String {
+pub(in crate::http) fn account_name(user: &Caller) -> String {
     match user {
         Caller::Service => "mcpo's shared service caller (its API key)".to_owned(),
         Caller::User(id) => format!("Open WebUI user {id}"),
@@ -107,7 +107,7 @@ fn account_name(user: &Caller) -> String {
     }
 }
 
-const STYLE: &str = "<style>body{font-family:sans-serif;max-width:40em;margin:3em auto;\
+pub(in crate::http) const STYLE: &str = "<style>body{font-family:sans-serif;max-width:40em;margin:3em auto;\
     padding:0 1em;line-height:1.4}.warn{border-left:4px solid #c60;padding:.5em 1em;\
     background:#fff4e5}button{font-size:1.1em;padding:.5em 1.5em}.small{color:#555;\
     font-size:.9em}</style>";
