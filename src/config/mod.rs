@@ -159,6 +159,9 @@ pub struct MultiUser {
     pub user_secrets: BTreeMap<String, UserSecret>,
     /// The `{{USER_…}}` templates in `headers`, `env` and `args`, filled in per user.
     pub templates: UserTemplates,
+    /// In one user's own config ([`ServerConfig::for_user`]): the secret values filled in,
+    /// which the server's stderr and failure texts are scrubbed of. Empty in the loaded file.
+    pub hidden: crate::support::redact::Hidden,
 }
 
 impl MultiUser {

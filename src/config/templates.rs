@@ -227,6 +227,9 @@ impl ServerConfig {
         let Some(multi) = &self.multi_user else {
             return config;
         };
+        if let Some(own) = &mut config.multi_user {
+            own.hidden = crate::support::redact::Hidden::new(values.secrets.values().cloned());
+        }
         for (slot, template) in &multi.templates.slots {
             let filled = template.fill(values);
             match (&mut config.transport, slot) {

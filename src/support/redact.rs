@@ -8,6 +8,45 @@
 //! still says which host and path failed.
 
 use std::borrow::Cow;
+use std::sync::Arc;
+
+/// What replaces a hidden value (see [`Hidden`]).
+pub(crate) const HIDDEN: &str = "[secret]";
+
+/// Values no text may show, whatever carries them: the secrets one user's session was started
+/// with. A server can echo them back — a stdio server printing its environment or "invalid key
+/// sk-…" to stderr, an HTTP upstream quoting the header in an error body — and those texts go
+/// to the log, `/status` and the credentials page. `Debug` shows how many, never which.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct Hidden(Arc<[String]>);
+
+impl Hidden {
+    /// The non-empty `values`, longest first, so a value that contains another is hidden
+    /// whole rather than leaving its rest in view.
+    pub fn new(values: impl IntoIterator<Item = String>) -> Self {
+        let mut values: Vec<String> = values.into_iter().filter(|v| !v.is_empty()).collect();
+        values.sort_by_key(|v| std::cmp::Reverse(v.len()));
+        values.dedup();
+        Self(values.into())
+    }
+
+    /// `text` with every hidden value replaced by `[secret]`; borrowed when none occurs.
+    pub fn scrub<'a>(&self, text: &'a str) -> Cow<'a, str> {
+        let mut out = Cow::Borrowed(text);
+        for value in self.0.iter() {
+            if out.contains(value.as_str()) {
+                out = Cow::Owned(out.replace(value.as_str(), HIDDEN));
+            }
+        }
+        out
+    }
+}
+
+impl std::fmt::Debug for Hidden {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Hidden({} values)", self.0.len())
+    }
+}
 
 /// What replaces a redacted part.
 pub(crate) const REDACTED: &str = "[redacted]";
@@ -177,5 +216,17 @@ mod tests {
             url("wss://k:v@h:1/p?q#f"),
             "wss://[redacted]@h:1/p?[redacted]"
         );
+    }
+
+    #[test]
+    fn hidden_values_are_scrubbed_whole_wherever_they_occur() {
+        let hidden = Hidden::new(["sk-abc".to_owned(), "sk-abcdef".to_owned(), String::new()]);
+        assert_eq!(
+            hidden.scrub("key sk-abcdef refused; sk-abc too"),
+            "key [secret] refused; [secret] too"
+        );
+        assert!(matches!(hidden.scrub("nothing here"), Cow::Borrowed(_)));
+        assert_eq!(format!("{hidden:?}"), "Hidden(2 values)");
+        assert_eq!(Hidden::default().scrub("sk-abc"), "sk-abc");
     }
 }

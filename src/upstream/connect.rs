@@ -1,5 +1,6 @@
 //! Opening one MCP session: pick the transport from the config, run `initialize`, list tools.
 
+use crate::support::redact::Hidden;
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::process::Stdio;
 use std::sync::{Arc, Mutex};
@@ -156,7 +157,12 @@ pub async fn connect(
             let (transport, stderr) =
                 spawn_child(command, args, env, cwd.as_deref(), *inherit_env, sandbox)?;
             if let Some(stderr) = stderr {
-                diagnostics.stderr_tail = Some(forward_stderr(config.name.clone(), stderr));
+                let hidden = config
+                    .multi_user
+                    .as_ref()
+                    .map(|m| m.hidden.clone())
+                    .unwrap_or_default();
+                diagnostics.stderr_tail = Some(forward_stderr(config.name.clone(), stderr, hidden));
             }
             handler.serve(transport).await
         }
@@ -379,10 +385,12 @@ fn spawn_child(
         })
 }
 
-/// Logs the child's stderr line by line under the server's name and keeps the last lines.
+/// Logs the child's stderr line by line under the server's name and keeps the last lines,
+/// both without the `hidden` values (a user's secrets the child may print).
 fn forward_stderr(
     server: String,
     stderr: tokio::process::ChildStderr,
+    hidden: Hidden,
 ) -> Arc<Mutex<VecDeque<String>>> {
     let tail = Arc::new(Mutex::new(VecDeque::with_capacity(STDERR_TAIL)));
     let keep = tail.clone();
@@ -401,7 +409,8 @@ fn forward_stderr(
                 LineRead::Io(_) => break,
             };
             let line = String::from_utf8_lossy(&buf);
-            let line = line.trim_end();
+            let line = hidden.scrub(line.trim_end());
+            let line = line.as_ref();
             if !line.is_empty() {
                 tracing::info!(target: "mcpo::upstream::stderr", server = %server, "{line}");
                 if let Ok(mut t) = keep.lock() {

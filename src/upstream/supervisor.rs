@@ -83,7 +83,7 @@ impl Supervisor {
                     match self.serve(live).await {
                         Ended::Shutdown => break,
                         Ended::Lost(reason) => {
-                            let failure = Failure::Lost(reason);
+                            let failure = Failure::Lost(self.scrub(&reason));
                             tracing::warn!(server = %name, reason = %failure, "upstream connection lost; reconnecting");
                             failure
                         }
@@ -92,8 +92,10 @@ impl Supervisor {
                 Ok(Err(err)) => {
                     // Logged as the failure: its text has URLs (in a stderr tail too) redacted.
                     let failure = match err {
-                        connect::ConnectError::Refused(_) => Failure::Refused(err.to_string()),
-                        _ => Failure::Connect(err.to_string()),
+                        connect::ConnectError::Refused(_) => {
+                            Failure::Refused(self.scrub(&err.to_string()))
+                        }
+                        _ => Failure::Connect(self.scrub(&err.to_string())),
                     };
                     tracing::warn!(server = %name, error = %failure, "cannot connect to upstream");
                     failure
@@ -124,6 +126,15 @@ impl Supervisor {
             biased;
             _ = self.shutdown.notified() => false,
             _ = tokio::time::sleep(wait) => true,
+        }
+    }
+
+    /// A failure's text without the secrets this (one user's) session was started with: an
+    /// upstream's error body or a child's last words may quote them.
+    fn scrub(&self, text: &str) -> String {
+        match &self.config.multi_user {
+            Some(multi) => multi.hidden.scrub(text).into_owned(),
+            None => text.to_owned(),
         }
     }
 

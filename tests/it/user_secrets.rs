@@ -752,3 +752,78 @@ fn startup_needs_public_url_and_warns_when_no_identity_source_fills_email() {
         "{log}"
     );
 }
+
+/// A server that prints the key it was given (as many do when they refuse one) must not put
+/// it in mcpo's log, the page or `/status`: its stderr and failure texts are scrubbed of the
+/// secrets its session was started with.
+#[tokio::test]
+async fn a_server_echoing_its_key_to_stderr_does_not_put_it_in_the_log() {
+    let home = Home::new();
+    home.accept(&[KEY_ALICE]);
+    let keys = home.keys();
+    let fixture = fixture_bin();
+    let entry = json!({
+        "command": "sh",
+        "args": ["-c", "echo \"starting with key $SEARCH_API_KEY\" >&2; exec \"$0\" stdio",
+                 fixture.to_str().unwrap()],
+        "multi_user": true,
+        "webui_secret_key": WEBUI_SECRET,
+        "user_secrets": {"api_key": {"title": "Search API key"}},
+        "env": {
+            "SEARCH_API_KEY": "{{USER_SECRET:api_key}}",
+            "FIXTURE_KEY_VAR": "SEARCH_API_KEY",
+            "FIXTURE_ACCEPTED_KEYS": keys.to_str().unwrap()
+        }
+    });
+    let config = home.config(json!({ "search": entry }));
+    let mcpo = start_mcpo(&home, &config, free_port(), &[]);
+
+    let url = credentials_url(&call(&mcpo, "/search/echo", "alice", json!({"text": "hi"})).await);
+    let (_, cookie) = open_page(&url).await;
+    // Refused: the server printed the wrong key, then exited during initialize.
+    let wrong = submit(
+        &url,
+        Some(&cookie),
+        "same-origin",
+        &[("action", "save"), ("s_api_key", KEY_WRONG)],
+    )
+    .await;
+    assert_eq!(wrong.status, StatusCode::BAD_REQUEST, "{}", wrong.text);
+    assert!(!wrong.text.contains(KEY_WRONG), "{}", wrong.text);
+    let ok = submit(
+        &url,
+        Some(&cookie),
+        "same-origin",
+        &[("action", "save"), ("s_api_key", KEY_ALICE)],
+    )
+    .await;
+    assert_eq!(ok.status, StatusCode::OK, "{}", ok.text);
+    let r = call(&mcpo, "/search/echo", "alice", json!({"text": "hi"})).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+
+    // Two sessions printed it: the refused trial and the one that came up.
+    let echoed = |log: &str| log.matches("starting with key [secret]").count();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while echoed(&mcpo.stderr.text()) < 2 && std::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let seen = echoed(&mcpo.stderr.text()) >= 2;
+    let log = mcpo.stderr.text();
+    assert!(seen, "the server's stderr lines were not logged:\n{log}");
+    assert!(
+        !log.contains(KEY_ALICE) && !log.contains(KEY_WRONG),
+        "{log}"
+    );
+    let status = client()
+        .get(mcpo.url("/status"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        !status.contains(KEY_ALICE) && !status.contains(KEY_WRONG),
+        "{status}"
+    );
+}

@@ -450,6 +450,7 @@ fn read_multi_user(
         sandbox,
         user_secrets: Default::default(),
         templates: Default::default(),
+        hidden: Default::default(),
     })
 }
 
