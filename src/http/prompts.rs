@@ -19,7 +19,7 @@ use serde_json::{Map, Value, json};
 use super::AppState;
 use super::error::ApiError;
 use super::session::{self, Opened, server_of};
-use super::{reply, tools};
+use super::{reply, resources, tools};
 use crate::openapi::path_segment;
 use crate::servers::Server;
 
@@ -70,7 +70,10 @@ pub async fn get(
         .await
         .map_err(|e| session::upstream_error(name, "prompts/list", e))?;
     let prompt = prompt.ok_or_else(|| {
-        ApiError::NotFound(format!("server '{name}' has no prompt named '{published}'"))
+        ApiError::NotFound(format!(
+            "server '{name}' has no prompt named '{}'",
+            resources::shown(&published)
+        ))
     })?;
     let body = body.map_err(|rejection| {
         if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {

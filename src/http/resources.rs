@@ -122,7 +122,8 @@ pub async fn raw(
     let result = read(&state, &server, &headers, &uri).await?;
     let Some(first) = result.contents.into_iter().next() else {
         return Err(ApiError::NotFound(format!(
-            "resource '{uri}' of server '{}' has no contents",
+            "resource '{}' of server '{}' has no contents",
+            shown(&uri),
             server.name()
         )));
     };
@@ -140,8 +141,9 @@ pub async fn raw(
                 .decode(blob.trim())
                 .map_err(|e| ApiError::BadGateway {
                     message: format!(
-                        "server '{}' sent resource '{uri}' as a blob that is not base64: {e}",
-                        server.name()
+                        "server '{}' sent resource '{}' as a blob that is not base64: {e}",
+                        server.name(),
+                        shown(&uri)
                     ),
                     data: None,
                 })?;
@@ -153,8 +155,9 @@ pub async fn raw(
         _ => {
             return Err(ApiError::BadGateway {
                 message: format!(
-                    "server '{}' sent resource '{uri}' in a form this mcpo does not know",
-                    server.name()
+                    "server '{}' sent resource '{}' in a form this mcpo does not know",
+                    server.name(),
+                    shown(&uri)
                 ),
                 data: None,
             });
@@ -322,7 +325,7 @@ fn uri_in_query(query: Option<&str>) -> Result<String, ApiError> {
 /// `uri` when it is an absolute URI (a scheme, then anything) of reasonable length; 422 else.
 fn checked_uri(uri: &str) -> Result<String, ApiError> {
     let bad = |why: &str| ApiError::Unprocessable {
-        message: format!("'{}' is not a resource URI: {why}", uri.escape_debug()),
+        message: format!("'{}' is not a resource URI: {why}", shown(uri)),
         data: None,
     };
     if uri.len() > MAX_URI_BYTES {
@@ -333,6 +336,21 @@ fn checked_uri(uri: &str) -> Result<String, ApiError> {
     }
     url::Url::parse(uri).map_err(|e| bad(&format!("{e} (an absolute URI like file:///a.txt)")))?;
     Ok(uri.to_owned())
+}
+
+/// Most characters of a caller's or server's text (a URI, a prompt name) repeated in an error.
+const MAX_SHOWN_CHARS: usize = 100;
+
+/// `text` as an error message repeats it: control characters escaped, at most
+/// [`MAX_SHOWN_CHARS`] characters of it, `…` when cut.
+pub(super) fn shown(text: &str) -> String {
+    let mut out: String = text.chars().take(MAX_SHOWN_CHARS).collect::<String>();
+    let cut = out.len() < text.len();
+    out = out.escape_debug().to_string();
+    if cut {
+        out.push('…');
+    }
+    out
 }
 
 fn body_error(state: &AppState, rejection: BytesRejection) -> ApiError {
@@ -391,6 +409,14 @@ mod tests {
             "a://b?c=d"
         );
         assert!(uri_in_query(Some("url=x://y")).is_err());
+    }
+
+    #[test]
+    fn errors_show_a_bounded_escaped_text() {
+        assert_eq!(shown("a\nb"), "a\\nb");
+        let long = "é".repeat(500);
+        assert_eq!(shown(&long), format!("{}…", "é".repeat(MAX_SHOWN_CHARS)));
+        assert_eq!(shown("x"), "x");
     }
 
     #[test]

@@ -75,3 +75,40 @@ async fn hostile_resource_types_are_never_rendered_as_mcpos_origin() {
         "{r:?}"
     );
 }
+
+#[tokio::test]
+async fn refusals_do_not_echo_a_long_uri_or_prompt_name() {
+    let b = start_config(json!({"fx": fixture_with_resources()}), &[]);
+    let m = &b.mcpo;
+    m.wait_ok("/fx/openapi.json", Duration::from_secs(30)).await;
+
+    // Over the URI limit (8 KiB), through each route that takes one.
+    let long = format!("fixture://items/{}", "a".repeat(20_000));
+    let q: String = url::form_urlencoded::byte_serialize(long.as_bytes()).collect();
+    let replies = [
+        get(m, &format!("/fx/resources/read?uri={q}"), None).await,
+        get(m, &format!("/fx/resources/raw?uri={q}"), None).await,
+        post(m, "/fx/resources/read", None, json!({ "uri": long })).await,
+    ];
+    for r in replies {
+        assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.status);
+        let message = r.json()["detail"]["message"].as_str().unwrap().to_owned();
+        assert!(message.contains("longer than 8192 bytes"), "{message:.300}");
+        assert!(message.len() < 400, "{} bytes echoed", message.len());
+    }
+    // A control character is refused and shown escaped, never raw.
+    let r = get(m, "/fx/resources/read?uri=fixture%3A%2F%2Fa%0D%0Ab", None).await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
+    let message = r.json()["detail"]["message"].as_str().unwrap().to_owned();
+    assert!(
+        message.contains(r"a\r\nb") && !message.contains('\n'),
+        "{message}"
+    );
+
+    // An unknown prompt's name, as long as a URL allows.
+    let name = "p".repeat(6_000);
+    let r = post(m, &format!("/fx/prompts/{name}"), None, json!({})).await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND, "{r:?}");
+    let message = r.json()["detail"]["message"].as_str().unwrap().to_owned();
+    assert!(message.len() < 400, "{} bytes echoed", message.len());
+}
