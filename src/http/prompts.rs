@@ -66,9 +66,7 @@ pub async fn get(
     }
     let opened = open(&state, &server, &headers).await?;
     let name = server.name();
-    let prompt = find(&opened, &published)
-        .await
-        .map_err(|e| session::upstream_error(name, "prompts/list", e))?;
+    let prompt = find(&state, &server, &opened, &published).await?;
     let prompt = prompt.ok_or_else(|| {
         ApiError::NotFound(format!(
             "server '{name}' has no prompt named '{}'",
@@ -95,16 +93,24 @@ pub async fn get(
 }
 
 /// The prompt published as `published`: from the session's listing when it has the prompts,
-/// else (not exposed, or listed since) from a fresh `prompts/list`.
+/// else (not exposed, or listed since) from a fresh `prompts/list`, which is an upstream
+/// request like any other (a slot of the server's limiter, counted, logged).
 async fn find(
+    state: &AppState,
+    server: &Server,
     opened: &Opened,
     published: &str,
-) -> Result<Option<Prompt>, crate::upstream::CallError> {
+) -> Result<Option<Prompt>, ApiError> {
     let named = |p: &&Prompt| path_segment(&p.name) == published;
     if let Some(p) = opened.session.listing.prompts.iter().find(named) {
         return Ok(Some(p.clone()));
     }
-    let listed = opened.session.list_prompts().await?;
+    let name = server.name();
+    let listed = session::run(state, server, opened, "prompts/list", async {
+        let list = opened.session.list_prompts().await;
+        list.map_err(|e| session::upstream_error(name, "prompts/list", e))
+    })
+    .await?;
     Ok(listed.iter().find(named).cloned())
 }
 

@@ -112,3 +112,27 @@ async fn refusals_do_not_echo_a_long_uri_or_prompt_name() {
     let message = r.json()["detail"]["message"].as_str().unwrap().to_owned();
     assert!(message.len() < 400, "{} bytes echoed", message.len());
 }
+
+/// `POST {server}/prompts/{name}` looks the prompt up with a `prompts/list` (every page) when
+/// the session's listing does not have it, as by default (prompts not exposed): that listing
+/// takes a slot of the server's limiter and is counted like any request, so a flood of prompt
+/// requests is bounded like tool calls.
+#[tokio::test]
+async fn a_prompts_lookup_is_a_counted_request_within_the_limiter() {
+    let b = start_config(json!({"fx": fixture_with_resources()}), &[]);
+    let m = &b.mcpo;
+    m.wait_ok("/fx/openapi.json", Duration::from_secs(30)).await;
+    let r = post(m, "/fx/prompts/greet", None, json!({"name": "Ada"})).await;
+    assert_eq!(r.status, StatusCode::OK, "{r:?}");
+    let r = post(m, "/fx/prompts/nothing", None, json!({})).await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND, "{r:?}");
+    let metrics = get(m, "/metrics", None).await;
+    assert_eq!(metrics.status, StatusCode::OK);
+    assert!(
+        metrics
+            .text
+            .contains(r#"mcpo_tool_calls_total{server="fx",tool="prompts/list",status="200"} 2"#),
+        "{}",
+        metrics.text
+    );
+}
