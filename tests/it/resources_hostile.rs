@@ -10,6 +10,7 @@ use reqwest::StatusCode;
 use serde_json::json;
 
 use crate::common::*;
+use crate::multi_user::{SECRET, token, uuid4};
 use crate::resources::fixture_with_resources;
 
 fn raw_path(uri: &str) -> String {
@@ -134,5 +135,44 @@ async fn a_prompts_lookup_is_a_counted_request_within_the_limiter() {
             .contains(r#"mcpo_tool_calls_total{server="fx",tool="prompts/list",status="200"} 2"#),
         "{}",
         metrics.text
+    );
+}
+
+/// Multi-user: after a user's session listed resources and prompts, the combined root
+/// document that callers without a session see has the routes, never those names.
+#[tokio::test]
+async fn the_shared_combined_document_names_no_users_resources() {
+    let mut fx = fixture_with_resources();
+    fx["expose"] = json!(["tools", "resources", "prompts"]);
+    fx["multi_user"] = json!(true);
+    fx["webui_secret_key"] = json!(SECRET);
+    let b = start_config(json!({"fx": fx}), &[]);
+    let m = &b.mcpo;
+    wait_log(
+        m,
+        &["closing the discovery session"],
+        1,
+        Duration::from_secs(30),
+    )
+    .await;
+    let alice = format!("Bearer {}", token(&uuid4()));
+    let r = get(
+        m,
+        "/fx/resources/read?uri=fixture%3A%2F%2Fitems%2F1",
+        Some(&alice),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK, "{r:?}");
+    let own = get(m, "/fx/openapi.json", Some(&alice)).await;
+    assert!(own.text.contains("fixture://items/1"), "{}", own.text);
+
+    let shared = get(m, "/openapi.json", None).await;
+    assert_eq!(shared.status, StatusCode::OK);
+    assert!(!shared.text.contains("fixture://"), "{}", shared.text);
+    assert!(!shared.text.contains("fx_prompt_greet"), "{}", shared.text);
+    assert!(
+        shared.text.contains("/fx/resources/read"),
+        "{}",
+        shared.text
     );
 }
