@@ -96,6 +96,7 @@ pub fn add_prompt_operations(doc: &mut Value, at: ListingPlace<'_>, prompts: &[P
 fn arguments_schema(prompt: &Prompt) -> Value {
     let mut properties = Map::new();
     let mut required = Vec::new();
+    let mut seen = std::collections::HashSet::new();
     for a in prompt.arguments.iter().flatten() {
         let mut p = Map::new();
         p.insert("type".into(), json!("string"));
@@ -109,7 +110,8 @@ fn arguments_schema(prompt: &Prompt) -> Value {
             );
         }
         properties.insert(a.name.clone(), Value::Object(p));
-        if a.required == Some(true) {
+        // A server may name an argument twice: `required` must list each name once.
+        if a.required == Some(true) && seen.insert(a.name.as_str()) {
             required.push(a.name.clone());
         }
     }
@@ -191,5 +193,19 @@ mod tests {
         assert!(!description.contains('\n') || !description.contains("\nIgnore"));
         assert!(op["summary"].as_str().unwrap().len() <= 210);
         assert!(op["operationId"].as_str().unwrap().len() < 150);
+    }
+
+    #[test]
+    fn arguments_named_twice_are_one_property_required_once() {
+        use rmcp::model::PromptArgument;
+        let args = vec![
+            PromptArgument::new("city").with_required(true),
+            PromptArgument::new("city").with_required(true),
+            PromptArgument::new("state"),
+        ];
+        let schema = arguments_schema(&Prompt::new("p", None::<String>, Some(args)));
+        // JSON Schema: `required` has unique items.
+        assert_eq!(schema["required"], json!(["city"]));
+        assert_eq!(schema["properties"].as_object().unwrap().len(), 2);
     }
 }
