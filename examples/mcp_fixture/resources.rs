@@ -13,8 +13,9 @@
 //!   `notifications/prompts/list_changed`;
 //! - `fixture://hostile/{case}` (read only, never listed): contents a hostile server could send
 //!   (`svg`: an SVG with a script; `upper-html`: HTML as `TEXT/HTML`; `two-types`: the type
-//!   `text/html, image/png`; `crlf-type`: a type with CR/LF and a header after it; `bad-base64`:
-//!   a blob that is not base64);
+//!   `text/html, image/png`; `crlf-type`: a type with CR/LF and a header after it; `data-type`:
+//!   a blob whose type would end a `data:` URL's type early; `bad-base64`: a blob that is not
+//!   base64);
 //! - an unknown `fixture://` URI is `-32002` (resource not found); any other scheme is
 //!   `-32602` (invalid params); `fixture://slow` answers after a minute and logs
 //!   `slow read cancelled` when cancelled first.
@@ -264,6 +265,8 @@ fn hostile(case: &str, uri: &str) -> Result<ReadResourceResult, ErrorData> {
         "upper-html" => text("<script>alert(1)</script>", "TEXT/HTML"),
         "two-types" => text("<script>alert(1)</script>", "text/html, image/png"),
         "crlf-type" => text("x", "text/plain\r\nSet-Cookie: a=b"),
+        "data-type" => ResourceContents::blob("PHNjcmlwdD4=", uri)
+            .with_mime_type("text/html,<script>alert(1)</script>"),
         "bad-base64" => {
             ResourceContents::blob("not base64!!", uri).with_mime_type("application/octet-stream")
         }

@@ -365,7 +365,8 @@ fn body_error(state: &AppState, rejection: BytesRejection) -> ApiError {
 }
 
 /// A read result as tool results are mapped: text as text (JSON when it is JSON), blobs as
-/// `data:` URLs; one content unwrapped, several as an array in order.
+/// `data:` URLs (of the blob's `type/subtype` when it is a valid media type, else
+/// `application/octet-stream`); one content unwrapped, several as an array in order.
 fn read_value(result: ReadResourceResult) -> Value {
     let mut contents: Vec<Value> = result.contents.into_iter().map(contents_value).collect();
     match contents.len() {
@@ -379,7 +380,13 @@ fn contents_value(contents: ResourceContents) -> Value {
         ResourceContents::TextResourceContents { text, .. } => reply::text_value(text),
         ResourceContents::BlobResourceContents {
             blob, mime_type, ..
-        } => Value::String(reply::data_url(mime_type.as_deref().unwrap_or(""), &blob)),
+        } => {
+            // Only a valid type's `type/subtype`: a server's `text/html,<script>…` would end
+            // the URL's type early and make the rest an HTML document.
+            let mime = mime_type.as_deref().and_then(MediaType::parse);
+            let essence = mime.map(|m| m.essence).unwrap_or_default();
+            Value::String(reply::data_url(&essence, &blob))
+        }
         // Kinds newer than this code: as MCP sent them.
         other => serde_json::to_value(other).unwrap_or(Value::Null),
     }

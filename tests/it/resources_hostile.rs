@@ -66,6 +66,19 @@ async fn hostile_resource_types_are_never_rendered_as_mcpos_origin() {
         assert!(r.header("set-cookie").is_none(), "{uri}");
     }
 
+    // A blob's type that would end a data: URL's type early (`text/html,<script>…`) is not
+    // used: the read maps the blob to a data: URL of a valid type only.
+    let q: String = url::form_urlencoded::byte_serialize(b"fixture://hostile/data-type").collect();
+    let r = get(m, &format!("/fx/resources/read?uri={q}"), None).await;
+    assert_eq!(r.status, StatusCode::OK, "{r:?}");
+    assert_eq!(
+        r.json(),
+        json!("data:application/octet-stream;base64,PHNjcmlwdD4=")
+    );
+    let r = get(m, &raw_path("fixture://hostile/data-type"), None).await;
+    assert_eq!(r.header("content-type"), Some("application/octet-stream"));
+    assert_eq!(r.header("content-disposition"), Some("attachment"));
+
     // A blob that is not base64: 502 with a readable reason.
     let r = get(m, &raw_path("fixture://hostile/bad-base64"), None).await;
     assert_eq!(r.status, StatusCode::BAD_GATEWAY, "{r:?}");
