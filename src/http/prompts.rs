@@ -13,7 +13,7 @@ use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use rmcp::model::{GetPromptResult, JsonObject, Prompt};
+use rmcp::model::{ContentBlock, GetPromptResult, JsonObject, Prompt};
 use serde_json::{Map, Value, json};
 
 use super::AppState;
@@ -170,8 +170,14 @@ fn arguments(prompt: &Prompt, body: Value) -> Result<JsonObject, ApiError> {
 fn prompt_value(result: GetPromptResult) -> Value {
     let messages: Vec<Value> = result
         .messages
-        .iter()
-        .map(|m| {
+        .into_iter()
+        .map(|mut m| {
+            // An image's or audio's type goes into a data: URL: a valid type only.
+            match &mut m.content {
+                ContentBlock::Image(i) => i.mime_type = resources::data_url_type(&i.mime_type),
+                ContentBlock::Audio(a) => a.mime_type = resources::data_url_type(&a.mime_type),
+                _ => {}
+            }
             json!({
                 "role": serde_json::to_value(&m.role).unwrap_or(Value::Null),
                 "content": reply::content_value(&m.content),
@@ -215,5 +221,25 @@ mod tests {
         assert_eq!(Value::Object(args), json!({"city": "7"}));
         assert!(arguments(&prompt(), json!({"city": ["x"]})).is_err());
         assert!(arguments(&prompt(), json!("x")).is_err());
+    }
+
+    #[test]
+    fn an_images_type_is_valid_in_its_data_url() {
+        use rmcp::model::{PromptMessage, Role};
+        let message =
+            |mime: &str| PromptMessage::new(Role::User, ContentBlock::image("PHNjcmlwdD4=", mime));
+        let result = GetPromptResult::new(vec![
+            message("text/html,<script>alert(1)</script>"),
+            message("image/png"),
+        ]);
+        let value = prompt_value(result);
+        assert_eq!(
+            value["messages"][0]["content"],
+            "data:application/octet-stream;base64,PHNjcmlwdD4="
+        );
+        assert_eq!(
+            value["messages"][1]["content"],
+            "data:image/png;base64,PHNjcmlwdD4="
+        );
     }
 }

@@ -278,6 +278,15 @@ impl<'a> MediaType<'a> {
     }
 }
 
+/// The type a server's `mimeType` gives a `data:` URL: its lowercased `type/subtype` when it
+/// is a valid media type, else empty (`application/octet-stream`). Never what would end the
+/// URL's type early (`text/html,<script>…`).
+pub(super) fn data_url_type(mime: &str) -> String {
+    MediaType::parse(mime)
+        .map(|m| m.essence)
+        .unwrap_or_default()
+}
+
 /// Whether a browser shows a resource of this (lowercased) type in place without running
 /// anything: images other than SVG, audio, video, plain text, CSV, Markdown and JSON. Any other
 /// type (HTML, SVG, XML, JavaScript, PDF, …) is sent as an attachment.
@@ -383,9 +392,8 @@ fn contents_value(contents: ResourceContents) -> Value {
         } => {
             // Only a valid type's `type/subtype`: a server's `text/html,<script>…` would end
             // the URL's type early and make the rest an HTML document.
-            let mime = mime_type.as_deref().and_then(MediaType::parse);
-            let essence = mime.map(|m| m.essence).unwrap_or_default();
-            Value::String(reply::data_url(&essence, &blob))
+            let mime = data_url_type(mime_type.as_deref().unwrap_or_default());
+            Value::String(reply::data_url(&mime, &blob))
         }
         // Kinds newer than this code: as MCP sent them.
         other => serde_json::to_value(other).unwrap_or(Value::Null),
