@@ -152,7 +152,8 @@ async fn a_prompts_lookup_is_a_counted_request_within_the_limiter() {
 }
 
 /// Multi-user: after a user's session listed resources and prompts, the combined root
-/// document that callers without a session see has the routes, never those names.
+/// document that callers without a session see has the routes, never those names, and no
+/// resource or prompt route answers a caller without credentials.
 #[tokio::test]
 async fn the_shared_combined_document_names_no_users_resources() {
     let mut fx = fixture_with_resources();
@@ -188,4 +189,18 @@ async fn the_shared_combined_document_names_no_users_resources() {
         "{}",
         shared.text
     );
+
+    // Without credentials no route reaches a session (not the discovery one, not a user's).
+    for path in [
+        "/fx/resources",
+        "/fx/resources/templates",
+        "/fx/resources/read?uri=fixture%3A%2F%2Fitems%2F1",
+        "/fx/resources/raw?uri=fixture%3A%2F%2Fitems%2F1",
+        "/fx/prompts",
+    ] {
+        let r = get(m, path, None).await;
+        assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{path}: {r:?}");
+    }
+    let r = post(m, "/fx/prompts/greet", None, json!({"name": "x"})).await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{r:?}");
 }
