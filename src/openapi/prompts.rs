@@ -18,6 +18,11 @@ const PROMPT_SCHEMA: &str = "McpPrompt";
 const RESULT_SCHEMA: &str = "McpPromptResult";
 /// Longest description taken from a prompt (a server writes them; the model reads them).
 const MAX_DESCRIPTION_BYTES: usize = 2 * 1024;
+/// Most prompts of one server that become operations of their own: every operation is a tool
+/// the model sees, and each is checked against all others for a unique operationId, so a
+/// server listing 10,000 prompts cost seconds of CPU per document built (on every session
+/// and `list_changed`). The others are still served (`POST …/prompts/{name}`) and listed.
+const MAX_PROMPT_OPERATIONS: usize = 100;
 /// Longest name or title of a prompt repeated in its operation's summary and description.
 const MAX_NAME_BYTES: usize = 200;
 
@@ -40,7 +45,7 @@ pub fn add_prompt_operations(doc: &mut Value, at: ListingPlace<'_>, prompts: &[P
         PROMPTS_TAG,
         json!({
             "summary": format!("List the prompts of {server}"),
-            "description": format!("Every prompt the '{server}' MCP server lists (all pages of prompts/list), with its arguments."),
+            "description": list_description(server, prompts.len()),
             "operationId": format!("{}list_prompts", at.id_prefix),
             "responses": with_errors(json!({
                 "description": "The prompts",
@@ -52,7 +57,7 @@ pub fn add_prompt_operations(doc: &mut Value, at: ListingPlace<'_>, prompts: &[P
             })),
         }),
     );
-    for prompt in prompts {
+    for prompt in prompts.iter().take(MAX_PROMPT_OPERATIONS) {
         let segment = path_segment(&prompt.name);
         let summary = prompt.title.as_deref().unwrap_or(&prompt.name);
         let mut description = format!(
@@ -90,6 +95,20 @@ pub fn add_prompt_operations(doc: &mut Value, at: ListingPlace<'_>, prompts: &[P
             (RESULT_SCHEMA, result_schema()),
         ],
     );
+}
+
+/// `GET …/prompts`'s description; it says so when some prompts have no operation of their own.
+fn list_description(server: &str, prompts: usize) -> String {
+    let mut text = format!(
+        "Every prompt the '{server}' MCP server lists (all pages of prompts/list), with its arguments."
+    );
+    if prompts > MAX_PROMPT_OPERATIONS {
+        text.push_str(&format!(
+            " The first {MAX_PROMPT_OPERATIONS} of its {prompts} prompts are operations here; \
+             POST …/prompts/{{name}} gets any of them."
+        ));
+    }
+    text
 }
 
 /// The arguments as a JSON object of strings (MCP prompt arguments are strings).
@@ -193,6 +212,31 @@ mod tests {
         assert!(!description.contains('\n') || !description.contains("\nIgnore"));
         assert!(op["summary"].as_str().unwrap().len() <= 210);
         assert!(op["operationId"].as_str().unwrap().len() < 150);
+    }
+
+    #[test]
+    fn prompt_operations_are_bounded() {
+        let prompts: Vec<Prompt> = (0..300)
+            .map(|i| Prompt::new(format!("p{i}"), Some("d"), None))
+            .collect();
+        let mut doc = json!({"openapi": "3.1.0", "paths": {}});
+        let at = ListingPlace {
+            server: "s",
+            base: "",
+            id_prefix: "",
+        };
+        add_prompt_operations(&mut doc, at, &prompts);
+        let paths = doc["paths"].as_object().unwrap();
+        let ops = paths.keys().filter(|p| p.starts_with("/prompts/")).count();
+        assert_eq!(ops, MAX_PROMPT_OPERATIONS);
+        assert!(paths.contains_key("/prompts/p99") && !paths.contains_key("/prompts/p100"));
+        let about = doc["paths"]["/prompts"]["get"]["description"]
+            .as_str()
+            .unwrap();
+        assert!(
+            about.contains("The first 100 of its 300 prompts"),
+            "{about}"
+        );
     }
 
     #[test]
