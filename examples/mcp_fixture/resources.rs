@@ -11,6 +11,11 @@
 //! - reading `fixture://control/add/{name}` adds the resource `fixture://added/{name}` and the
 //!   prompt `added_{name}`, then sends `notifications/resources/list_changed` and
 //!   `notifications/prompts/list_changed`;
+//! - `fixture://hostile/{case}` (read only, never listed): contents a hostile server could send
+//!   (`svg`: an SVG with a script; `upper-html`: HTML as `TEXT/HTML`; `two-types`: the type
+//!   `text/html, image/png`; `crlf-type`: a type with CR/LF and a header after it; `data-type`:
+//!   a blob whose type would end a `data:` URL's type early; `bad-base64`: a blob that is not
+//!   base64);
 //! - an unknown `fixture://` URI is `-32002` (resource not found); any other scheme is
 //!   `-32602` (invalid params); `fixture://slow` answers after a minute and logs
 //!   `slow read cancelled` when cancelled first.
@@ -223,6 +228,9 @@ pub async fn read_resource(
     {
         return Ok(text(format!("added resource {name}")));
     }
+    if let Some(case) = rest.strip_prefix("hostile/") {
+        return hostile(case, &uri);
+    }
     match rest {
         "blob/pixel.png" => Ok(ReadResourceResult::new(vec![
             ResourceContents::blob(PNG_1X1, uri.clone()).with_mime_type("image/png"),
@@ -244,6 +252,27 @@ pub async fn read_resource(
             None,
         )),
     }
+}
+
+/// What a hostile server could send for `fixture://hostile/{case}`.
+fn hostile(case: &str, uri: &str) -> Result<ReadResourceResult, ErrorData> {
+    let text = |t: &str, mime: &str| ResourceContents::text(t, uri).with_mime_type(mime);
+    let contents = match case {
+        "svg" => text(
+            r#"<svg xmlns="http://www.w3.org/2000/svg" onload="alert(1)"/>"#,
+            "image/svg+xml",
+        ),
+        "upper-html" => text("<script>alert(1)</script>", "TEXT/HTML"),
+        "two-types" => text("<script>alert(1)</script>", "text/html, image/png"),
+        "crlf-type" => text("x", "text/plain\r\nSet-Cookie: a=b"),
+        "data-type" => ResourceContents::blob("PHNjcmlwdD4=", uri)
+            .with_mime_type("text/html,<script>alert(1)</script>"),
+        "bad-base64" => {
+            ResourceContents::blob("not base64!!", uri).with_mime_type("application/octet-stream")
+        }
+        _ => return Err(ErrorData::resource_not_found(format!("no {uri}"), None)),
+    };
+    Ok(ReadResourceResult::new(vec![contents]))
 }
 
 /// Logs its text when dropped (forgotten once the work is done).

@@ -13,13 +13,13 @@ use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use rmcp::model::{GetPromptResult, JsonObject, Prompt};
+use rmcp::model::{ContentBlock, GetPromptResult, JsonObject, Prompt};
 use serde_json::{Map, Value, json};
 
 use super::AppState;
 use super::error::ApiError;
 use super::session::{self, Opened, server_of};
-use super::{reply, tools};
+use super::{reply, resources, tools};
 use crate::openapi::path_segment;
 use crate::servers::Server;
 
@@ -66,11 +66,12 @@ pub async fn get(
     }
     let opened = open(&state, &server, &headers).await?;
     let name = server.name();
-    let prompt = find(&opened, &published)
-        .await
-        .map_err(|e| session::upstream_error(name, "prompts/list", e))?;
+    let prompt = find(&state, &server, &opened, &published).await?;
     let prompt = prompt.ok_or_else(|| {
-        ApiError::NotFound(format!("server '{name}' has no prompt named '{published}'"))
+        ApiError::NotFound(format!(
+            "server '{name}' has no prompt named '{}'",
+            resources::shown(&published)
+        ))
     })?;
     let body = body.map_err(|rejection| {
         if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
@@ -92,16 +93,24 @@ pub async fn get(
 }
 
 /// The prompt published as `published`: from the session's listing when it has the prompts,
-/// else (not exposed, or listed since) from a fresh `prompts/list`.
+/// else (not exposed, or listed since) from a fresh `prompts/list`, which is an upstream
+/// request like any other (a slot of the server's limiter, counted, logged).
 async fn find(
+    state: &AppState,
+    server: &Server,
     opened: &Opened,
     published: &str,
-) -> Result<Option<Prompt>, crate::upstream::CallError> {
+) -> Result<Option<Prompt>, ApiError> {
     let named = |p: &&Prompt| path_segment(&p.name) == published;
     if let Some(p) = opened.session.listing.prompts.iter().find(named) {
         return Ok(Some(p.clone()));
     }
-    let listed = opened.session.list_prompts().await?;
+    let name = server.name();
+    let listed = session::run(state, server, opened, "prompts/list", async {
+        let list = opened.session.list_prompts().await;
+        list.map_err(|e| session::upstream_error(name, "prompts/list", e))
+    })
+    .await?;
     Ok(listed.iter().find(named).cloned())
 }
 
@@ -161,8 +170,14 @@ fn arguments(prompt: &Prompt, body: Value) -> Result<JsonObject, ApiError> {
 fn prompt_value(result: GetPromptResult) -> Value {
     let messages: Vec<Value> = result
         .messages
-        .iter()
-        .map(|m| {
+        .into_iter()
+        .map(|mut m| {
+            // An image's or audio's type goes into a data: URL: a valid type only.
+            match &mut m.content {
+                ContentBlock::Image(i) => i.mime_type = resources::data_url_type(&i.mime_type),
+                ContentBlock::Audio(a) => a.mime_type = resources::data_url_type(&a.mime_type),
+                _ => {}
+            }
             json!({
                 "role": serde_json::to_value(&m.role).unwrap_or(Value::Null),
                 "content": reply::content_value(&m.content),
@@ -206,5 +221,25 @@ mod tests {
         assert_eq!(Value::Object(args), json!({"city": "7"}));
         assert!(arguments(&prompt(), json!({"city": ["x"]})).is_err());
         assert!(arguments(&prompt(), json!("x")).is_err());
+    }
+
+    #[test]
+    fn an_images_type_is_valid_in_its_data_url() {
+        use rmcp::model::{PromptMessage, Role};
+        let message =
+            |mime: &str| PromptMessage::new(Role::User, ContentBlock::image("PHNjcmlwdD4=", mime));
+        let result = GetPromptResult::new(vec![
+            message("text/html,<script>alert(1)</script>"),
+            message("image/png"),
+        ]);
+        let value = prompt_value(result);
+        assert_eq!(
+            value["messages"][0]["content"],
+            "data:application/octet-stream;base64,PHNjcmlwdD4="
+        );
+        assert_eq!(
+            value["messages"][1]["content"],
+            "data:image/png;base64,PHNjcmlwdD4="
+        );
     }
 }

@@ -122,23 +122,18 @@ pub async fn raw(
     let result = read(&state, &server, &headers, &uri).await?;
     let Some(first) = result.contents.into_iter().next() else {
         return Err(ApiError::NotFound(format!(
-            "resource '{uri}' of server '{}' has no contents",
+            "resource '{}' of server '{}' has no contents",
+            shown(&uri),
             server.name()
         )));
     };
-    let (bytes, mime) = match first {
+    let (bytes, content_type) = match first {
         ResourceContents::TextResourceContents {
             text, mime_type, ..
-        } => {
-            let mime = match mime_type {
-                Some(m) if m.starts_with("text/") && !m.contains("charset") => {
-                    format!("{m}; charset=utf-8")
-                }
-                Some(m) => m,
-                None => "text/plain; charset=utf-8".to_owned(),
-            };
-            (Bytes::from(text), mime)
-        }
+        } => (
+            Bytes::from(text),
+            ContentType::of_text(mime_type.as_deref()),
+        ),
         ResourceContents::BlobResourceContents {
             blob, mime_type, ..
         } => {
@@ -146,30 +141,32 @@ pub async fn raw(
                 .decode(blob.trim())
                 .map_err(|e| ApiError::BadGateway {
                     message: format!(
-                        "server '{}' sent resource '{uri}' as a blob that is not base64: {e}",
-                        server.name()
+                        "server '{}' sent resource '{}' as a blob that is not base64: {e}",
+                        server.name(),
+                        shown(&uri)
                     ),
                     data: None,
                 })?;
-            let mime = mime_type.unwrap_or_else(|| "application/octet-stream".into());
-            (Bytes::from(bytes), mime)
+            (
+                Bytes::from(bytes),
+                ContentType::of_blob(mime_type.as_deref()),
+            )
         }
         _ => {
             return Err(ApiError::BadGateway {
                 message: format!(
-                    "server '{}' sent resource '{uri}' in a form this mcpo does not know",
-                    server.name()
+                    "server '{}' sent resource '{}' in a form this mcpo does not know",
+                    server.name(),
+                    shown(&uri)
                 ),
                 data: None,
             });
         }
     };
-    let content_type = HeaderValue::from_str(&mime)
-        .unwrap_or_else(|_| HeaderValue::from_static("application/octet-stream"));
-    Ok((
+    let mut response = (
         StatusCode::OK,
         [
-            (header::CONTENT_TYPE, content_type),
+            (header::CONTENT_TYPE, content_type.value),
             // The bytes and their type come from the upstream: a browser must neither guess
             // another type nor run what they hold (an HTML or SVG resource) as mcpo's origin.
             (
@@ -183,7 +180,125 @@ pub async fn raw(
         ],
         bytes,
     )
-        .into_response())
+        .into_response();
+    if !content_type.inline {
+        // Nor open it as a page at all: a browser that ignores the CSP `sandbox` would run it.
+        // An `<img>`, `<audio>` or `fetch` ignores the disposition and still gets the bytes.
+        response.headers_mut().insert(
+            header::CONTENT_DISPOSITION,
+            HeaderValue::from_static("attachment"),
+        );
+    }
+    Ok(response)
+}
+
+/// The `Content-Type` `/resources/raw` answers with, from the upstream's `mimeType`, and
+/// whether a browser may show it in place.
+struct ContentType {
+    value: HeaderValue,
+    inline: bool,
+}
+
+impl ContentType {
+    /// A text content: its type, with `charset=utf-8` added to a `text/*` type without one
+    /// (MCP text is UTF-8); `text/plain; charset=utf-8` when it has none, or one that is not a
+    /// valid media type.
+    fn of_text(mime: Option<&str>) -> Self {
+        match mime.and_then(MediaType::parse) {
+            Some(m) if m.essence.starts_with("text/") && !m.has_charset => {
+                Self::new(&format!("{}; charset=utf-8", m.text), &m.essence)
+            }
+            Some(m) => Self::new(m.text, &m.essence),
+            None => Self::new("text/plain; charset=utf-8", "text/plain"),
+        }
+    }
+
+    /// A blob: its type, or `application/octet-stream` when it has none or one that is not
+    /// a valid media type.
+    fn of_blob(mime: Option<&str>) -> Self {
+        match mime.and_then(MediaType::parse) {
+            Some(m) => Self::new(m.text, &m.essence),
+            None => Self::new("application/octet-stream", "application/octet-stream"),
+        }
+    }
+
+    fn new(text: &str, essence: &str) -> Self {
+        Self {
+            value: HeaderValue::from_str(text)
+                .unwrap_or_else(|_| HeaderValue::from_static("application/octet-stream")),
+            inline: shown_in_place(essence),
+        }
+    }
+}
+
+/// A `mimeType` that is a valid media type (`type/subtype`, then `;` parameters of visible
+/// ASCII): its text as given and its lowercased `type/subtype`. A server's `mimeType` goes
+/// into a response header: anything else (CR/LF, a list of types, non-ASCII) is not used.
+struct MediaType<'a> {
+    text: &'a str,
+    essence: String,
+    has_charset: bool,
+}
+
+impl<'a> MediaType<'a> {
+    fn parse(text: &'a str) -> Option<Self> {
+        let text = text.trim_matches([' ', '\t']);
+        if text.len() > 256
+            || !text
+                .bytes()
+                .all(|b| b == b'\t' || (b' '..=b'~').contains(&b))
+        {
+            return None;
+        }
+        let mut parts = text.split(';');
+        let essence = parts.next()?.trim_matches([' ', '\t']).to_ascii_lowercase();
+        let (kind, sub) = essence.split_once('/')?;
+        let token = |t: &str| {
+            !t.is_empty()
+                && t.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"!#$&^_.+-".contains(&b))
+        };
+        if !token(kind) || !token(sub) {
+            return None;
+        }
+        let mut has_charset = false;
+        for param in parts {
+            let (name, _) = param.split_once('=')?;
+            let name = name.trim_matches([' ', '\t']);
+            if !token(name) {
+                return None;
+            }
+            has_charset |= name.eq_ignore_ascii_case("charset");
+        }
+        Some(Self {
+            text,
+            essence,
+            has_charset,
+        })
+    }
+}
+
+/// The type a server's `mimeType` gives a `data:` URL: its lowercased `type/subtype` when it
+/// is a valid media type, else empty (`application/octet-stream`). Never what would end the
+/// URL's type early (`text/html,<script>…`).
+pub(super) fn data_url_type(mime: &str) -> String {
+    MediaType::parse(mime)
+        .map(|m| m.essence)
+        .unwrap_or_default()
+}
+
+/// Whether a browser shows a resource of this (lowercased) type in place without running
+/// anything: images other than SVG, audio, video, plain text, CSV, Markdown and JSON. Any other
+/// type (HTML, SVG, XML, JavaScript, PDF, …) is sent as an attachment.
+fn shown_in_place(essence: &str) -> bool {
+    let passive_image = essence.starts_with("image/") && !essence.contains("svg");
+    passive_image
+        || essence.starts_with("audio/")
+        || essence.starts_with("video/")
+        || matches!(
+            essence,
+            "text/plain" | "text/csv" | "text/markdown" | "application/json"
+        )
 }
 
 /// `resources/read` of `uri` on the caller's session.
@@ -219,7 +334,7 @@ fn uri_in_query(query: Option<&str>) -> Result<String, ApiError> {
 /// `uri` when it is an absolute URI (a scheme, then anything) of reasonable length; 422 else.
 fn checked_uri(uri: &str) -> Result<String, ApiError> {
     let bad = |why: &str| ApiError::Unprocessable {
-        message: format!("'{}' is not a resource URI: {why}", uri.escape_debug()),
+        message: format!("'{}' is not a resource URI: {why}", shown(uri)),
         data: None,
     };
     if uri.len() > MAX_URI_BYTES {
@@ -230,6 +345,21 @@ fn checked_uri(uri: &str) -> Result<String, ApiError> {
     }
     url::Url::parse(uri).map_err(|e| bad(&format!("{e} (an absolute URI like file:///a.txt)")))?;
     Ok(uri.to_owned())
+}
+
+/// Most characters of a caller's or server's text (a URI, a prompt name) repeated in an error.
+const MAX_SHOWN_CHARS: usize = 100;
+
+/// `text` as an error message repeats it: control characters escaped, at most
+/// [`MAX_SHOWN_CHARS`] characters of it, `…` when cut.
+pub(super) fn shown(text: &str) -> String {
+    let mut out: String = text.chars().take(MAX_SHOWN_CHARS).collect::<String>();
+    let cut = out.len() < text.len();
+    out = out.escape_debug().to_string();
+    if cut {
+        out.push('…');
+    }
+    out
 }
 
 fn body_error(state: &AppState, rejection: BytesRejection) -> ApiError {
@@ -244,7 +374,8 @@ fn body_error(state: &AppState, rejection: BytesRejection) -> ApiError {
 }
 
 /// A read result as tool results are mapped: text as text (JSON when it is JSON), blobs as
-/// `data:` URLs; one content unwrapped, several as an array in order.
+/// `data:` URLs (of the blob's `type/subtype` when it is a valid media type, else
+/// `application/octet-stream`); one content unwrapped, several as an array in order.
 fn read_value(result: ReadResourceResult) -> Value {
     let mut contents: Vec<Value> = result.contents.into_iter().map(contents_value).collect();
     match contents.len() {
@@ -258,7 +389,12 @@ fn contents_value(contents: ResourceContents) -> Value {
         ResourceContents::TextResourceContents { text, .. } => reply::text_value(text),
         ResourceContents::BlobResourceContents {
             blob, mime_type, ..
-        } => Value::String(reply::data_url(mime_type.as_deref().unwrap_or(""), &blob)),
+        } => {
+            // Only a valid type's `type/subtype`: a server's `text/html,<script>…` would end
+            // the URL's type early and make the rest an HTML document.
+            let mime = data_url_type(mime_type.as_deref().unwrap_or_default());
+            Value::String(reply::data_url(&mime, &blob))
+        }
         // Kinds newer than this code: as MCP sent them.
         other => serde_json::to_value(other).unwrap_or(Value::Null),
     }
@@ -288,5 +424,70 @@ mod tests {
             "a://b?c=d"
         );
         assert!(uri_in_query(Some("url=x://y")).is_err());
+    }
+
+    #[test]
+    fn errors_show_a_bounded_escaped_text() {
+        assert_eq!(shown("a\nb"), "a\\nb");
+        let long = "é".repeat(500);
+        assert_eq!(shown(&long), format!("{}…", "é".repeat(MAX_SHOWN_CHARS)));
+        assert_eq!(shown("x"), "x");
+    }
+
+    #[test]
+    fn raw_content_types_are_valid_and_active_ones_are_attachments() {
+        let text = |m: Option<&str>| {
+            let t = ContentType::of_text(m);
+            (t.value.to_str().unwrap().to_owned(), t.inline)
+        };
+        let blob = |m: Option<&str>| {
+            let t = ContentType::of_blob(m);
+            (t.value.to_str().unwrap().to_owned(), t.inline)
+        };
+        let s = |v: &str, inline| (v.to_owned(), inline);
+        assert_eq!(text(None), s("text/plain; charset=utf-8", true));
+        assert_eq!(
+            text(Some("text/plain")),
+            s("text/plain; charset=utf-8", true)
+        );
+        assert_eq!(
+            text(Some("text/csv; charset=ascii")),
+            s("text/csv; charset=ascii", true)
+        );
+        assert_eq!(text(Some("application/json")), s("application/json", true));
+        assert_eq!(
+            text(Some("text/html")),
+            s("text/html; charset=utf-8", false)
+        );
+        assert_eq!(
+            text(Some("TEXT/HTML")),
+            s("TEXT/HTML; charset=utf-8", false)
+        );
+        assert_eq!(text(Some("image/svg+xml")), s("image/svg+xml", false));
+        assert!(!text(Some("application/xhtml+xml")).1);
+        assert!(!text(Some("text/javascript")).1);
+        for bad in [
+            "text/html, image/png",
+            "text/plain\r\nSet-Cookie: a=b",
+            "text/plain; x",
+            "text",
+            "/x",
+            "text/pläin",
+            "",
+        ] {
+            assert_eq!(
+                text(Some(bad)),
+                s("text/plain; charset=utf-8", true),
+                "{bad:?}"
+            );
+            assert_eq!(
+                blob(Some(bad)),
+                s("application/octet-stream", false),
+                "{bad:?}"
+            );
+        }
+        assert_eq!(blob(Some("image/png")), s("image/png", true));
+        assert_eq!(blob(Some("application/pdf")), s("application/pdf", false));
+        assert_eq!(blob(None), s("application/octet-stream", false));
     }
 }

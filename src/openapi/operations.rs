@@ -133,3 +133,19 @@ pub(super) fn bounded(text: &str, max: usize) -> String {
     }
     format!("{}…", &text[..end])
 }
+
+/// `text` on one line and cut as [`bounded`] cuts it: a server's name, URI or description put
+/// in a list a model reads, where a line break would let it write lines of its own.
+pub(super) fn one_line(text: &str, max: usize) -> String {
+    let flat: String = text
+        .chars()
+        .map(|c| {
+            if c.is_control() || matches!(c, '\u{2028}' | '\u{2029}') {
+                ' '
+            } else {
+                c
+            }
+        })
+        .collect();
+    bounded(&flat, max)
+}

@@ -43,6 +43,7 @@ mod oauth_store;
 mod prompts;
 mod resilience;
 mod resources;
+mod resources_hostile;
 mod resources_spec;
 mod sandbox;
 mod transports;
