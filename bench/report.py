@@ -78,6 +78,25 @@ def fmt_mib(kib):
     return "–" if kib is None else f"{kib / 1024:.1f} MiB"
 
 
+def users_report(run):
+    """The many-users scenario (`bench/run.sh users`): one row per (transport, N, bridge)."""
+    rows, _ = load(run)
+    rows = [r for r in rows if r["kind"] == "users"]
+    print("| transport | users | bridge | KiB per user | RSS start → N users → idle (MiB) | idle vs start | first call p50 / p99 (ms) | warm call p50 (ms) | failed |")
+    print("|---|---:|---|---:|---|---:|---|---:|---:|")
+    keys = sorted({(r["transport"], r["n"], r["bridge"]) for r in rows}, key=lambda k: (k[0], k[1], k[2] != "before"))
+    mib = lambda kib: "–" if kib is None else f"{kib / 1024:.1f}"
+    for transport, n, bridge in keys:
+        sel = [r["users"] for r in rows if (r["transport"], r["n"], r["bridge"]) == (transport, n, bridge)]
+        g = lambda k: med([u.get(k) for u in sel])
+        start, users, idle = g("rss_start_kib"), g("rss_users_kib"), g("rss_idle_kib")
+        ratio = "–" if idle is None or not start else f"{(idle / start - 1) * 100:+.0f}%"
+        failed = sum(u.get("first_failed", 0) for u in sel)
+        per = g("kib_per_user")
+        print(f"| {transport} | {n:,} | {bridge} | {per:.1f} | {mib(start)} → {mib(users)} → {mib(idle)} | {ratio} | "
+              f"{g('first_p50_ms'):.2f} / {g('first_p99_ms'):.2f} | {g('warm_p50_ms'):.2f} | {failed} |")
+
+
 def main():
     run = sys.argv[1]
     rows, meta = load(run)
@@ -268,7 +287,9 @@ def progress(kind, bridge, upstream, c):
 
 
 if __name__ == "__main__":
-    if len(sys.argv) > 1 and sys.argv[1] == "--progress":
+    if len(sys.argv) > 2 and sys.argv[1] == "--users":
+        users_report(sys.argv[2])
+    elif len(sys.argv) > 1 and sys.argv[1] == "--progress":
         progress(*sys.argv[2:6])
     else:
         main()

@@ -71,6 +71,19 @@ impl Endpoint {
             return c.clone();
         }
         let config = self.config();
+        // A multi-user server's sessions mostly show the same list: the catalog another
+        // session built from it (its validators, its document) is shared, not built again.
+        let shared = self
+            .last
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+            .filter(|last| last.source.as_ref().is_some_and(|s| s.matches(&session)));
+        if let Some(catalog) = shared {
+            let built = Arc::new(SessionCatalog { session, catalog });
+            *cache = Some(built.clone());
+            return built;
+        }
         let login = config.multi_user.is_some() && config.oauth.is_some();
         let catalog = Arc::new(catalog::build(
             self.name(),

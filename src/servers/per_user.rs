@@ -137,12 +137,17 @@ impl PerUser {
     pub fn endpoint(&self, user: &Caller) -> Result<Arc<Endpoint>, String> {
         let authorizer = self.authorizer(user)?;
         let (endpoint, evicted) = self.pool.get_or_create(user, || {
-            let upstream = Upstream::start(
-                self.config.clone(),
-                self.options.clone(),
-                authorizer,
-                Arc::default(),
-            );
+            let (config, options) = (self.config.clone(), self.options.clone());
+            let upstream = match self.settings.per_user_tools {
+                false => Upstream::start_with_known_tools(
+                    config,
+                    options,
+                    authorizer,
+                    Arc::default(),
+                    known_tools(&self.last),
+                ),
+                true => Upstream::start(config, options, authorizer, Arc::default()),
+            };
             // With `per_user_tools` a user's list stays theirs: their endpoint publishes into a
             // slot of its own, never the server's last known tools.
             let last = if self.settings.per_user_tools {
@@ -216,6 +221,18 @@ impl PerUser {
         };
         futures::future::join(discovery, users).await;
     }
+}
+
+/// The rule for a new user's session of a server without `per_user_tools` (its tool list is
+/// the same for everyone): it takes the tool list a live session of this run last showed
+/// (the discovery session's or another user's) instead of asking with `tools/list`; before
+/// any session has shown one (a list from the tool cache file is not used), it lists them.
+fn known_tools(last: &Arc<LastCatalog>) -> crate::upstream::KnownTools {
+    let last = last.clone();
+    Arc::new(move || {
+        let last = last.lock().unwrap_or_else(|p| p.into_inner());
+        last.as_ref()?.source.as_ref().map(|s| s.tools.clone())
+    })
 }
 
 /// Once the discovery session is up, its catalog becomes the last known tools (and goes to the
