@@ -570,6 +570,7 @@ fn single_server(
         timeout: None,
         oauth: None,
         multi_user: None,
+        max_result: None,
     })
 }
 

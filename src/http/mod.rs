@@ -14,6 +14,7 @@ mod health;
 mod login;
 mod metrics;
 pub mod reply;
+mod result_limit;
 mod swagger;
 mod tools;
 

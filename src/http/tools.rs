@@ -120,6 +120,10 @@ async fn invoke(
     server.stats.calls.fetch_add(1, Ordering::Relaxed);
     let outcome = result
         .map_err(|e| reply::call_error(name, tool_name, e))
+        .and_then(|r| match server.config.max_result {
+            Some(limit) => super::result_limit::apply(name, limit, r),
+            None => Ok(r),
+        })
         .and_then(reply::tool_result);
     if let (Some(per_user), Caller::User(_) | Caller::Service) = (server.per_user(), &caller) {
         // The end of a call is activity too: a long call must not look idle when it ends.

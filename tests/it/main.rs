@@ -41,5 +41,6 @@ mod oauth;
 mod oauth_daemon;
 mod oauth_store;
 mod resilience;
+mod result_limit;
 mod sandbox;
 mod transports;

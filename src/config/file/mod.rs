@@ -3,6 +3,7 @@
 
 mod fields;
 mod oauth;
+mod result_limit;
 mod sandbox;
 mod transport;
 
@@ -48,6 +49,7 @@ const SERVER_KEYS: &[&str] = &[
     "disabledTools",
     "disabled_tools",
     "timeout",
+    "max_result_bytes",
     "oauth",
     "multi_user",
     "webui_secret_key",
@@ -274,6 +276,7 @@ fn read_server(
     let timeout = fields
         .take("timeout")
         .and_then(|v| positive_seconds(report, &fields.path("timeout"), &v));
+    let max_result = result_limit::read_result_limit(report, &mut fields);
     let (oauth, in_oauth) = match fields
         .take("oauth")
         .and_then(|v| read_oauth(report, v, transport.as_ref()))
@@ -304,6 +307,7 @@ fn read_server(
                 timeout,
                 oauth,
                 multi_user,
+                max_result,
             }))
         }
         _ => Entry::Invalid,
