@@ -15,6 +15,7 @@ mod login;
 mod metrics;
 pub mod reply;
 mod result_limit;
+mod spec_bytes;
 mod swagger;
 mod tools;
 

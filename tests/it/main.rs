@@ -43,4 +43,5 @@ mod oauth_store;
 mod resilience;
 mod result_limit;
 mod sandbox;
+mod spec_cache;
 mod transports;
