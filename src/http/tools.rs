@@ -4,12 +4,11 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Instant;
 
-use axum::Json;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use serde_json::Value;
 
 use super::AppState;
@@ -118,12 +117,14 @@ async fn invoke(
     // The MCP name: the route names the published one, which may differ.
     let result = session.call_tool(tool.name(), Some(arguments)).await;
     server.stats.calls.fetch_add(1, Ordering::Relaxed);
+    let mut size_hint = 0;
     let outcome = result
         .map_err(|e| reply::call_error(name, tool_name, e))
         .and_then(|r| match server.config.max_result {
             Some(limit) => super::result_limit::apply(name, limit, r),
             None => Ok(r),
         })
+        .inspect(|r| size_hint = reply::size_hint(r))
         .and_then(reply::tool_result);
     if let (Some(per_user), Caller::User(_) | Caller::Service) = (server.per_user(), &caller) {
         // The end of a call is activity too: a long call must not look idle when it ends.
@@ -144,7 +145,7 @@ async fn invoke(
         elapsed_ms = (elapsed * 1e6).round() / 1e3,
         "tool call"
     );
-    Ok(Json(outcome?).into_response())
+    Ok(reply::json_answer(&outcome?, size_hint))
 }
 
 /// A non-empty body must be sent as JSON (`application/json`, or a `+json` type). A page on
