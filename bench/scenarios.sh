@@ -88,3 +88,151 @@ scenario_users() {
   done
   python3 "$BENCH/report.py" --users "$RUN" | tee "$RUN/report.md"
 }
+
+# --- catalog: 20 servers x 100 realistic tools ----------------------------------------------------
+
+BENCH_CATALOG_SERVERS=${BENCH_CATALOG_SERVERS:-20}
+BENCH_CATALOG_REPS=${BENCH_CATALOG_REPS:-3}
+
+catalog_config() { # catalog_config FILE [TOOLS_FILE]: N echo servers, with TOOLS_FILE's list if given
+  local i sep= env=
+  [ -n "${2:-}" ] && env=", \"env\": {\"BENCH_ECHO_TOOLS\": \"$2\"}"
+  {
+    printf '{"mcpServers": {'
+    for ((i = 0; i < BENCH_CATALOG_SERVERS; i++)); do
+      printf '%s"s%d": {"command": "%s", "args": ["echo"]%s}' "$sep" "$i" "$TOOLS" "$env"
+      sep=', '
+    done
+    printf '}}\n'
+  } >"$1"
+}
+
+catalog_start() { # catalog_start BIN CONFIG LOG: start, wait for every server's echo; sets CAT_PID
+  local i code
+  "$1" --config "$2" --port "$P_COLD" --host 127.0.0.1 >"$3" 2>&1 &
+  CAT_PID=$!
+  PIDS+=("$CAT_PID")
+  users_wait_listening "$P_COLD" 30 || die "mcpo did not start (see $3)"
+  for ((i = 0; i < BENCH_CATALOG_SERVERS; i++)); do
+    for ((k = 0; k < 300; k++)); do
+      code=$(curl -s -o /dev/null -w '%{http_code}' -X POST -H 'Content-Type: application/json' \
+        -d '{"message":"hi"}' "http://127.0.0.1:$P_COLD/s$i/echo" || true)
+      [ "$code" = 200 ] && break
+      sleep 0.1
+    done
+    [ "$code" = 200 ] || die "server s$i never answered (see $3)"
+  done
+}
+
+wrk_get() { # wrk_get URL [HEADER]: one 5 s GET run at 8 clients, wrk's JSON line
+  local -a h=()
+  [ -n "${2:-}" ] && h=(-H "$2")
+  METHOD=GET wrk -t2 -c8 -d"${BENCH_SECONDS}s" --timeout 10s "${h[@]}" -s "$BENCH/post.lua" "$1" 2>&1 | grep '^{' | tail -1
+}
+
+catalog_run() { # catalog_run LABEL BIN REP
+  local label=$1 bin=$2 rep=$3 small big url etag cold warm size gz plain gzip notmod
+  catalog_start "$bin" "$RUN/catalog-small.json" "$LOGS/catalog-$label-small-r$rep.log"
+  sleep 2
+  small=$(awk '/^VmRSS:/ {print $2}' "/proc/$CAT_PID/status")
+  kill_tree "$CAT_PID"
+  catalog_start "$bin" "$RUN/catalog-big.json" "$LOGS/catalog-$label-big-r$rep.log"
+  sleep 2
+  big=$(awk '/^VmRSS:/ {print $2}' "/proc/$CAT_PID/status")
+  url="http://127.0.0.1:$P_COLD/openapi.json"
+  cold=$(curl -s -o "$RUN/root.json" -w '%{time_total}' "$url")
+  warm=$(curl -s -o /dev/null -w '%{time_total}' "$url")
+  size=$(stat -c %s "$RUN/root.json")
+  gz=$(curl -s -H 'Accept-Encoding: gzip' -o /dev/null -w '%{size_download}' "$url")
+  etag=$(curl -s -D - -o /dev/null "$url" | awk -F': ' 'tolower($1) == "etag" {print $2}' | tr -d '\r')
+  plain=$(wrk_get "$url")
+  gzip=$(wrk_get "$url" "Accept-Encoding: gzip")
+  notmod=$(wrk_get "$url" "If-None-Match: ${etag:-none}")
+  kill_tree "$CAT_PID"
+  PIDS=()
+  local json="{\"rss_small_kib\":$small,\"rss_big_kib\":$big,\"tools_small\":$((BENCH_CATALOG_SERVERS * 2)),\"tools_big\":$((BENCH_CATALOG_SERVERS * 101)),\"root_bytes\":$size,\"root_gzip_bytes\":$gz,\"first_fetch_s\":$cold,\"second_fetch_s\":$warm,\"etag\":\"${etag//\"/}\",\"wrk_plain\":$plain,\"wrk_gzip\":$gzip,\"wrk_304\":$notmod}"
+  echo "{\"kind\":\"catalog\",\"bridge\":\"$label\",\"rep\":$rep,\"catalog\":$json}" >>"$RESULTS"
+  log "  $label catalog r$rep: $json"
+}
+
+scenario_catalog() {
+  python3 "$BENCH/catalog_tools.py" 100 >"$RUN/tools100.json"
+  catalog_config "$RUN/catalog-small.json"
+  catalog_config "$RUN/catalog-big.json" "$RUN/tools100.json"
+  local -a labels=(after) bins=("$MCPO_RS")
+  if [ -n "${MCPO_BEFORE:-}" ]; then
+    cp "$MCPO_BEFORE" "$RUN/bin/mcpo-before"
+    labels+=(before)
+    bins+=("$RUN/bin/mcpo-before")
+  fi
+  log "catalog: $BENCH_CATALOG_SERVERS servers x 100 realistic tools (+ echo); ${labels[*]}"
+  local rep k order
+  for ((rep = 1; rep <= BENCH_CATALOG_REPS; rep++)); do
+    order="0 1"
+    ((rep % 2)) || order="1 0"
+    for k in $order; do
+      [ "$k" -lt "${#bins[@]}" ] || continue
+      catalog_run "${labels[$k]}" "${bins[$k]}" "$rep"
+    done
+  done
+  python3 "$BENCH/report.py" --catalog "$RUN" | tee "$RUN/report.md"
+}
+
+# --- results: large tool results through mcpo -----------------------------------------------------
+
+BENCH_RESULTS_REPS=${BENCH_RESULTS_REPS:-3}
+# tool:arguments:payload bytes (the size of what the tool returns, before JSON escaping)
+BENCH_RESULTS_CASES=${BENCH_RESULTS_CASES:-'big_text:{"bytes":15000000} big_text:{"bytes":20000000} big_image:{"bytes":10000000} big_structured:{"items":50000}'}
+
+results_run() { # results_run LABEL BIN REP: each call in a fresh mcpo (a peak is that call's alone)
+  local label=$1 bin=$2 rep=$3 pid case tool args before hwm out code json k
+  printf '{"mcpServers": {"fx": {"command": "%s", "args": ["stdio"], "env": {"FIXTURE_BIG_RESULTS": "1"}, "timeout": 20}}}\n' "$FIXTURE" >"$RUN/results.json"
+  for case in $BENCH_RESULTS_CASES; do
+    tool=${case%%:*}
+    args=${case#*:}
+    "$bin" --config "$RUN/results.json" --port "$P_COLD" --host 127.0.0.1 >"$LOGS/results-$label-$tool-r$rep.log" 2>&1 &
+    pid=$!
+    PIDS+=("$pid")
+    users_wait_listening "$P_COLD" 30 || die "mcpo did not start"
+    for ((k = 0; k < 300; k++)); do
+      code=$(curl -s -o /dev/null -w '%{http_code}' -X POST -H 'Content-Type: application/json' -d '{"bytes":10}' "http://127.0.0.1:$P_COLD/fx/big_text" || true)
+      [ "$code" = 200 ] && break
+      sleep 0.1
+    done
+    [ "$code" = 200 ] || die "the fixture never answered through mcpo ($label)"
+    sleep 1
+    before=$(awk '/^VmRSS:/ {print $2}' "/proc/$pid/status")
+    echo 5 >"/proc/$pid/clear_refs" # VmHWM back to the current RSS
+    out=$(curl -s -o "$RUN/result.out" -w '%{http_code} %{time_total} %{size_download}' -X POST \
+      -H 'Content-Type: application/json' -d "$args" "http://127.0.0.1:$P_COLD/fx/$tool")
+    hwm=$(awk '/^VmHWM:/ {print $2}' "/proc/$pid/status")
+    json=$(python3 "$BENCH/results_check.py" "$tool" "$args" "$RUN/result.out" $out "$before" "$hwm")
+    echo "{\"kind\":\"results\",\"bridge\":\"$label\",\"rep\":$rep,\"tool\":\"$tool\",\"args\":$args,\"result\":$json}" >>"$RESULTS"
+    log "  $label $tool $args: $json"
+    kill_tree "$pid"
+    PIDS=()
+  done
+}
+
+scenario_results() {
+  if [ -z "${BENCH_SKIP_BUILD:-}" ]; then
+    (cd "$ROOT" && cargo build --release --quiet --example mcp_fixture)
+  fi
+  local -a labels=(after) bins=("$MCPO_RS")
+  if [ -n "${MCPO_BEFORE:-}" ]; then
+    cp "$MCPO_BEFORE" "$RUN/bin/mcpo-before"
+    labels+=(before)
+    bins+=("$RUN/bin/mcpo-before")
+  fi
+  log "large results: $BENCH_RESULTS_CASES; ${labels[*]}"
+  local rep k order
+  for ((rep = 1; rep <= BENCH_RESULTS_REPS; rep++)); do
+    order="0 1"
+    ((rep % 2)) || order="1 0"
+    for k in $order; do
+      [ "$k" -lt "${#bins[@]}" ] || continue
+      results_run "${labels[$k]}" "${bins[$k]}" "$rep"
+    done
+  done
+  python3 "$BENCH/report.py" --results "$RUN" | tee "$RUN/report.md"
+}
