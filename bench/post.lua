@@ -1,8 +1,11 @@
--- wrk script: POST $BODY as JSON to the URL given on the command line; at the end print one
--- JSON line (latencies in microseconds, wrk's own histogram) for bench/run.sh to collect.
-wrk.method = "POST"
-wrk.body = os.getenv("BODY") or "{}"
-wrk.headers["Content-Type"] = "application/json"
+-- wrk script: POST $BODY as JSON to the URL given on the command line (or GET it with
+-- METHOD=GET); at the end print one JSON line (latencies in microseconds, wrk's own histogram)
+-- for bench/run.sh to collect.
+wrk.method = os.getenv("METHOD") or "POST"
+if wrk.method == "POST" then
+  wrk.body = os.getenv("BODY") or "{}"
+  wrk.headers["Content-Type"] = "application/json"
+end
 
 done = function(summary, latency, requests)
   local e = summary.errors

@@ -78,6 +78,68 @@ def fmt_mib(kib):
     return "–" if kib is None else f"{kib / 1024:.1f} MiB"
 
 
+def users_report(run):
+    """The many-users scenario (`bench/run.sh users`): one row per (transport, N, bridge)."""
+    rows, _ = load(run)
+    rows = [r for r in rows if r["kind"] == "users"]
+    print("| transport | users | bridge | KiB per user | RSS start → N users → idle (MiB) | idle vs start | first call p50 / p99 (ms) | warm call p50 (ms) | failed |")
+    print("|---|---:|---|---:|---|---:|---|---:|---:|")
+    keys = sorted({(r["transport"], r["n"], r["bridge"]) for r in rows}, key=lambda k: (k[0], k[1], k[2] != "before"))
+    mib = lambda kib: "–" if kib is None else f"{kib / 1024:.1f}"
+    for transport, n, bridge in keys:
+        sel = [r["users"] for r in rows if (r["transport"], r["n"], r["bridge"]) == (transport, n, bridge)]
+        g = lambda k: med([u.get(k) for u in sel])
+        start, users, idle = g("rss_start_kib"), g("rss_users_kib"), g("rss_idle_kib")
+        ratio = "–" if idle is None or not start else f"{(idle / start - 1) * 100:+.0f}%"
+        failed = sum(u.get("first_failed", 0) for u in sel)
+        per = g("kib_per_user")
+        print(f"| {transport} | {n:,} | {bridge} | {per:.1f} | {mib(start)} → {mib(users)} → {mib(idle)} | {ratio} | "
+              f"{g('first_p50_ms'):.2f} / {g('first_p99_ms'):.2f} | {g('warm_p50_ms'):.2f} | {failed} |")
+
+
+def catalog_report(run):
+    """The catalog scenario (`bench/run.sh catalog`): medians over the repetitions per bridge."""
+    rows, _ = load(run)
+    rows = [r for r in rows if r["kind"] == "catalog"]
+    print("| bridge | RSS 20×2 → 20×101 tools (MiB) | KiB per 1,000 tools | root doc (KiB, gzip) | first / second fetch (ms) | 8 clients p50 (ms) plain / gzip / 304 | calls/s plain / gzip / 304 |")
+    print("|---|---|---:|---|---|---|---|")
+    for bridge in ("before", "after"):
+        sel = [r["catalog"] for r in rows if r["bridge"] == bridge]
+        if not sel:
+            continue
+        g = lambda f: med([f(c) for c in sel])
+        small, big = g(lambda c: c["rss_small_kib"]), g(lambda c: c["rss_big_kib"])
+        tools = sel[0]["tools_big"] - sel[0]["tools_small"]
+        per = (big - small) / tools * 1000
+        p50 = lambda k: g(lambda c: c[k]["p50_us"] / 1000)
+        rps = lambda k: g(lambda c: c[k]["requests"] / (c[k]["duration_us"] / 1e6))
+        print(f"| {bridge} | {small / 1024:.1f} → {big / 1024:.1f} | {per:.0f} | {g(lambda c: c['root_bytes']) / 1024:.0f} ({g(lambda c: c['root_gzip_bytes']) / 1024:.0f}) | "
+              f"{g(lambda c: c['first_fetch_s']) * 1000:.1f} / {g(lambda c: c['second_fetch_s']) * 1000:.1f} | "
+              f"{p50('wrk_plain'):.3f} / {p50('wrk_gzip'):.3f} / {p50('wrk_304'):.3f} | {rps('wrk_plain'):,.0f} / {rps('wrk_gzip'):,.0f} / {rps('wrk_304'):,.0f} |")
+
+
+def results_report(run):
+    """The large-results scenario (`bench/run.sh results`)."""
+    rows, _ = load(run)
+    rows = [r for r in rows if r["kind"] == "results"]
+    print("| call | bridge | status | payload (MB) | peak RSS growth (MB, × payload) | seconds | MB/s | bytes equal |")
+    print("|---|---|---:|---:|---|---:|---:|---|")
+    keys = []
+    for r in rows:
+        k = (r["tool"], json.dumps(r["args"], separators=(",", ":")), r["bridge"])
+        if k not in keys:
+            keys.append(k)
+    keys.sort(key=lambda k: (k[0], k[1], k[2] != "before"))
+    for tool, args, bridge in keys:
+        sel = [r["result"] for r in rows if (r["tool"], json.dumps(r["args"], separators=(",", ":")), r["bridge"]) == (tool, args, bridge)]
+        g = lambda k: med([x.get(k) for x in sel])
+        status = "/".join(sorted({str(x["status"]) for x in sel}))
+        equal = "yes" if all(x["equal"] for x in sel) else ("–" if all(x["equal"] is None for x in sel) else "NO")
+        mbps = g("mb_per_s")
+        print(f"| {tool} {args} | {bridge} | {status} | {g('payload_bytes') / 1e6:.1f} | {g('peak_growth_bytes') / 1e6:.1f} ({g('growth_x_payload')}×) | "
+              f"{g('seconds'):.3f} | {'–' if mbps is None else f'{mbps:.0f}'} | {equal} |")
+
+
 def main():
     run = sys.argv[1]
     rows, meta = load(run)
@@ -268,7 +330,13 @@ def progress(kind, bridge, upstream, c):
 
 
 if __name__ == "__main__":
-    if len(sys.argv) > 1 and sys.argv[1] == "--progress":
+    if len(sys.argv) > 2 and sys.argv[1] == "--users":
+        users_report(sys.argv[2])
+    elif len(sys.argv) > 2 and sys.argv[1] == "--catalog":
+        catalog_report(sys.argv[2])
+    elif len(sys.argv) > 2 and sys.argv[1] == "--results":
+        results_report(sys.argv[2])
+    elif len(sys.argv) > 1 and sys.argv[1] == "--progress":
         progress(*sys.argv[2:6])
     else:
         main()

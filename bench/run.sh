@@ -10,7 +10,13 @@
 # medians are taken over them), BENCH_CONCURRENCY ("1 8 64"), BENCH_UPSTREAMS ("echo pysdk
 # echohttp pyhttp"), BENCH_COLD_REPS (3), BENCH_PORT_BASE (18900), BENCH_SKIP_BUILD (unset; 1 = use the
 # binaries already built), CARGO_TARGET_DIR (where mcpo's release build goes; default target/).
+#
+#   bench/run.sh users                 # the many-users scenario instead (see bench/README.md):
+#                                      # BENCH_USERS ("100 1000 10000"), BENCH_USERS_STDIO (100),
+#                                      # BENCH_USERS_C (16), MCPO_BEFORE (a second mcpo binary,
+#                                      # measured interleaved with this one as "before")
 set -euo pipefail
+SCENARIO=${1:-bridges}
 
 BENCH_SECONDS=${BENCH_SECONDS:-5}
 BENCH_REPS=${BENCH_REPS:-3}
@@ -142,6 +148,13 @@ for bin in "$MCPO_RS" "$TOOLS"; do [ -x "$bin" ] || die "missing $bin"; done
 mkdir -p "$RUN/bin"
 cp "$MCPO_RS" "$RUN/bin/"
 MCPO_RS=$RUN/bin/mcpo
+
+if [ "$SCENARIO" != bridges ]; then
+  # shellcheck source=bench/scenarios.sh
+  source "$BENCH/scenarios.sh"
+  "scenario_$SCENARIO"
+  exit 0
+fi
 
 # --- Python mcpo 0.0.20 with its dependencies pinned --------------------------------------------
 REQS=$BENCH/requirements-mcpo-py.txt

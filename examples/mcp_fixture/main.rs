@@ -142,6 +142,12 @@ async fn serve(port: u16, router: axum::Router) -> anyhow::Result<()> {
         writeln!(stdout, "LISTENING http://{addr}")?;
         stdout.flush()?;
     }
+    // Answers go out at once, as uvicorn, Node and Go servers send them (TCP_NODELAY): axum's
+    // default leaves Nagle on, and an SSE answer written in two pieces then waits for the
+    // client's delayed ACK (40 ms) on a reused connection.
+    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
     tokio::select! {
         result = axum::serve(listener, router) => result?,
         _ = tokio::signal::ctrl_c() => eprintln!("fixture interrupted"),

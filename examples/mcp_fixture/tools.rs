@@ -8,6 +8,11 @@
 //! (`{"add": "name"}`): it adds a no-argument tool `name` to this session's list and sends
 //! `notifications/tools/list_changed`. It is off by default so the fixed tool list above stays
 //! exactly as the other tests expect it.
+//!
+//! With `FIXTURE_BIG_RESULTS=1` it also lists `big_text` (`{"bytes": N}`: N bytes of text),
+//! `big_image` (`{"bytes": N}`: an `image/png` item of N bytes of base64) and `big_structured`
+//! (`{"items": N}`: structured content `{"items": [...]}` of N small objects), for the large
+//! result bench (`bench/run.sh results`). Off by default, like `change_tools`.
 
 use std::{
     sync::{
@@ -311,6 +316,9 @@ impl FixtureServer {
         if let Some(result) = crate::credentials::call(name, args, context) {
             return result;
         }
+        if let Some(result) = big_result(name, args) {
+            return result;
+        }
         match name {
             "echo" => Ok(text(parse::<EchoArgs>(args)?.text)),
             "add" => Ok(text(sum_text(parse(args)?)?)),
@@ -506,6 +514,9 @@ impl FixtureServer {
         if crate::credentials::enabled() {
             list.extend(crate::credentials::tools());
         }
+        if big_results_enabled() {
+            list.extend(big_tools());
+        }
         if change_tools_enabled() {
             list.push(Tool::new(
                 "change_tools",
@@ -565,4 +576,65 @@ impl FixtureServer {
         };
         Some(result.await)
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Large results (`FIXTURE_BIG_RESULTS=1`)
+// ---------------------------------------------------------------------------------------------
+
+fn big_results_enabled() -> bool {
+    std::env::var_os("FIXTURE_BIG_RESULTS").is_some_and(|v| v == "1")
+}
+
+fn big_tools() -> Vec<Tool> {
+    let count = |what: &str| {
+        object(json!({
+            "type": "object",
+            "properties": {what: {"type": "integer", "minimum": 0}},
+            "required": [what]
+        }))
+    };
+    vec![
+        Tool::new("big_text", "Returns `bytes` bytes of text.", count("bytes")),
+        Tool::new(
+            "big_image",
+            "Returns an image/png item of `bytes` bytes of base64.",
+            count("bytes"),
+        ),
+        Tool::new(
+            "big_structured",
+            "Returns structured content {\"items\": [...]} of `items` objects.",
+            count("items"),
+        ),
+    ]
+}
+
+/// The large-result tools; `None` for every other name (or when they are off).
+fn big_result(name: &str, args: &JsonObject) -> Option<Result<CallToolResult, ErrorData>> {
+    if !big_results_enabled() {
+        return None;
+    }
+    let n = |key: &str| args.get(key).and_then(Value::as_u64).unwrap_or(0) as usize;
+    // Text that is not JSON, so mcpo passes it on as a string.
+    let filler = |len: usize| {
+        let line = "The quick brown fox jumps over the lazy dog; 0123456789.\n";
+        let mut text = line.repeat(len / line.len() + 1);
+        text.truncate(len);
+        text
+    };
+    Some(Ok(match name {
+        "big_text" => text(filler(n("bytes"))),
+        "big_image" => {
+            let mut data = "iVBORw0KGgo".repeat(n("bytes") / 11 + 1);
+            data.truncate(n("bytes") / 4 * 4);
+            CallToolResult::success(vec![ContentBlock::image(data, "image/png")])
+        }
+        "big_structured" => {
+            let items: Vec<Value> = (0..n("items"))
+                .map(|i| json!({"id": i, "name": format!("item {i}"), "ok": i % 2 == 0, "score": i as f64 / 7.0}))
+                .collect();
+            CallToolResult::structured(json!({"items": items}))
+        }
+        _ => return None,
+    }))
 }

@@ -642,6 +642,7 @@ fn single_server(
         timeout: None,
         oauth: None,
         multi_user: None,
+        max_result: None,
     })
 }
 

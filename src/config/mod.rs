@@ -93,6 +93,26 @@ pub struct ServerConfig {
     pub oauth: Option<OAuthConfig>,
     /// Open WebUI multi-user mode: one upstream session per verified caller.
     pub multi_user: Option<MultiUser>,
+    /// `max_result_bytes`: the most bytes of one tool result passed on; `None`: no limit.
+    pub max_result: Option<ResultLimit>,
+}
+
+/// How large one tool result may be (`max_result_bytes`), and what happens past it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ResultLimit {
+    /// Bytes of the result's text, data and structured content (as JSON), summed.
+    pub bytes: usize,
+    pub mode: ResultLimitMode,
+}
+
+/// What mcpo does with a result over its server's [`ResultLimit`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ResultLimitMode {
+    /// Answer 413 naming the result's size and the limit (the default).
+    Refuse,
+    /// Cut the text to fit and say so at its end; refused like `Refuse` when what is not
+    /// text (images, structured content) alone is over the limit.
+    Truncate,
 }
 
 /// `expose`: which of the server's offerings its OpenAPI documents carry as operations. Every

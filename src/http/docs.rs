@@ -6,7 +6,7 @@ use std::sync::Arc;
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, HeaderValue, Uri, header};
+use axum::http::{HeaderMap, Uri};
 use axum::response::{Html, IntoResponse, Response};
 use serde_json::{Value, json};
 
@@ -16,15 +16,9 @@ use super::error::ApiError;
 use crate::openapi::{self, SpecInfo};
 use crate::servers::{Catalog, Kind, LOGIN_PATH, Server, SpecContext};
 
-fn json_bytes(bytes: Bytes) -> Response {
-    (
-        [(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/json"),
-        )],
-        bytes,
-    )
-        .into_response()
+/// A spec's cached bytes, with its ETag, as gzip when accepted (`spec_bytes.rs`).
+fn json_bytes(bytes: Bytes, headers: &HeaderMap) -> Response {
+    super::spec_bytes::json_document(bytes, headers)
 }
 
 fn server_or_404(state: &AppState, name: &str) -> Result<Arc<Server>, ApiError> {
@@ -65,7 +59,7 @@ async fn spec_of(
     let caller = identify(state, server.multi_user(), headers, false).await?;
     match server.kind() {
         Kind::Shared(endpoint) => match endpoint.catalog() {
-            Ok(live) => Ok(json_bytes(live.catalog.spec.clone())),
+            Ok(live) => Ok(json_bytes(live.catalog.spec.clone(), headers)),
             Err(status) => Err(ApiError::unavailable(server.name(), status.into())),
         },
         Kind::PerUser(per_user) => {
@@ -73,20 +67,21 @@ async fn spec_of(
                 && let Some(own) = per_user.signed_in_endpoint(&caller)
                 && let Ok(live) = own.catalog_waiting(USER_SPEC_WAIT).await
             {
-                return Ok(json_bytes(live.catalog.spec.clone()));
+                return Ok(json_bytes(live.catalog.spec.clone(), headers));
             }
             // Multi-user specs never fail: the last known tools, or none yet.
-            Ok(json_bytes(match per_user.catalog() {
+            let spec = match per_user.catalog() {
                 Some(catalog) => catalog.spec.clone(),
                 None => empty_spec(server.name(), state.spec()),
-            }))
+            };
+            Ok(json_bytes(spec, headers))
         }
     }
 }
 
 /// `GET /openapi.json`: every connected server's tools in one document, so Open WebUI can
 /// register all of them with one URL. Servers still connecting are listed in the description.
-pub async fn combined_spec(State(state): State<Arc<AppState>>) -> Response {
+pub async fn combined_spec(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Response {
     let mut ready: Vec<(String, Arc<Catalog>)> = Vec::new();
     let mut waiting = Vec::new();
     let snapshot = state.registry.snapshot();
@@ -148,7 +143,7 @@ pub async fn combined_spec(State(state): State<Arc<AppState>>) -> Response {
         }
         Bytes::from(serde_json::to_vec(&doc).unwrap_or_default())
     });
-    json_bytes(bytes)
+    json_bytes(bytes, &headers)
 }
 
 /// `GET /`: a small machine-readable index of servers, their state and their URLs. `state` is

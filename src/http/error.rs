@@ -39,6 +39,12 @@ pub enum ApiError {
     },
     /// 413: body over `--max-body-bytes`.
     PayloadTooLarge(usize),
+    /// 413: the tool's result is over its server's `max_result_bytes` (`result_limit.rs`).
+    ResultTooLarge {
+        message: String,
+        size: usize,
+        limit: usize,
+    },
     /// 415: a non-empty tool-call body not sent as JSON.
     UnsupportedMediaType(String),
     /// 421: the request names a `Host` mcpo does not answer to (`--allowed-hosts`).
@@ -173,6 +179,7 @@ impl ApiError {
             | Self::Unprocessable { message, .. }
             | Self::ToolError { message, .. }
             | Self::BadGateway { message, .. }
+            | Self::ResultTooLarge { message, .. }
             | Self::Unavailable { message, .. }
             | Self::MethodNotAllowed { message, .. } => message.clone(),
             Self::Unauthorized(m) | Self::Forbidden(m) | Self::NotFound(m) => m.clone(),
@@ -218,6 +225,14 @@ impl ApiError {
             Self::PayloadTooLarge(limit) => (
                 StatusCode::PAYLOAD_TOO_LARGE,
                 json!({ "detail": { "message": self.message(), "limit": limit } }),
+            ),
+            Self::ResultTooLarge {
+                message,
+                size,
+                limit,
+            } => (
+                StatusCode::PAYLOAD_TOO_LARGE,
+                json!({ "detail": { "message": message, "size": size, "limit": limit } }),
             ),
             Self::UnsupportedMediaType(m) => (StatusCode::UNSUPPORTED_MEDIA_TYPE, body(m, &None)),
             Self::MisdirectedRequest(m) => (StatusCode::MISDIRECTED_REQUEST, body(m, &None)),

@@ -18,7 +18,9 @@ mod metrics;
 mod prompts;
 pub mod reply;
 mod resources;
+mod result_limit;
 mod session;
+mod spec_bytes;
 mod swagger;
 mod tools;
 

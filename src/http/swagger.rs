@@ -67,7 +67,7 @@ pub fn asset(file: &str, headers: &HeaderMap) -> Option<Response> {
 }
 
 /// `Accept-Encoding` lists `gzip` (or `*`) without `q=0`.
-fn accepts_gzip(headers: &HeaderMap) -> bool {
+pub(super) fn accepts_gzip(headers: &HeaderMap) -> bool {
     headers
         .get_all(header::ACCEPT_ENCODING)
         .iter()
@@ -85,7 +85,7 @@ fn accepts_gzip(headers: &HeaderMap) -> bool {
         })
 }
 
-fn if_none_match(headers: &HeaderMap, etag: &str) -> bool {
+pub(super) fn if_none_match(headers: &HeaderMap, etag: &str) -> bool {
     headers
         .get_all(header::IF_NONE_MATCH)
         .iter()

@@ -4,12 +4,11 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Instant;
 
-use axum::Json;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use serde_json::Value;
 
 use super::AppState;
@@ -131,6 +130,7 @@ async fn invoke(
         && result
             .as_ref()
             .is_ok_and(|r| r.structured_content.is_none());
+    let mut size_hint = 0;
     let outcome = match result {
         // The user's own secrets stopped working (revoked, expired): ask for new ones.
         Err(CallError::Refused(_)) if server.refused_by_upstream(user).is_some() => {
@@ -138,6 +138,11 @@ async fn invoke(
         }
         result => result
             .map_err(|e| reply::call_error(name, tool_name, e))
+            .and_then(|r| match server.config.max_result {
+                Some(limit) => super::result_limit::apply(name, limit, r),
+                None => Ok(r),
+            })
+            .inspect(|r| size_hint = reply::size_hint(r))
             .and_then(reply::tool_result)
             .map(|mut value| {
                 if links {
@@ -165,7 +170,7 @@ async fn invoke(
         elapsed_ms = (elapsed * 1e6).round() / 1e3,
         "tool call"
     );
-    Ok(Json(outcome?).into_response())
+    Ok(reply::json_answer(&outcome?, size_hint))
 }
 
 /// A non-empty body must be sent as JSON (`application/json`, or a `+json` type). A page on

@@ -35,7 +35,12 @@ pub struct PreparedTool {
     output: Option<Value>,
     components: Vec<(String, Value)>,
     extensions: Map<String, Value>,
-    validator: Option<jsonschema::Validator>,
+    /// Compiled on the tool's first call, not when the list is prepared: a large catalog's
+    /// validators took ~12 KiB per tool, for tools most of which are never called. Set to
+    /// `None` at once when the schema does not compile (then a warning says so).
+    validator: std::sync::OnceLock<Option<jsonschema::Validator>>,
+    /// The tool's own input schema (shared with the session's tool list), to compile from.
+    input_schema: std::sync::Arc<rmcp::model::JsonObject>,
     warnings: Vec<String>,
 }
 
@@ -171,13 +176,15 @@ pub fn prepare_tool(server: &str, tool: &rmcp::model::Tool) -> PreparedTool {
     let mut input = Value::Object((*tool.input_schema).clone());
     schema::convert_nullable(&mut input);
     let mut warnings = Vec::new();
+    // Compiled once here to know whether it can be (the spec says so), then dropped; the
+    // first call compiles it again and keeps it.
     let validator = match compile(&input) {
-        Ok(v) => Some(v),
+        Ok(_) => std::sync::OnceLock::new(),
         Err(e) => {
             warnings.push(format!(
                 "{server}/{name}: input schema not usable for validation, arguments are passed on unchecked: {e}"
             ));
-            None
+            std::sync::OnceLock::from(None)
         }
     };
     let wrapped = needs_wrap(&input);
@@ -214,6 +221,7 @@ pub fn prepare_tool(server: &str, tool: &rmcp::model::Tool) -> PreparedTool {
         components,
         extensions: extensions(tool),
         validator,
+        input_schema: tool.input_schema.clone(),
         warnings,
         name,
     }
@@ -443,9 +451,20 @@ impl PreparedTool {
         self.wrapped
     }
 
+    /// The argument validator, compiled on first use (see the field).
+    fn validator(&self) -> Option<&jsonschema::Validator> {
+        self.validator
+            .get_or_init(|| {
+                let mut input = Value::Object((*self.input_schema).clone());
+                schema::convert_nullable(&mut input);
+                compile(&input).ok()
+            })
+            .as_ref()
+    }
+
     /// Whether arguments are checked here (false when the schema could not be compiled).
     pub fn validates(&self) -> bool {
-        self.validator.is_some()
+        self.validator().is_some()
     }
 
     /// Problems met while preparing the tool, for the log.
@@ -521,7 +540,7 @@ impl PreparedTool {
         issues: &mut Vec<ArgumentIssue>,
         truncated: &mut bool,
     ) {
-        let Some(validator) = &self.validator else {
+        let Some(validator) = self.validator() else {
             return;
         };
         let mut errors = validator.iter_errors(instance);

@@ -54,6 +54,25 @@ pub struct Catalog {
     pub expose: Expose,
     /// The resources and prompts in the documents (see `offerings`), if any.
     pub listing: Option<Arc<Listing>>,
+    /// What a live session of this run showed that this was built from (none for a list from
+    /// the tool cache): lets another session with the same list and server info share this
+    /// catalog, and a new user's session skip `tools/list` (`servers/per_user.rs`).
+    pub source: Option<CatalogSource>,
+}
+
+/// The session's tool list and server info a catalog was built from.
+pub struct CatalogSource {
+    pub tools: Arc<Vec<rmcp::model::Tool>>,
+    pub meta: crate::upstream::ServerMeta,
+}
+
+impl CatalogSource {
+    /// Whether `session` shows the same tools and says the same about itself (then its catalog
+    /// would be this one, byte for byte).
+    pub fn matches(&self, session: &Session) -> bool {
+        (Arc::ptr_eq(&self.tools, &session.tools) || self.tools == session.tools)
+            && self.meta == session.meta
+    }
 }
 
 impl Catalog {
@@ -144,6 +163,10 @@ pub(super) fn build(
         spec,
         expose,
         listing,
+        source: session.map(|s| CatalogSource {
+            tools: s.tools.clone(),
+            meta: s.meta.clone(),
+        }),
     }
 }
 

@@ -76,6 +76,31 @@ impl Endpoint {
             return c.clone();
         }
         let config = self.config();
+        // A multi-user server's sessions mostly show the same list: the catalog another
+        // session built from it (its validators, its document) is shared, not built again.
+        // Not when this session listed resources or prompts by name: those may be its user's
+        // alone, and the shared catalog never names them.
+        let offers = (
+            session.listing.offers_resources,
+            session.listing.offers_prompts,
+        );
+        let shared = self
+            .last
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+            .filter(|_| !session.listing.names_anything())
+            .filter(|last| {
+                last.listing
+                    .as_ref()
+                    .is_some_and(|l| (l.offers_resources, l.offers_prompts) == offers)
+            })
+            .filter(|last| last.source.as_ref().is_some_and(|s| s.matches(&session)));
+        if let Some(catalog) = shared {
+            let built = Arc::new(SessionCatalog { session, catalog });
+            *cache = Some(built.clone());
+            return built;
+        }
         let links = catalog::Links::of(config);
         let listing = Some(session.listing.clone());
         let build = |listing| {

@@ -161,8 +161,18 @@ impl PerUser {
         }
         let config = self.config_for(user, profile, None)?;
         let authorizer = self.authorizer(user)?;
-        Ok(self.insert(user, || {
-            Upstream::start(config, self.options.clone(), authorizer, Arc::default())
+        let options = self.options.clone();
+        Ok(self.insert(user, || match self.settings.per_user_tools {
+            // Every session shows the same list: a new one takes the last a live session of
+            // this run showed instead of asking for it (`tools/list_changed` still lists).
+            false => Upstream::start_with_known_tools(
+                config,
+                options,
+                authorizer,
+                Arc::default(),
+                known_tools(&self.last),
+            ),
+            true => Upstream::start(config, options, authorizer, Arc::default()),
         }))
     }
 
@@ -259,6 +269,18 @@ impl PerUser {
         };
         futures::future::join(discovery, users).await;
     }
+}
+
+/// The rule for a new user's session of a server without `per_user_tools` (its tool list is
+/// the same for everyone): it takes the tool list a live session of this run last showed
+/// (the discovery session's or another user's) instead of asking with `tools/list`; before
+/// any session has shown one (a list from the tool cache file is not used), it lists them.
+fn known_tools(last: &Arc<LastCatalog>) -> crate::upstream::KnownTools {
+    let last = last.clone();
+    Arc::new(move || {
+        let last = last.lock().unwrap_or_else(|p| p.into_inner());
+        last.as_ref()?.source.as_ref().map(|s| s.tools.clone())
+    })
 }
 
 /// Once the discovery session is up, its catalog becomes the last known tools (and goes to the

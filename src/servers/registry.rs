@@ -161,6 +161,7 @@ mod tests {
             timeout: None,
             oauth: None,
             multi_user: None,
+            max_result: None,
         }
     }
 

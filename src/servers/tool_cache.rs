@@ -383,6 +383,7 @@ mod tests {
             timeout: None,
             oauth: None,
             multi_user: None,
+            max_result: None,
         }
     }
 

@@ -12,7 +12,7 @@
 //!
 //! | profile | used for | whole request | connect | redirects |
 //! |---|---|---|---|---|
-//! | [`upstream_transport`] | MCP over streamable HTTP and legacy SSE (`upstream/connect.rs`), OAuth-authorized or not | no limit | 10 s | same origin only, at most 10; another origin is an error |
+//! | [`upstream_transport`] (one, shared by every session) | MCP over streamable HTTP and legacy SSE (`upstream/connect.rs`), OAuth-authorized or not | no limit | 10 s | same origin only, at most 10; another origin is an error |
 //! | [`oauth_requests`] | requests mcpo's OAuth code makes itself: discovery probes, registration, the client-credentials grant, revocation (`oauth/outbound.rs`), with rmcp's address policy for OAuth requests (`oauth/address.rs`) | 30 s | within the 30 s | none |
 //! | [`webui_lookups`] | asking Open WebUI who an `sk-` API key belongs to (`http/caller/api_key.rs`) | [`WEBUI_LOOKUP_TIMEOUT`] (5 s) | 2 s | none |
 //!
@@ -45,17 +45,38 @@ use std::time::Duration;
 /// The longest an API-key lookup at Open WebUI may take, connect included.
 pub(crate) const WEBUI_LOOKUP_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// Idle connections the shared upstream client keeps per host (reqwest keeps any number for
+/// 90 s): when a multi-user server's sessions close, their connections would otherwise stay,
+/// ~20 KiB each, thousands of them. 64 still covers 64 callers at once without reconnecting.
+const MAX_IDLE_PER_HOST: usize = 64;
+
 /// Redirects the upstream transport follows for one request, at most.
 const MAX_REDIRECTS: usize = 10;
 
 /// The client for an upstream MCP session's HTTP transport: no whole-request timeout (see the
 /// module doc), 10 s to connect, same-origin redirects only.
+///
+/// **One client for every upstream session of the process** (a clone shares it): one
+/// connection pool, one copy of the TLS roots and one resolver, however many sessions. A client
+/// per session cost ~300 KiB each (its root store, connector and pool), which is what a
+/// multi-user server's thousands of per-user sessions multiplied. Sharing mixes nobody's
+/// credentials: the client has no default headers and no cookie store, and everything that
+/// identifies a caller travels on each request (rmcp adds the configured headers, the bearer
+/// token and the `Mcp-Session-Id` per request; the OAuth client adds each user's own token per
+/// request, `oauth/client.rs`). What is shared is only connections, keyed by origin (and proxy),
+/// which carry no identity over HTTP.
 pub(crate) fn upstream_transport() -> reqwest::Client {
-    build(
-        reqwest::Client::builder()
-            .connect_timeout(Duration::from_secs(10))
-            .redirect(same_origin_redirects()),
-    )
+    static SHARED: std::sync::OnceLock<reqwest::Client> = std::sync::OnceLock::new();
+    SHARED
+        .get_or_init(|| {
+            build(
+                reqwest::Client::builder()
+                    .connect_timeout(Duration::from_secs(10))
+                    .pool_max_idle_per_host(MAX_IDLE_PER_HOST)
+                    .redirect(same_origin_redirects()),
+            )
+        })
+        .clone()
 }
 
 /// Why a redirect was not followed: it pointed to another origin.

@@ -22,7 +22,7 @@ use crate::config::{ServerConfig, TransportConfig};
 use crate::support::{error_chain, http_client};
 
 /// What the server said about itself at `initialize`.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct ServerMeta {
     pub name: Option<String>,
     pub title: Option<String>,
@@ -68,7 +68,7 @@ pub enum ConnectError {
 pub struct Live {
     pub service: RunningService<RoleClient, McpoClient>,
     pub meta: ServerMeta,
-    pub tools: Vec<Tool>,
+    pub tools: Arc<Vec<Tool>>,
     pub tools_changed: Arc<Notify>,
     pub diagnostics: Diagnostics,
 }
@@ -124,10 +124,13 @@ impl Diagnostics {
 
 /// Opens one session. `auth` is the server's OAuth client (kept by the supervisor across
 /// reconnects); it must already hold usable tokens (see `Authorizer::ensure_authorized`).
+/// `known_tools`, when given, is the server's tool list as another session of this run
+/// listed it, taken instead of a `tools/list` (see `Upstream::start_with_known_tools`).
 pub async fn connect(
     config: &ServerConfig,
     options: &UpstreamOptions,
     auth: Option<&crate::oauth::Authorizer>,
+    known_tools: Option<Arc<Vec<Tool>>>,
 ) -> Result<Live, ConnectError> {
     let tools_changed = Arc::new(Notify::new());
     let handler = McpoClient {
@@ -248,10 +251,10 @@ pub async fn connect(
         .unwrap_or(true);
     // A server without the tools capability is served with zero tools, not failed:
     // Python mcpo crashed on those (its issue #237).
-    let tools = if has_tools {
-        list_tools(service.peer()).await?
-    } else {
-        Vec::new()
+    let tools = match known_tools {
+        _ if !has_tools => Arc::default(),
+        Some(known) => known,
+        None => Arc::new(list_tools(service.peer()).await?),
     };
     Ok(Live {
         service,

@@ -33,6 +33,7 @@ pub use connect::ServerMeta;
 pub use limiter::{Busy, CallLimiter, Stats};
 pub use session::{CANCEL_GRACE, CallError, Listing, Session};
 pub use status::{Failure, Status};
+pub use supervisor::KnownTools;
 use supervisor::Supervisor;
 
 /// The handle to one supervised upstream server.
@@ -57,7 +58,22 @@ impl Upstream {
         authorizer: Option<Authorizer>,
         stats: Arc<Stats>,
     ) -> Self {
-        Self::supervise(config, options, Ok(authorizer), stats)
+        Self::supervise(config, options, Ok(authorizer), stats, None)
+    }
+
+    /// Like [`Upstream::start`], but each connection takes the tool list `known` returns (if
+    /// any) instead of asking the server with `tools/list`: a multi-user server's new user
+    /// session costs `initialize`, `notifications/initialized` and the call, nothing more.
+    /// Only for a server whose tool list is the same for every session (not `per_user_tools`);
+    /// a `tools/list_changed` from the server still lists them.
+    pub fn start_with_known_tools(
+        config: ServerConfig,
+        options: UpstreamOptions,
+        authorizer: Option<Authorizer>,
+        stats: Arc<Stats>,
+        known: KnownTools,
+    ) -> Self {
+        Self::supervise(config, options, Ok(authorizer), stats, Some(known))
     }
 
     /// A server whose OAuth settings cannot work (`reason`): it never connects without the
@@ -68,7 +84,7 @@ impl Upstream {
         reason: String,
         stats: Arc<Stats>,
     ) -> Self {
-        Self::supervise(config, options, Err(reason), stats)
+        Self::supervise(config, options, Err(reason), stats, None)
     }
 
     fn supervise(
@@ -76,6 +92,7 @@ impl Upstream {
         options: UpstreamOptions,
         authorizer: Result<Option<Authorizer>, String>,
         stats: Arc<Stats>,
+        known_tools: Option<KnownTools>,
     ) -> Self {
         let (tx, rx) = watch::channel(Status::starting());
         let shutdown = Arc::new(Notify::new());
@@ -87,6 +104,7 @@ impl Upstream {
             status: tx,
             shutdown: shutdown.clone(),
             stats: stats.clone(),
+            known_tools,
         };
         let task = tokio::spawn(supervisor.run());
         Self {

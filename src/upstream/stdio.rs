@@ -35,6 +35,8 @@ use tokio::process::{ChildStderr, ChildStdin, ChildStdout};
 
 use super::incoming::{LineRead, ToolCalls, read_line};
 
+/// Read buffer kept between messages; a longer message's buffer is freed once decoded.
+const KEEP_LINE_CAPACITY: usize = 64 * 1024;
 /// Bytes that may wait for the pipe before senders are made to wait (a request is ~100 bytes to
 /// a few KiB; arguments can be larger). A message is always queued, then its sender waits while
 /// the queue is over the limit: order is kept, and each waiting sender adds one message at most.
@@ -292,6 +294,11 @@ impl Transport<RoleClient> for ChildTransport {
                 self.calls.decode(line)
             };
             self.line.clear();
+            // A large result grew the buffer (to 16 MiB at most): give it back now rather than
+            // hold it for the session's life, and before the result is mapped and sent.
+            if self.line.capacity() > KEEP_LINE_CAPACITY {
+                self.line = Vec::new();
+            }
             match decoded {
                 Ok(Some(message)) => return Some(message),
                 Ok(None) => {}

@@ -22,7 +22,14 @@ pub(super) struct Supervisor {
     pub(super) status: watch::Sender<Status>,
     pub(super) shutdown: Arc<Notify>,
     pub(super) stats: Arc<Stats>,
+    /// The server's tool list as known from another session, taken instead of listing it.
+    pub(super) known_tools: Option<KnownTools>,
 }
+
+/// Where a session finds the server's tool list without listing it (see
+/// [`Upstream::start_with_known_tools`](super::Upstream::start_with_known_tools)); `None` from
+/// it means "list them".
+pub type KnownTools = Arc<dyn Fn() -> Option<Arc<Vec<Tool>>> + Send + Sync>;
 
 static GENERATION: AtomicU64 = AtomicU64::new(1);
 
@@ -140,7 +147,8 @@ impl Supervisor {
 
     async fn connect(&self) -> Result<connect::Live, connect::ConnectError> {
         let authorizer = self.authorizer.as_ref().ok().and_then(Option::as_ref);
-        connect::connect(&self.config, &self.options, authorizer).await
+        let known = self.known_tools.as_ref().and_then(|known| known());
+        connect::connect(&self.config, &self.options, authorizer, known).await
     }
 
     /// Makes sure an OAuth server has usable tokens before the (timed) connect: stored ones,
@@ -199,13 +207,13 @@ impl Supervisor {
         let peer = service.peer().clone();
         let call_timeout = self.config.timeout.unwrap_or(self.options.tool_timeout);
         let connected_at = Instant::now();
-        let publish = |tools: Vec<Tool>, listing: Arc<Listing>| {
+        let publish = |tools: Arc<Vec<Tool>>, listing: Arc<Listing>| {
             let tools = self.filter(tools);
             tracing::info!(server = %name, tools = tools.len(), "upstream ready");
             self.status.send_replace(Status::Ready(Arc::new(Session {
                 generation: next_generation(),
                 meta: meta.clone(),
-                tools: Arc::new(tools),
+                tools,
                 connected_at,
                 peer: peer.clone(),
                 call_timeout,
@@ -261,7 +269,7 @@ impl Supervisor {
                 _ = tools_changed.notified() => {
                     match tokio::time::timeout(self.options.connect_timeout, Box::pin(connect::list_tools(&peer))).await {
                         // A resource or prompt list change wakes this too.
-                        Ok(Ok(tools)) => publish(tools, self.listing(&peer).await),
+                        Ok(Ok(tools)) => publish(Arc::new(tools), self.listing(&peer).await),
                         Ok(Err(e)) => tracing::warn!(server = %name, error = %e, "tools/list after list_changed failed"),
                         Err(_) => tracing::warn!(server = %name, "tools/list after list_changed timed out"),
                     }
@@ -277,15 +285,18 @@ impl Supervisor {
         Arc::new(Box::pin(listing).await)
     }
 
-    fn filter(&self, tools: Vec<Tool>) -> Vec<Tool> {
+    /// Leaves out `disabledTools`; a list without any of them is kept as it is (shared).
+    fn filter(&self, tools: Arc<Vec<Tool>>) -> Arc<Vec<Tool>> {
         let disabled = &self.config.disabled_tools;
-        if disabled.is_empty() {
+        if !tools.iter().any(|t| disabled.contains(t.name.as_ref())) {
             return tools;
         }
-        tools
-            .into_iter()
+        let kept = tools
+            .iter()
             .filter(|t| !disabled.contains(t.name.as_ref()))
-            .collect()
+            .cloned()
+            .collect();
+        Arc::new(kept)
     }
 }
 

@@ -45,6 +45,8 @@ mod resilience;
 mod resources;
 mod resources_hostile;
 mod resources_spec;
+mod result_limit;
 mod sandbox;
+mod spec_cache;
 mod transports;
 mod user_secrets;

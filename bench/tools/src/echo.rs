@@ -3,7 +3,9 @@
 //! flush every line), and a flush only when no further request is already buffered, so a burst
 //! of pipelined requests is answered with one `write`.
 //!
-//! Tools: `echo {message}` → the message as text; `add {a, b}` → the sum as text.
+//! Tools: `echo {message}` → the message as text; `add {a, b}` → the sum as text. With
+//! `BENCH_ECHO_TOOLS=FILE` it lists the tools in FILE (a `{"tools": [...]}` object, the catalog
+//! bench's realistic list) instead; calls still answer as above.
 
 use std::borrow::Cow;
 use std::fs::File;
@@ -40,7 +42,20 @@ struct InitParams<'a> {
 
 const TOOLS: &str = r#"{"tools":[{"name":"echo","description":"Echo the given message.","inputSchema":{"type":"object","properties":{"message":{"type":"string","description":"Text to send back."}},"required":["message"]}},{"name":"add","description":"Add two numbers.","inputSchema":{"type":"object","properties":{"a":{"type":"number"},"b":{"type":"number"}},"required":["a","b"]}}]}"#;
 
+/// What `tools/list` answers: [`TOOLS`], or the file `BENCH_ECHO_TOOLS` names.
+static LISTED: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+
 pub fn run() -> io::Result<()> {
+    let listed = match std::env::var_os("BENCH_ECHO_TOOLS") {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)?;
+            // One line on the wire.
+            let value: Value = serde_json::from_str(&text).map_err(io::Error::other)?;
+            value.to_string()
+        }
+        None => TOOLS.to_owned(),
+    };
+    let _ = LISTED.set(listed);
     // SAFETY: fds 0 and 1 are open for the life of the process and used only here.
     let stdin = unsafe { File::from_raw_fd(0) };
     let stdout = unsafe { File::from_raw_fd(1) };
@@ -125,7 +140,10 @@ pub fn handle(line: &[u8], out: &mut impl Write) -> io::Result<()> {
                 r#","capabilities":{{"tools":{{"listChanged":false}}}},"serverInfo":{{"name":"bench-echo","version":"0.1.0"}}}}}}"#
             )
         }
-        "tools/list" => writeln!(out, r#"{{"jsonrpc":"2.0","id":{id},"result":{TOOLS}}}"#),
+        "tools/list" => {
+            let tools = LISTED.get().map_or(TOOLS, String::as_str);
+            writeln!(out, r#"{{"jsonrpc":"2.0","id":{id},"result":{tools}}}"#)
+        }
         "ping" => writeln!(out, r#"{{"jsonrpc":"2.0","id":{id},"result":{{}}}}"#),
         "resources/list" => writeln!(out, r#"{{"jsonrpc":"2.0","id":{id},"result":{{"resources":[]}}}}"#),
         "resources/templates/list" => writeln!(

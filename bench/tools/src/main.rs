@@ -12,6 +12,9 @@
 //!            --call URL JSON [--call URL JSON ...] -- CMD ARGS...
 //!                                       # start a bridge, time until every call answered 200,
 //!                                       # read its idle RSS, stop it and everything it started
+//! mcpo-bench users --url URL --secret S --users N -c C --pid PID [--body JSON] [--idle-wait SECS]
+//!                                       # N Open WebUI users' first calls to a multi-user
+//!                                       # server, C at a time: the bridge's RSS per user
 //! ```
 //!
 //! Every mode prints its result as one JSON line on stdout (except `echo`, whose stdout is the
@@ -22,13 +25,14 @@ mod direct;
 mod echo;
 mod echo_http;
 mod hello;
+mod users;
 
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
     let mut args: Vec<String> = std::env::args().skip(1).collect();
     if args.is_empty() {
-        eprintln!("usage: mcpo-bench echo | echo-http | direct | startup | hello | coldstart (see src/main.rs)");
+        eprintln!("usage: mcpo-bench echo | echo-http | direct | startup | hello | coldstart | users (see src/main.rs)");
         return ExitCode::from(2);
     }
     let mode = args.remove(0);
@@ -39,6 +43,7 @@ fn main() -> ExitCode {
         "startup" => direct::startup(args),
         "hello" => hello::run(args),
         "coldstart" => coldstart::run(args),
+        "users" => users::run(args),
         other => Err(format!("unknown mode: {other}")),
     };
     match outcome {

@@ -4,6 +4,7 @@
 mod expose;
 mod fields;
 mod oauth;
+mod result_limit;
 mod sandbox;
 mod transport;
 mod user_secrets;
@@ -52,6 +53,7 @@ const SERVER_KEYS: &[&str] = &[
     "disabled_tools",
     "expose",
     "timeout",
+    "max_result_bytes",
     "oauth",
     "multi_user",
     "webui_secret_key",
@@ -280,6 +282,7 @@ fn read_server(
     let timeout = fields
         .take("timeout")
         .and_then(|v| positive_seconds(report, &fields.path("timeout"), &v));
+    let max_result = result_limit::read_result_limit(report, &mut fields);
     let (oauth, in_oauth) = match fields
         .take("oauth")
         .and_then(|v| read_oauth(report, v, transport.as_ref()))
@@ -328,6 +331,7 @@ fn read_server(
                 timeout,
                 oauth,
                 multi_user,
+                max_result,
             }))
         }
         _ => Entry::Invalid,
