@@ -83,7 +83,7 @@ pub async fn read_get(
     let server = server_of(&state, &params)?;
     let uri = uri_in_query(query.as_deref())?;
     let result = read(&state, &server, &headers, &uri).await?;
-    Ok(Json(read_value(result)).into_response())
+    Ok(Json(read_value(server.name(), &uri, result)?).into_response())
 }
 
 /// `POST {server}/resources/read` with `{"uri": …}`: what a model calls.
@@ -106,7 +106,7 @@ pub async fn read_post(
         }
     };
     let result = read(&state, &server, &headers, &uri).await?;
-    Ok(Json(read_value(result)).into_response())
+    Ok(Json(read_value(server.name(), &uri, result)?).into_response())
 }
 
 /// `GET {server}/resources/raw?uri=…`: the first content's bytes with its MIME type, so a
@@ -375,13 +375,39 @@ fn body_error(state: &AppState, rejection: BytesRejection) -> ApiError {
 
 /// A read result as tool results are mapped: text as text (JSON when it is JSON), blobs as
 /// `data:` URLs (of the blob's `type/subtype` when it is a valid media type, else
-/// `application/octet-stream`); one content unwrapped, several as an array in order.
-fn read_value(result: ReadResourceResult) -> Value {
-    let mut contents: Vec<Value> = result.contents.into_iter().map(contents_value).collect();
-    match contents.len() {
+/// `application/octet-stream`); one content unwrapped, several as an array in order. A blob
+/// that is not base64 is a 502, as for `/resources/raw`: put in a `data:` URL as it is, a
+/// `"` or `<` in it would be markup in a client that writes the URL into a page.
+fn read_value(server: &str, uri: &str, result: ReadResourceResult) -> Result<Value, ApiError> {
+    let mut contents = Vec::with_capacity(result.contents.len());
+    for c in result.contents {
+        if let ResourceContents::BlobResourceContents { blob, .. } = &c
+            && !is_base64(blob)
+        {
+            return Err(ApiError::BadGateway {
+                message: format!(
+                    "server '{server}' sent resource '{}' as a blob that is not base64",
+                    shown(uri)
+                ),
+                data: None,
+            });
+        }
+        contents.push(contents_value(c));
+    }
+    Ok(match contents.len() {
         1 => contents.remove(0),
         _ => Value::Array(contents),
-    }
+    })
+}
+
+/// Whether `text` is made of the standard base64 alphabet and its `=` padding only (what a
+/// `data:…;base64,` URL may hold); checked without decoding it.
+fn is_base64(text: &str) -> bool {
+    let body = text.trim_end_matches('=');
+    text.len() - body.len() <= 2
+        && body
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'+' || b == b'/')
 }
 
 fn contents_value(contents: ResourceContents) -> Value {
@@ -424,6 +450,16 @@ mod tests {
             "a://b?c=d"
         );
         assert!(uri_in_query(Some("url=x://y")).is_err());
+    }
+
+    #[test]
+    fn blobs_must_be_base64() {
+        for ok in ["", "iVBORw0K", "YQ==", "YWI=", "a+/b"] {
+            assert!(is_base64(ok), "{ok:?}");
+        }
+        for bad in ["not base64!!", "YQ===", "a\"><img", "a b", "a-_b", "YQ==YQ"] {
+            assert!(!is_base64(bad), "{bad:?}");
+        }
     }
 
     #[test]

@@ -79,15 +79,30 @@ async fn hostile_resource_types_are_never_rendered_as_mcpos_origin() {
     assert_eq!(r.header("content-type"), Some("application/octet-stream"));
     assert_eq!(r.header("content-disposition"), Some("attachment"));
 
-    // A blob that is not base64: 502 with a readable reason.
-    let r = get(m, &raw_path("fixture://hostile/bad-base64"), None).await;
+    // A blob that is not base64: 502 with a readable reason, raw or read (where it would
+    // otherwise be put into a data: URL as it is).
+    let q: String = url::form_urlencoded::byte_serialize(b"fixture://hostile/bad-base64").collect();
+    for path in [
+        raw_path("fixture://hostile/bad-base64"),
+        format!("/fx/resources/read?uri={q}"),
+    ] {
+        let r = get(m, &path, None).await;
+        assert_eq!(r.status, StatusCode::BAD_GATEWAY, "{path}: {r:?}");
+        assert!(
+            r.json()["detail"]["message"]
+                .as_str()
+                .is_some_and(|s| s.contains("not base64")),
+            "{r:?}"
+        );
+    }
+    let r = post(
+        m,
+        "/fx/resources/read",
+        None,
+        json!({"uri": "fixture://hostile/bad-base64"}),
+    )
+    .await;
     assert_eq!(r.status, StatusCode::BAD_GATEWAY, "{r:?}");
-    assert!(
-        r.json()["detail"]["message"]
-            .as_str()
-            .is_some_and(|s| s.contains("not base64")),
-        "{r:?}"
-    );
 }
 
 #[tokio::test]
