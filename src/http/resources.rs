@@ -402,7 +402,7 @@ fn read_value(server: &str, uri: &str, result: ReadResourceResult) -> Result<Val
 
 /// Whether `text` is made of the standard base64 alphabet and its `=` padding only (what a
 /// `data:…;base64,` URL may hold); checked without decoding it.
-fn is_base64(text: &str) -> bool {
+pub(super) fn is_base64(text: &str) -> bool {
     let body = text.trim_end_matches('=');
     text.len() - body.len() <= 2
         && body
