@@ -317,15 +317,28 @@ async fn read(
     .await
 }
 
-/// The `uri` of a query string, checked.
+/// The `uri` of a query string (`+` a space, percent-decoded), checked. A decoding that is
+/// not UTF-8 is a 422: decoded leniently (U+FFFD for each bad byte) it would read another URI
+/// than the one asked for.
 fn uri_in_query(query: Option<&str>) -> Result<String, ApiError> {
-    let uri = url::form_urlencoded::parse(query.unwrap_or_default().as_bytes())
-        .find(|(k, _)| k == "uri")
-        .map(|(_, v)| v.into_owned());
-    match uri {
-        Some(uri) => checked_uri(&uri),
-        None => Err(ApiError::Unprocessable {
+    let raw = query
+        .unwrap_or_default()
+        .split('&')
+        .find_map(|pair| pair.strip_prefix("uri="));
+    let Some(raw) = raw else {
+        return Err(ApiError::Unprocessable {
             message: "give the resource's URI as ?uri=… (percent-encoded)".into(),
+            data: None,
+        });
+    };
+    let spaced = raw.replace('+', " ");
+    match percent_encoding::percent_decode_str(&spaced).decode_utf8() {
+        Ok(uri) => checked_uri(&uri),
+        Err(_) => Err(ApiError::Unprocessable {
+            message: format!(
+                "'{}' is not a resource URI: its percent-decoded bytes are not UTF-8",
+                shown(raw)
+            ),
             data: None,
         }),
     }
@@ -450,6 +463,11 @@ mod tests {
             "a://b?c=d"
         );
         assert!(uri_in_query(Some("url=x://y")).is_err());
+        assert_eq!(
+            uri_in_query(Some("a=1&uri=x%3A%2F%2Fh%2Fa+b")).unwrap(),
+            "x://h/a b"
+        );
+        assert!(uri_in_query(Some("uri=x%3A%2F%2F%FF")).is_err());
     }
 
     #[test]

@@ -134,6 +134,24 @@ async fn refusals_do_not_echo_a_long_uri_or_prompt_name() {
         "{message}"
     );
 
+    // A percent-encoding that is not UTF-8 is refused, not read as another URI (U+FFFD).
+    let r = get(
+        m,
+        "/fx/resources/read?uri=fixture%3A%2F%2Fecho%2Fa%FFb",
+        None,
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{r:?}");
+    let message = r.json()["detail"]["message"].as_str().unwrap().to_owned();
+    assert!(message.contains("UTF-8"), "{message}");
+    let r = get(
+        m,
+        "/fx/resources/read?uri=fixture%3A%2F%2Fecho%2Fa%C3%A9+b",
+        None,
+    )
+    .await;
+    assert_eq!(r.json(), json!("aé b"), "{r:?}");
+
     // An unknown prompt's name, as long as a URL allows.
     let name = "p".repeat(6_000);
     let r = post(m, &format!("/fx/prompts/{name}"), None, json!({})).await;
