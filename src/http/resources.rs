@@ -205,8 +205,17 @@ impl ContentType {
     /// valid media type.
     fn of_text(mime: Option<&str>) -> Self {
         match mime.and_then(MediaType::parse) {
-            Some(m) if m.essence.starts_with("text/") && !m.has_charset => {
-                Self::new(&format!("{}; charset=utf-8", m.text), &m.essence)
+            // MCP text is UTF-8 whatever charset the server names: a `text/*` type, or one
+            // that names a charset, says `charset=utf-8` (a wrong one, UTF-7 say, would have
+            // a browser read other characters than were sent).
+            Some(m) if m.essence.starts_with("text/") || m.has_charset => {
+                let mut value = m.essence.clone();
+                for p in &m.others {
+                    value.push_str("; ");
+                    value.push_str(p);
+                }
+                value.push_str("; charset=utf-8");
+                Self::new(&value, &m.essence)
             }
             Some(m) => Self::new(m.text, &m.essence),
             None => Self::new("text/plain; charset=utf-8", "text/plain"),
@@ -238,6 +247,8 @@ struct MediaType<'a> {
     text: &'a str,
     essence: String,
     has_charset: bool,
+    /// The parameters other than `charset`, as given (`name=value`).
+    others: Vec<&'a str>,
 }
 
 impl<'a> MediaType<'a> {
@@ -261,19 +272,24 @@ impl<'a> MediaType<'a> {
         if !token(kind) || !token(sub) {
             return None;
         }
-        let mut has_charset = false;
+        let (mut has_charset, mut others) = (false, Vec::new());
         for param in parts {
             let (name, _) = param.split_once('=')?;
             let name = name.trim_matches([' ', '\t']);
             if !token(name) {
                 return None;
             }
-            has_charset |= name.eq_ignore_ascii_case("charset");
+            if name.eq_ignore_ascii_case("charset") {
+                has_charset = true;
+            } else {
+                others.push(param.trim_matches([' ', '\t']));
+            }
         }
         Some(Self {
             text,
             essence,
             has_charset,
+            others,
         })
     }
 }
@@ -506,7 +522,7 @@ mod tests {
         );
         assert_eq!(
             text(Some("text/csv; charset=ascii")),
-            s("text/csv; charset=ascii", true)
+            s("text/csv; charset=utf-8", true)
         );
         assert_eq!(text(Some("application/json")), s("application/json", true));
         assert_eq!(
@@ -515,7 +531,19 @@ mod tests {
         );
         assert_eq!(
             text(Some("TEXT/HTML")),
-            s("TEXT/HTML; charset=utf-8", false)
+            s("text/html; charset=utf-8", false)
+        );
+        assert_eq!(
+            text(Some("text/plain; charset=utf-7")),
+            s("text/plain; charset=utf-8", true)
+        );
+        assert_eq!(
+            text(Some("text/markdown; variant=GFM; Charset=latin1")),
+            s("text/markdown; variant=GFM; charset=utf-8", true)
+        );
+        assert_eq!(
+            text(Some("application/json; charset=utf-16")),
+            s("application/json; charset=utf-8", true)
         );
         assert_eq!(text(Some("image/svg+xml")), s("image/svg+xml", false));
         assert!(!text(Some("application/xhtml+xml")).1);

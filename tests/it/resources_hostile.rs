@@ -30,9 +30,11 @@ async fn hostile_resource_types_are_never_rendered_as_mcpos_origin() {
         ("fixture://hostile/svg", "image/svg+xml", true),
         (
             "fixture://hostile/upper-html",
-            "TEXT/HTML; charset=utf-8",
+            "text/html; charset=utf-8",
             true,
         ),
+        // MCP text is UTF-8, whatever charset the server names.
+        ("fixture://hostile/utf7", "text/plain; charset=utf-8", false),
         // Not a media type: the bytes are served as plain text, never as HTML.
         (
             "fixture://hostile/two-types",
