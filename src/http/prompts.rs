@@ -132,6 +132,7 @@ fn arguments(prompt: &Prompt, body: Value) -> Result<JsonObject, ApiError> {
             Value::Number(n) => n.to_string(),
             Value::Bool(b) => b.to_string(),
             Value::Array(_) | Value::Object(_) => {
+                let key = resources::shown(&key);
                 return Err(ApiError::Unprocessable {
                     message: format!("argument '{key}' must be a string"),
                     data: Some(json!({ "invalid": [key] })),
@@ -233,6 +234,14 @@ mod tests {
         assert_eq!(Value::Object(args), json!({"city": "7"}));
         assert!(arguments(&prompt(), json!({"city": ["x"]})).is_err());
         assert!(arguments(&prompt(), json!("x")).is_err());
+        let long = "k".repeat(100_000);
+        match arguments(&prompt(), json!({ long: [1] })) {
+            Err(ApiError::Unprocessable { message, data }) => {
+                assert!(message.len() < 300, "{} bytes", message.len());
+                assert!(data.unwrap().to_string().len() < 300);
+            }
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]
