@@ -12,7 +12,8 @@
 //!   prompt `added_{name}`, then sends `notifications/resources/list_changed` and
 //!   `notifications/prompts/list_changed`;
 //! - `fixture://hostile/{case}` (read only, never listed): contents a hostile server could send
-//!   (`svg`: an SVG with a script; `upper-html`: HTML as `TEXT/HTML`; `two-types`: the type
+//!   (`svg`: an SVG with a script; `upper-html`: HTML as `TEXT/HTML`; `utf7`: a text said to be
+//!   UTF-7; `two-types`: the type
 //!   `text/html, image/png`; `crlf-type`: a type with CR/LF and a header after it; `data-type`:
 //!   a blob whose type would end a `data:` URL's type early; `bad-base64`: a blob that is not
 //!   base64);
@@ -263,6 +264,7 @@ fn hostile(case: &str, uri: &str) -> Result<ReadResourceResult, ErrorData> {
             "image/svg+xml",
         ),
         "upper-html" => text("<script>alert(1)</script>", "TEXT/HTML"),
+        "utf7" => text("+ADw-script+AD4-", "text/plain; charset=utf-7"),
         "two-types" => text("<script>alert(1)</script>", "text/html, image/png"),
         "crlf-type" => text("x", "text/plain\r\nSet-Cookie: a=b"),
         "data-type" => ResourceContents::blob("PHNjcmlwdD4=", uri)

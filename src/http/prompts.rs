@@ -89,7 +89,7 @@ pub async fn get(
         got.map_err(|e| session::upstream_error(name, "prompts/get", e))
     })
     .await?;
-    Ok(Json(prompt_value(result)).into_response())
+    Ok(Json(prompt_value(name, result)?).into_response())
 }
 
 /// The prompt published as `published`: from the session's listing when it has the prompts,
@@ -132,6 +132,7 @@ fn arguments(prompt: &Prompt, body: Value) -> Result<JsonObject, ApiError> {
             Value::Number(n) => n.to_string(),
             Value::Bool(b) => b.to_string(),
             Value::Array(_) | Value::Object(_) => {
+                let key = resources::shown(&key);
                 return Err(ApiError::Unprocessable {
                     message: format!("argument '{key}' must be a string"),
                     data: Some(json!({ "invalid": [key] })),
@@ -166,30 +167,42 @@ fn arguments(prompt: &Prompt, body: Value) -> Result<JsonObject, ApiError> {
 }
 
 /// `{description?, messages: [{role, content}]}`, each content mapped as a tool result's item
-/// is (text as text or JSON, images and audio as `data:` URLs, resources as objects).
-fn prompt_value(result: GetPromptResult) -> Value {
-    let messages: Vec<Value> = result
-        .messages
-        .into_iter()
-        .map(|mut m| {
-            // An image's or audio's type goes into a data: URL: a valid type only.
-            match &mut m.content {
-                ContentBlock::Image(i) => i.mime_type = resources::data_url_type(&i.mime_type),
-                ContentBlock::Audio(a) => a.mime_type = resources::data_url_type(&a.mime_type),
-                _ => {}
+/// is (text as text or JSON, images and audio as `data:` URLs, resources as objects). An
+/// image or audio whose data is not base64 makes it a 502, as a resource blob does.
+fn prompt_value(server: &str, result: GetPromptResult) -> Result<Value, ApiError> {
+    let mut messages = Vec::with_capacity(result.messages.len());
+    for mut m in result.messages {
+        // An image's or audio's type and data go into a data: URL: a valid type and base64.
+        let data = match &mut m.content {
+            ContentBlock::Image(i) => {
+                i.mime_type = resources::data_url_type(&i.mime_type);
+                Some(&i.data)
             }
-            json!({
-                "role": serde_json::to_value(&m.role).unwrap_or(Value::Null),
-                "content": reply::content_value(&m.content),
-            })
-        })
-        .collect();
+            ContentBlock::Audio(a) => {
+                a.mime_type = resources::data_url_type(&a.mime_type);
+                Some(&a.data)
+            }
+            _ => None,
+        };
+        if data.is_some_and(|d| !resources::is_base64(d)) {
+            return Err(ApiError::BadGateway {
+                message: format!(
+                    "server '{server}' sent a prompt message whose image or audio is not base64"
+                ),
+                data: None,
+            });
+        }
+        messages.push(json!({
+            "role": serde_json::to_value(&m.role).unwrap_or(Value::Null),
+            "content": reply::content_value(&m.content),
+        }));
+    }
     let mut out = Map::new();
     if let Some(d) = result.description {
         out.insert("description".into(), Value::String(d));
     }
     out.insert("messages".into(), Value::Array(messages));
-    Value::Object(out)
+    Ok(Value::Object(out))
 }
 
 #[cfg(test)]
@@ -221,6 +234,14 @@ mod tests {
         assert_eq!(Value::Object(args), json!({"city": "7"}));
         assert!(arguments(&prompt(), json!({"city": ["x"]})).is_err());
         assert!(arguments(&prompt(), json!("x")).is_err());
+        let long = "k".repeat(100_000);
+        match arguments(&prompt(), json!({ long: [1] })) {
+            Err(ApiError::Unprocessable { message, data }) => {
+                assert!(message.len() < 300, "{} bytes", message.len());
+                assert!(data.unwrap().to_string().len() < 300);
+            }
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]
@@ -232,7 +253,7 @@ mod tests {
             message("text/html,<script>alert(1)</script>"),
             message("image/png"),
         ]);
-        let value = prompt_value(result);
+        let value = prompt_value("s", result).unwrap();
         assert_eq!(
             value["messages"][0]["content"],
             "data:application/octet-stream;base64,PHNjcmlwdD4="
@@ -241,5 +262,13 @@ mod tests {
             value["messages"][1]["content"],
             "data:image/png;base64,PHNjcmlwdD4="
         );
+        let bad = PromptMessage::new(
+            Role::User,
+            ContentBlock::image("\"><img src=x onerror=alert(1)>", "image/png"),
+        );
+        match prompt_value("s", GetPromptResult::new(vec![bad])) {
+            Err(ApiError::BadGateway { message, .. }) => assert!(message.contains("not base64")),
+            other => panic!("{other:?}"),
+        }
     }
 }

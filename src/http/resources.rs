@@ -83,7 +83,7 @@ pub async fn read_get(
     let server = server_of(&state, &params)?;
     let uri = uri_in_query(query.as_deref())?;
     let result = read(&state, &server, &headers, &uri).await?;
-    Ok(Json(read_value(result)).into_response())
+    Ok(Json(read_value(server.name(), &uri, result)?).into_response())
 }
 
 /// `POST {server}/resources/read` with `{"uri": …}`: what a model calls.
@@ -106,7 +106,7 @@ pub async fn read_post(
         }
     };
     let result = read(&state, &server, &headers, &uri).await?;
-    Ok(Json(read_value(result)).into_response())
+    Ok(Json(read_value(server.name(), &uri, result)?).into_response())
 }
 
 /// `GET {server}/resources/raw?uri=…`: the first content's bytes with its MIME type, so a
@@ -205,8 +205,17 @@ impl ContentType {
     /// valid media type.
     fn of_text(mime: Option<&str>) -> Self {
         match mime.and_then(MediaType::parse) {
-            Some(m) if m.essence.starts_with("text/") && !m.has_charset => {
-                Self::new(&format!("{}; charset=utf-8", m.text), &m.essence)
+            // MCP text is UTF-8 whatever charset the server names: a `text/*` type, or one
+            // that names a charset, says `charset=utf-8` (a wrong one, UTF-7 say, would have
+            // a browser read other characters than were sent).
+            Some(m) if m.essence.starts_with("text/") || m.has_charset => {
+                let mut value = m.essence.clone();
+                for p in &m.others {
+                    value.push_str("; ");
+                    value.push_str(p);
+                }
+                value.push_str("; charset=utf-8");
+                Self::new(&value, &m.essence)
             }
             Some(m) => Self::new(m.text, &m.essence),
             None => Self::new("text/plain; charset=utf-8", "text/plain"),
@@ -238,6 +247,8 @@ struct MediaType<'a> {
     text: &'a str,
     essence: String,
     has_charset: bool,
+    /// The parameters other than `charset`, as given (`name=value`).
+    others: Vec<&'a str>,
 }
 
 impl<'a> MediaType<'a> {
@@ -261,19 +272,24 @@ impl<'a> MediaType<'a> {
         if !token(kind) || !token(sub) {
             return None;
         }
-        let mut has_charset = false;
+        let (mut has_charset, mut others) = (false, Vec::new());
         for param in parts {
             let (name, _) = param.split_once('=')?;
             let name = name.trim_matches([' ', '\t']);
             if !token(name) {
                 return None;
             }
-            has_charset |= name.eq_ignore_ascii_case("charset");
+            if name.eq_ignore_ascii_case("charset") {
+                has_charset = true;
+            } else {
+                others.push(param.trim_matches([' ', '\t']));
+            }
         }
         Some(Self {
             text,
             essence,
             has_charset,
+            others,
         })
     }
 }
@@ -317,15 +333,28 @@ async fn read(
     .await
 }
 
-/// The `uri` of a query string, checked.
+/// The `uri` of a query string (`+` a space, percent-decoded), checked. A decoding that is
+/// not UTF-8 is a 422: decoded leniently (U+FFFD for each bad byte) it would read another URI
+/// than the one asked for.
 fn uri_in_query(query: Option<&str>) -> Result<String, ApiError> {
-    let uri = url::form_urlencoded::parse(query.unwrap_or_default().as_bytes())
-        .find(|(k, _)| k == "uri")
-        .map(|(_, v)| v.into_owned());
-    match uri {
-        Some(uri) => checked_uri(&uri),
-        None => Err(ApiError::Unprocessable {
+    let raw = query
+        .unwrap_or_default()
+        .split('&')
+        .find_map(|pair| pair.strip_prefix("uri="));
+    let Some(raw) = raw else {
+        return Err(ApiError::Unprocessable {
             message: "give the resource's URI as ?uri=… (percent-encoded)".into(),
+            data: None,
+        });
+    };
+    let spaced = raw.replace('+', " ");
+    match percent_encoding::percent_decode_str(&spaced).decode_utf8() {
+        Ok(uri) => checked_uri(&uri),
+        Err(_) => Err(ApiError::Unprocessable {
+            message: format!(
+                "'{}' is not a resource URI: its percent-decoded bytes are not UTF-8",
+                shown(raw)
+            ),
             data: None,
         }),
     }
@@ -375,13 +404,39 @@ fn body_error(state: &AppState, rejection: BytesRejection) -> ApiError {
 
 /// A read result as tool results are mapped: text as text (JSON when it is JSON), blobs as
 /// `data:` URLs (of the blob's `type/subtype` when it is a valid media type, else
-/// `application/octet-stream`); one content unwrapped, several as an array in order.
-fn read_value(result: ReadResourceResult) -> Value {
-    let mut contents: Vec<Value> = result.contents.into_iter().map(contents_value).collect();
-    match contents.len() {
+/// `application/octet-stream`); one content unwrapped, several as an array in order. A blob
+/// that is not base64 is a 502, as for `/resources/raw`: put in a `data:` URL as it is, a
+/// `"` or `<` in it would be markup in a client that writes the URL into a page.
+fn read_value(server: &str, uri: &str, result: ReadResourceResult) -> Result<Value, ApiError> {
+    let mut contents = Vec::with_capacity(result.contents.len());
+    for c in result.contents {
+        if let ResourceContents::BlobResourceContents { blob, .. } = &c
+            && !is_base64(blob)
+        {
+            return Err(ApiError::BadGateway {
+                message: format!(
+                    "server '{server}' sent resource '{}' as a blob that is not base64",
+                    shown(uri)
+                ),
+                data: None,
+            });
+        }
+        contents.push(contents_value(c));
+    }
+    Ok(match contents.len() {
         1 => contents.remove(0),
         _ => Value::Array(contents),
-    }
+    })
+}
+
+/// Whether `text` is made of the standard base64 alphabet and its `=` padding only (what a
+/// `data:…;base64,` URL may hold); checked without decoding it.
+pub(super) fn is_base64(text: &str) -> bool {
+    let body = text.trim_end_matches('=');
+    text.len() - body.len() <= 2
+        && body
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'+' || b == b'/')
 }
 
 fn contents_value(contents: ResourceContents) -> Value {
@@ -424,6 +479,21 @@ mod tests {
             "a://b?c=d"
         );
         assert!(uri_in_query(Some("url=x://y")).is_err());
+        assert_eq!(
+            uri_in_query(Some("a=1&uri=x%3A%2F%2Fh%2Fa+b")).unwrap(),
+            "x://h/a b"
+        );
+        assert!(uri_in_query(Some("uri=x%3A%2F%2F%FF")).is_err());
+    }
+
+    #[test]
+    fn blobs_must_be_base64() {
+        for ok in ["", "iVBORw0K", "YQ==", "YWI=", "a+/b"] {
+            assert!(is_base64(ok), "{ok:?}");
+        }
+        for bad in ["not base64!!", "YQ===", "a\"><img", "a b", "a-_b", "YQ==YQ"] {
+            assert!(!is_base64(bad), "{bad:?}");
+        }
     }
 
     #[test]
@@ -452,7 +522,7 @@ mod tests {
         );
         assert_eq!(
             text(Some("text/csv; charset=ascii")),
-            s("text/csv; charset=ascii", true)
+            s("text/csv; charset=utf-8", true)
         );
         assert_eq!(text(Some("application/json")), s("application/json", true));
         assert_eq!(
@@ -461,7 +531,19 @@ mod tests {
         );
         assert_eq!(
             text(Some("TEXT/HTML")),
-            s("TEXT/HTML; charset=utf-8", false)
+            s("text/html; charset=utf-8", false)
+        );
+        assert_eq!(
+            text(Some("text/plain; charset=utf-7")),
+            s("text/plain; charset=utf-8", true)
+        );
+        assert_eq!(
+            text(Some("text/markdown; variant=GFM; Charset=latin1")),
+            s("text/markdown; variant=GFM; charset=utf-8", true)
+        );
+        assert_eq!(
+            text(Some("application/json; charset=utf-16")),
+            s("application/json; charset=utf-8", true)
         );
         assert_eq!(text(Some("image/svg+xml")), s("image/svg+xml", false));
         assert!(!text(Some("application/xhtml+xml")).1);

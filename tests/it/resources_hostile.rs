@@ -30,9 +30,11 @@ async fn hostile_resource_types_are_never_rendered_as_mcpos_origin() {
         ("fixture://hostile/svg", "image/svg+xml", true),
         (
             "fixture://hostile/upper-html",
-            "TEXT/HTML; charset=utf-8",
+            "text/html; charset=utf-8",
             true,
         ),
+        // MCP text is UTF-8, whatever charset the server names.
+        ("fixture://hostile/utf7", "text/plain; charset=utf-8", false),
         // Not a media type: the bytes are served as plain text, never as HTML.
         (
             "fixture://hostile/two-types",
@@ -79,15 +81,30 @@ async fn hostile_resource_types_are_never_rendered_as_mcpos_origin() {
     assert_eq!(r.header("content-type"), Some("application/octet-stream"));
     assert_eq!(r.header("content-disposition"), Some("attachment"));
 
-    // A blob that is not base64: 502 with a readable reason.
-    let r = get(m, &raw_path("fixture://hostile/bad-base64"), None).await;
+    // A blob that is not base64: 502 with a readable reason, raw or read (where it would
+    // otherwise be put into a data: URL as it is).
+    let q: String = url::form_urlencoded::byte_serialize(b"fixture://hostile/bad-base64").collect();
+    for path in [
+        raw_path("fixture://hostile/bad-base64"),
+        format!("/fx/resources/read?uri={q}"),
+    ] {
+        let r = get(m, &path, None).await;
+        assert_eq!(r.status, StatusCode::BAD_GATEWAY, "{path}: {r:?}");
+        assert!(
+            r.json()["detail"]["message"]
+                .as_str()
+                .is_some_and(|s| s.contains("not base64")),
+            "{r:?}"
+        );
+    }
+    let r = post(
+        m,
+        "/fx/resources/read",
+        None,
+        json!({"uri": "fixture://hostile/bad-base64"}),
+    )
+    .await;
     assert_eq!(r.status, StatusCode::BAD_GATEWAY, "{r:?}");
-    assert!(
-        r.json()["detail"]["message"]
-            .as_str()
-            .is_some_and(|s| s.contains("not base64")),
-        "{r:?}"
-    );
 }
 
 #[tokio::test]
@@ -118,6 +135,24 @@ async fn refusals_do_not_echo_a_long_uri_or_prompt_name() {
         message.contains(r"a\r\nb") && !message.contains('\n'),
         "{message}"
     );
+
+    // A percent-encoding that is not UTF-8 is refused, not read as another URI (U+FFFD).
+    let r = get(
+        m,
+        "/fx/resources/read?uri=fixture%3A%2F%2Fecho%2Fa%FFb",
+        None,
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{r:?}");
+    let message = r.json()["detail"]["message"].as_str().unwrap().to_owned();
+    assert!(message.contains("UTF-8"), "{message}");
+    let r = get(
+        m,
+        "/fx/resources/read?uri=fixture%3A%2F%2Fecho%2Fa%C3%A9+b",
+        None,
+    )
+    .await;
+    assert_eq!(r.json(), json!("aé b"), "{r:?}");
 
     // An unknown prompt's name, as long as a URL allows.
     let name = "p".repeat(6_000);
