@@ -175,16 +175,16 @@ fn prompt_value(server: &str, result: GetPromptResult) -> Result<Value, ApiError
         // An image's or audio's type and data go into a data: URL: a valid type and base64.
         let data = match &mut m.content {
             ContentBlock::Image(i) => {
-                i.mime_type = resources::data_url_type(&i.mime_type);
+                i.mime_type = reply::data_url_type(&i.mime_type);
                 Some(&i.data)
             }
             ContentBlock::Audio(a) => {
-                a.mime_type = resources::data_url_type(&a.mime_type);
+                a.mime_type = reply::data_url_type(&a.mime_type);
                 Some(&a.data)
             }
             _ => None,
         };
-        if data.is_some_and(|d| !resources::is_base64(d)) {
+        if data.is_some_and(|d| !reply::is_base64(d)) {
             return Err(ApiError::BadGateway {
                 message: format!(
                     "server '{server}' sent a prompt message whose image or audio is not base64"

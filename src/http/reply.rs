@@ -66,6 +66,19 @@ pub fn tool_result(result: CallToolResult) -> Result<Value, ApiError> {
         });
         return Err(ApiError::ToolError { message, data });
     }
+    // Image and audio data go into `data:…;base64,` URLs: anything but base64 there (a `"` or
+    // `<`) would be markup in a client that writes the URL into a page.
+    let not_base64 = result.content.iter().any(|c| match c {
+        ContentBlock::Image(i) => !is_base64(&i.data),
+        ContentBlock::Audio(a) => !is_base64(&a.data),
+        _ => false,
+    });
+    if not_base64 {
+        return Err(ApiError::BadGateway {
+            message: "the tool's result has an image or audio whose data is not base64".into(),
+            data: None,
+        });
+    }
     if let Some(structured) = result.structured_content {
         return Ok(structured);
     }
@@ -155,12 +168,88 @@ pub(super) fn text_value(text: String) -> Value {
 }
 
 pub(super) fn data_url(mime: &str, base64: &str) -> String {
+    // Only a valid type's `type/subtype`: a server's `text/html,<script>…` would end the
+    // URL's type early and make the rest an HTML document.
+    let mime = data_url_type(mime);
     let mime = if mime.is_empty() {
         "application/octet-stream"
     } else {
-        mime
+        &mime
     };
     format!("data:{mime};base64,{base64}")
+}
+
+/// A `mimeType` that is a valid media type (`type/subtype`, then `;` parameters of visible
+/// ASCII): its text as given and its lowercased `type/subtype`. A server's `mimeType` goes
+/// into a response header: anything else (CR/LF, a list of types, non-ASCII) is not used.
+pub(super) struct MediaType<'a> {
+    pub text: &'a str,
+    pub essence: String,
+    pub has_charset: bool,
+    /// The parameters other than `charset`, as given (`name=value`).
+    pub others: Vec<&'a str>,
+}
+
+impl<'a> MediaType<'a> {
+    pub(super) fn parse(text: &'a str) -> Option<Self> {
+        let text = text.trim_matches([' ', '\t']);
+        if text.len() > 256
+            || !text
+                .bytes()
+                .all(|b| b == b'\t' || (b' '..=b'~').contains(&b))
+        {
+            return None;
+        }
+        let mut parts = text.split(';');
+        let essence = parts.next()?.trim_matches([' ', '\t']).to_ascii_lowercase();
+        let (kind, sub) = essence.split_once('/')?;
+        let token = |t: &str| {
+            !t.is_empty()
+                && t.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"!#$&^_.+-".contains(&b))
+        };
+        if !token(kind) || !token(sub) {
+            return None;
+        }
+        let (mut has_charset, mut others) = (false, Vec::new());
+        for param in parts {
+            let (name, _) = param.split_once('=')?;
+            let name = name.trim_matches([' ', '\t']);
+            if !token(name) {
+                return None;
+            }
+            if name.eq_ignore_ascii_case("charset") {
+                has_charset = true;
+            } else {
+                others.push(param.trim_matches([' ', '\t']));
+            }
+        }
+        Some(Self {
+            text,
+            essence,
+            has_charset,
+            others,
+        })
+    }
+}
+
+/// The type a server's `mimeType` gives a `data:` URL: its lowercased `type/subtype` when it
+/// is a valid media type, else empty (`application/octet-stream`). Never what would end the
+/// URL's type early (`text/html,<script>…`).
+pub(super) fn data_url_type(mime: &str) -> String {
+    MediaType::parse(mime)
+        .map(|m| m.essence)
+        .unwrap_or_default()
+}
+
+/// Whether `text` is made of the standard base64 alphabet and its `=` padding only (what a
+/// `data:…;base64,` URL may hold); checked without decoding it.
+pub(super) fn is_base64(text: &str) -> bool {
+    let body = text.trim_end_matches('=');
+    text.len() - body.len() <= 2
+        && body
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'+' || b == b'/')
 }
 
 fn resource_value(resource: &ResourceContents) -> Value {
@@ -255,6 +344,35 @@ mod tests {
 
     fn ok(items: Vec<ContentBlock>) -> Value {
         tool_result(CallToolResult::success(items)).expect("success")
+    }
+
+    /// A tool's image or audio goes into a `data:` URL: only a valid media type's
+    /// `type/subtype` and base64 data, so the URL cannot become an HTML document or carry
+    /// markup into a client that writes it into a page.
+    #[test]
+    fn a_tools_image_or_audio_makes_a_data_url_of_a_valid_type_and_base64_only() {
+        let png = "iVBORw0KGgo=";
+        assert_eq!(
+            ok(vec![Content::image(
+                png,
+                "text/html,<script>alert(1)</script>"
+            )]),
+            json!(format!("data:application/octet-stream;base64,{png}"))
+        );
+        assert_eq!(
+            ok(vec![Content::image(png, "Image/PNG; x=1")]),
+            json!(format!("data:image/png;base64,{png}"))
+        );
+        for item in [
+            Content::image("\"><img src=x onerror=alert(1)>", "image/png"),
+            Content::audio("not base64!", "audio/wav"),
+        ] {
+            let refused = tool_result(CallToolResult::success(vec![item]));
+            assert!(
+                matches!(&refused, Err(ApiError::BadGateway { message, .. }) if message.contains("not base64")),
+                "{refused:?}"
+            );
+        }
     }
 
     #[test]

@@ -20,6 +20,7 @@ use serde_json::{Value, json};
 
 use super::AppState;
 use super::error::ApiError;
+use super::reply::{MediaType, data_url_type, is_base64};
 use super::session::{self, Opened, server_of};
 use super::{reply, tools};
 use crate::servers::Server;
@@ -240,69 +241,6 @@ impl ContentType {
     }
 }
 
-/// A `mimeType` that is a valid media type (`type/subtype`, then `;` parameters of visible
-/// ASCII): its text as given and its lowercased `type/subtype`. A server's `mimeType` goes
-/// into a response header: anything else (CR/LF, a list of types, non-ASCII) is not used.
-struct MediaType<'a> {
-    text: &'a str,
-    essence: String,
-    has_charset: bool,
-    /// The parameters other than `charset`, as given (`name=value`).
-    others: Vec<&'a str>,
-}
-
-impl<'a> MediaType<'a> {
-    fn parse(text: &'a str) -> Option<Self> {
-        let text = text.trim_matches([' ', '\t']);
-        if text.len() > 256
-            || !text
-                .bytes()
-                .all(|b| b == b'\t' || (b' '..=b'~').contains(&b))
-        {
-            return None;
-        }
-        let mut parts = text.split(';');
-        let essence = parts.next()?.trim_matches([' ', '\t']).to_ascii_lowercase();
-        let (kind, sub) = essence.split_once('/')?;
-        let token = |t: &str| {
-            !t.is_empty()
-                && t.bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b"!#$&^_.+-".contains(&b))
-        };
-        if !token(kind) || !token(sub) {
-            return None;
-        }
-        let (mut has_charset, mut others) = (false, Vec::new());
-        for param in parts {
-            let (name, _) = param.split_once('=')?;
-            let name = name.trim_matches([' ', '\t']);
-            if !token(name) {
-                return None;
-            }
-            if name.eq_ignore_ascii_case("charset") {
-                has_charset = true;
-            } else {
-                others.push(param.trim_matches([' ', '\t']));
-            }
-        }
-        Some(Self {
-            text,
-            essence,
-            has_charset,
-            others,
-        })
-    }
-}
-
-/// The type a server's `mimeType` gives a `data:` URL: its lowercased `type/subtype` when it
-/// is a valid media type, else empty (`application/octet-stream`). Never what would end the
-/// URL's type early (`text/html,<script>…`).
-pub(super) fn data_url_type(mime: &str) -> String {
-    MediaType::parse(mime)
-        .map(|m| m.essence)
-        .unwrap_or_default()
-}
-
 /// Whether a browser shows a resource of this (lowercased) type in place without running
 /// anything: images other than SVG, audio, video, plain text, CSV, Markdown and JSON. Any other
 /// type (HTML, SVG, XML, JavaScript, PDF, …) is sent as an attachment.
@@ -427,16 +365,6 @@ fn read_value(server: &str, uri: &str, result: ReadResourceResult) -> Result<Val
         1 => contents.remove(0),
         _ => Value::Array(contents),
     })
-}
-
-/// Whether `text` is made of the standard base64 alphabet and its `=` padding only (what a
-/// `data:…;base64,` URL may hold); checked without decoding it.
-pub(super) fn is_base64(text: &str) -> bool {
-    let body = text.trim_end_matches('=');
-    text.len() - body.len() <= 2
-        && body
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'+' || b == b'/')
 }
 
 fn contents_value(contents: ResourceContents) -> Value {
