@@ -12,9 +12,9 @@ use std::time::Instant;
 use axum::http::HeaderMap;
 
 use super::AppState;
-use super::caller::{Caller, identify};
+use super::caller::{Caller, identify, profile};
 use super::error::ApiError;
-use crate::servers::{Refusal, Server};
+use crate::servers::{Endpoint, Refusal, Server, SessionCatalog};
 use crate::upstream::{CallError, Session};
 
 /// A verified caller and the session that serves them.
@@ -44,38 +44,71 @@ pub(super) async fn open(
     server: &Server,
     headers: &HeaderMap,
 ) -> Result<Opened, ApiError> {
-    let name = server.name();
     let caller = identify(state, server.multi_user(), headers, true).await?;
+    let (endpoint, live) = endpoint_for(state, server, headers, &caller).await?;
+    let session = live_session(server.name(), &endpoint, live.session.clone(), state).await?;
+    Ok(Opened { caller, session })
+}
+
+/// The endpoint serving `caller` and its current catalog, waited for: the one way from a
+/// verified caller to a session, for tool calls and every other route. A session started now
+/// gets the caller's profile (templates); the caller's refusals (sign in, enter or renew
+/// secrets, an unreadable store) become their answers here, so no route forgets one.
+pub(super) async fn endpoint_for(
+    state: &AppState,
+    server: &Server,
+    headers: &HeaderMap,
+    caller: &Caller,
+) -> Result<(Arc<Endpoint>, Arc<SessionCatalog>), ApiError> {
+    let name = server.name();
     let endpoint = server
-        .route(&caller)
-        .map_err(|refusal| super::login::refused(state, server, &caller, refusal))?;
+        .route_as(caller, &profile(state, headers, caller))
+        .map_err(|refusal| super::credentials::refused(state, server, caller, refusal))?;
+    // In multi-user mode every caller has their own session; the first request starts it, so
+    // it may wait for a whole connect rather than a reconnect.
     let wait = match server.per_user() {
         Some(_) => state.options.upstream.connect_timeout,
         None => state.options.upstream.reconnect_wait,
     };
-    let live = endpoint.catalog_waiting(wait).await.map_err(|status| {
-        match server.sign_in_needed(&caller) {
+    let catalog = endpoint.catalog_waiting(wait).await.map_err(|status| {
+        // Secrets the upstream refused are asked for again, not retried.
+        if let Some(refusal) = server.secrets_refused(caller, &status) {
+            return super::credentials::refused(state, server, caller, refusal);
+        }
+        // A session that found its user's tokens no longer work waits for a new login.
+        match server.sign_in_needed(caller) {
             Ok(None) => ApiError::unavailable(name, status.into()),
             Ok(Some(logins)) => {
-                super::login::refused(state, server, &caller, Refusal::SignIn(logins))
+                super::credentials::refused(state, server, caller, Refusal::SignIn(logins))
             }
-            Err(refusal) => super::login::refused(state, server, &caller, refusal),
+            Err(refusal) => super::credentials::refused(state, server, caller, refusal),
         }
     })?;
-    let mut session = live.session.clone();
-    if session.is_closed() {
-        let wait = state
-            .options
-            .upstream
-            .reconnect_wait
-            .max(std::time::Duration::from_secs(1));
-        session = endpoint
-            .upstream
-            .next_session(session.generation, wait)
-            .await
-            .map_err(|status| ApiError::unavailable(name, status.into()))?;
+    Ok((endpoint, catalog))
+}
+
+/// `session`, or the one the supervisor is bringing up when it closed before anything was
+/// sent on it (nothing can have run, so waiting beats failing the request).
+pub(super) async fn live_session(
+    name: &str,
+    endpoint: &Endpoint,
+    session: Arc<Session>,
+    state: &AppState,
+) -> Result<Arc<Session>, ApiError> {
+    if !session.is_closed() {
+        return Ok(session);
     }
-    Ok(Opened { caller, session })
+    tracing::info!(server = %name, "session closed; waiting for the new one");
+    let wait = state
+        .options
+        .upstream
+        .reconnect_wait
+        .max(std::time::Duration::from_secs(1));
+    endpoint
+        .upstream
+        .next_session(session.generation, wait)
+        .await
+        .map_err(|status| ApiError::unavailable(name, status.into()))
 }
 
 /// Runs `what` (`resources/read`, `prompts/get`, …) on the opened session within a slot of the

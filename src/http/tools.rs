@@ -12,10 +12,10 @@ use axum::response::Response;
 use serde_json::Value;
 
 use super::AppState;
-use super::caller::{Caller, identify, profile};
+use super::caller::{Caller, identify};
 use super::error::ApiError;
 use super::reply;
-use crate::servers::{Refusal, Server};
+use crate::servers::Server;
 use crate::upstream::CallError;
 
 pub async fn call(
@@ -57,29 +57,7 @@ async fn invoke(
     }
     let caller = identify(state, server.multi_user(), headers, true).await?;
     let user = &caller;
-    let endpoint = server
-        .route_as(user, &profile(state, headers, user))
-        .map_err(|refusal| super::credentials::refused(state, server, user, refusal))?;
-    // In multi-user mode every caller has their own session; the first call starts it, so it
-    // may wait for a whole connect rather than a reconnect.
-    let wait = match server.per_user() {
-        Some(_) => state.options.upstream.connect_timeout,
-        None => state.options.upstream.reconnect_wait,
-    };
-    let catalog = endpoint.catalog_waiting(wait).await.map_err(|status| {
-        // Secrets the upstream refused are asked for again, not retried.
-        if let Some(refusal) = server.secrets_refused(user, &status) {
-            return super::credentials::refused(state, server, user, refusal);
-        }
-        // A session that found its user's tokens no longer work waits for a new login.
-        match server.sign_in_needed(user) {
-            Ok(None) => ApiError::unavailable(name, status.into()),
-            Ok(Some(logins)) => {
-                super::credentials::refused(state, server, user, Refusal::SignIn(logins))
-            }
-            Err(refusal) => super::credentials::refused(state, server, user, refusal),
-        }
-    })?;
+    let (endpoint, catalog) = super::session::endpoint_for(state, server, headers, user).await?;
     let tool = catalog.catalog.tool(tool_name).ok_or_else(|| {
         ApiError::NotFound(format!("server '{name}' has no tool named '{tool_name}'"))
     })?;
@@ -105,22 +83,8 @@ async fn invoke(
     })?;
     let started = Instant::now();
     let _in_flight = state.metrics.start_call();
-    let mut session = catalog.session.clone();
-    if session.is_closed() {
-        // The session died and the supervisor has not noticed yet: nothing was sent, so wait
-        // for the session it is bringing up rather than fail a call that cannot have run.
-        tracing::info!(server = %name, tool = %tool_name, "session closed; waiting for the new one");
-        let wait = state
-            .options
-            .upstream
-            .reconnect_wait
-            .max(std::time::Duration::from_secs(1));
-        session = endpoint
-            .upstream
-            .next_session(session.generation, wait)
-            .await
-            .map_err(|status| ApiError::unavailable(name, status.into()))?;
-    }
+    let session =
+        super::session::live_session(name, &endpoint, catalog.session.clone(), state).await?;
     // The MCP name: the route names the published one, which may differ.
     let result = session.call_tool(tool.name(), Some(arguments)).await;
     server.stats.calls.fetch_add(1, Ordering::Relaxed);

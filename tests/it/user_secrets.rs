@@ -827,3 +827,52 @@ async fn a_server_echoing_its_key_to_stderr_does_not_put_it_in_the_log() {
         "{status}"
     );
 }
+
+/// Resources and prompts reach a user's server through the same routing as tool calls: a
+/// user without secrets gets the 401 with a credentials link there too (not a 503 without
+/// one), and their session, once started from such a route, has their identity.
+#[tokio::test]
+async fn resource_routes_ask_for_secrets_like_tool_calls() {
+    let home = Home::new();
+    home.accept(&[KEY_ALICE]);
+    let keys = home.keys();
+    let mut entry = fixture_stdio_entry();
+    entry["multi_user"] = json!(true);
+    entry["webui_secret_key"] = json!(WEBUI_SECRET);
+    entry["user_secrets"] = json!({"api_key": {"title": "Search API key"}});
+    entry["env"] = json!({
+        "SEARCH_API_KEY": "{{USER_SECRET:api_key}}",
+        "WHO": "{{USER_ID}} <{{USER_EMAIL}}>",
+        "FIXTURE_KEY_VAR": "SEARCH_API_KEY",
+        "FIXTURE_ACCEPTED_KEYS": keys.to_str().unwrap(),
+        "FIXTURE_RESOURCES": "1",
+        "FIXTURE_REPORT": "1"
+    });
+    let config = home.config(json!({ "search": entry }));
+    let mcpo = start_mcpo(&home, &config, free_port(), &[]);
+
+    let read = json!({"uri": "fixture://json/config"});
+    let url = credentials_url(&call(&mcpo, "/search/resources/read", "alice", read.clone()).await);
+    let (_, cookie) = open_page(&url).await;
+    let ok = submit(
+        &url,
+        Some(&cookie),
+        "same-origin",
+        &[("action", "save"), ("s_api_key", KEY_ALICE)],
+    )
+    .await;
+    assert_eq!(ok.status, StatusCode::OK, "{}", ok.text);
+    let r = call(&mcpo, "/search/resources/read", "alice", read).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    // The session a resource route started carries the caller's identity.
+    let r = call(
+        &mcpo,
+        "/search/report_env",
+        "alice",
+        json!({"names": ["WHO"]}),
+    )
+    .await;
+    let seen: Value =
+        serde_json::from_str(r.body.as_str().unwrap_or(&r.text)).unwrap_or(r.body.clone());
+    assert_eq!(seen["env"]["WHO"], "alice <alice@example.com>", "{seen}");
+}
