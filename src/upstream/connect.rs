@@ -151,7 +151,7 @@ pub async fn connect(
         } => {
             let sandbox = match config.multi_user.as_ref().and_then(|m| m.sandbox.as_ref()) {
                 Some(sandbox) => Some(
-                    super::sandbox::wrap(sandbox, &options.private_paths, cwd.as_deref())
+                    super::sandbox::wrap(sandbox, &options.private_paths, cwd.as_deref(), command)
                         .await
                         .map_err(ConnectError::Sandbox)?,
                 ),

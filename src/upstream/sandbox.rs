@@ -58,6 +58,7 @@ pub async fn wrap(
     sandbox: &Sandbox,
     private: &[PathBuf],
     cwd: Option<&Path>,
+    command: &str,
 ) -> Result<(PathBuf, Vec<String>), String> {
     let bwrap = working_bwrap().await?;
     let mut args: Vec<String> = BASE.iter().map(|s| (*s).to_owned()).collect();
@@ -73,6 +74,20 @@ pub async fn wrap(
         })?;
         let real = real.to_string_lossy().into_owned();
         args.extend(["--bind".to_owned(), real.clone(), real]);
+    }
+    // The private `/tmp` hides the real one, and with it a working directory or a program
+    // that lives there (a checkout in /tmp): those are bound back, read-only like the rest of
+    // the file system, unless a writable path holds them already.
+    let writable: Vec<PathBuf> = sandbox
+        .writable
+        .iter()
+        .filter_map(|p| std::fs::canonicalize(p).ok())
+        .collect();
+    for path in under_tmp(cwd, command) {
+        if !writable.iter().any(|w| path.starts_with(w)) {
+            let path = path.to_string_lossy().into_owned();
+            args.extend(["--ro-bind".to_owned(), path.clone(), path]);
+        }
     }
     // After the writable binds, so that mcpo's files stay covered even under a writable path.
     for path in hidden(private) {
@@ -92,6 +107,30 @@ pub async fn wrap(
     }
     args.push("--".to_owned());
     Ok((bwrap, args))
+}
+
+/// The server's working directory and its program's folder (found in `PATH` for a bare name),
+/// as real paths, where they are under `/tmp`: what the sandbox's private `/tmp` would hide.
+fn under_tmp(cwd: Option<&Path>, command: &str) -> Vec<PathBuf> {
+    let program = if command.contains('/') {
+        Some(PathBuf::from(command))
+    } else {
+        std::env::var_os("PATH").and_then(|dirs| {
+            std::env::split_paths(&dirs)
+                .map(|dir| dir.join(command))
+                .find(|candidate| candidate.is_file())
+        })
+    };
+    let folder = program.and_then(|p| {
+        let p = std::path::absolute(&p).ok()?;
+        p.parent().map(Path::to_path_buf)
+    });
+    cwd.map(Path::to_path_buf)
+        .into_iter()
+        .chain(folder)
+        .filter_map(|p| std::fs::canonicalize(p).ok())
+        .filter(|p| p.starts_with("/tmp"))
+        .collect()
 }
 
 /// What a sandboxed server must not see, as real (symlink-free) paths, each covered once: a
