@@ -151,9 +151,14 @@ pub async fn connect(
         } => {
             let sandbox = match config.multi_user.as_ref().and_then(|m| m.sandbox.as_ref()) {
                 Some(sandbox) => Some(
-                    super::sandbox::wrap(sandbox, &options.private_paths, cwd.as_deref(), command)
-                        .await
-                        .map_err(ConnectError::Sandbox)?,
+                    super::sandbox::wrap(
+                        sandbox,
+                        &options.private_paths,
+                        cwd.as_deref(),
+                        (command, args),
+                    )
+                    .await
+                    .map_err(ConnectError::Sandbox)?,
                 ),
                 None => None,
             };

@@ -58,12 +58,19 @@ pub async fn wrap(
     sandbox: &Sandbox,
     private: &[PathBuf],
     cwd: Option<&Path>,
-    command: &str,
+    (command, command_args): (&str, &[String]),
 ) -> Result<(PathBuf, Vec<String>), String> {
     let bwrap = working_bwrap().await?;
     let mut args: Vec<String> = BASE.iter().map(|s| (*s).to_owned()).collect();
     if !sandbox.network {
         args.push("--unshare-net".to_owned());
+    }
+    // The private `/tmp` hides the real one, and with it a working directory, a program or a
+    // script that lives there (a checkout in /tmp): those are bound back, read-only like the
+    // rest of the file system, before the writable paths (which may lie inside them).
+    for path in under_tmp(cwd, command, command_args) {
+        let path = path.to_string_lossy().into_owned();
+        args.extend(["--ro-bind".to_owned(), path.clone(), path]);
     }
     for path in &sandbox.writable {
         let real = std::fs::canonicalize(path).map_err(|e| {
@@ -74,20 +81,6 @@ pub async fn wrap(
         })?;
         let real = real.to_string_lossy().into_owned();
         args.extend(["--bind".to_owned(), real.clone(), real]);
-    }
-    // The private `/tmp` hides the real one, and with it a working directory or a program
-    // that lives there (a checkout in /tmp): those are bound back, read-only like the rest of
-    // the file system, unless a writable path holds them already.
-    let writable: Vec<PathBuf> = sandbox
-        .writable
-        .iter()
-        .filter_map(|p| std::fs::canonicalize(p).ok())
-        .collect();
-    for path in under_tmp(cwd, command) {
-        if !writable.iter().any(|w| path.starts_with(w)) {
-            let path = path.to_string_lossy().into_owned();
-            args.extend(["--ro-bind".to_owned(), path.clone(), path]);
-        }
     }
     // After the writable binds, so that mcpo's files stay covered even under a writable path.
     for path in hidden(private) {
@@ -109,9 +102,11 @@ pub async fn wrap(
     Ok((bwrap, args))
 }
 
-/// The server's working directory and its program's folder (found in `PATH` for a bare name),
-/// as real paths, where they are under `/tmp`: what the sandbox's private `/tmp` would hide.
-fn under_tmp(cwd: Option<&Path>, command: &str) -> Vec<PathBuf> {
+/// What the server was told to use that lives under `/tmp`, which the sandbox's private `/tmp`
+/// would hide: its working directory, its program's folder (found in `PATH` for a bare name)
+/// and every argument that names an existing file (its folder: a script's siblings) or folder
+/// there, as real paths.
+fn under_tmp(cwd: Option<&Path>, command: &str, args: &[String]) -> Vec<PathBuf> {
     let program = if command.contains('/') {
         Some(PathBuf::from(command))
     } else {
@@ -121,13 +116,26 @@ fn under_tmp(cwd: Option<&Path>, command: &str) -> Vec<PathBuf> {
                 .find(|candidate| candidate.is_file())
         })
     };
-    let folder = program.and_then(|p| {
-        let p = std::path::absolute(&p).ok()?;
-        p.parent().map(Path::to_path_buf)
-    });
+    let named = program
+        .into_iter()
+        .chain(
+            args.iter()
+                .filter(|a| a.starts_with('/'))
+                .map(PathBuf::from),
+        )
+        .filter_map(|p| {
+            let p = std::path::absolute(&p).ok()?;
+            if p.is_dir() {
+                Some(p)
+            } else if p.is_file() {
+                p.parent().map(Path::to_path_buf)
+            } else {
+                None
+            }
+        });
     cwd.map(Path::to_path_buf)
         .into_iter()
-        .chain(folder)
+        .chain(named)
         .filter_map(|p| std::fs::canonicalize(p).ok())
         .filter(|p| p.starts_with("/tmp"))
         .collect()
