@@ -25,14 +25,7 @@ use crate::servers::Server;
 
 /// The caller's session of the server, if it offers prompts.
 async fn open(state: &AppState, server: &Server, headers: &HeaderMap) -> Result<Opened, ApiError> {
-    let opened = session::open(state, server, headers).await?;
-    if !opened.session.offers_prompts() {
-        return Err(ApiError::NotFound(format!(
-            "server '{}' offers no prompts (it did not declare the prompts capability)",
-            server.name()
-        )));
-    }
-    Ok(opened)
+    session::open_offering(state, server, headers, session::Offering::Prompts).await
 }
 
 /// `GET {server}/prompts`.

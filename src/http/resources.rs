@@ -30,14 +30,7 @@ const MAX_URI_BYTES: usize = 8 * 1024;
 
 /// The caller's session of the server, if it offers resources.
 async fn open(state: &AppState, server: &Server, headers: &HeaderMap) -> Result<Opened, ApiError> {
-    let opened = session::open(state, server, headers).await?;
-    if !opened.session.offers_resources() {
-        return Err(ApiError::NotFound(format!(
-            "server '{}' offers no resources (it did not declare the resources capability)",
-            server.name()
-        )));
-    }
-    Ok(opened)
+    session::open_offering(state, server, headers, session::Offering::Resources).await
 }
 
 pub(super) async fn list(

@@ -50,6 +50,35 @@ pub(super) async fn open(
     Ok(Opened { caller, session })
 }
 
+/// What a route serves besides tools; the server must have declared it at `initialize`.
+#[derive(Clone, Copy)]
+pub(super) enum Offering {
+    Resources,
+    Prompts,
+}
+
+/// [`open`] for a route of `offering`: a 404 when the caller's session has not declared it
+/// (the routes exist for every server).
+pub(super) async fn open_offering(
+    state: &AppState,
+    server: &Server,
+    headers: &HeaderMap,
+    offering: Offering,
+) -> Result<Opened, ApiError> {
+    let opened = open(state, server, headers).await?;
+    let (offered, word) = match offering {
+        Offering::Resources => (opened.session.offers_resources(), "resources"),
+        Offering::Prompts => (opened.session.offers_prompts(), "prompts"),
+    };
+    if !offered {
+        return Err(ApiError::NotFound(format!(
+            "server '{}' offers no {word} (it did not declare the {word} capability)",
+            server.name()
+        )));
+    }
+    Ok(opened)
+}
+
 /// The endpoint serving `caller` and its current catalog, waited for: the one way from a
 /// verified caller to a session, for tool calls and every other route. A session started now
 /// gets the caller's profile (templates); the caller's refusals (sign in, enter or renew
