@@ -78,6 +78,8 @@ pub struct Live {
 pub struct McpoClient {
     info: ClientConfig,
     tools_changed: Arc<Notify>,
+    /// What the specs show: a changed resource or prompt list matters only when they do.
+    expose: crate::config::Expose,
 }
 
 impl ClientHandler for McpoClient {
@@ -89,14 +91,19 @@ impl ClientHandler for McpoClient {
         self.tools_changed.notify_one();
     }
 
-    // A changed resource or prompt list is published as a new session too: its specs may show
-    // them (`expose`).
+    // A changed resource or prompt list is published as a new session too when the specs show
+    // them (`expose`); otherwise nothing mcpo keeps changed (the routes ask the server each
+    // time), and re-listing everything would be wasted work.
     async fn on_resource_list_changed(&self, _context: NotificationContext<RoleClient>) {
-        self.tools_changed.notify_one();
+        if self.expose.resources {
+            self.tools_changed.notify_one();
+        }
     }
 
     async fn on_prompt_list_changed(&self, _context: NotificationContext<RoleClient>) {
-        self.tools_changed.notify_one();
+        if self.expose.prompts {
+            self.tools_changed.notify_one();
+        }
     }
 }
 
@@ -139,6 +146,7 @@ pub async fn connect(
             Implementation::new("mcpo", env!("CARGO_PKG_VERSION")),
         ),
         tools_changed: tools_changed.clone(),
+        expose: config.expose,
     };
     let mut diagnostics = Diagnostics::default();
     let service = match &config.transport {

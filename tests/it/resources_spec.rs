@@ -207,6 +207,47 @@ async fn list_changed_refreshes_the_documents() {
     assert_eq!(r.body["messages"][0]["content"], "added_fresh", "{r:?}");
 }
 
+/// A resource or prompt list change re-lists and republishes only a server whose specs show
+/// them: with the default `expose` nothing mcpo keeps changed, so the session stays as it was
+/// (the server with everything exposed, changed the same way, shows that the change came).
+#[tokio::test]
+async fn list_changed_of_what_is_not_exposed_changes_nothing() {
+    let mut shown = fixture_with_resources();
+    shown["expose"] = json!(ALL);
+    let b = start_config(
+        json!({"quiet": fixture_with_resources(), "shown": shown}),
+        &[],
+    );
+    let m = &b.mcpo;
+    for server in ["quiet", "shown"] {
+        m.wait_ok(&format!("/{server}/openapi.json"), Duration::from_secs(30))
+            .await;
+        let r = get(
+            m,
+            &format!("/{server}/resources/read?uri=fixture%3A%2F%2Fcontrol%2Fadd%2Ffresh"),
+            None,
+        )
+        .await;
+        assert_eq!(r.body, json!("added fresh"), "{r:?}");
+    }
+    let ready = |server: &str| {
+        let tag = format!("server={server} ");
+        count_lines(&m.stderr.text(), &["upstream ready", tag.as_str()])
+    };
+    let republished = poll(Duration::from_secs(20), || async {
+        (ready("shown") >= 2).then_some(())
+    })
+    .await;
+    assert!(
+        republished.is_some(),
+        "the exposed server was not republished; log:\n{}",
+        m.stderr.text()
+    );
+    // Give the quiet server's notifications the same time, and more.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(ready("quiet"), 1, "log:\n{}", m.stderr.text());
+}
+
 /// Single-server mode: `--expose` (and `MCPO_EXPOSE`) choose the operations; without `tools`
 /// the tools are not operations, yet still answer.
 #[tokio::test]
