@@ -76,7 +76,8 @@ impl PerUser {
         };
         if let Some(why) = why {
             upstream.shutdown().await;
-            return Err(hide(&why, &secrets));
+            // Its failure text is already scrubbed of `secrets` (the session's `Hidden`).
+            return Err(why);
         }
         if let Err(e) = credentials.save(user, &secrets) {
             upstream.shutdown().await;
@@ -124,14 +125,4 @@ impl PerUser {
             tokio::spawn(async move { old.shutdown().await });
         }
     }
-}
-
-/// `text` with every secret value in it replaced: an upstream's error or a server's stderr
-/// may echo what it was given.
-fn hide(text: &str, secrets: &Secrets) -> String {
-    let mut text = text.to_owned();
-    for value in secrets.0.values().filter(|v| v.len() >= 4) {
-        text = text.replace(value.as_str(), "[secret]");
-    }
-    text
 }
