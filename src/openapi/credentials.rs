@@ -4,25 +4,14 @@
 
 use serde_json::{Value, json};
 
+use super::document::{ERROR_SCHEMA, add_link_operation};
 use super::schema::COMPONENTS;
 
 /// Name of the operation's response schema.
 const CREDENTIALS_LINK_SCHEMA: &str = "CredentialsLink";
 
-/// Adds `POST path` with operationId `operation_id`. Nothing is added when a tool already
-/// uses that operationId or path (users still get links in 401 answers).
+/// Adds `POST path` with operationId `operation_id` (see `add_link_operation`).
 pub fn add_credentials_operation(doc: &mut Value, server: &str, path: &str, operation_id: &str) {
-    let Some(paths) = doc.get_mut("paths").and_then(Value::as_object_mut) else {
-        return;
-    };
-    let taken = paths.contains_key(path)
-        || paths.values().filter_map(Value::as_object).any(|item| {
-            item.values()
-                .any(|op| op.get("operationId").and_then(Value::as_str) == Some(operation_id))
-        });
-    if taken {
-        return;
-    }
     let op = json!({
         "tags": [server],
         "summary": format!("Enter your credentials for {server}"),
@@ -43,25 +32,20 @@ pub fn add_credentials_operation(doc: &mut Value, server: &str, path: &str, oper
                 "description": "The calling user's credentials link",
                 "content": { "application/json": { "schema": { "$ref": format!("{COMPONENTS}{CREDENTIALS_LINK_SCHEMA}") } } },
             },
-            "401": { "description": "No verified caller" },
+            "401": {
+                "description": "No verified caller",
+                "content": { "application/json": { "schema": { "$ref": format!("{COMPONENTS}{ERROR_SCHEMA}") } } },
+            },
         },
     });
-    paths.insert(path.to_owned(), json!({ "post": op }));
-    if let Some(schemas) = doc
-        .pointer_mut("/components/schemas")
-        .and_then(Value::as_object_mut)
-    {
-        schemas.insert(
-            CREDENTIALS_LINK_SCHEMA.into(),
-            json!({
-                "type": "object",
-                "required": ["credentials_url", "stored"],
-                "properties": {
-                    "credentials_url": { "type": "string", "format": "uri", "description": "Where the user enters their credentials (one use, 10 minutes)" },
-                    "stored": { "type": "boolean", "description": "The user has stored credentials already" },
-                    "message": { "type": "string" },
-                },
-            }),
-        );
-    }
+    let schema = json!({
+        "type": "object",
+        "required": ["credentials_url", "stored"],
+        "properties": {
+            "credentials_url": { "type": "string", "format": "uri", "description": "Where the user enters their credentials (one use, 10 minutes)" },
+            "stored": { "type": "boolean", "description": "The user has stored credentials already" },
+            "message": { "type": "string" },
+        },
+    });
+    add_link_operation(doc, path, op, (CREDENTIALS_LINK_SCHEMA, schema));
 }

@@ -70,17 +70,6 @@ const LOGIN_LINK_SCHEMA: &str = "LoginLink";
 /// server, for a model to hand to its user. Nothing is added when a tool already uses that
 /// operationId or path (the tool keeps its name; users still get links in 401 answers).
 pub fn add_login_operation(doc: &mut Value, server: &str, path: &str, operation_id: &str) {
-    let Some(paths) = doc.get_mut("paths").and_then(Value::as_object_mut) else {
-        return;
-    };
-    let taken = paths.contains_key(path)
-        || paths.values().filter_map(Value::as_object).any(|item| {
-            item.values()
-                .any(|op| op.get("operationId").and_then(Value::as_str) == Some(operation_id))
-        });
-    if taken {
-        return;
-    }
     let op = json!({
         "tags": [server],
         "summary": format!("Sign in to {server}"),
@@ -106,23 +95,45 @@ pub fn add_login_operation(doc: &mut Value, server: &str, path: &str, operation_
             },
         },
     });
+    let schema = json!({
+        "type": "object",
+        "required": ["login_url", "authenticated"],
+        "properties": {
+            "login_url": { "type": "string", "format": "uri", "description": "Where the user signs in (one use, 10 minutes)" },
+            "authenticated": { "type": "boolean", "description": "The user is signed in already" },
+            "message": { "type": "string" },
+        },
+    });
+    add_link_operation(doc, path, op, (LOGIN_LINK_SCHEMA, schema));
+}
+
+/// Adds `POST path` with `op` (a link operation: login, credentials) and its response schema
+/// under `name`, unless a tool already uses that path or `op`'s operationId (the tool keeps
+/// its name; users still get links in 401 answers).
+pub(super) fn add_link_operation(
+    doc: &mut Value,
+    path: &str,
+    op: Value,
+    (name, schema): (&str, Value),
+) {
+    let Some(paths) = doc.get_mut("paths").and_then(Value::as_object_mut) else {
+        return;
+    };
+    let id = op.get("operationId").and_then(Value::as_str);
+    let taken = paths.contains_key(path)
+        || paths.values().filter_map(Value::as_object).any(|item| {
+            item.values()
+                .any(|other| other.get("operationId").and_then(Value::as_str) == id)
+        });
+    if taken {
+        return;
+    }
     paths.insert(path.to_owned(), json!({ "post": op }));
     if let Some(schemas) = doc
         .pointer_mut("/components/schemas")
         .and_then(Value::as_object_mut)
     {
-        schemas.insert(
-            LOGIN_LINK_SCHEMA.into(),
-            json!({
-                "type": "object",
-                "required": ["login_url", "authenticated"],
-                "properties": {
-                    "login_url": { "type": "string", "format": "uri", "description": "Where the user signs in (one use, 10 minutes)" },
-                    "authenticated": { "type": "boolean", "description": "The user is signed in already" },
-                    "message": { "type": "string" },
-                },
-            }),
-        );
+        schemas.insert(name.to_owned(), schema);
     }
 }
 
