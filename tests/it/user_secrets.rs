@@ -540,22 +540,34 @@ async fn each_user_reaches_the_upstream_with_their_own_key_entered_on_the_page()
     );
 }
 
-#[tokio::test]
-async fn stdio_servers_get_each_users_key_in_their_environment_never_on_the_command_line() {
-    let home = Home::new();
-    home.accept(&[KEY_ALICE]);
-    let keys = home.keys();
+/// The fixture over stdio as a multi-user "search" server: each user's `api_key` in
+/// `SEARCH_API_KEY` (refused at start unless listed in `keys`), their id and email in `WHO`,
+/// the `report_env` tool; `extra` variables on top.
+fn search_entry(keys: &Path, extra: Value) -> Value {
     let mut entry = fixture_stdio_entry();
     entry["multi_user"] = json!(true);
     entry["webui_secret_key"] = json!(WEBUI_SECRET);
     entry["user_secrets"] = json!({"api_key": {"title": "Search API key"}});
-    entry["env"] = json!({
+    let mut env = json!({
         "SEARCH_API_KEY": "{{USER_SECRET:api_key}}",
         "WHO": "{{USER_ID}} <{{USER_EMAIL}}>",
         "FIXTURE_KEY_VAR": "SEARCH_API_KEY",
         "FIXTURE_ACCEPTED_KEYS": keys.to_str().unwrap(),
         "FIXTURE_REPORT": "1"
     });
+    if let (Some(env), Some(extra)) = (env.as_object_mut(), extra.as_object()) {
+        env.extend(extra.clone());
+    }
+    entry["env"] = env;
+    entry
+}
+
+#[tokio::test]
+async fn stdio_servers_get_each_users_key_in_their_environment_never_on_the_command_line() {
+    let home = Home::new();
+    home.accept(&[KEY_ALICE]);
+    let keys = home.keys();
+    let entry = search_entry(&keys, json!({}));
     let config = home.config(json!({ "search": entry }));
     let mcpo = start_mcpo(&home, &config, free_port(), &[]);
 
@@ -836,18 +848,7 @@ async fn resource_routes_ask_for_secrets_like_tool_calls() {
     let home = Home::new();
     home.accept(&[KEY_ALICE]);
     let keys = home.keys();
-    let mut entry = fixture_stdio_entry();
-    entry["multi_user"] = json!(true);
-    entry["webui_secret_key"] = json!(WEBUI_SECRET);
-    entry["user_secrets"] = json!({"api_key": {"title": "Search API key"}});
-    entry["env"] = json!({
-        "SEARCH_API_KEY": "{{USER_SECRET:api_key}}",
-        "WHO": "{{USER_ID}} <{{USER_EMAIL}}>",
-        "FIXTURE_KEY_VAR": "SEARCH_API_KEY",
-        "FIXTURE_ACCEPTED_KEYS": keys.to_str().unwrap(),
-        "FIXTURE_RESOURCES": "1",
-        "FIXTURE_REPORT": "1"
-    });
+    let entry = search_entry(&keys, json!({"FIXTURE_RESOURCES": "1"}));
     let config = home.config(json!({ "search": entry }));
     let mcpo = start_mcpo(&home, &config, free_port(), &[]);
 
