@@ -341,8 +341,11 @@ fn data_flows_config_upstream_oauth_servers_http() {
             &["config", "upstream", "oauth", "servers", "http"],
         ),
         ("upstream", &["servers", "http", "app", "reload"]),
-        ("oauth", &["servers", "http", "app", "reload", "store"]),
-        ("store", &["upstream", "servers", "http", "app", "reload"]),
+        ("oauth", &["servers", "http", "app", "reload"]),
+        (
+            "store",
+            &["upstream", "oauth", "servers", "http", "app", "reload"],
+        ),
         ("servers", &["http", "app", "reload"]),
         (
             "support",

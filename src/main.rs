@@ -28,7 +28,7 @@ fn main() -> ExitCode {
     let mut cli = Cli::parse_and_check();
     if let Some(action) = &cli.action {
         // SAFETY: still single-threaded (see below).
-        if let Err(code) = install_store_key(&cli, unsafe { mcpo::oauth::store_key::take_env() }) {
+        if let Err(code) = install_store_key(&cli, unsafe { mcpo::store::key::take_env() }) {
             return code;
         }
         let _flush = init_logging("warn", LogFormat::Text, false, false);
@@ -54,7 +54,7 @@ fn main() -> ExitCode {
     unsafe { mcpo::config::secrets::remove_from_env() };
     // After `--env-path`, which may set it; removed so no stdio server inherits it.
     // SAFETY: nothing has spawned a thread yet (no runtime, no logging workers).
-    if let Err(code) = install_store_key(&cli, unsafe { mcpo::oauth::store_key::take_env() }) {
+    if let Err(code) = install_store_key(&cli, unsafe { mcpo::store::key::take_env() }) {
         return code;
     }
     // Dropped last (declared before everything that may log): flushes the log queue at exit.
@@ -135,7 +135,7 @@ fn secret_flags_on_command_line() -> Vec<&'static str> {
 
 /// The store key of every token store: `MCPO_STORE_KEY` (`env`), else `--store-key-file`.
 fn install_store_key(cli: &Cli, env: Option<String>) -> Result<(), ExitCode> {
-    mcpo::oauth::store_key::install(env, cli.store_key_file.clone()).map_err(|e| {
+    mcpo::store::key::install(env, cli.store_key_file.clone()).map_err(|e| {
         eprintln!("mcpo: {e}");
         ExitCode::from(2)
     })

@@ -27,7 +27,6 @@ mod callback;
 mod client;
 mod discovery;
 mod error;
-mod lock;
 mod options;
 mod outbound;
 mod register;
@@ -35,9 +34,9 @@ mod revoke;
 mod settings;
 mod store;
 pub mod store_files;
-pub mod store_key;
 mod web;
 
+pub use crate::store::folder::{TOKEN_DIR_ENV, default_token_dir};
 /// The sealed-record format of stored credentials (for tools and tests that read them).
 pub use crate::support::sealed;
 pub use authorizer::{Authorizer, LoginState, OAuthCounters, TokenStatus};
@@ -47,8 +46,6 @@ pub use client::{AuthorizedClient, ScopeRefused, scope_refusal};
 pub use error::OAuthError;
 pub use options::AuthOptions;
 pub use revoke::{Revocation, revoke};
-pub(crate) use store::{SECRETS_SUFFIX, folder_name};
-pub use store::{TOKEN_DIR_ENV, default_token_dir};
 pub use web::{CallbackError, StartError, Started, TicketError, WebLogins};
 
 use crate::config::ServerConfig;

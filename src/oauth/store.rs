@@ -35,14 +35,14 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
-use super::store_key;
 use crate::config::TokenStorage;
+use crate::store::folder::{
+    CLIENT_SUFFIX, TOKENS_SUFFIX, check_private_dir, default_token_dir, ensure_private_dirs,
+    folder_name,
+};
+use crate::store::key as store_key;
 use crate::support::atomic_file::{self, Access};
-use crate::support::private_dir;
 use crate::support::sealed::{self, Format, Owner};
-
-/// Overrides the token directory (tests use it).
-pub const TOKEN_DIR_ENV: &str = "MCPO_TOKEN_DIR";
 
 /// A client identity obtained by registration (RFC 7591 or a metadata-document URL), kept
 /// whole so a restart can use the same client: rmcp remembers only the client id.
@@ -407,13 +407,6 @@ impl Store {
     }
 }
 
-/// The file name endings of the two records.
-pub(crate) const TOKENS_SUFFIX: &str = "_tokens.json";
-pub(crate) const CLIENT_SUFFIX: &str = "_client.json";
-/// The file name ending of a user's secrets for a multi-user server (`crate::store`), kept in
-/// the same per-server folders, so `mcpo store list|rekey` covers them too.
-pub(crate) const SECRETS_SUFFIX: &str = "_secrets.json";
-
 /// What a record holds; its name is part of the owner it is sealed for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Kind {
@@ -458,7 +451,7 @@ impl CredentialStore for Store {
             return Ok(None);
         };
         ensure_private_dirs(root, dir).map_err(store_error)?;
-        let lock = super::lock::acquire(&tokens.with_extension("lock"))
+        let lock = crate::store::file_lock::acquire(&tokens.with_extension("lock"))
             .await
             .map_err(store_error)?;
         Ok(Some(CredentialRefreshGuard::new(lock)))
@@ -486,23 +479,6 @@ impl CredentialStore for Store {
     }
 }
 
-/// `$MCPO_TOKEN_DIR`, else `~/.mcpo/tokens`; without a home directory (`HOME` unset and no
-/// passwd entry, as for an arbitrary container uid) an error that says to set
-/// `MCPO_TOKEN_DIR`, never a shared temporary folder that other users can write to.
-pub fn default_token_dir() -> Result<PathBuf, String> {
-    if let Some(dir) = std::env::var_os(TOKEN_DIR_ENV).filter(|d| !d.is_empty()) {
-        return Ok(PathBuf::from(dir));
-    }
-    match dirs::home_dir() {
-        Some(home) => Ok(home.join(".mcpo").join("tokens")),
-        None => Err(format!(
-            "no home directory to keep OAuth tokens in (HOME is unset and the user has no \
-             passwd entry), and mcpo does not keep them in a shared temporary folder: set \
-             {TOKEN_DIR_ENV} to a folder of mcpo's own user, or set \"storage_type\": \"memory\""
-        )),
-    }
-}
-
 /// `dir` when given, else [`default_token_dir`].
 fn token_dir(dir: Option<&Path>) -> Result<PathBuf, String> {
     match dir {
@@ -523,23 +499,6 @@ fn file_key(name: &str, url: &str) -> String {
 fn user_key(user: &str, name: &str, url: &str) -> String {
     let digest = Sha256::digest(format!("user\n{user}\n{name}\n{url}").as_bytes());
     digest.iter().take(16).map(|b| format!("{b:02x}")).collect()
-}
-
-/// A server name as one folder name: path separators and dots at the start cannot escape
-/// the token directory.
-pub(crate) fn folder_name(name: &str) -> String {
-    let safe: String = name
-        .chars()
-        .map(|c| match c {
-            'a'..='z' | 'A'..='Z' | '0'..='9' | '-' | '_' | '.' => c,
-            _ => '_',
-        })
-        .collect();
-    if safe.is_empty() || safe.starts_with('.') {
-        format!("_{safe}")
-    } else {
-        safe
-    }
 }
 
 fn memory<T>(key: &str, f: impl FnOnce(&mut MemoryEntry) -> T) -> T {
@@ -574,30 +533,10 @@ fn remove(path: &Path) -> std::io::Result<bool> {
     }
 }
 
-/// Creates the token folder `root` and the store's folder `dir` in it (mode 0700) as needed,
-/// and checks both: each time before writing, as a folder can be swapped while mcpo runs.
-fn ensure_private_dirs(root: &Path, dir: &Path) -> std::io::Result<()> {
-    for folder in [root, dir] {
-        private_dir::create(folder)?;
-        check_private_dir(folder)?;
-    }
-    Ok(())
-}
-
-/// A token folder that exists must be mcpo's own ([`private_dir::check`]): whoever could write
-/// to it or point it elsewhere could plant a token file or redirect the tokens.
-fn check_private_dir(dir: &Path) -> std::io::Result<()> {
-    private_dir::check(dir).map_err(|why| {
-        std::io::Error::other(format!(
-            "token folder {}: {why}; set {TOKEN_DIR_ENV} to a folder of mcpo's own user",
-            dir.display()
-        ))
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::folder::TOKEN_DIR_ENV;
 
     fn tokens(client_id: &str) -> StoredCredentials {
         StoredCredentials::new(client_id.to_owned(), None, vec!["s".to_owned()], Some(1))

@@ -4,8 +4,8 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use super::store::{CLIENT_SUFFIX, SECRETS_SUFFIX, TOKENS_SUFFIX, default_token_dir};
-use super::store_key;
+use crate::store::folder::{CLIENT_SUFFIX, SECRETS_SUFFIX, TOKENS_SUFFIX, default_token_dir};
+use crate::store::key as store_key;
 use crate::support::atomic_file::{self, Access};
 use crate::support::sealed::{self, Envelope, Format, StoreKey};
 

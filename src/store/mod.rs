@@ -1,7 +1,23 @@
-//! Where per-user data other than OAuth tokens is kept: today the secrets users supply for
-//! multi-user servers ([`user_secrets`]). Every record is sealed (`support::sealed`) under
-//! the same store key as the token files, in the same token folder.
+//! Where mcpo keeps what outlives a request: OAuth tokens and client registrations (through
+//! `oauth::store`), users' secrets ([`user_secrets`]), and, with a shared store, web logins in
+//! progress, used tickets and locks. The file store (the token folder, `~/.mcpo/tokens`) is
+//! the default; `--store redis://…` puts the same sealed records in a Redis that several
+//! replicas share ([`records`], [`redis`]). Every record is sealed (`support::sealed`) under
+//! the store key ([`key`]).
 
+pub mod error;
+pub mod file_lock;
+pub mod folder;
+pub mod key;
+pub mod location;
+pub mod records;
+pub mod redis;
+pub mod shared;
 pub mod user_secrets;
 
+pub use error::StoreError;
+pub use folder::{TOKEN_DIR_ENV, default_token_dir};
+pub use location::{Location, RedisLocation};
+pub use records::Records;
+pub use shared::StoreStatus;
 pub use user_secrets::{FileSecrets, SecretStore, Secrets};

@@ -12,7 +12,8 @@ use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
 
-use crate::oauth::{SECRETS_SUFFIX, default_token_dir, folder_name, store_key};
+use crate::store::folder::{SECRETS_SUFFIX, default_token_dir, folder_name};
+use crate::store::key as store_key;
 use crate::support::atomic_file::{self, Access};
 use crate::support::caller::Caller;
 use crate::support::private_dir;
@@ -115,7 +116,7 @@ impl FileSecrets {
                 format!(
                     "secret store {}: {why}; set {} to a folder of mcpo's own user",
                     folder.display(),
-                    crate::oauth::TOKEN_DIR_ENV
+                    super::folder::TOKEN_DIR_ENV
                 )
             })?;
         }

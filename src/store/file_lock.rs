@@ -21,7 +21,7 @@ const WAIT: Duration = Duration::from_secs(60);
 const POLL: Duration = Duration::from_millis(25);
 
 /// Held while a refresh runs; dropping it lets the next process in.
-pub(crate) struct RefreshLock {
+pub struct RefreshLock {
     file: File,
 }
 

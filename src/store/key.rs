@@ -43,7 +43,7 @@ static FILES: LazyLock<Mutex<HashMap<PathBuf, Arc<StoreKey>>>> = LazyLock::new(D
 
 /// A store key and where it came from (for messages).
 #[derive(Clone, Debug)]
-pub(crate) struct Resolved {
+pub struct Resolved {
     pub key: Arc<StoreKey>,
     pub source: String,
 }
@@ -105,6 +105,19 @@ pub(crate) fn for_store(root: &Path, create: bool) -> Result<Option<Resolved>, S
                 Err(e) => Err(e),
             }
         }
+    }
+}
+
+/// The key given explicitly (`MCPO_STORE_KEY` or `--store-key-file`), for a shared store,
+/// which has no default key file; `None` when neither is set or the file does not read.
+pub(crate) fn given() -> Option<Resolved> {
+    match setting() {
+        Setting::Env(Ok(key)) => Some(Resolved {
+            key: key.clone(),
+            source: STORE_KEY_ENV.to_owned(),
+        }),
+        Setting::File(path) => read_key_file(path).ok(),
+        _ => None,
     }
 }
 
