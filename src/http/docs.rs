@@ -64,7 +64,7 @@ async fn spec_of(
         },
         Kind::PerUser(per_user) => {
             if let Caller::User(_) = &caller
-                && let Some(own) = per_user.signed_in_endpoint(&caller)
+                && let Some(own) = per_user.signed_in_endpoint(&caller).await
                 && let Ok(live) = own.catalog_waiting(USER_SPEC_WAIT).await
             {
                 return Ok(json_bytes(live.catalog.spec.clone(), headers));

@@ -57,7 +57,10 @@ pub async fn link(
 ) -> Result<Json<Value>, ApiError> {
     let (web, caller) = verified_caller(&state, &server, &headers).await?;
     let user = &caller;
-    let authenticated = !authorizer_of(&web, user)?.needs_login();
+    let authenticated = !authorizer_of(&web, user)?
+        .needs_login()
+        .await
+        .map_err(|e| ApiError::store_unreadable(e.to_string()))?;
     let login_url = login_url(&state, &web, user)?;
     let message = if authenticated {
         format!(
@@ -85,14 +88,20 @@ pub async fn status(
 ) -> Result<Json<Value>, ApiError> {
     let (web, caller) = verified_caller(&state, &server, &headers).await?;
     let authorizer = authorizer_of(&web, &caller)?;
-    let tokens = authorizer.token_status();
+    let tokens = authorizer
+        .token_status()
+        .await
+        .map_err(|e| ApiError::store_unreadable(e.to_string()))?;
     let user_id = match &caller {
         Caller::User(id) => Value::String(id.clone()),
         Caller::Service => Value::String("service".to_owned()),
         Caller::Anonymous => Value::Null,
     };
     Ok(Json(json!({
-        "authenticated": !authorizer.needs_login(),
+        "authenticated": !authorizer
+            .needs_login()
+            .await
+            .map_err(|e| ApiError::store_unreadable(e.to_string()))?,
         "user_id": user_id,
         "expires_at": tokens.expires_at,
     })))

@@ -92,6 +92,7 @@ pub(super) async fn endpoint_for(
     let name = server.name();
     let endpoint = server
         .route_as(caller, &profile(state, headers, caller))
+        .await
         .map_err(|refusal| super::credentials::refused(state, server, caller, refusal))?;
     // In multi-user mode every caller has their own session; the first request starts it, so
     // it may wait for a whole connect rather than a reconnect.
@@ -99,21 +100,22 @@ pub(super) async fn endpoint_for(
         Some(_) => state.options.upstream.connect_timeout,
         None => state.options.upstream.reconnect_wait,
     };
-    let catalog = endpoint.catalog_waiting(wait).await.map_err(|status| {
-        // Secrets the upstream refused are asked for again, not retried.
-        if let Some(refusal) = server.secrets_refused(caller, &status) {
-            return super::credentials::refused(state, server, caller, refusal);
+    let status = match endpoint.catalog_waiting(wait).await {
+        Ok(catalog) => return Ok((endpoint, catalog)),
+        Err(status) => status,
+    };
+    // Secrets the upstream refused are asked for again, not retried.
+    if let Some(refusal) = server.secrets_refused(caller, &status) {
+        return Err(super::credentials::refused(state, server, caller, refusal));
+    }
+    // A session that found its user's tokens no longer work waits for a new login.
+    Err(match server.sign_in_needed(caller).await {
+        Ok(None) => ApiError::unavailable(name, status.into()),
+        Ok(Some(logins)) => {
+            super::credentials::refused(state, server, caller, Refusal::SignIn(logins))
         }
-        // A session that found its user's tokens no longer work waits for a new login.
-        match server.sign_in_needed(caller) {
-            Ok(None) => ApiError::unavailable(name, status.into()),
-            Ok(Some(logins)) => {
-                super::credentials::refused(state, server, caller, Refusal::SignIn(logins))
-            }
-            Err(refusal) => super::credentials::refused(state, server, caller, refusal),
-        }
-    })?;
-    Ok((endpoint, catalog))
+        Err(refusal) => super::credentials::refused(state, server, caller, refusal),
+    })
 }
 
 /// `session`, or the one the supervisor is bringing up when it closed before anything was

@@ -28,6 +28,7 @@ use sse_stream::Sse;
 use super::authorizer::{Authorizer, LoginRequest};
 use super::error::OAuthError;
 use super::register;
+use super::store::REFRESHED_ELSEWHERE;
 
 /// Scope step-ups allowed before a request that needs more scope fails for good.
 const MAX_STEP_UPS: u32 = 3;
@@ -55,6 +56,9 @@ enum Recovery {
         challenge: Option<String>,
     },
     Register,
+    /// Another process refreshed the tokens while this one waited to: the call goes again
+    /// with them.
+    Retry,
     StepUp {
         challenge: String,
         scope: Option<String>,
@@ -93,6 +97,7 @@ impl AuthorizedClient {
     {
         let client = self.auth_client().await?;
         let mut logged_in_again = false;
+        let mut retried = false;
         loop {
             let generation = self.authorizer.generation();
             let error = match call(client.clone()).await {
@@ -113,7 +118,10 @@ impl AuthorizedClient {
                 }
                 Recovery::Register if !logged_in_again => {
                     logged_in_again = true;
-                    self.authorizer.client_rejected().map_err(as_transport)?;
+                    self.authorizer
+                        .client_rejected()
+                        .await
+                        .map_err(as_transport)?;
                     LoginRequest {
                         seen_generation: Some(generation),
                         ..Default::default()
@@ -121,6 +129,10 @@ impl AuthorizedClient {
                 }
                 Recovery::StepUp { challenge, scope } => {
                     self.step_up(&client, challenge, scope).await?;
+                    continue;
+                }
+                Recovery::Retry if !retried => {
+                    retried = true;
                     continue;
                 }
                 _ => return Err(error),
@@ -190,7 +202,13 @@ impl AuthorizedClient {
             "server '{server}': the server wants more scope ({}); logging in again",
             scopes.join(" ")
         );
-        let before = self.authorizer.store().load_registration();
+        let before = self
+            .authorizer
+            .store()
+            .load_registration()
+            .await
+            .ok()
+            .flatten();
         let request = LoginRequest {
             challenge: Some(challenge),
             scopes: Some(scopes),
@@ -267,6 +285,11 @@ fn recovery(error: &Error) -> Option<Recovery> {
                 challenge: e.www_authenticate_header.clone(),
                 scope: e.required_scope.clone().or(params.scope),
             })
+        }
+        StreamableHttpError::Auth(AuthError::CredentialStoreError(m))
+            if m == REFRESHED_ELSEWHERE =>
+        {
+            Some(Recovery::Retry)
         }
         StreamableHttpError::Auth(AuthError::TokenRefreshFailed(m))
             if m.contains("invalid_client") =>

@@ -32,6 +32,7 @@ mod outbound;
 mod register;
 mod revoke;
 mod settings;
+mod shared_logins;
 mod store;
 pub mod store_files;
 mod web;
@@ -59,5 +60,5 @@ pub async fn login(server: &ServerConfig, options: AuthOptions) -> Result<(), OA
 /// `mcpo auth logout`: forgets the stored tokens and client registration of `server`.
 /// Returns whether anything was stored.
 pub async fn logout(server: &ServerConfig, options: AuthOptions) -> Result<bool, OAuthError> {
-    Authorizer::new(server, options)?.forget()
+    Authorizer::new(server, options)?.forget().await
 }

@@ -127,11 +127,14 @@ pub(crate) async fn restore(
     };
     if store
         .load_registration()
+        .await
+        .ok()
+        .flatten()
         .is_some_and(|now| now.client_id == before.client_id)
     {
         return;
     }
-    if let Err(e) = store.save_registration(&before) {
+    if let Err(e) = store.save_registration(&before).await {
         tracing::warn!("server '{server}': cannot restore the previous OAuth client: {e}");
         return;
     }

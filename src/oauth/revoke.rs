@@ -48,7 +48,11 @@ pub async fn revoke(server: &ServerConfig, options: AuthOptions) -> Result<Revoc
     let auth = Authorizer::new(server, options)?;
     let settings = Settings::from_server(server)?;
     let store = auth.store();
-    let Some(tokens) = store.load_tokens() else {
+    let stored = store.load_tokens().await.map_err(|e| OAuthError::Storage {
+        server: server.name.clone(),
+        message: e.to_string(),
+    })?;
+    let Some(tokens) = stored else {
         return Ok(Revocation::NothingStored);
     };
     let to_revoke = revocable(&tokens);
@@ -76,7 +80,7 @@ pub async fn revoke(server: &ServerConfig, options: AuthOptions) -> Result<Revoc
             metadata.issuer.as_deref().unwrap_or_default()
         )));
     }
-    let client_auth = client_auth(&settings, store, &tokens, &metadata);
+    let client_auth = client_auth(&settings, store, &tokens, &metadata).await;
     let http = discovery::http_client(&settings);
     let mut revoked = 0;
     for (token, hint) in to_revoke {
@@ -119,7 +123,7 @@ fn revocable(tokens: &StoredCredentials) -> Vec<(String, &'static str)> {
 
 /// The client's authentication: the configured secret or key, else the stored
 /// registration's secret, else none (public client).
-fn client_auth(
+async fn client_auth(
     settings: &Settings,
     store: &Store,
     tokens: &StoredCredentials,
@@ -139,6 +143,9 @@ fn client_auth(
     } else {
         match store
             .load_registration()
+            .await
+            .ok()
+            .flatten()
             .filter(|r| r.client_id == tokens.client_id)
         {
             Some(reg) => {

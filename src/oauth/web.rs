@@ -35,6 +35,7 @@ use super::authorizer::{Authorizer, OAuthCounters, WEB_LOGIN_TTL, WebOutcome};
 use super::error::OAuthError;
 use super::options::AuthOptions;
 use super::settings::Settings;
+use super::shared_logins::{SharedLogin, SharedLogins};
 use crate::config::ServerConfig;
 use crate::support::bounded_map::BoundedMap;
 use crate::support::caller::Caller;
@@ -128,6 +129,8 @@ pub struct WebLogins {
     retired: Mutex<OAuthCounters>,
     /// Origins of the authorization URLs logins went to, latest last.
     authorization_origins: Mutex<Vec<String>>,
+    /// With a shared store, the logins in progress every replica can finish.
+    shared: Option<SharedLogins>,
 }
 
 impl std::fmt::Debug for WebLogins {
@@ -152,6 +155,7 @@ impl WebLogins {
             tickets: Tickets::new(&server.name, "login", TICKET_TTL),
             retired: Mutex::new(OAuthCounters::default()),
             authorization_origins: Mutex::new(Vec::new()),
+            shared: SharedLogins::of(&server.name),
         })
     }
 
@@ -245,6 +249,29 @@ impl WebLogins {
         let (url, state) = authorizer.begin_web_login(redirect_uri).await?;
         self.remember_origin(&url);
         let browser = hex(&random_key());
+        if let Some(shared) = &self.shared {
+            // Another replica may get the callback: it needs the login, PKCE verifier
+            // included. Not saved, the login does not start (the ticket stays unused).
+            let pkce = authorizer
+                .web_login_state(&state)
+                .ok_or_else(|| OAuthError::Login {
+                    server: self.server.name.clone(),
+                    message: "the login's PKCE state is gone".to_owned(),
+                })?;
+            let login = SharedLogin {
+                user: user.clone(),
+                browser: browser.clone(),
+                redirect_uri: redirect_uri.to_owned(),
+                pkce,
+            };
+            shared
+                .put(&state, &login, PENDING_TTL)
+                .await
+                .map_err(|e| OAuthError::Storage {
+                    server: self.server.name.clone(),
+                    message: format!("the sign-in could not be saved: {e}"),
+                })?;
+        }
         self.add_pending(
             state.clone(),
             PendingLogin {
@@ -321,7 +348,7 @@ impl WebLogins {
         let state = params.get("state").ok_or(CallbackError::UnknownState)?;
         // Taken out while its code is exchanged, so a second delivery of the same response
         // (a reload, a replay) finds no login instead of a second exchange of the code.
-        let login = {
+        let local = {
             let mut pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
             match pending.get(state) {
                 Some(p) if p.started.elapsed() < PENDING_TTL => {
@@ -331,10 +358,23 @@ impl WebLogins {
                     if !same_browser {
                         return Err(CallbackError::OtherBrowser);
                     }
+                    pending.remove(state)
                 }
-                _ => return Err(CallbackError::UnknownState),
+                _ => None,
             }
-            pending.remove(state).ok_or(CallbackError::UnknownState)?
+        };
+        let login = match local {
+            Some(login) => {
+                // Begun here: unless another replica finished it already (the shared record
+                // is gone), or the shared store is away (this replica has all it needs).
+                if let Some(shared) = &self.shared
+                    && let Ok(false) = shared.take(state).await
+                {
+                    return Err(CallbackError::UnknownState);
+                }
+                login
+            }
+            None => self.adopt(state, &cookie).await?,
         };
         match login.authorizer.finish_web_login(params, state).await {
             WebOutcome::SignedIn => Ok(login.user),
@@ -348,6 +388,48 @@ impl WebLogins {
             }
             WebOutcome::Failed(e) => Err(CallbackError::Failed(e)),
         }
+    }
+
+    /// A login begun on another replica, from the shared store: checked against the
+    /// browser's cookie, taken (so no other replica exchanges the same code) and handed to
+    /// the user's authorizer here.
+    async fn adopt(
+        &self,
+        state: &str,
+        cookie: &impl Fn(&str) -> Option<String>,
+    ) -> Result<PendingLogin, CallbackError> {
+        let Some(shared) = &self.shared else {
+            return Err(CallbackError::UnknownState);
+        };
+        let unavailable = |e: crate::store::StoreError| {
+            CallbackError::Failed(OAuthError::Storage {
+                server: self.server.name.clone(),
+                message: e.to_string(),
+            })
+        };
+        let record = shared
+            .get(state)
+            .await
+            .map_err(unavailable)?
+            .ok_or(CallbackError::UnknownState)?;
+        let same_browser = cookie(&cookie_name(state))
+            .is_some_and(|c| bool::from(c.as_bytes().ct_eq(record.browser.as_bytes())));
+        if !same_browser {
+            return Err(CallbackError::OtherBrowser);
+        }
+        if !shared.take(state).await.map_err(unavailable)? {
+            return Err(CallbackError::UnknownState);
+        }
+        let authorizer = self
+            .authorizer(&record.user)
+            .map_err(CallbackError::Failed)?;
+        authorizer.adopt_web_login(state, record.pkce, &record.redirect_uri);
+        Ok(PendingLogin {
+            user: record.user,
+            authorizer,
+            started: Instant::now(),
+            browser: record.browser,
+        })
     }
 }
 

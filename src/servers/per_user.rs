@@ -132,19 +132,22 @@ impl PerUser {
 
     /// Whether `user` has to sign in (through the web login) before they can be served; the
     /// error says why their OAuth client cannot be had.
-    pub fn needs_login(&self, user: &Caller) -> Result<bool, String> {
-        Ok(self.authorizer(user)?.is_some_and(|a| a.needs_login()))
+    pub async fn needs_login(&self, user: &Caller) -> Result<bool, String> {
+        match self.authorizer(user)? {
+            Some(authorizer) => authorizer.needs_login().await.map_err(|e| e.to_string()),
+            None => Ok(false),
+        }
     }
 
     /// Why `user`'s stored credentials cannot be used: a sealed file that does not open with
     /// the store key (it is neither replaced by a login nor deleted). Looked at only while
     /// their authorizer has not found usable tokens, so a signed-in call reads no file.
-    pub fn store_unreadable(&self, user: &Caller) -> Option<String> {
+    pub async fn store_unreadable(&self, user: &Caller) -> Option<String> {
         let authorizer = self.authorizer(user).ok()??;
         if authorizer.state() == crate::oauth::LoginState::Authorized {
             return None;
         }
-        authorizer.check_store().err().map(|e| e.to_string())
+        authorizer.check_store().await.err().map(|e| e.to_string())
     }
 
     /// The endpoint serving `user`: their own session, started on first use. Sessions evicted
@@ -209,8 +212,8 @@ impl PerUser {
     /// servers without OAuth; with OAuth only when the user has usable tokens (nobody's session
     /// is started just to wait for a login), and with `user_secrets` only when they supplied
     /// theirs.
-    pub fn signed_in_endpoint(&self, user: &Caller) -> Option<Arc<Endpoint>> {
-        if self.needs_login(user).unwrap_or(true) {
+    pub async fn signed_in_endpoint(&self, user: &Caller) -> Option<Arc<Endpoint>> {
+        if self.needs_login(user).await.unwrap_or(true) {
             return None;
         }
         if let Some(credentials) = &self.credentials

@@ -115,18 +115,22 @@ impl Server {
 
     /// The session that serves `user` (the key of a verified caller; ignored by a shared
     /// server), started on first use, or why there is none.
-    pub fn route(&self, user: &Caller) -> Result<Arc<Endpoint>, Refusal> {
-        self.route_as(user, &Profile::default())
+    pub async fn route(&self, user: &Caller) -> Result<Arc<Endpoint>, Refusal> {
+        self.route_as(user, &Profile::default()).await
     }
 
     /// [`Self::route`]; a session started now has its templates filled in with `profile`
     /// (what the caller's identity says besides the id).
-    pub fn route_as(&self, user: &Caller, profile: &Profile) -> Result<Arc<Endpoint>, Refusal> {
+    pub async fn route_as(
+        &self,
+        user: &Caller,
+        profile: &Profile,
+    ) -> Result<Arc<Endpoint>, Refusal> {
         let per_user = match &self.kind {
             Kind::Shared(endpoint) => return Ok(endpoint.clone()),
             Kind::PerUser(p) => p,
         };
-        if let Some(logins) = self.sign_in_needed(user)? {
+        if let Some(logins) = self.sign_in_needed(user).await? {
             return Err(Refusal::SignIn(logins));
         }
         if let Some(credentials) = per_user.credentials()
@@ -149,15 +153,15 @@ impl Server {
 
     /// Multi-user OAuth: the web logins `user` must sign in through, when they have no usable
     /// tokens (checked again when their session fails: tokens can stop working).
-    pub fn sign_in_needed(&self, user: &Caller) -> Result<Option<Arc<WebLogins>>, Refusal> {
+    pub async fn sign_in_needed(&self, user: &Caller) -> Result<Option<Arc<WebLogins>>, Refusal> {
         let (Some(per_user), Some(logins)) = (self.per_user(), self.logins()) else {
             return Ok(None);
         };
-        if let Some(reason) = per_user.store_unreadable(user) {
+        if let Some(reason) = per_user.store_unreadable(user).await {
             tracing::warn!(server = %self.name(), "{reason}");
             return Err(Refusal::StoreUnreadable(reason));
         }
-        match per_user.needs_login(user) {
+        match per_user.needs_login(user).await {
             Ok(true) => Ok(Some(logins.clone())),
             Ok(false) => Ok(None),
             Err(reason) => Err(Refusal::NoSession(reason)),

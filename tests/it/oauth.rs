@@ -214,7 +214,7 @@ async fn dynamic_registration_login_then_stored_tokens_are_reused() {
         assert_eq!(registration["issuer"], peers.issuer.as_str());
         assert_eq!(registration["response"]["client_id"], client_id.as_str());
     }
-    let tokens = read_tokens(auth.token_file().expect("file storage"));
+    let tokens = read_tokens(&auth.token_file().expect("file storage"));
     drop(auth);
 
     // A second run: the stored tokens and registration are enough, no browser.
@@ -305,7 +305,7 @@ async fn revocation_at_logout_makes_the_authorization_server_forget_the_tokens()
         }),
     );
     let auth = signed_in(&peers, &config).await;
-    let tokens = read_tokens(auth.token_file().expect("file storage"));
+    let tokens = read_tokens(&auth.token_file().expect("file storage"));
     let access = tokens["token_response"]["access_token"].as_str().unwrap();
     let refresh = tokens["token_response"]["refresh_token"].as_str().unwrap();
     assert!(peers.is_active(access).await && peers.is_active(refresh).await);
@@ -348,7 +348,7 @@ async fn revocation_at_logout_makes_the_authorization_server_forget_the_tokens()
     );
     let auth = signed_in(&peers, &config).await;
     let access =
-        read_tokens(auth.token_file().expect("file storage"))["token_response"]["access_token"]
+        read_tokens(&auth.token_file().expect("file storage"))["token_response"]["access_token"]
             .as_str()
             .unwrap()
             .to_owned();
@@ -636,7 +636,7 @@ async fn revoked_refresh_token_leads_to_a_new_login_in_the_same_session() {
     let service = session(&auth, &peers.mcp_url).await;
     assert_eq!(call(&service, "add", json!({"a": 1, "b": 1})).await, "2");
 
-    let tokens = read_tokens(auth.token_file().expect("file storage"));
+    let tokens = read_tokens(&auth.token_file().expect("file storage"));
     let client_id = tokens["client_id"].as_str().unwrap();
     let refresh = tokens["token_response"]["refresh_token"].as_str().unwrap();
     peers.revoke(client_id, refresh).await;
@@ -837,7 +837,7 @@ async fn forgotten_client_is_registered_again() {
     });
     let config = registering(&peers, "forgotten");
     let auth = signed_in(&peers, &config).await;
-    let first = read_tokens(auth.token_file().expect("file storage"))["client_id"]
+    let first = read_tokens(&auth.token_file().expect("file storage"))["client_id"]
         .as_str()
         .unwrap()
         .to_owned();
@@ -845,7 +845,7 @@ async fn forgotten_client_is_registered_again() {
     // The authorization server loses its state: the refresh answers invalid_client.
     peers.restart_auth_server();
     ensure(&auth).await.unwrap();
-    let second = read_tokens(auth.token_file().expect("file storage"))["client_id"]
+    let second = read_tokens(&auth.token_file().expect("file storage"))["client_id"]
         .as_str()
         .unwrap()
         .to_owned();

@@ -24,8 +24,9 @@ use super::error::OAuthError;
 use super::options::AuthOptions;
 use super::register::{self, Identity};
 use super::settings::{Grant, Settings};
-use super::store::Store;
+use super::store::{REFRESHED_ELSEWHERE, Store};
 use crate::config::ServerConfig;
+use crate::store::StoreError;
 pub use state::LoginState;
 use state::{DEFAULT_COOL_DOWN, LoginRecord};
 use step_up::StepUps;
@@ -145,7 +146,7 @@ impl Authorizer {
     /// login (browser or paste, as configured; untimed apart from `login_timeout`). During
     /// the cool-down after a failed login it fails at once with [`OAuthError::CoolingDown`].
     pub async fn ensure_authorized(&self) -> Result<(), OAuthError> {
-        self.check_store()?;
+        self.check_store().await?;
         if let Some(web) = &self.inner.web {
             return self.wait_for_web_login(web).await;
         }
@@ -166,7 +167,7 @@ impl Authorizer {
                 Ok(true)
             }
             TokenCheck::NeedLogin => Ok(false),
-            TokenCheck::ClientRejected => self.client_rejected().map(|()| false),
+            TokenCheck::ClientRejected => self.client_rejected().await.map(|()| false),
             TokenCheck::Failed(e) => {
                 self.failed(&e, false);
                 Err(e)
@@ -177,10 +178,11 @@ impl Authorizer {
     /// Whether the stored tokens and registration can be read with the store key (plaintext
     /// files of an earlier mcpo are sealed now): a sealed file that does not open is an
     /// error naming the store and the file, and nothing is logged in over it.
-    pub fn check_store(&self) -> Result<(), OAuthError> {
+    pub async fn check_store(&self) -> Result<(), OAuthError> {
         self.inner
             .store
             .check()
+            .await
             .map_err(|message| OAuthError::Storage {
                 server: self.server().to_owned(),
                 message,
@@ -218,13 +220,13 @@ impl Authorizer {
     }
 
     /// The token file (`None` with memory storage).
-    pub fn token_file(&self) -> Option<&std::path::Path> {
+    pub fn token_file(&self) -> Option<std::path::PathBuf> {
         self.inner.store.tokens_path()
     }
 
     /// A fresh interactive login now (`mcpo auth login`).
     pub(crate) async fn login_now(&self) -> Result<(), OAuthError> {
-        self.check_store()?;
+        self.check_store().await?;
         self.login(LoginRequest {
             force: true,
             ..Default::default()
@@ -233,16 +235,18 @@ impl Authorizer {
     }
 
     /// Forgets stored tokens and registration (`mcpo auth logout`).
-    pub(crate) fn forget(&self) -> Result<bool, OAuthError> {
+    pub(crate) async fn forget(&self) -> Result<bool, OAuthError> {
         let tokens = self
             .inner
             .store
             .clear_tokens()
+            .await
             .map_err(|e| self.storage(e))?;
         let client = self
             .inner
             .store
             .clear_registration()
+            .await
             .map_err(|e| self.storage(e))?;
         Ok(tokens || client)
     }
@@ -270,9 +274,9 @@ impl Authorizer {
                 let settings = &self.inner.settings;
                 let mut manager = discovery::manager(settings).await?;
                 manager.set_credential_store(self.inner.store.clone());
-                if self.inner.web.is_some() {
+                if let Some(web) = &self.inner.web {
                     // Web logins can be started again and again; keep their PKCE states bounded.
-                    manager.set_state_store(web::BoundedStates::default());
+                    manager.set_state_store(web.states.clone());
                 }
                 let found = discovery::discover(&manager, settings, None).await?;
                 *self
@@ -335,7 +339,7 @@ impl Authorizer {
 
     /// Drops a registration the server no longer knows (`invalid_client`), so the next
     /// login registers again; a configured client cannot be replaced, so that is an error.
-    pub(crate) fn client_rejected(&self) -> Result<(), OAuthError> {
+    pub(crate) async fn client_rejected(&self) -> Result<(), OAuthError> {
         let settings = &self.inner.settings;
         if let Some(id) = &settings.client_id {
             let e = OAuthError::Token {
@@ -353,10 +357,11 @@ impl Authorizer {
              (invalid_client); registering again",
             settings.server
         );
-        let _ = self.inner.store.clear_tokens();
+        let _ = self.inner.store.clear_tokens().await;
         self.inner
             .store
             .clear_registration()
+            .await
             .map_err(|e| self.storage(e))?;
         Ok(())
     }
@@ -364,6 +369,11 @@ impl Authorizer {
     async fn check_tokens(&self, client: &AuthClient<reqwest::Client>) -> TokenCheck {
         let manager = client.auth_manager.lock().await;
         let mut result = manager.get_access_token().await;
+        if matches!(&result, Err(AuthError::CredentialStoreError(m)) if m == REFRESHED_ELSEWHERE) {
+            // Another process refreshed while this one waited for the lock: its tokens are
+            // the stored ones now.
+            result = manager.get_access_token().await;
+        }
         if let Err(AuthError::TokenRefreshFailed(m)) = &result
             && !m.contains("invalid_client")
         {
@@ -396,14 +406,18 @@ impl Authorizer {
         found: Discovered,
         register: Option<&[String]>,
     ) -> Result<(), OAuthError> {
-        let settings = &*self.settings();
+        let settings = &*self.settings().await;
         let mut metadata = found.metadata;
         let identity: Option<Identity> = match settings.grant {
             Grant::ClientCredentials => None,
             Grant::AuthorizationCode => match register::configured(settings, &metadata) {
                 Some(id) => Some(id),
                 None => match register::stored(
-                    self.inner.store.load_registration(),
+                    self.inner
+                        .store
+                        .load_registration()
+                        .await
+                        .map_err(|e| self.storage(e))?,
                     settings,
                     &metadata,
                     register,
@@ -421,6 +435,7 @@ impl Authorizer {
                             self.inner
                                 .store
                                 .save_registration(&reg)
+                                .await
                                 .map_err(|e| self.storage(e))?;
                             Some(register::from_registration(&reg))
                         }
@@ -456,7 +471,12 @@ impl Authorizer {
         // Tokens of another client or authorization server are of no use here; but a login
         // (`register`) keeps them in use until its own arrive (a step-up may be refused).
         if register.is_none()
-            && let Some(stored) = self.inner.store.load_tokens()
+            && let Some(stored) = self
+                .inner
+                .store
+                .load_tokens()
+                .await
+                .map_err(|e| self.storage(e))?
         {
             let other_client = expected_client.as_deref() != Some(stored.client_id.as_str());
             let other_issuer =
@@ -470,6 +490,7 @@ impl Authorizer {
                 self.inner
                     .store
                     .clear_tokens()
+                    .await
                     .map_err(|e| self.storage(e))?;
             }
         }
@@ -530,13 +551,12 @@ impl Authorizer {
         }
     }
 
-    fn storage(&self, e: std::io::Error) -> OAuthError {
+    fn storage(&self, e: StoreError) -> OAuthError {
         let file = self
             .inner
             .store
             .tokens_path()
-            .and_then(|p| p.parent())
-            .map(|d| format!("{}: ", d.display()))
+            .and_then(|p| p.parent().map(|d| format!("{}: ", d.display())))
             .unwrap_or_default();
         OAuthError::Storage {
             server: self.server().to_owned(),

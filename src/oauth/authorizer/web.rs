@@ -13,6 +13,7 @@ use super::{Authorizer, LoginRequest, LoginState};
 use crate::oauth::callback::Params;
 use crate::oauth::error::OAuthError;
 use crate::oauth::settings::Settings;
+use crate::store::StoreError;
 use crate::support::bounded_map::BoundedMap;
 
 /// The web-login side of a multi-user caller's authorizer.
@@ -23,6 +24,9 @@ pub(super) struct WebMode {
     redirect: Mutex<Option<String>>,
     /// Woken when a web login completes, so a session waiting for one connects at once.
     signed_in: tokio::sync::Notify,
+    /// rmcp's PKCE states of this user's logins (shared with their `AuthorizationManager`),
+    /// so a login begun on another replica can be finished here.
+    pub(super) states: BoundedStates,
 }
 
 /// What mcpo knows about a caller's tokens, for `/oauth/{server}/status`.
@@ -49,16 +53,26 @@ impl Authorizer {
     /// The settings a login uses now: in web mode, the redirect URI of the latest login (or,
     /// before any, the one the stored registration was made for, so stored tokens stay valid)
     /// and a `web` application type for registration.
-    pub(super) fn settings(&self) -> std::borrow::Cow<'_, Settings> {
+    pub(super) async fn settings(&self) -> std::borrow::Cow<'_, Settings> {
         let Some(web) = &self.inner.web else {
             return std::borrow::Cow::Borrowed(&self.inner.settings);
         };
-        let redirect = web
+        let latest = web
             .redirect
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .clone()
-            .or_else(|| self.inner.store.load_registration().map(|r| r.redirect_uri));
+            .clone();
+        let redirect = match latest {
+            Some(redirect) => Some(redirect),
+            None => self
+                .inner
+                .store
+                .load_registration()
+                .await
+                .ok()
+                .flatten()
+                .map(|r| r.redirect_uri),
+        };
         let mut settings = self.inner.settings.clone();
         settings.web_redirect = redirect;
         // A callback on a web server, not a native app's loopback port: authorization servers
@@ -74,23 +88,23 @@ impl Authorizer {
     /// Whether the user of this (web-mode) authorizer has to sign in before a call can work:
     /// no tokens stored, the access token expired with no refresh token, or a session found
     /// out that the tokens no longer work and is waiting for a login.
-    pub fn needs_login(&self) -> bool {
+    pub async fn needs_login(&self) -> Result<bool, StoreError> {
         match self.state() {
             // The last check (a connect, a refresh, a login) found usable tokens; a request
             // that finds otherwise moves the state to `Pending`. No file read per call.
-            LoginState::Authorized => false,
-            LoginState::Pending { .. } => true,
-            _ => !self.token_status().authenticated,
+            LoginState::Authorized => Ok(false),
+            LoginState::Pending { .. } => Ok(true),
+            _ => Ok(!self.token_status().await?.authenticated),
         }
     }
 
     /// Whether the stored tokens look usable, and when the access token expires.
-    pub fn token_status(&self) -> TokenStatus {
-        let Some(stored) = self.inner.store.load_tokens() else {
-            return TokenStatus {
+    pub async fn token_status(&self) -> Result<TokenStatus, StoreError> {
+        let Some(stored) = self.inner.store.load_tokens().await? else {
+            return Ok(TokenStatus {
                 authenticated: false,
                 expires_at: None,
-            };
+            });
         };
         // Read through JSON: the typed accessors need oauth2's trait, which rmcp keeps to itself.
         let response = stored
@@ -114,10 +128,10 @@ impl Authorizer {
             .map(|d| d.as_secs())
             .unwrap_or(0);
         let fresh = expires_at.is_none_or(|at| at > now);
-        TokenStatus {
+        Ok(TokenStatus {
             authenticated: has_access && (fresh || refreshable),
             expires_at,
-        }
+        })
     }
 
     /// A multi-user caller's authorizer: logins come through the web login.
@@ -163,6 +177,31 @@ impl Authorizer {
             .inspect_err(|e| self.failed(e, false))
     }
 
+    /// The PKCE state of this user's login `csrf` (to share it with other replicas).
+    pub(crate) fn web_login_state(&self, csrf: &str) -> Option<StoredAuthorizationState> {
+        let web = self.inner.web.as_ref()?;
+        web.states
+            .states()
+            .get(&csrf.to_owned(), Instant::now())
+            .cloned()
+    }
+
+    /// Adopts a login begun on another replica: its PKCE state, and its callback URL (the
+    /// token request must name the same one).
+    pub(crate) fn adopt_web_login(
+        &self,
+        csrf: &str,
+        state: StoredAuthorizationState,
+        redirect_uri: &str,
+    ) {
+        let Some(web) = &self.inner.web else { return };
+        let now = Instant::now();
+        web.states
+            .states()
+            .insert(csrf.to_owned(), state, now + WEB_LOGIN_TTL, now);
+        *web.redirect.lock().unwrap_or_else(|e| e.into_inner()) = Some(redirect_uri.to_owned());
+    }
+
     /// Completes a web login with the authorization response `params` of the login whose
     /// `state` is `expected_state`; wakes a session waiting for it.
     pub(crate) async fn finish_web_login(
@@ -203,14 +242,15 @@ pub(crate) const MAX_STATES_PER_USER: usize = 8;
 /// rmcp's PKCE state store, bounded: a user who starts many logins keeps only the latest
 /// few (a full store drops the expired, then the oldest), and states older than the login
 /// window are gone.
+#[derive(Clone)]
 pub(crate) struct BoundedStates {
-    states: Mutex<BoundedMap<String, StoredAuthorizationState>>,
+    states: Arc<Mutex<BoundedMap<String, StoredAuthorizationState>>>,
 }
 
 impl Default for BoundedStates {
     fn default() -> Self {
         Self {
-            states: Mutex::new(BoundedMap::new(MAX_STATES_PER_USER)),
+            states: Arc::new(Mutex::new(BoundedMap::new(MAX_STATES_PER_USER))),
         }
     }
 }
