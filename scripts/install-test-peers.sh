@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs the published MCP servers and tools the integration tests run against, into
-# .test-peers/ inside the repo (nothing global but bubblewrap): npm @modelcontextprotocol/server-everything,
-# PyPI mcp-server-time and openapi-spec-validator, and bubblewrap (as root, with apt-get).
+# .test-peers/ inside the repo (nothing global but bubblewrap and redis-server): npm
+# @modelcontextprotocol/server-everything, PyPI mcp-server-time and openapi-spec-validator, and
+# bubblewrap and redis-server (as root, with apt-get).
 # Safe to run again: it skips what is there.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
@@ -33,6 +34,20 @@ if ! command -v bwrap >/dev/null 2>&1; then
   else
     echo "bwrap is missing and this is not root with apt-get: not installing bubblewrap;" \
       "install it (Debian/Ubuntu: apt-get install bubblewrap) or the sandbox tests fail" >&2
+  fi
+fi
+# redis-server, the shared store of several replicas (tests/common/redis.rs starts its own on a
+# free loopback port for each test that needs one). A system package, installed like bubblewrap:
+# as root (CI) with apt-get; otherwise the Redis tests say they were skipped (and fail under
+# MCPO_REQUIRE_REDIS or CI).
+if ! command -v redis-server >/dev/null 2>&1; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    echo "installing redis-server (apt-get)"
+    apt-get install -y -qq redis-server >/dev/null \
+      || { apt-get update -qq && apt-get install -y -qq redis-server >/dev/null; }
+  else
+    echo "redis-server is missing and this is not root with apt-get: not installing redis-server;" \
+      "install it (Debian/Ubuntu: apt-get install redis-server) or the Redis tests fail" >&2
   fi
 fi
 # The OAuth authorization server and protected MCP server (tests/it/oauth.rs).

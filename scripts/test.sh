@@ -12,6 +12,8 @@ bash scripts/install-test-peers.sh
 export MCPO_TEST_PEERS="${MCPO_TEST_PEERS:-$root/.test-peers}"
 # The peers were just installed: a test that cannot find them must fail, not skip.
 export MCPO_REQUIRE_OAUTH_PEERS=1
+# Likewise redis-server, for the Redis store tests (tests/common/redis.rs).
+export MCPO_REQUIRE_REDIS=1
 cargo build --all-targets --locked
 cargo_args=()
 test_args=()
