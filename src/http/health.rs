@@ -1,5 +1,6 @@
 //! Health for probes and people: `/healthz` (the process answers), `/readyz` (every server is
-//! connected or multi-user: 200, else 503), `/status` (per-server state word, last error with
+//! connected or multi-user, and the shared store answers: 200, else 503), `/status` (the
+//! store and its state; per-server state word, last error with
 //! URLs redacted, the pending login's link for holders of the API key, reconnects, tools,
 //! uptime, queued calls): the one route that says why a server is down. States come from [`ServerState`], the vocabulary
 //! `/`, the start-up summary and 503 bodies share.
@@ -28,13 +29,26 @@ pub async fn readyz(State(state): State<Arc<AppState>>) -> (StatusCode, Json<Val
         .filter(|s| !s.state().is_ready())
         .map(|s| s.name())
         .collect();
-    if waiting.is_empty() {
-        (StatusCode::OK, Json(json!({ "status": "ready" })))
-    } else {
-        (
-            StatusCode::SERVICE_UNAVAILABLE,
-            Json(json!({ "status": "not ready", "waiting_for": waiting })),
-        )
+    // A shared store that does not answer: logins, secrets and tokens not in this replica's
+    // memory cannot be served, so a balancer should send callers to another replica. Named,
+    // without the reason (`/status` has it, behind the key).
+    let store = crate::store::shared::status().filter(|s| s.state != "available");
+    if waiting.is_empty() && store.is_none() {
+        return (StatusCode::OK, Json(json!({ "status": "ready" })));
+    }
+    let mut body = json!({ "status": "not ready", "waiting_for": waiting });
+    if let Some(store) = store {
+        body["store"] = json!({ "store": store.store, "state": store.state });
+    }
+    (StatusCode::SERVICE_UNAVAILABLE, Json(body))
+}
+
+/// The store for `/status`: the shared one's URL (without its password), state and last
+/// error, or `file` (the token folder, always available).
+fn store_status() -> Value {
+    match crate::store::shared::status() {
+        Some(status) => json!(status),
+        None => json!({ "store": "file", "state": "available" }),
     }
 }
 
@@ -98,6 +112,7 @@ pub async fn status(State(state): State<Arc<AppState>>) -> Json<Value> {
     Json(json!({
         "version": env!("CARGO_PKG_VERSION"),
         "uptime_seconds": state.started_at.elapsed().as_secs(),
+        "store": store_status(),
         "servers": servers,
     }))
 }

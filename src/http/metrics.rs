@@ -1,6 +1,7 @@
 //! `GET /metrics` in the Prometheus text format: calls by server/tool/status, a latency
 //! histogram per server, calls in flight, upstream state and reconnects, live per-user
-//! sessions. Hand-written (a few counters do not justify a metrics framework), behind the
+//! sessions, and with a shared store (`--store redis://…`) its operations, failures, latency
+//! and lock waits. Hand-written (a few counters do not justify a metrics framework), behind the
 //! API key when one is set.
 
 use std::collections::HashMap;
@@ -210,6 +211,9 @@ pub async fn metrics(State(state): State<Arc<AppState>>) -> impl IntoResponse {
             );
         }
     }
+    if let Some(store) = crate::store::shared::shared() {
+        store_metrics(&mut out, store);
+    }
     (
         [(
             header::CONTENT_TYPE,
@@ -217,4 +221,55 @@ pub async fn metrics(State(state): State<Arc<AppState>>) -> impl IntoResponse {
         )],
         out,
     )
+}
+
+/// The shared store's rows (`--store redis://…`), without labels: there is one store, and its
+/// URL is not a label (it may name internal hosts; it never carries the password anyway).
+fn store_metrics(out: &mut String, store: &crate::store::redis::RedisStore) {
+    let stats = &store.stats;
+    let load = |n: &std::sync::atomic::AtomicU64| n.load(Ordering::Relaxed);
+    let seconds = |n: &std::sync::atomic::AtomicU64| load(n) as f64 / 1e6;
+    let _ = writeln!(
+        out,
+        "# HELP mcpo_store_available 1 while the shared store (--store) answers.\n\
+         # TYPE mcpo_store_available gauge\nmcpo_store_available {}",
+        store.available() as u8
+    );
+    let _ = writeln!(
+        out,
+        "# HELP mcpo_store_operations_total Operations on the shared store, its availability \
+         probe included.\n# TYPE mcpo_store_operations_total counter\n\
+         mcpo_store_operations_total {}",
+        load(&stats.operations)
+    );
+    let _ = writeln!(
+        out,
+        "# HELP mcpo_store_failures_total Operations on the shared store that failed (no \
+         answer, connection lost, error).\n# TYPE mcpo_store_failures_total counter\n\
+         mcpo_store_failures_total {}",
+        load(&stats.failures)
+    );
+    let _ = writeln!(
+        out,
+        "# HELP mcpo_store_operation_duration_seconds Time operations on the shared store \
+         took.\n# TYPE mcpo_store_operation_duration_seconds summary\n\
+         mcpo_store_operation_duration_seconds_sum {}\n\
+         mcpo_store_operation_duration_seconds_count {}",
+        seconds(&stats.micros),
+        load(&stats.operations)
+    );
+    let _ = writeln!(
+        out,
+        "# HELP mcpo_store_lock_waits_total Locks (one token refresh at a time across \
+         replicas) taken after waiting for another holder.\n\
+         # TYPE mcpo_store_lock_waits_total counter\nmcpo_store_lock_waits_total {}",
+        load(&stats.lock_waits)
+    );
+    let _ = writeln!(
+        out,
+        "# HELP mcpo_store_lock_wait_seconds_total Time spent waiting for locks held by other \
+         holders.\n# TYPE mcpo_store_lock_wait_seconds_total counter\n\
+         mcpo_store_lock_wait_seconds_total {}",
+        seconds(&stats.lock_wait_micros)
+    );
 }

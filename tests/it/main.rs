@@ -49,5 +49,6 @@ mod resources_spec;
 mod result_limit;
 mod sandbox;
 mod spec_cache;
+mod store_redis_ops;
 mod transports;
 mod user_secrets;
