@@ -145,9 +145,9 @@ impl ReadError {
 /// in memory (`super::client`, `super::authorizer`).
 pub(crate) const REFRESHED_ELSEWHERE: &str = "the tokens were just refreshed by another mcpo";
 
-/// rmcp refreshes when less than this is left of an access token (its `REFRESH_BUFFER_SECS`,
-/// 30 s), plus a margin: tokens with more left were not refreshed by us.
-const FRESH_SECS: u64 = 30 + 5;
+/// rmcp refreshes when less than 30 s are left of an access token (its
+/// `REFRESH_BUFFER_SECS`); tokens with more than this left need no refresh now.
+const FRESH_SECS: u64 = 30 + 1;
 
 /// Attempts at writing new tokens to a shared store before the save reports failure.
 const WRITE_ATTEMPTS: u32 = 3;
@@ -270,6 +270,28 @@ impl Store {
             *lock(cached) = found.clone();
         }
         Ok(found)
+    }
+
+    /// With a shared store: reads the tokens again (another replica may have stored new ones:
+    /// a login finished there) and says whether they differ from this replica's copy.
+    pub async fn reload_tokens(&self) -> Result<bool, StoreError> {
+        let Backend::Records {
+            records,
+            tokens,
+            cached,
+            ..
+        } = &*self.backend
+        else {
+            return Ok(false);
+        };
+        if records.shared().is_none() {
+            return Ok(false);
+        }
+        let before = lock(cached)
+            .as_ref()
+            .map(|c| (c.client_id.clone(), c.token_received_at));
+        let now = self.read_tokens(records, tokens).await?;
+        Ok(now.map(|c| (c.client_id, c.token_received_at)) != before)
     }
 
     pub async fn save_tokens(&self, credentials: &StoredCredentials) -> Result<(), StoreError> {

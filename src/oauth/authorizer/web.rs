@@ -93,7 +93,19 @@ impl Authorizer {
             // The last check (a connect, a refresh, a login) found usable tokens; a request
             // that finds otherwise moves the state to `Pending`. No file read per call.
             LoginState::Authorized => Ok(false),
-            LoginState::Pending { .. } => Ok(true),
+            LoginState::Pending { .. } => {
+                // With replicas the login may have finished on another one: its tokens are
+                // in the shared store, and a session here waiting for them goes on.
+                if self.inner.store.reload_tokens().await?
+                    && self.token_status().await?.authenticated
+                {
+                    if let Some(web) = &self.inner.web {
+                        web.signed_in.notify_waiters();
+                    }
+                    return Ok(false);
+                }
+                Ok(true)
+            }
             _ => Ok(!self.token_status().await?.authenticated),
         }
     }
