@@ -8,7 +8,7 @@
 //! forever. An operation that fails on the connection marks the store unavailable
 //! (`/status`, `/readyz`) and becomes [`StoreError::Unavailable`] (a 503 naming the store);
 //! the manager reconnects on the next operation, and a probe (a `PING` every second while
-//! unavailable, every ten while available) notices Redis is back without any traffic, so
+//! unavailable, every five while available) notices Redis is back without any traffic, so
 //! serving resumes within seconds of it, without a restart.
 //!
 //! Values are the sealed records of the file store, byte for byte; Redis never sees a token
@@ -123,10 +123,19 @@ impl RedisStore {
     }
 
     /// Runs one command, timing it and keeping the availability state.
+    /// A command that finds the connection broken (Redis restarted since the last one) is
+    /// sent once more on the connection the manager opens in its place.
     async fn run<T: redis::FromRedisValue>(&self, cmd: &redis::Cmd) -> Result<T, StoreError> {
         let started = Instant::now();
         let mut conn = self.manager.clone();
-        let result = tokio::time::timeout(TIMEOUT * 2, cmd.query_async::<T>(&mut conn)).await;
+        let mut result = tokio::time::timeout(TIMEOUT * 2, cmd.query_async::<T>(&mut conn)).await;
+        if let Ok(Err(e)) = &result
+            && (e.is_connection_dropped() || e.is_io_error())
+        {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            let mut conn = self.manager.clone();
+            result = tokio::time::timeout(TIMEOUT * 2, cmd.query_async::<T>(&mut conn)).await;
+        }
         self.finish(started, result)
     }
 
@@ -333,14 +342,14 @@ impl Drop for RedisLock {
 }
 
 /// Checks the connection while nothing else does: every second while unavailable, so
-/// `/readyz` turns ready within seconds of Redis coming back, every ten while available.
+/// `/readyz` turns ready within seconds of Redis coming back, every five while available.
 async fn probe(store: Weak<RedisStore>) {
     loop {
         let pause = {
             let Some(store) = store.upgrade() else { return };
             let _ = store.ping().await;
             if store.available() {
-                Duration::from_secs(10)
+                Duration::from_secs(5)
             } else {
                 Duration::from_secs(1)
             }

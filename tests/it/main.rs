@@ -42,6 +42,7 @@ mod oauth_daemon;
 mod oauth_store;
 mod prompts;
 mod redis_harness;
+mod replicas_oauth;
 mod resilience;
 mod resources;
 mod resources_hostile;

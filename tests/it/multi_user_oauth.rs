@@ -24,11 +24,11 @@ use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-const SECRET: &str = "owui-secret-for-oauth-tests";
-const SERVER: &str = "secure";
+pub(crate) const SECRET: &str = "owui-secret-for-oauth-tests";
+pub(crate) const SERVER: &str = "secure";
 
 /// A distinct Open WebUI-like user id per call.
-fn user_id(name: &str) -> String {
+pub(crate) fn user_id(name: &str) -> String {
     static N: AtomicU64 = AtomicU64::new(0);
     format!(
         "{name}-{}-{}",
@@ -38,7 +38,7 @@ fn user_id(name: &str) -> String {
 }
 
 /// A login session JWT as Open WebUI 0.12 mints it (`create_token`).
-fn jwt(user: &str) -> String {
+pub(crate) fn jwt(user: &str) -> String {
     let t = now();
     let claims = json!({
         "id": user, "exp": t + 3600, "iat": t, "jti": format!("jti-{user}-{t}"), "typ": "session"
@@ -52,7 +52,7 @@ fn jwt(user: &str) -> String {
 }
 
 /// `$BROWSER` that records any launch: mcpo must never open a browser in multi-user mode.
-fn forbidden_browser(dir: &Path) -> (String, PathBuf) {
+pub(crate) fn forbidden_browser(dir: &Path) -> (String, PathBuf) {
     let record = dir.join("forbidden-browser-launches");
     let path = dir.join("forbidden-browser");
     std::fs::write(
@@ -123,7 +123,7 @@ fn start_at(peers: &Peers, urls: Vec<(String, String)>, extra_args: &[&str]) -> 
 }
 
 /// `POST /{SERVER}/{tool}` with `{}`, as the holder of `jwt` if given.
-async fn call(mcpo: &Mcpo, tool: &str, jwt: Option<&str>) -> Reply {
+pub(crate) async fn call(mcpo: &Mcpo, tool: &str, jwt: Option<&str>) -> Reply {
     let auth = jwt.map(bearer);
     post(
         mcpo,
@@ -135,7 +135,7 @@ async fn call(mcpo: &Mcpo, tool: &str, jwt: Option<&str>) -> Reply {
 }
 
 /// The login link of a 401 answer (checked for shape).
-fn login_url_of(mcpo: &Mcpo, answer: &Reply, server: &str) -> String {
+pub(crate) fn login_url_of(mcpo: &Mcpo, answer: &Reply, server: &str) -> String {
     assert_eq!(answer.status, StatusCode::UNAUTHORIZED, "{}", answer.body);
     assert_eq!(answer.header("www-authenticate"), Some("Bearer"));
     let url = answer.body["detail"]["login_url"]
@@ -157,7 +157,7 @@ fn login_url_of(mcpo: &Mcpo, answer: &Reply, server: &str) -> String {
     url
 }
 
-fn ticket_of(login_url: &str) -> String {
+pub(crate) fn ticket_of(login_url: &str) -> String {
     url::Url::parse(login_url)
         .expect("login URL")
         .query_pairs()
@@ -219,7 +219,7 @@ fn header(r: &reqwest::Response, name: &str) -> String {
 
 /// The user following their login link in the fake browser, as `account` at the
 /// authorization server; panics unless mcpo's callback page answers 200.
-fn sign_in(peers: &Peers, login_url: &str, account: &str) {
+pub(crate) fn sign_in(peers: &Peers, login_url: &str, account: &str) {
     let (program, mut args) = peers.browser(&["--login", account, "--strict"]);
     args.push(login_url.to_owned());
     let status = Command::new(program).args(args).status().expect("browser");
@@ -231,7 +231,7 @@ fn sign_in(peers: &Peers, login_url: &str, account: &str) {
 }
 
 /// Calls `tool` until it answers 200 (the user's session may still be connecting).
-async fn call_ok(mcpo: &Mcpo, tool: &str, jwt: &str) -> Value {
+pub(crate) async fn call_ok(mcpo: &Mcpo, tool: &str, jwt: &str) -> Value {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         let answer = call(mcpo, tool, Some(jwt)).await;
@@ -257,7 +257,7 @@ async fn call_ok(mcpo: &Mcpo, tool: &str, jwt: &str) -> Value {
 }
 
 /// `{"subject", "client_id"}` of the caller's upstream identity.
-async fn identity(mcpo: &Mcpo, jwt: &str) -> Value {
+pub(crate) async fn identity(mcpo: &Mcpo, jwt: &str) -> Value {
     let body = call_ok(mcpo, "whoami_subject", jwt).await;
     let text = body
         .get("result")
