@@ -107,6 +107,28 @@ impl Redis {
         }
     }
 
+    /// Freezes the server (SIGSTOP to its pid, from our own handle): its port still accepts
+    /// connections and nothing answers, as a hung or overloaded Redis does, for tests that
+    /// mcpo's Redis calls time out rather than hang. [`Redis::thaw`] resumes it; [`Redis::stop`]
+    /// and `Drop` work on a frozen server too.
+    pub fn freeze(&self) {
+        self.signal("-STOP");
+    }
+
+    /// Resumes a server [`Redis::freeze`] froze (SIGCONT); it answers what queued meanwhile.
+    pub fn thaw(&self) {
+        self.signal("-CONT");
+    }
+
+    fn signal(&self, signal: &str) {
+        let pid = self.pid().expect("redis-server is not running");
+        let sent = Command::new("kill")
+            .args([signal, &pid.to_string()])
+            .status()
+            .is_ok_and(|s| s.success());
+        assert!(sent, "kill {signal} {pid} (our redis-server) failed");
+    }
+
     /// Starts the server again on the same port and in the same directory (stopping it first if
     /// it runs), and waits until it answers PING. It starts empty: nothing was saved.
     pub fn restart(&mut self) {

@@ -90,6 +90,27 @@ fn counts_commands_and_reports_every_type() {
 }
 
 #[test]
+fn a_frozen_server_accepts_and_does_not_answer_until_thawed() {
+    let Some(redis) = Redis::start() else {
+        return;
+    };
+    set(&redis, "k", b"v");
+    redis.freeze();
+    // The kernel still accepts connections on its port; nothing answers on them.
+    assert!(std::net::TcpStream::connect(("127.0.0.1", redis.port())).is_ok());
+    let started = std::time::Instant::now();
+    assert!(!redis.ping(), "a frozen server answered PING");
+    assert!(started.elapsed() < std::time::Duration::from_secs(5));
+    redis.thaw();
+    assert!(redis.ping(), "PING after thaw");
+    assert_eq!(
+        redis.keys("*"),
+        vec!["k".to_owned()],
+        "thawed with its data"
+    );
+}
+
+#[test]
 fn a_password_is_in_the_url_and_required() {
     let Some(redis) = Redis::start_with_password("harness-pass-5e1") else {
         return;
