@@ -300,12 +300,21 @@ impl Store {
                 records,
                 tokens,
                 cached,
+                refreshing,
                 ..
             } => {
-                if records.shared().is_some() {
-                    *lock(cached) = Some(credentials.clone());
+                let shared = records.shared().is_some();
+                let previous = shared.then(|| lock(cached).replace(credentials.clone()));
+                let written = self.write(tokens, Kind::Tokens, credentials).await;
+                // A login whose tokens could not be saved did not happen (the user is told
+                // and signs in again); a refresh's tokens stay, see `CredentialStore::save`.
+                if written.is_err()
+                    && let Some(previous) = previous
+                    && !refreshing.load(Ordering::Relaxed)
+                {
+                    *lock(cached) = previous;
                 }
-                self.write(tokens, Kind::Tokens, credentials).await
+                written
             }
             Backend::Memory { key } => {
                 memory(key, |e| e.tokens = Some(credentials.clone()));

@@ -306,6 +306,12 @@ impl Authorizer {
                     "This sign-in response came from the wrong server ({e})."
                 ))
             }
+            // The tokens came, the store did not take them (a shared store that is away):
+            // the user is told the sign-in could not be saved, and tries again later.
+            Err(AuthError::CredentialStoreError(why)) => Verdict::Done(Err(OAuthError::Storage {
+                server: self.server().to_owned(),
+                message: format!("the sign-in could not be saved: {why}"),
+            })),
             Err(e) => Verdict::Done(Err(OAuthError::Token {
                 server: self.server().to_owned(),
                 message: format!("exchanging the authorization code failed: {e}"),
