@@ -17,8 +17,8 @@ use crate::upstream::{Status, Upstream, UpstreamOptions};
 pub fn run(cli: &Cli, action: &Action) -> ExitCode {
     match action {
         Action::Validate { config } => validate(config, cli),
-        Action::Tools { config, server } => tools(config, server.as_deref()),
-        Action::Auth { op } => auth(op),
+        Action::Tools { config, server } => tools(cli, config, server.as_deref()),
+        Action::Auth { op } => auth(cli, op),
         Action::Store { op } => store(cli, op),
         Action::Completions { shell } => {
             let mut cmd = Cli::command();
@@ -109,7 +109,22 @@ fn validate(path: &std::path::Path, cli: &Cli) -> ExitCode {
     }
 }
 
-fn tools(path: &std::path::Path, only: Option<&str>) -> ExitCode {
+/// `--store` for the subcommands that read or write credentials (`tools`, `auth`): checked as
+/// the daemon checks it, and a Redis store installed as the daemon installs it, so a login
+/// made here is the one every replica finds.
+fn install_store(cli: &Cli, runtime: &tokio::runtime::Runtime) -> Result<(), ExitCode> {
+    let location = config::store_location(cli).map_err(|(flag, why)| {
+        eprintln!("mcpo: option '{flag}' {why}");
+        ExitCode::from(2)
+    })?;
+    let _entered = runtime.enter();
+    crate::app::install_store(&location).map_err(|e| {
+        eprintln!("mcpo: {e}");
+        ExitCode::from(2)
+    })
+}
+
+fn tools(cli: &Cli, path: &std::path::Path, only: Option<&str>) -> ExitCode {
     let (cfg, warnings) = match config::load_file(path) {
         Ok(parts) => parts,
         Err(e) => {
@@ -137,6 +152,9 @@ fn tools(path: &std::path::Path, only: Option<&str>) -> ExitCode {
         Ok(rt) => rt,
         Err(code) => return code,
     };
+    if let Err(code) = install_store(cli, &runtime) {
+        return code;
+    }
     runtime.block_on(async {
         let options = UpstreamOptions::default();
         let upstreams: Vec<Upstream> = servers
@@ -217,7 +235,7 @@ fn tools(path: &std::path::Path, only: Option<&str>) -> ExitCode {
     })
 }
 
-fn auth(op: &AuthOp) -> ExitCode {
+fn auth(cli: &Cli, op: &AuthOp) -> ExitCode {
     let (path, name, login) = match op {
         AuthOp::Login { config, server } => (config, server, true),
         AuthOp::Logout { config, server } => (config, server, false),
@@ -240,6 +258,9 @@ fn auth(op: &AuthOp) -> ExitCode {
         Ok(rt) => rt,
         Err(code) => return code,
     };
+    if let Err(code) = install_store(cli, &runtime) {
+        return code;
+    }
     let options = crate::oauth::AuthOptions::default();
     let outcome = runtime.block_on(async {
         if login {

@@ -92,6 +92,20 @@ fn a_redis_store_needs_an_explicit_key_and_a_usable_url() {
         "{stderr}"
     );
     assert!(!stderr.contains(PASSWORD), "{stderr}");
+    // So do the subcommands that store credentials where the daemon finds them.
+    let out = std::process::Command::new(mcpo_bin())
+        .args(["tools", "--config", config.path().to_str().unwrap()])
+        .env("MCPO_STORE", &url)
+        .env_remove("MCPO_STORE_KEY")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("option '--store'") && stderr.contains("MCPO_STORE_KEY"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains(PASSWORD), "{stderr}");
 }
 
 #[tokio::test]
