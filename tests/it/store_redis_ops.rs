@@ -164,9 +164,11 @@ async fn status_readyz_and_metrics_follow_redis_down_and_back_without_a_restart(
     };
     let tokens = tempfile::tempdir().unwrap();
     let shown = format!("redis://127.0.0.1:{}/0", redis.port());
-    let config = write_config(
-        &serde_json::json!({ "mcpServers": { "fx": fixture_stdio_entry() } }).to_string(),
-    );
+    // `inherit_env`: the server gets all of mcpo's environment that is left, so it would see
+    // MCPO_STORE had mcpo kept it.
+    let mut server = fixture_stdio_entry();
+    server["inherit_env"] = true.into();
+    let config = write_config(&serde_json::json!({ "mcpServers": { "fx": server } }).to_string());
     let key = key_text();
     let url = redis.url();
     let mut mcpo = Mcpo::start_with_env(
