@@ -368,7 +368,18 @@ async fn records_go_to_redis_sealed_and_come_back_byte_for_byte() {
     assert_eq!(redis.keys("tenant-b:*"), vec![format!("tenant-b:{name}")]);
 
     // Back into another token folder (the Redis side from MCPO_STORE): the same bytes, and an
-    // mcpo there serves Alice with her key, without asking for it again.
+    // mcpo there serves Alice with her key, without asking for it again. A key under the
+    // prefix that is no record name inside the token folder is never a path.
+    for hostile in [
+        "mcpo:../escape_tokens.json",
+        "mcpo:gh/../../escape_tokens.json",
+    ] {
+        let () = redis::cmd("SET")
+            .arg(hostile)
+            .arg(bytes.as_slice())
+            .query(&mut con)
+            .unwrap();
+    }
     let second_dir = second.to_str().unwrap();
     let (code, out) = run(
         &["store", "migrate", "--to", "file"],
@@ -377,6 +388,8 @@ async fn records_go_to_redis_sealed_and_come_back_byte_for_byte() {
     assert_eq!(code, Some(0), "{out}");
     assert!(out.contains("1 record(s) copied"), "{out}");
     assert_eq!(records(&second), stored);
+    assert!(!home.path().join("two").join("escape_tokens.json").exists());
+    assert!(!home.path().join("escape_tokens.json").exists());
     let mcpo = start_mcpo(&config, &second);
     assert_served_with_her_key(&mcpo).await;
     drop(mcpo);
