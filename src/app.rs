@@ -51,10 +51,11 @@ pub async fn run(config: Config, options: ServeOptions) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Installs `--store redis://…` as the process's shared store. Not connected yet: mcpo starts
-/// while Redis is down (`/readyz` says so, and the store reconnects); the log says how it
-/// stands once the first attempt is over.
-fn install_store(location: &Location) -> anyhow::Result<()> {
+/// Installs `--store redis://…` as the process's shared store (the daemon's, and that of
+/// `mcpo auth` and `mcpo tools`). Not connected yet: mcpo starts while Redis is down
+/// (`/readyz` says so, and the store reconnects); the log says how it stands once the first
+/// attempt is over. Inside the runtime.
+pub fn install_store(location: &Location) -> anyhow::Result<()> {
     let Location::Redis(redis) = location else {
         return Ok(());
     };

@@ -362,16 +362,30 @@ pub enum AuthOp {
     },
 }
 
-/// `mcpo store list|rekey`: the store key and token folder as the daemon finds them
-/// (`MCPO_STORE_KEY`, `--store-key-file`, `MCPO_TOKEN_DIR`).
+/// `mcpo store list|rekey|migrate`: the store, store key and token folder as the daemon finds
+/// them (`--store`, `MCPO_STORE_KEY`, `--store-key-file`, `MCPO_TOKEN_DIR`).
 #[derive(Debug, Clone, clap::Subcommand)]
 pub enum StoreOp {
-    /// Show which servers and users have stored credentials, and whether the store key opens
-    /// them; never their values.
+    /// Show which servers and users have stored credentials (in the token folder, or with
+    /// --store redis://… in Redis), and whether the store key opens them; never their values.
     List {
         /// Accepted for symmetry with the other commands; the store needs no config.
         #[arg(short, long, value_name = "FILE")]
         config: Option<PathBuf>,
+    },
+    /// Copy every stored credential from one store to another, byte for byte (still sealed
+    /// with the store key): the token folder into Redis to run several replicas, or back.
+    Migrate {
+        /// Where the records are: `file` (the token folder) or `redis://…`/`rediss://…`
+        /// [default: --store, MCPO_STORE].
+        #[arg(long, value_name = "STORE")]
+        from: Option<String>,
+        /// Where they go, as --from [default: --store, MCPO_STORE].
+        #[arg(long, value_name = "STORE")]
+        to: Option<String>,
+        /// Replace records that exist at the destination with different contents.
+        #[arg(long)]
+        overwrite: bool,
     },
     /// Re-encrypt every stored credential with a new key, each file replaced atomically.
     /// Stop mcpo first; then start it with the new key.

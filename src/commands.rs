@@ -9,15 +9,17 @@ use clap::CommandFactory;
 
 use crate::cli::{Action, AuthOp, Cli, StoreOp};
 use crate::config::{self, ServerConfig};
+use crate::store::redis::RedisStore;
+use crate::store::{Location, Records};
 use crate::upstream::{Status, Upstream, UpstreamOptions};
 
 /// Runs `action`; the exit code is for scripts (0 fine, 1 a server failed, 2 bad config).
 pub fn run(cli: &Cli, action: &Action) -> ExitCode {
     match action {
         Action::Validate { config } => validate(config, cli),
-        Action::Tools { config, server } => tools(config, server.as_deref()),
-        Action::Auth { op } => auth(op),
-        Action::Store { op } => store(op),
+        Action::Tools { config, server } => tools(cli, config, server.as_deref()),
+        Action::Auth { op } => auth(cli, op),
+        Action::Store { op } => store(cli, op),
         Action::Completions { shell } => {
             let mut cmd = Cli::command();
             clap_complete::generate(*shell, &mut cmd, "mcpo", &mut std::io::stdout());
@@ -107,7 +109,22 @@ fn validate(path: &std::path::Path, cli: &Cli) -> ExitCode {
     }
 }
 
-fn tools(path: &std::path::Path, only: Option<&str>) -> ExitCode {
+/// `--store` for the subcommands that read or write credentials (`tools`, `auth`): checked as
+/// the daemon checks it, and a Redis store installed as the daemon installs it, so a login
+/// made here is the one every replica finds.
+fn install_store(cli: &Cli, runtime: &tokio::runtime::Runtime) -> Result<(), ExitCode> {
+    let location = config::store_location(cli).map_err(|(flag, why)| {
+        eprintln!("mcpo: option '{flag}' {why}");
+        ExitCode::from(2)
+    })?;
+    let _entered = runtime.enter();
+    crate::app::install_store(&location).map_err(|e| {
+        eprintln!("mcpo: {e}");
+        ExitCode::from(2)
+    })
+}
+
+fn tools(cli: &Cli, path: &std::path::Path, only: Option<&str>) -> ExitCode {
     let (cfg, warnings) = match config::load_file(path) {
         Ok(parts) => parts,
         Err(e) => {
@@ -135,6 +152,9 @@ fn tools(path: &std::path::Path, only: Option<&str>) -> ExitCode {
         Ok(rt) => rt,
         Err(code) => return code,
     };
+    if let Err(code) = install_store(cli, &runtime) {
+        return code;
+    }
     runtime.block_on(async {
         let options = UpstreamOptions::default();
         let upstreams: Vec<Upstream> = servers
@@ -215,7 +235,7 @@ fn tools(path: &std::path::Path, only: Option<&str>) -> ExitCode {
     })
 }
 
-fn auth(op: &AuthOp) -> ExitCode {
+fn auth(cli: &Cli, op: &AuthOp) -> ExitCode {
     let (path, name, login) = match op {
         AuthOp::Login { config, server } => (config, server, true),
         AuthOp::Logout { config, server } => (config, server, false),
@@ -238,6 +258,9 @@ fn auth(op: &AuthOp) -> ExitCode {
         Ok(rt) => rt,
         Err(code) => return code,
     };
+    if let Err(code) = install_store(cli, &runtime) {
+        return code;
+    }
     let options = crate::oauth::AuthOptions::default();
     let outcome = runtime.block_on(async {
         if login {
@@ -284,49 +307,87 @@ fn auth(op: &AuthOp) -> ExitCode {
     }
 }
 
-/// `mcpo store list|rekey`.
-fn store(op: &StoreOp) -> ExitCode {
+/// `mcpo store list|rekey|migrate`, on the store `--store` names (the token folder by
+/// default).
+fn store(cli: &Cli, op: &StoreOp) -> ExitCode {
     use crate::oauth::store_files::{self, Rekeyed};
-    let root = match store_files::token_folder() {
-        Ok(root) => root,
+    if let StoreOp::Migrate {
+        from,
+        to,
+        overwrite,
+    } = op
+    {
+        return migrate(cli, from.as_deref(), to.as_deref(), *overwrite);
+    }
+    let location = match Location::parse(Some(&cli.store), Some(&cli.store_prefix)) {
+        Ok(location) => location,
         Err(e) => {
             eprintln!("mcpo: {e}");
             return ExitCode::from(2);
         }
     };
+    if let (StoreOp::Rekey { .. }, Location::Redis(redis)) = (op, &location) {
+        eprintln!(
+            "mcpo: store rekey re-encrypts the token folder only, not the store {}: migrate it \
+             to the token folder (`mcpo store migrate --to file`), rekey there, and migrate \
+             it back with --overwrite",
+            redis.shown()
+        );
+        return ExitCode::from(2);
+    }
+    let root = match store_files::token_folder() {
+        Ok(root) => root,
+        Err(e) if location == Location::File => {
+            eprintln!("mcpo: {e}");
+            return ExitCode::from(2);
+        }
+        Err(_) => std::path::PathBuf::new(),
+    };
     match op {
-        StoreOp::List { .. } => match store_files::list(&root) {
-            Ok(entries) if entries.is_empty() => {
-                println!("{}: no stored credentials", root.display());
-                ExitCode::SUCCESS
-            }
-            Ok(entries) => {
-                println!("server\tuser\trecord\tstate\tfile");
-                for e in entries {
-                    // Escaped: the API-key holder's and anonymous callers' names start
-                    // with NUL, and nothing stops an id from holding a tab or a newline.
-                    let shown = |s: &str| s.escape_debug().to_string();
-                    let (server, user, kind) = match &e.owner {
-                        Some(o) => (
-                            shown(&o.server),
-                            o.user.as_deref().map_or_else(|| "-".to_owned(), shown),
-                            shown(&o.kind),
-                        ),
-                        None => ("?".to_owned(), "?".to_owned(), "?".to_owned()),
-                    };
-                    println!(
-                        "{server}\t{user}\t{kind}\t{}\t{}",
-                        e.state,
-                        e.path.display()
-                    );
+        StoreOp::Migrate { .. } => unreachable!("handled above"),
+        StoreOp::List { .. } => {
+            let runtime = match runtime() {
+                Ok(rt) => rt,
+                Err(code) => return code,
+            };
+            let listed = runtime.block_on(async {
+                let records = open_records(&location)?;
+                let entries = store_files::list(&records).await?;
+                Ok::<_, String>((records.describe(), entries))
+            });
+            match listed {
+                Ok((place, entries)) if entries.is_empty() => {
+                    println!("{place}: no stored credentials");
+                    ExitCode::SUCCESS
                 }
-                ExitCode::SUCCESS
+                Ok((_, entries)) => {
+                    let column = match location {
+                        Location::File => "file",
+                        Location::Redis(_) => "key",
+                    };
+                    println!("server\tuser\trecord\tstate\t{column}");
+                    for e in entries {
+                        // Escaped: the API-key holder's and anonymous callers' names start
+                        // with NUL, and nothing stops an id from holding a tab or a newline.
+                        let shown = |s: &str| s.escape_debug().to_string();
+                        let (server, user, kind) = match &e.owner {
+                            Some(o) => (
+                                shown(&o.server),
+                                o.user.as_deref().map_or_else(|| "-".to_owned(), shown),
+                                shown(&o.kind),
+                            ),
+                            None => ("?".to_owned(), "?".to_owned(), "?".to_owned()),
+                        };
+                        println!("{server}\t{user}\t{kind}\t{}\t{}", e.state, e.place);
+                    }
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("mcpo: {e}");
+                    ExitCode::FAILURE
+                }
             }
-            Err(e) => {
-                eprintln!("mcpo: {e}");
-                ExitCode::FAILURE
-            }
-        },
+        }
         StoreOp::Rekey { new_key_file, .. } => {
             let new = match store_files::new_key(new_key_file.as_deref(), &root) {
                 Ok(key) => key,
@@ -380,5 +441,106 @@ fn store(op: &StoreOp) -> ExitCode {
             }
             ExitCode::SUCCESS
         }
+    }
+}
+
+/// The records at `location`: the token folder the daemon would use, or the Redis store (not
+/// connected yet: the first operation connects). Inside the runtime.
+fn open_records(location: &Location) -> Result<Records, String> {
+    match location {
+        Location::File => crate::store::default_token_dir().map(Records::file),
+        Location::Redis(redis) => RedisStore::open(redis.clone()).map(Records::redis),
+    }
+}
+
+/// `mcpo store migrate --from STORE --to STORE [--overwrite]`; a side not given is `--store`
+/// (`MCPO_STORE`), so a Redis password can stay off the command line.
+fn migrate(cli: &Cli, from: Option<&str>, to: Option<&str>, overwrite: bool) -> ExitCode {
+    let side = |given: Option<&str>, flag: &str| {
+        let text = given.unwrap_or(&cli.store);
+        Location::parse(Some(text), Some(&cli.store_prefix)).map_err(|e| {
+            match e.strip_prefix("--store ") {
+                Some(rest) => format!("{flag} {rest}"),
+                None => e,
+            }
+        })
+    };
+    let (from, to) = match (side(from, "--from"), side(to, "--to")) {
+        (Ok(from), Ok(to)) => (from, to),
+        (Err(e), _) | (_, Err(e)) => {
+            eprintln!("mcpo: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    if from == to {
+        eprintln!(
+            "mcpo: --from and --to are the same store ({}): name the other one (`file`, or a \
+             redis:// URL; a side not given is --store / MCPO_STORE)",
+            match &from {
+                Location::File => "file".to_owned(),
+                Location::Redis(redis) => redis.shown(),
+            }
+        );
+        return ExitCode::from(2);
+    }
+    let runtime = match runtime() {
+        Ok(rt) => rt,
+        Err(code) => return code,
+    };
+    let outcome = runtime.block_on(async {
+        let source = open_records(&from)?;
+        let target = open_records(&to)?;
+        crate::store::migrate::migrate(&source, &target, overwrite)
+            .await
+            .map(|done| (source.describe(), target, done))
+            .map_err(|e| e.to_string())
+    });
+    let (source, target, done) = match outcome {
+        Ok(parts) => parts,
+        Err(e) => {
+            eprintln!("mcpo: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    println!(
+        "{} record(s) copied from {source} to {}{}; {} already there, identical",
+        done.copied,
+        target.describe(),
+        if done.overwritten > 0 {
+            format!(" ({} overwritten)", done.overwritten)
+        } else {
+            String::new()
+        },
+        done.unchanged
+    );
+    let plaintext = !done.plaintext.is_empty();
+    if plaintext {
+        eprintln!(
+            "mcpo: {} plaintext record(s) of an earlier mcpo not copied: {}; start mcpo once on \
+             the token folder (it seals them when it reads them), then migrate again",
+            done.plaintext.len(),
+            done.plaintext.join(", ")
+        );
+    }
+    if let (Location::Redis(redis), Ok(root)) = (&to, crate::store::default_token_dir()) {
+        // The records are sealed with the store key they had; every replica needs it.
+        let key = match crate::store::key::default_key_file(&root) {
+            Ok(path) if crate::store::key::is_default() => format!(
+                "the default key file {} (as --store-key-file, or its contents as \
+                 MCPO_STORE_KEY)",
+                path.display()
+            ),
+            _ => "the store key given now (MCPO_STORE_KEY or --store-key-file)".to_owned(),
+        };
+        println!(
+            "start every replica with --store {} (MCPO_STORE) and the key these records are \
+             sealed with: {key}",
+            redis.shown()
+        );
+    }
+    if plaintext {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
     }
 }

@@ -1,11 +1,13 @@
-//! `mcpo store list` and `mcpo store rekey`: the token folder's records as a whole, without
-//! a config (a sealed record names its owner in its header).
+//! `mcpo store list` and `mcpo store rekey`: the store's records as a whole, without a config
+//! (a sealed record names its owner in its header). `rekey` works on the token folder only.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use crate::store::folder::{CLIENT_SUFFIX, SECRETS_SUFFIX, TOKENS_SUFFIX, default_token_dir};
+use crate::store::Records;
+use crate::store::folder::{default_token_dir, record_files};
 use crate::store::key as store_key;
+use crate::store::migrate::record_names;
 use crate::support::atomic_file::{self, Access};
 use crate::support::sealed::{self, Envelope, Format, StoreKey};
 
@@ -16,7 +18,8 @@ pub const NEW_STORE_KEY_ENV: &str = "MCPO_NEW_STORE_KEY";
 /// One stored record, as `mcpo store list` shows it: no values.
 #[derive(Debug)]
 pub struct Entry {
-    pub path: PathBuf,
+    /// Its file, or its key in the shared store.
+    pub place: String,
     /// `server`, `user`, `kind`; `None` for a plaintext file (its owner is only known to a
     /// config: the file name is a hash).
     pub owner: Option<sealed::Owner>,
@@ -29,52 +32,17 @@ pub fn token_folder() -> Result<PathBuf, String> {
     default_token_dir()
 }
 
-/// Every record file in `root` and its per-server folders, sorted by path.
-fn record_files(root: &Path) -> Result<Vec<PathBuf>, String> {
-    let mut files = Vec::new();
-    let mut folders = vec![root.to_path_buf()];
-    let mut depth = 0;
-    while depth < 2 {
-        let mut next = Vec::new();
-        for folder in &folders {
-            let entries = match std::fs::read_dir(folder) {
-                Ok(entries) => entries,
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound && depth == 0 => {
-                    return Ok(Vec::new());
-                }
-                Err(e) => return Err(format!("{}: {e}", folder.display())),
-            };
-            for entry in entries.flatten() {
-                let path = entry.path();
-                let Ok(kind) = entry.file_type() else {
-                    continue;
-                };
-                let name = entry.file_name().to_string_lossy().into_owned();
-                if kind.is_dir() && !kind.is_symlink() {
-                    next.push(path);
-                } else if kind.is_file()
-                    && !name.starts_with('.')
-                    && (name.ends_with(TOKENS_SUFFIX)
-                        || name.ends_with(CLIENT_SUFFIX)
-                        || name.ends_with(SECRETS_SUFFIX))
-                {
-                    files.push(path);
-                }
-            }
-        }
-        folders = next;
-        depth += 1;
-    }
-    files.sort();
-    Ok(files)
-}
-
-/// The records in token folder `root`, and how each stands with the store key.
-pub fn list(root: &Path) -> Result<Vec<Entry>, String> {
-    let key = store_key::for_store(root, false);
+/// The records of `records` (the token folder, or a shared store), and how each stands with
+/// the store key.
+pub async fn list(records: &Records) -> Result<Vec<Entry>, String> {
+    let key = records.key(false);
     let mut entries = Vec::new();
-    for path in record_files(root)? {
-        let bytes = std::fs::read(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let names = record_names(records).await.map_err(|e| e.to_string())?;
+    for name in names {
+        // Gone since it was listed: not a record any more.
+        let Some(bytes) = records.get(&name).await.map_err(|e| e.to_string())? else {
+            continue;
+        };
         let (owner, state) = match Envelope::parse(&bytes) {
             Ok(envelope) => {
                 let state = match &key {
@@ -85,7 +53,7 @@ pub fn list(root: &Path) -> Result<Vec<Entry>, String> {
                     Ok(None) => format!(
                         "sealed (key id {}); no store key: {} does not exist",
                         envelope.key_id_hex(),
-                        store_key::describe(root)
+                        records.describe_key()
                     ),
                     Err(e) => format!("sealed (key id {}); {e}", envelope.key_id_hex()),
                 };
@@ -97,7 +65,11 @@ pub fn list(root: &Path) -> Result<Vec<Entry>, String> {
             ),
             Err(e) => (None, format!("does not open: {e}")),
         };
-        entries.push(Entry { path, owner, state });
+        entries.push(Entry {
+            place: records.describe_record(&name),
+            owner,
+            state,
+        });
     }
     Ok(entries)
 }

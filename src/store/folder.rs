@@ -15,6 +15,65 @@ pub const CLIENT_SUFFIX: &str = "_client.json";
 /// the same per-server folders, so `mcpo store list|rekey` covers them too.
 pub const SECRETS_SUFFIX: &str = "_secrets.json";
 
+/// Whether a file name is one of a record's (`*_tokens.json`, `*_client.json`,
+/// `*_secrets.json`; not hidden, so not a temporary file of an atomic write).
+pub fn is_record_file_name(name: &str) -> bool {
+    !name.starts_with('.')
+        && [TOKENS_SUFFIX, CLIENT_SUFFIX, SECRETS_SUFFIX]
+            .iter()
+            .any(|suffix| name.len() > suffix.len() && name.ends_with(suffix))
+}
+
+/// Whether `name` is a record's name as the token folder holds it: a record file name, in the
+/// folder itself or in one per-server folder (`gh/<hash>_secrets.json`), every part made of
+/// the characters [`folder_name`] keeps. A name read from Redis must be one before it
+/// becomes a path: `../x_tokens.json` must not leave the token folder.
+pub fn is_record_name(name: &str) -> bool {
+    let parts: Vec<&str> = name.split('/').collect();
+    let safe =
+        |part: &&str| !part.is_empty() && folder_name(part) == **part && !part.starts_with('.');
+    match parts.as_slice() {
+        [file] | [_, file] => parts.iter().all(safe) && is_record_file_name(file),
+        _ => false,
+    }
+}
+
+/// Every record file in `root` and its per-server folders, sorted by path (`mcpo store
+/// list|rekey|migrate`): not the lock files, not the store key.
+pub fn record_files(root: &Path) -> Result<Vec<PathBuf>, String> {
+    let mut files = Vec::new();
+    let mut folders = vec![root.to_path_buf()];
+    let mut depth = 0;
+    while depth < 2 {
+        let mut next = Vec::new();
+        for folder in &folders {
+            let entries = match std::fs::read_dir(folder) {
+                Ok(entries) => entries,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound && depth == 0 => {
+                    return Ok(Vec::new());
+                }
+                Err(e) => return Err(format!("{}: {e}", folder.display())),
+            };
+            for entry in entries.flatten() {
+                let path = entry.path();
+                let Ok(kind) = entry.file_type() else {
+                    continue;
+                };
+                let name = entry.file_name().to_string_lossy().into_owned();
+                if kind.is_dir() && !kind.is_symlink() {
+                    next.push(path);
+                } else if kind.is_file() && is_record_file_name(&name) {
+                    files.push(path);
+                }
+            }
+        }
+        folders = next;
+        depth += 1;
+    }
+    files.sort();
+    Ok(files)
+}
+
 /// `$MCPO_TOKEN_DIR`, else `~/.mcpo/tokens`; without a home directory (`HOME` unset and no
 /// passwd entry, as for an arbitrary container uid) an error that says to set
 /// `MCPO_TOKEN_DIR`, never a shared temporary folder that other users can write to.

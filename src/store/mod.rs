@@ -10,6 +10,7 @@ pub mod file_lock;
 pub mod folder;
 pub mod key;
 pub mod location;
+pub mod migrate;
 pub mod records;
 pub mod redis;
 pub mod shared;

@@ -50,6 +50,7 @@ mod resources_spec;
 mod result_limit;
 mod sandbox;
 mod spec_cache;
+mod store_migrate;
 mod store_redis_ops;
 mod transports;
 mod user_secrets;

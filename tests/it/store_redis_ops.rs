@@ -92,6 +92,20 @@ fn a_redis_store_needs_an_explicit_key_and_a_usable_url() {
         "{stderr}"
     );
     assert!(!stderr.contains(PASSWORD), "{stderr}");
+    // So do the subcommands that store credentials where the daemon finds them.
+    let out = std::process::Command::new(mcpo_bin())
+        .args(["tools", "--config", config.path().to_str().unwrap()])
+        .env("MCPO_STORE", &url)
+        .env_remove("MCPO_STORE_KEY")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("option '--store'") && stderr.contains("MCPO_STORE_KEY"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains(PASSWORD), "{stderr}");
 }
 
 #[tokio::test]
@@ -150,9 +164,11 @@ async fn status_readyz_and_metrics_follow_redis_down_and_back_without_a_restart(
     };
     let tokens = tempfile::tempdir().unwrap();
     let shown = format!("redis://127.0.0.1:{}/0", redis.port());
-    let config = write_config(
-        &serde_json::json!({ "mcpServers": { "fx": fixture_stdio_entry() } }).to_string(),
-    );
+    // `inherit_env`: the server gets all of mcpo's environment that is left, so it would see
+    // MCPO_STORE had mcpo kept it.
+    let mut server = fixture_stdio_entry();
+    server["inherit_env"] = true.into();
+    let config = write_config(&serde_json::json!({ "mcpServers": { "fx": server } }).to_string());
     let key = key_text();
     let url = redis.url();
     let mut mcpo = Mcpo::start_with_env(
