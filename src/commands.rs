@@ -310,138 +310,146 @@ fn auth(cli: &Cli, op: &AuthOp) -> ExitCode {
 /// `mcpo store list|rekey|migrate`, on the store `--store` names (the token folder by
 /// default).
 fn store(cli: &Cli, op: &StoreOp) -> ExitCode {
-    use crate::oauth::store_files::{self, Rekeyed};
-    if let StoreOp::Migrate {
-        from,
-        to,
-        overwrite,
-    } = op
-    {
-        return migrate(cli, from.as_deref(), to.as_deref(), *overwrite);
+    let location = || {
+        Location::parse(Some(&cli.store), Some(&cli.store_prefix)).map_err(|e| {
+            eprintln!("mcpo: {e}");
+            ExitCode::from(2)
+        })
+    };
+    match op {
+        StoreOp::Migrate {
+            from,
+            to,
+            overwrite,
+        } => migrate(cli, from.as_deref(), to.as_deref(), *overwrite),
+        StoreOp::List { .. } => location().map_or_else(|code| code, |l| store_list(&l)),
+        StoreOp::Rekey { new_key_file, .. } => match location() {
+            Ok(Location::File) => store_rekey(new_key_file.as_deref()),
+            Ok(Location::Redis(redis)) => {
+                eprintln!(
+                    "mcpo: store rekey re-encrypts the token folder only, not the store {}: \
+                     migrate it to the token folder (`mcpo store migrate --to file`), rekey \
+                     there, and migrate it back with --overwrite",
+                    redis.shown()
+                );
+                ExitCode::from(2)
+            }
+            Err(code) => code,
+        },
     }
-    let location = match Location::parse(Some(&cli.store), Some(&cli.store_prefix)) {
-        Ok(location) => location,
+}
+
+/// `mcpo store list`: the records of the token folder or of the Redis store, no values.
+fn store_list(location: &Location) -> ExitCode {
+    use crate::oauth::store_files;
+    if let (Location::File, Err(e)) = (location, store_files::token_folder()) {
+        eprintln!("mcpo: {e}");
+        return ExitCode::from(2);
+    }
+    let runtime = match runtime() {
+        Ok(rt) => rt,
+        Err(code) => return code,
+    };
+    let listed = runtime.block_on(async {
+        let records = open_records(location)?;
+        let entries = store_files::list(&records).await?;
+        Ok::<_, String>((records.describe(), entries))
+    });
+    match listed {
+        Ok((place, entries)) if entries.is_empty() => {
+            println!("{place}: no stored credentials");
+            ExitCode::SUCCESS
+        }
+        Ok((_, entries)) => {
+            let column = match location {
+                Location::File => "file",
+                Location::Redis(_) => "key",
+            };
+            println!("server\tuser\trecord\tstate\t{column}");
+            for e in entries {
+                // Escaped: the API-key holder's and anonymous callers' names start
+                // with NUL, and nothing stops an id from holding a tab or a newline.
+                let shown = |s: &str| s.escape_debug().to_string();
+                let (server, user, kind) = match &e.owner {
+                    Some(o) => (
+                        shown(&o.server),
+                        o.user.as_deref().map_or_else(|| "-".to_owned(), shown),
+                        shown(&o.kind),
+                    ),
+                    None => ("?".to_owned(), "?".to_owned(), "?".to_owned()),
+                };
+                println!("{server}\t{user}\t{kind}\t{}\t{}", e.state, e.place);
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("mcpo: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// `mcpo store rekey`: every record of the token folder re-sealed with a new key.
+fn store_rekey(new_key_file: Option<&std::path::Path>) -> ExitCode {
+    use crate::oauth::store_files::{self, Rekeyed};
+    let root = match store_files::token_folder() {
+        Ok(root) => root,
         Err(e) => {
             eprintln!("mcpo: {e}");
             return ExitCode::from(2);
         }
     };
-    if let (StoreOp::Rekey { .. }, Location::Redis(redis)) = (op, &location) {
-        eprintln!(
-            "mcpo: store rekey re-encrypts the token folder only, not the store {}: migrate it \
-             to the token folder (`mcpo store migrate --to file`), rekey there, and migrate \
-             it back with --overwrite",
-            redis.shown()
-        );
-        return ExitCode::from(2);
-    }
-    let root = match store_files::token_folder() {
-        Ok(root) => root,
-        Err(e) if location == Location::File => {
+    let new = match store_files::new_key(new_key_file, &root) {
+        Ok(key) => key,
+        Err(e) => {
             eprintln!("mcpo: {e}");
             return ExitCode::from(2);
         }
-        Err(_) => std::path::PathBuf::new(),
     };
-    match op {
-        StoreOp::Migrate { .. } => unreachable!("handled above"),
-        StoreOp::List { .. } => {
-            let runtime = match runtime() {
-                Ok(rt) => rt,
-                Err(code) => return code,
-            };
-            let listed = runtime.block_on(async {
-                let records = open_records(&location)?;
-                let entries = store_files::list(&records).await?;
-                Ok::<_, String>((records.describe(), entries))
-            });
-            match listed {
-                Ok((place, entries)) if entries.is_empty() => {
-                    println!("{place}: no stored credentials");
-                    ExitCode::SUCCESS
-                }
-                Ok((_, entries)) => {
-                    let column = match location {
-                        Location::File => "file",
-                        Location::Redis(_) => "key",
-                    };
-                    println!("server\tuser\trecord\tstate\t{column}");
-                    for e in entries {
-                        // Escaped: the API-key holder's and anonymous callers' names start
-                        // with NUL, and nothing stops an id from holding a tab or a newline.
-                        let shown = |s: &str| s.escape_debug().to_string();
-                        let (server, user, kind) = match &e.owner {
-                            Some(o) => (
-                                shown(&o.server),
-                                o.user.as_deref().map_or_else(|| "-".to_owned(), shown),
-                                shown(&o.kind),
-                            ),
-                            None => ("?".to_owned(), "?".to_owned(), "?".to_owned()),
-                        };
-                        println!("{server}\t{user}\t{kind}\t{}\t{}", e.state, e.place);
-                    }
-                    ExitCode::SUCCESS
-                }
-                Err(e) => {
-                    eprintln!("mcpo: {e}");
-                    ExitCode::FAILURE
-                }
-            }
+    let done = match store_files::rekey(&root, new.key()) {
+        Ok(done) => done,
+        Err(e) => {
+            eprintln!("mcpo: {e}");
+            return ExitCode::FAILURE;
         }
-        StoreOp::Rekey { new_key_file, .. } => {
-            let new = match store_files::new_key(new_key_file.as_deref(), &root) {
-                Ok(key) => key,
-                Err(e) => {
-                    eprintln!("mcpo: {e}");
-                    return ExitCode::from(2);
-                }
-            };
-            let done = match store_files::rekey(&root, new.key()) {
-                Ok(done) => done,
-                Err(e) => {
-                    eprintln!("mcpo: {e}");
-                    return ExitCode::FAILURE;
-                }
-            };
-            let mut failed = false;
-            for (path, outcome) in &done {
-                let path = path.display();
-                match outcome {
-                    Rekeyed::Done => println!("{path}: re-encrypted"),
-                    Rekeyed::Already => println!("{path}: already encrypted with the new key"),
-                    Rekeyed::Plaintext => println!(
-                        "{path}: plaintext of an earlier mcpo, left as it is: mcpo encrypts it \
-                         with its store key when it next reads it"
-                    ),
-                    Rekeyed::Failed(why) => {
-                        failed = true;
-                        eprintln!("mcpo: {path}: not re-encrypted: {why}");
-                    }
-                }
+    };
+    let mut failed = false;
+    for (path, outcome) in &done {
+        let path = path.display();
+        match outcome {
+            Rekeyed::Done => println!("{path}: re-encrypted"),
+            Rekeyed::Already => println!("{path}: already encrypted with the new key"),
+            Rekeyed::Plaintext => println!(
+                "{path}: plaintext of an earlier mcpo, left as it is: mcpo encrypts it \
+                 with its store key when it next reads it"
+            ),
+            Rekeyed::Failed(why) => {
+                failed = true;
+                eprintln!("mcpo: {path}: not re-encrypted: {why}");
             }
-            println!(
-                "{}: {} file(s) re-encrypted with the new key (key id {})",
-                root.display(),
-                done.iter()
-                    .filter(|(_, o)| matches!(o, Rekeyed::Done))
-                    .count(),
-                new.key().id_hex()
-            );
-            if failed {
-                eprintln!("mcpo: not every file was re-encrypted; fix the cause and run again");
-                return ExitCode::FAILURE;
-            }
-            match store_files::finish(&new) {
-                Ok(Some(path)) => println!("{}: now holds the new key", path.display()),
-                Ok(None) => println!("start mcpo with the new key"),
-                Err(e) => {
-                    eprintln!("mcpo: {e}; run again to finish");
-                    return ExitCode::FAILURE;
-                }
-            }
-            ExitCode::SUCCESS
         }
     }
+    println!(
+        "{}: {} file(s) re-encrypted with the new key (key id {})",
+        root.display(),
+        done.iter()
+            .filter(|(_, o)| matches!(o, Rekeyed::Done))
+            .count(),
+        new.key().id_hex()
+    );
+    if failed {
+        eprintln!("mcpo: not every file was re-encrypted; fix the cause and run again");
+        return ExitCode::FAILURE;
+    }
+    match store_files::finish(&new) {
+        Ok(Some(path)) => println!("{}: now holds the new key", path.display()),
+        Ok(None) => println!("start mcpo with the new key"),
+        Err(e) => {
+            eprintln!("mcpo: {e}; run again to finish");
+            return ExitCode::FAILURE;
+        }
+    }
+    ExitCode::SUCCESS
 }
 
 /// The records at `location`: the token folder the daemon would use, or the Redis store (not

@@ -226,6 +226,7 @@ pub async fn metrics(State(state): State<Arc<AppState>>) -> impl IntoResponse {
 /// The shared store's rows (`--store redis://…`), without labels: there is one store, and its
 /// URL is not a label (it may name internal hosts; it never carries the password anyway).
 fn store_metrics(out: &mut String, store: &crate::store::redis::RedisStore) {
+    use crate::store::redis::LATENCY_BUCKETS;
     let stats = &store.stats;
     let load = |n: &std::sync::atomic::AtomicU64| n.load(Ordering::Relaxed);
     let seconds = |n: &std::sync::atomic::AtomicU64| load(n) as f64 / 1e6;
@@ -249,14 +250,22 @@ fn store_metrics(out: &mut String, store: &crate::store::redis::RedisStore) {
          mcpo_store_failures_total {}",
         load(&stats.failures)
     );
+    let family = "mcpo_store_operation_duration_seconds";
     let _ = writeln!(
         out,
-        "# HELP mcpo_store_operation_duration_seconds Time operations on the shared store \
-         took.\n# TYPE mcpo_store_operation_duration_seconds summary\n\
-         mcpo_store_operation_duration_seconds_sum {}\n\
-         mcpo_store_operation_duration_seconds_count {}",
-        seconds(&stats.micros),
-        load(&stats.operations)
+        "# HELP {family} Time operations on the shared store took.\n# TYPE {family} histogram"
+    );
+    let mut below = 0;
+    for (bound, n) in LATENCY_BUCKETS.iter().zip(&stats.latency) {
+        below += load(n);
+        let _ = writeln!(out, "{family}_bucket{{le=\"{bound}\"}} {below}");
+    }
+    // Read once: the +Inf bucket and the count must agree.
+    let operations = load(&stats.operations).max(below);
+    let _ = writeln!(
+        out,
+        "{family}_bucket{{le=\"+Inf\"}} {operations}\n{family}_sum {}\n{family}_count {operations}",
+        seconds(&stats.micros)
     );
     let _ = writeln!(
         out,

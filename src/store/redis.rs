@@ -39,6 +39,12 @@ else
   return 0
 end"#;
 
+/// Upper bounds of the operation latency buckets of `/metrics`, in seconds (an operation
+/// gives up after twice [`TIMEOUT`]).
+pub const LATENCY_BUCKETS: [f64; 11] = [
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0, 5.0,
+];
+
 /// Counters for `/metrics`.
 #[derive(Debug, Default)]
 pub struct RedisStats {
@@ -46,6 +52,9 @@ pub struct RedisStats {
     pub failures: AtomicU64,
     /// Sum of operation times, in microseconds.
     pub micros: AtomicU64,
+    /// Operations by the first [`LATENCY_BUCKETS`] bound they took no longer than (not
+    /// cumulative); slower ones are only in `operations`.
+    pub latency: [AtomicU64; LATENCY_BUCKETS.len()],
     pub lock_waits: AtomicU64,
     /// Sum of time spent waiting for locks held by others, in microseconds.
     pub lock_wait_micros: AtomicU64,
@@ -145,10 +154,15 @@ impl RedisStore {
         result: Result<redis::RedisResult<T>, tokio::time::error::Elapsed>,
     ) -> Result<T, StoreError> {
         let stats = &self.stats;
+        let took = started.elapsed();
         stats.operations.fetch_add(1, Ordering::Relaxed);
         stats
             .micros
-            .fetch_add(started.elapsed().as_micros() as u64, Ordering::Relaxed);
+            .fetch_add(took.as_micros() as u64, Ordering::Relaxed);
+        let seconds = took.as_secs_f64();
+        if let Some(bucket) = LATENCY_BUCKETS.iter().position(|bound| seconds <= *bound) {
+            stats.latency[bucket].fetch_add(1, Ordering::Relaxed);
+        }
         let error = match result {
             Ok(Ok(value)) => {
                 self.mark_available();

@@ -220,8 +220,26 @@ async fn status_readyz_and_metrics_follow_redis_down_and_back_without_a_restart(
     assert_eq!(metric(&text, "mcpo_store_available"), 1.0, "{text}");
     let operations = metric(&text, "mcpo_store_operations_total");
     assert!(operations >= 1.0, "{text}");
-    assert!(metric(&text, "mcpo_store_operation_duration_seconds_count") >= 1.0);
+    let count = metric(&text, "mcpo_store_operation_duration_seconds_count");
+    assert!(count >= 1.0, "{text}");
     assert!(metric(&text, "mcpo_store_operation_duration_seconds_sum") > 0.0);
+    // A histogram: cumulative buckets up to +Inf, which is the count. A loopback PING takes
+    // well under a second.
+    assert_eq!(
+        metric(
+            &text,
+            "mcpo_store_operation_duration_seconds_bucket{le=\"+Inf\"}"
+        ),
+        count,
+        "{text}"
+    );
+    assert!(
+        metric(
+            &text,
+            "mcpo_store_operation_duration_seconds_bucket{le=\"1\"}"
+        ) >= 1.0,
+        "{text}"
+    );
     assert_eq!(metric(&text, "mcpo_store_failures_total"), 0.0, "{text}");
     metric(&text, "mcpo_store_lock_waits_total");
     metric(&text, "mcpo_store_lock_wait_seconds_total");
