@@ -212,12 +212,31 @@ async fn redis_away_keeps_tokens_in_memory_serving_and_a_new_login_waits_for_it(
     sign_in_across(&peers, &a, &b, &alice, "alice").await;
     let me = identity(&a, &alice).await;
 
+    // Redis hangs (accepts, never answers): no call hangs with it. Alice is served from
+    // memory; Bob, whose state only Redis has, gets a 503 within the store's timeouts.
+    redis.freeze();
+    assert_eq!(identity(&a, &alice).await, me);
+    let bob = jwt(&user_id("bob"));
+    let started = Instant::now();
+    let answer = call(&a, "whoami_subject", Some(&bob)).await;
+    assert_eq!(
+        answer.status,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "{}",
+        answer.body
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "a hung Redis held the call {:?}",
+        started.elapsed()
+    );
+    redis.thaw();
+
     redis.stop();
     // Alice's tokens are in A's memory: she is served while Redis is away.
     assert_eq!(identity(&a, &alice).await, me);
     // Bob has none anywhere: a 503 that names the store, not a login link that could not
     // be finished (or a 401 that would send him to sign in for nothing).
-    let bob = jwt(&user_id("bob"));
     let answer = call(&a, "whoami_subject", Some(&bob)).await;
     assert_eq!(
         answer.status,
