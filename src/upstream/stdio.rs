@@ -563,9 +563,23 @@ mod tests {
         child.wait().await.unwrap();
         let shared = Arc::new(Shared::default());
         let task = tokio::spawn(write_batches(shared.clone(), stdin));
-        shared.queue(b"{}\n").await.unwrap();
-        task.await.unwrap();
-        let err = shared.queue(b"{}\n").await.unwrap_err();
+        // Bounded, never a hang: a process another test forks at that moment holds the
+        // pipe's read end until its `exec`, so one write may still go through; a later one
+        // fails.
+        let err = tokio::time::timeout(Duration::from_secs(10), async {
+            loop {
+                if let Err(e) = shared.queue(b"{}\n").await {
+                    return e;
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        })
+        .await
+        .expect("writes to a closed pipe kept succeeding");
         assert_eq!(err.kind(), io::ErrorKind::BrokenPipe, "{err}");
+        tokio::time::timeout(Duration::from_secs(10), task)
+            .await
+            .expect("the writer did not end")
+            .unwrap();
     }
 }
