@@ -37,7 +37,8 @@ use super::error::ApiError;
 use super::login::{cookie_of, from_our_page, page::hardened, public_base, sentence};
 use crate::oauth::html_page;
 use crate::servers::credentials::Credentials;
-use crate::servers::{PerUser, Refusal, Server};
+use crate::servers::{PerUser, Refusal, SecretsNotTaken, Server};
+use crate::store::StoreError;
 use crate::support::caller::Profile;
 use crate::support::ticket::TicketError;
 
@@ -122,7 +123,8 @@ pub async fn link(
     let caller = identify(&state, entry.multi_user(), &headers, true).await?;
     let stored = credentials
         .stored(&caller)
-        .map_err(ApiError::store_unreadable)?;
+        .await
+        .map_err(|e| ApiError::store_unreadable(e.to_string()))?;
     let url = credentials_url(&state, &credentials, &caller)?;
     let message = if stored {
         format!(
@@ -153,7 +155,8 @@ pub async fn status(
     let caller = identify(&state, entry.multi_user(), &headers, true).await?;
     let stored = credentials
         .load(&caller)
-        .map_err(ApiError::store_unreadable)?;
+        .await
+        .map_err(|e| ApiError::store_unreadable(e.to_string()))?;
     let missing: Vec<&str> = credentials
         .declared
         .iter()
@@ -198,8 +201,12 @@ pub async fn page(
         Ok(found) => found,
         Err(e) => return refused_ticket(&server, &e),
     };
+    let any = match credentials.stored(&user).await {
+        Ok(any) => any,
+        Err(e) => return store_trouble(&server, &e),
+    };
     let stored = page::Stored {
-        any: credentials.stored(&user).unwrap_or(false),
+        any,
         refused: credentials.was_refused(&user),
     };
     let mut response = page::form(&server, &user, &credentials.declared, stored, ticket, left);
@@ -302,11 +309,15 @@ pub async fn submit(
             }
             Err(e) => {
                 tracing::warn!(server = %server, "cannot delete a user's secrets: {e}");
+                let why = match &e {
+                    StoreError::Unavailable { store, .. } => {
+                        format!("the store {store} is unavailable")
+                    }
+                    StoreError::Io(_) => "mcpo's store cannot be written".to_owned(),
+                };
                 refused_page(
                     StatusCode::SERVICE_UNAVAILABLE,
-                    "Your credentials could not be deleted (mcpo's store cannot be written); \
-                     try again later."
-                        .to_owned(),
+                    format!("Your credentials could not be deleted ({why}); try again later."),
                 )
             }
         },
@@ -343,7 +354,17 @@ pub async fn submit(
                         ),
                     )
                 }
-                Err(why) => {
+                Err(SecretsNotTaken::NotSaved(e)) => {
+                    // Logged where it happened; the page says so rather than "saved".
+                    refused_page(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        format!(
+                            "'{server}' accepted your credentials, but they could not be saved,                              so they are not used and nothing was stored: {} Try again later                              (the link still works).",
+                            sentence(&crate::support::redact::urls_in(&e.to_string()))
+                        ),
+                    )
+                }
+                Err(SecretsNotTaken::Refused(why)) => {
                     tracing::info!(server = %server, user = %user.log_id(), "the upstream did not accept a user's secrets; nothing stored");
                     refused_page(
                         StatusCode::BAD_REQUEST,
@@ -366,6 +387,18 @@ pub async fn submit(
 fn refused_ticket(server: &str, e: &TicketError) -> Response {
     tracing::warn!(server = %server, "refused a credentials link: {e}");
     refused_page(StatusCode::BAD_REQUEST, sentence(&e.to_string()))
+}
+
+/// The page when the store cannot be read: a 503 naming it (never "nothing stored").
+fn store_trouble(server: &str, e: &StoreError) -> Response {
+    tracing::warn!(server = %server, "{e}");
+    refused_page(
+        StatusCode::SERVICE_UNAVAILABLE,
+        format!(
+            "{} Try again later.",
+            sentence(&crate::support::redact::urls_in(&e.to_string()))
+        ),
+    )
 }
 
 fn refused_page(status: StatusCode, message: String) -> Response {

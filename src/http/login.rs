@@ -279,7 +279,7 @@ pub async fn callback(
             tracing::info!(server = %server, user = %user.log_id(), "web login complete");
             // Start the user's session now, so their next call finds it up.
             if let Some(per_user) = entry.per_user() {
-                let _ = per_user.endpoint(&user);
+                let _ = per_user.endpoint(&user).await;
             }
             // The login cookie is of no use now and expires with the login window.
             page::hardened(html_page(

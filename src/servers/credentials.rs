@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use crate::config::{ServerConfig, UserSecret, UserValues};
-use crate::store::{SecretStore, Secrets};
+use crate::store::{SecretStore, Secrets, StoreError};
 use crate::support::caller::{Caller, Profile};
 use crate::support::ticket::Tickets;
 
@@ -64,27 +64,37 @@ impl Credentials {
         &self.server
     }
 
-    /// `user`'s stored secrets (`None`: none stored); an error when the record does not open.
-    pub fn load(&self, user: &Caller) -> Result<Option<Secrets>, String> {
-        self.store.load(&self.server, user)
+    /// `user`'s stored secrets (`None`: none stored); an error when the record does not open
+    /// or the shared store does not answer. Reads the store every time (another replica may
+    /// have stored them just now).
+    pub async fn load(&self, user: &Caller) -> Result<Option<Secrets>, StoreError> {
+        self.store.load(&self.server, user).await
+    }
+
+    /// What `user`'s session can be started with: their stored secrets when every required one
+    /// is there (and the upstream has not refused them), `None` when they have to supply
+    /// secrets first.
+    pub async fn usable(&self, user: &Caller) -> Result<Option<Secrets>, StoreError> {
+        if self.refused().contains(user) {
+            return Ok(None);
+        }
+        let stored = self.load(user).await?.unwrap_or_default();
+        let complete = self
+            .declared
+            .iter()
+            .all(|(name, s)| s.optional || stored.0.get(name).is_some_and(|v| !v.is_empty()));
+        Ok(complete.then_some(stored))
     }
 
     /// Whether `user` has to supply secrets before being served: a required one is not
     /// stored, or the upstream refused what is.
-    pub fn needed(&self, user: &Caller) -> Result<bool, String> {
-        if self.refused().contains(user) {
-            return Ok(true);
-        }
-        let stored = self.load(user)?.unwrap_or_default();
-        Ok(self
-            .declared
-            .iter()
-            .any(|(name, s)| !s.optional && stored.0.get(name).is_none_or(String::is_empty)))
+    pub async fn needed(&self, user: &Caller) -> Result<bool, StoreError> {
+        Ok(self.usable(user).await?.is_none())
     }
 
     /// Whether `user` has stored secrets (for the status route; never their values).
-    pub fn stored(&self, user: &Caller) -> Result<bool, String> {
-        Ok(self.load(user)?.is_some())
+    pub async fn stored(&self, user: &Caller) -> Result<bool, StoreError> {
+        Ok(self.load(user).await?.is_some())
     }
 
     /// Whether the upstream refused `user`'s stored secrets since they were stored.
@@ -116,15 +126,15 @@ impl Credentials {
     }
 
     /// Stores `user`'s secrets (replacing any) and forgets that earlier ones were refused.
-    pub fn save(&self, user: &Caller, secrets: &Secrets) -> Result<(), String> {
-        self.store.save(&self.server, user, secrets)?;
+    pub async fn save(&self, user: &Caller, secrets: &Secrets) -> Result<(), StoreError> {
+        self.store.save(&self.server, user, secrets).await?;
         self.refused().remove(user);
         Ok(())
     }
 
     /// Deletes `user`'s secrets; `true` when there were some.
-    pub fn forget(&self, user: &Caller) -> Result<bool, String> {
-        let had = self.store.forget(&self.server, user)?;
+    pub async fn forget(&self, user: &Caller) -> Result<bool, StoreError> {
+        let had = self.store.forget(&self.server, user).await?;
         self.refused().remove(user);
         Ok(had)
     }

@@ -21,7 +21,7 @@ use std::sync::{Arc, Mutex};
 
 use crate::config::{MultiUser, ServerConfig};
 use crate::oauth::{Authorizer, OAuthCounters, WebLogins};
-use crate::store::FileSecrets;
+use crate::store::{RecordSecrets, Secrets, StoreError};
 use crate::support::caller::{Caller, Profile};
 use crate::upstream::{Stats, Status, Upstream, UpstreamOptions};
 
@@ -31,6 +31,30 @@ use super::endpoint::Endpoint;
 use super::pool::UserPool;
 
 mod secrets;
+
+/// Why a user gets no endpoint.
+#[derive(Debug, thiserror::Error)]
+pub enum NoEndpoint {
+    /// Their stored secrets could not be read (a record that does not open, a shared store
+    /// that does not answer): a 503 naming the store, never "no secrets".
+    #[error("{0}")]
+    Store(StoreError),
+    /// Their OAuth client cannot be had.
+    #[error("{0}")]
+    Client(String),
+}
+
+/// Why a user's secrets were not taken.
+#[derive(Debug, thiserror::Error)]
+pub enum SecretsNotTaken {
+    /// The upstream did not accept them (or no session could be tried): nothing was stored.
+    #[error("{0}")]
+    Refused(String),
+    /// The upstream accepted them but the store did not take them: the session that came up
+    /// with them is closed, and nothing was stored.
+    #[error("{0}")]
+    NotSaved(StoreError),
+}
 
 /// The per-user side of a multi-user server.
 pub struct PerUser {
@@ -70,7 +94,8 @@ impl PerUser {
                 })
         });
         let oauth = config.oauth.is_some();
-        let credentials = Credentials::new(&config, Arc::new(FileSecrets::default())).map(Arc::new);
+        let credentials =
+            Credentials::new(&config, Arc::new(RecordSecrets::default())).map(Arc::new);
         // Without a user's secrets there is nobody to start a shared discovery session as.
         let anonymous_session = !oauth && !settings.requires_secrets();
         // The tools of the last run, if any, until a session shows the current ones; an OAuth
@@ -152,18 +177,36 @@ impl PerUser {
 
     /// The endpoint serving `user`: their own session, started on first use. Sessions evicted
     /// to keep within `max_sessions` are closed in the background.
-    pub fn endpoint(&self, user: &Caller) -> Result<Arc<Endpoint>, String> {
-        self.endpoint_as(user, &Profile::default())
+    pub async fn endpoint(&self, user: &Caller) -> Result<Arc<Endpoint>, NoEndpoint> {
+        self.endpoint_as(user, &Profile::default()).await
     }
 
     /// [`Self::endpoint`]; a new session's templates are filled in with `user`'s id, `profile`
     /// and stored secrets (see `secrets.rs`).
-    pub fn endpoint_as(&self, user: &Caller, profile: &Profile) -> Result<Arc<Endpoint>, String> {
+    pub async fn endpoint_as(
+        &self,
+        user: &Caller,
+        profile: &Profile,
+    ) -> Result<Arc<Endpoint>, NoEndpoint> {
+        self.endpoint_with(user, profile, None).await
+    }
+
+    /// [`Self::endpoint_as`] with `user`'s `secrets` already read (`None`: read them from the
+    /// store if a new session needs them).
+    pub async fn endpoint_with(
+        &self,
+        user: &Caller,
+        profile: &Profile,
+        secrets: Option<Secrets>,
+    ) -> Result<Arc<Endpoint>, NoEndpoint> {
         if let Some(live) = self.pool.get(user) {
             return Ok(live);
         }
-        let config = self.config_for(user, profile, None)?;
-        let authorizer = self.authorizer(user)?;
+        let config = self
+            .config_for(user, profile, secrets)
+            .await
+            .map_err(NoEndpoint::Store)?;
+        let authorizer = self.authorizer(user).map_err(NoEndpoint::Client)?;
         let options = self.options.clone();
         Ok(self.insert(user, || match self.settings.per_user_tools {
             // Every session shows the same list: a new one takes the last a live session of
@@ -218,11 +261,12 @@ impl PerUser {
         }
         if let Some(credentials) = &self.credentials
             && !self.has_session(user)
-            && credentials.needed(user).unwrap_or(true)
+            && credentials.needed(user).await.unwrap_or(true)
         {
             return None;
         }
         self.endpoint(user)
+            .await
             .inspect_err(|e| tracing::error!(server = %self.name(), "{e}"))
             .ok()
     }

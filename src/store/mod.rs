@@ -20,4 +20,4 @@ pub use folder::{TOKEN_DIR_ENV, default_token_dir};
 pub use location::{Location, RedisLocation};
 pub use records::Records;
 pub use shared::StoreStatus;
-pub use user_secrets::{FileSecrets, SecretStore, Secrets};
+pub use user_secrets::{RecordSecrets, SecretStore, Secrets};
