@@ -3,7 +3,7 @@
 //!
 //! - a tool call from a user without them (or whose secrets the upstream refused) gets
 //!   **401** `{"detail": {"message", "credentials_url"}}`; the link carries a one-time ticket
-//!   bound to that user and server (`support::ticket`), never the caller's JWT;
+//!   bound to that user and server (`store::ticket`), never the caller's JWT;
 //! - `POST {prefix}{server}/credentials/link`: the `{server}_credentials` operation of the
 //!   server's document, `{"credentials_url", "stored", "message"}` for the calling user;
 //! - `GET /credentials/{server}?ticket=…`: the page ([`page::form`]). Only checks the ticket
@@ -39,8 +39,8 @@ use crate::oauth::html_page;
 use crate::servers::credentials::Credentials;
 use crate::servers::{PerUser, Refusal, SecretsNotTaken, Server};
 use crate::store::StoreError;
+use crate::store::ticket::TicketError;
 use crate::support::caller::Profile;
-use crate::support::ticket::TicketError;
 
 /// The page's route. Its POST checks where it came from itself and answers with a page, so
 /// the generic cross-origin refusal (`super::browsers`) leaves it alone.
@@ -197,7 +197,7 @@ pub async fn page(
             "This link is incomplete (no ticket). Call the tool again for a new one.".to_owned(),
         );
     };
-    let (user, left) = match credentials.tickets.check(ticket) {
+    let (user, left) = match credentials.tickets.check(ticket).await {
         Ok(found) => found,
         Err(e) => return refused_ticket(&server, &e),
     };
@@ -288,7 +288,7 @@ pub async fn submit(
                 .to_owned(),
         );
     }
-    let (user, reservation) = match credentials.tickets.reserve(&ticket) {
+    let (user, reservation) = match credentials.tickets.reserve(&ticket).await {
         Ok(found) => found,
         Err(e) => return refused_ticket(&server, &e),
     };
@@ -386,7 +386,13 @@ pub async fn submit(
 
 fn refused_ticket(server: &str, e: &TicketError) -> Response {
     tracing::warn!(server = %server, "refused a credentials link: {e}");
-    refused_page(StatusCode::BAD_REQUEST, sentence(&e.to_string()))
+    // A store that does not answer is mcpo's trouble, not the link's: 503.
+    let status = if e.is_unavailable() {
+        StatusCode::SERVICE_UNAVAILABLE
+    } else {
+        StatusCode::BAD_REQUEST
+    };
+    refused_page(status, sentence(&e.to_string()))
 }
 
 /// The page when the store cannot be read: a 503 naming it (never "nothing stored").

@@ -8,9 +8,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use crate::config::{ServerConfig, UserSecret, UserValues};
+use crate::store::ticket::Tickets;
 use crate::store::{SecretStore, Secrets, StoreError};
 use crate::support::caller::{Caller, Profile};
-use crate::support::ticket::Tickets;
 
 /// How long a credentials link works.
 pub const CREDENTIALS_TICKET_TTL: Duration = Duration::from_secs(10 * 60);
