@@ -29,6 +29,7 @@ use super::catalog::{self, Catalog, LastCatalog, Links, SpecContext};
 use super::credentials::Credentials;
 use super::endpoint::Endpoint;
 use super::pool::UserPool;
+use super::tool_cache::SharedTools;
 
 mod secrets;
 
@@ -129,6 +130,12 @@ impl PerUser {
         });
         if server.discovery.is_some() {
             tokio::spawn(close_discovery_when_known(Arc::downgrade(&server)));
+        }
+        // Not with `per_user_tools`, like the file: a shared list may be a user's own.
+        if let Some(shared) = SharedTools::installed()
+            && !server.settings.per_user_tools
+        {
+            tokio::spawn(follow_shared_tools(Arc::downgrade(&server), shared));
         }
         tokio::spawn(sweep_idle(
             Arc::downgrade(&server),
@@ -246,6 +253,16 @@ impl PerUser {
         self.credentials.as_ref()
     }
 
+    /// Whether the last known tools came from a live session of this replica (not from the
+    /// tool cache or the shared store).
+    fn shows_live_tools(&self) -> bool {
+        self.last
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .as_ref()
+            .is_some_and(|c| c.source.is_some())
+    }
+
     /// Whether `user` has a session now.
     pub fn has_session(&self, user: &Caller) -> bool {
         self.pool.get(user).is_some()
@@ -347,6 +364,51 @@ async fn close_discovery_when_known(server: std::sync::Weak<PerUser>) {
         discovery.catalog_for(session);
         tracing::info!(server = %server.name(), "tool list learned; closing the discovery session");
         discovery.shutdown().await;
+    }
+}
+
+/// How often a replica whose sessions have shown no tool list reads the shared one.
+const SHARED_TOOLS_EVERY: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// With a shared store: until a live session of this replica shows the tool list, what
+/// callers without a session see is the list the shared store holds (another replica's
+/// session saw it), read now and every [`SHARED_TOOLS_EVERY`], so a replica that started
+/// later, or whose users never called, shows the same spec as the others. A store that does
+/// not answer leaves the list as it is (the file cache's, or none).
+async fn follow_shared_tools(server: std::sync::Weak<PerUser>, shared: &'static SharedTools) {
+    let mut applied: Option<Vec<rmcp::model::Tool>> = None;
+    loop {
+        // Not held across the read: a reload or shutdown drops the server at once.
+        let config = match server.upgrade() {
+            Some(server) if !server.shows_live_tools() => Some(server.config.clone()),
+            Some(_) => None,
+            None => return,
+        };
+        let fetched = match &config {
+            Some(config) => shared.load(config).await,
+            None => None,
+        };
+        if let Some(tools) = fetched.filter(|t| applied.as_ref() != Some(t)) {
+            let Some(server) = server.upgrade() else {
+                return;
+            };
+            let built = catalog::build(
+                server.name(),
+                &tools,
+                None,
+                &server.spec,
+                Links::of(&server.config),
+                (server.config.expose, None),
+            );
+            let mut last = server.last.lock().unwrap_or_else(|p| p.into_inner());
+            // A live session may have shown its list meanwhile: it wins.
+            if last.as_ref().is_none_or(|c| c.source.is_none()) {
+                *last = Some(Arc::new(built));
+                tracing::debug!(server = %server.name(), tools = tools.len(), "tool list from the shared store");
+            }
+            applied = Some(tools);
+        }
+        tokio::time::sleep(SHARED_TOOLS_EVERY).await;
     }
 }
 
