@@ -11,6 +11,8 @@ use std::sync::Arc;
 use crate::config::{Config, ServeOptions};
 use crate::http::{self, AppState};
 use crate::servers::{Registry, ServerState, SpecContext};
+use crate::store::Location;
+use crate::store::redis::RedisStore;
 
 /// Runs the daemon until a shutdown signal arrives.
 pub async fn run(config: Config, options: ServeOptions) -> anyhow::Result<()> {
@@ -27,6 +29,8 @@ pub async fn run(config: Config, options: ServeOptions) -> anyhow::Result<()> {
             .private_paths
             .push(dir.parent().unwrap_or(dir).to_path_buf());
     }
+    // Before any server starts: every store of the process finds it installed.
+    install_store(&options.store)?;
     let registry = Arc::new(Registry::start(config, upstream, spec));
     let state = AppState::new(options.clone(), registry.clone());
     let app = http::router(state);
@@ -44,6 +48,40 @@ pub async fn run(config: Config, options: ServeOptions) -> anyhow::Result<()> {
     tokio::time::timeout(Duration::from_secs(15), registry.shutdown())
         .await
         .ok();
+    Ok(())
+}
+
+/// Installs `--store redis://…` as the process's shared store. Not connected yet: mcpo starts
+/// while Redis is down (`/readyz` says so, and the store reconnects); the log says how it
+/// stands once the first attempt is over.
+fn install_store(location: &Location) -> anyhow::Result<()> {
+    let Location::Redis(redis) = location else {
+        return Ok(());
+    };
+    let store = RedisStore::open(redis.clone()).map_err(anyhow::Error::msg)?;
+    crate::store::shared::install(store.clone());
+    tokio::spawn(async move {
+        // The probe's first `PING` (bounded by the store's timeouts) settles it.
+        let deadline = tokio::time::Instant::now() + crate::store::redis::TIMEOUT * 3;
+        let tried = || {
+            store
+                .stats
+                .operations
+                .load(std::sync::atomic::Ordering::Relaxed)
+                > 0
+        };
+        while !tried() && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        if !store.available() {
+            tracing::warn!(
+                "store {} is unavailable at start-up ({}): mcpo serves what it holds in memory, \
+                 answers 503 for what needs the store, and keeps reconnecting",
+                store.shown(),
+                store.last_error().unwrap_or_default()
+            );
+        }
+    });
     Ok(())
 }
 
@@ -83,6 +121,15 @@ fn banner(options: &ServeOptions, local: SocketAddr, registry: &Registry) {
         env!("CARGO_PKG_VERSION"),
         if workers == 1 { "" } else { "s" }
     );
+    match &options.store {
+        Location::File => match crate::store::default_token_dir() {
+            Ok(dir) => tracing::info!("store: file ({})", dir.display()),
+            Err(_) => tracing::info!("store: file"),
+        },
+        Location::Redis(redis) => {
+            tracing::info!("store: {} (key prefix {})", redis.shown(), redis.prefix)
+        }
+    }
     if options.single_server {
         tracing::info!("docs: {base}{}docs", options.path_prefix);
     } else {

@@ -271,6 +271,31 @@ pub struct Cli {
     #[arg(long, env = "MCPO_STORE_KEY_FILE", value_name = "FILE", global = true)]
     pub store_key_file: Option<PathBuf>,
 
+    /// Where tokens, client registrations and users' secrets are kept: `file` (the token
+    /// folder, ~/.mcpo/tokens) or a Redis several replicas share, `redis://[user:pass@]host:port/db`
+    /// or `rediss://…` (TLS); Redis needs MCPO_STORE_KEY or --store-key-file. A password on the
+    /// command line is visible to every local user: prefer MCPO_STORE.
+    #[arg(
+        long,
+        env = "MCPO_STORE",
+        value_name = "URL",
+        hide_env_values = true,
+        default_value = "file",
+        global = true
+    )]
+    pub store: String,
+
+    /// Prefix of every key mcpo writes to a Redis store, so one Redis can serve several
+    /// deployments.
+    #[arg(
+        long,
+        env = "MCPO_STORE_PREFIX",
+        value_name = "PREFIX",
+        default_value = "mcpo:",
+        global = true
+    )]
+    pub store_prefix: String,
+
     /// The MCP server: a command and its arguments, or (with --type sse|streamable-http) its URL.
     #[arg(last = true, value_name = "COMMAND_OR_URL", allow_hyphen_values = true)]
     pub command: Vec<String>,

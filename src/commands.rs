@@ -14,7 +14,7 @@ use crate::upstream::{Status, Upstream, UpstreamOptions};
 /// Runs `action`; the exit code is for scripts (0 fine, 1 a server failed, 2 bad config).
 pub fn run(cli: &Cli, action: &Action) -> ExitCode {
     match action {
-        Action::Validate { config } => validate(config, cli.public_url.as_deref()),
+        Action::Validate { config } => validate(config, cli),
         Action::Tools { config, server } => tools(config, server.as_deref()),
         Action::Auth { op } => auth(op),
         Action::Store { op } => store(op),
@@ -64,10 +64,18 @@ fn default_workers(cores: usize) -> usize {
 }
 
 /// `path` checked as the daemon would check it with this `--public-url` (flag or
-/// `MCPO_PUBLIC_URL`): a config that passes starts.
-fn validate(path: &std::path::Path, public_url: Option<&str>) -> ExitCode {
+/// `MCPO_PUBLIC_URL`) and `--store`: a config that passes starts.
+fn validate(path: &std::path::Path, cli: &Cli) -> ExitCode {
     let loaded = config::load_file(path).and_then(|(cfg, warnings)| {
-        let problems = config::public_url_problems(public_url, &cfg);
+        let mut problems = config::public_url_problems(cli.public_url.as_deref(), &cfg);
+        if let Err((flag, why)) = config::store_location(cli) {
+            problems.push(config::Problem::new(
+                config::COMMAND_LINE,
+                None,
+                Some(flag),
+                why,
+            ));
+        }
         if problems.is_empty() {
             Ok((cfg, warnings))
         } else {

@@ -31,6 +31,12 @@ fn main() -> ExitCode {
         if let Err(code) = install_store_key(&cli, unsafe { mcpo::store::key::take_env() }) {
             return code;
         }
+        // Read into `--store` by clap; `mcpo tools` and `mcpo auth` start stdio servers.
+        // SAFETY: still single-threaded.
+        unsafe { std::env::remove_var(mcpo::store::location::STORE_ENV) };
+        if store_password_on_command_line() {
+            eprintln!("mcpo: warning: {STORE_PASSWORD_WARNING}");
+        }
         let _flush = init_logging("warn", LogFormat::Text, false, false);
         return mcpo::commands::run(&cli, action);
     }
@@ -83,6 +89,9 @@ fn main() -> ExitCode {
              give it through its environment variable or its {flag}-file instead"
         );
     }
+    if store_password_on_command_line() {
+        tracing::warn!("{STORE_PASSWORD_WARNING}");
+    }
     let runtime = match mcpo::commands::runtime() {
         Ok(rt) => rt,
         Err(code) => return code,
@@ -131,6 +140,32 @@ fn secret_flags_on_command_line() -> Vec<&'static str> {
         }
     }
     found
+}
+
+const STORE_PASSWORD_WARNING: &str = "the store URL on the command line carries a password, \
+    which every local user can read (ps, /proc/PID/cmdline); give it through MCPO_STORE instead";
+
+/// Whether a store URL on the command line (before `--`: `--store`, or `mcpo store
+/// migrate`'s `--from`/`--to`) holds a password.
+fn store_password_on_command_line() -> bool {
+    let mut args = std::env::args_os().skip(1);
+    while let Some(arg) = args.next() {
+        let Some(arg) = arg.to_str() else { continue };
+        if arg == "--" {
+            break;
+        }
+        for flag in ["--store", "--from", "--to"] {
+            let value = match arg.strip_prefix(flag) {
+                Some("") => args.next().and_then(|v| v.to_str().map(str::to_owned)),
+                Some(rest) => rest.strip_prefix('=').map(str::to_owned),
+                None => None,
+            };
+            if value.is_some_and(|v| mcpo::store::location::has_password(&v)) {
+                return true;
+            }
+        }
+    }
+    false
 }
 
 /// The store key of every token store: `MCPO_STORE_KEY` (`env`), else `--store-key-file`.

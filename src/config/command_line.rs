@@ -15,6 +15,8 @@ use super::{
     AllowedHosts, Config, Expose, ServeOptions, ServerConfig, TlsFiles, TransportConfig, dotenv,
     load_file,
 };
+use crate::store::Location;
+use crate::store::key as store_key;
 
 /// The variables `--env-path` and `--env` would set, in the order to set them.
 ///
@@ -261,6 +263,13 @@ fn serve_options(
             AllowedHosts::Any
         }
     };
+    let store = match store_location(cli) {
+        Ok(store) => store,
+        Err((flag, why)) => {
+            problem(flag, why);
+            Location::File
+        }
+    };
     if cli.client_header_forwarding.is_some() {
         warn(
             "--client-header-forwarding",
@@ -313,7 +322,44 @@ fn serve_options(
             .collect(),
         },
         hot_reload: cli.hot_reload && cli.config.is_some(),
+        store,
     }
+}
+
+/// `--store` and `--store-prefix` (also `mcpo validate`'s check): the location, or the flag
+/// at fault and why (never quoting a password). A Redis store needs the store key given
+/// explicitly: every replica seals and opens the same records, and a default `store.key`
+/// would be a different key on every machine. Call after `store::key::install`.
+pub fn store_location(cli: &Cli) -> Result<Location, (&'static str, String)> {
+    let location = Location::parse(Some(&cli.store), Some(&cli.store_prefix)).map_err(|why| {
+        match why.strip_prefix("--store-prefix ") {
+            Some(rest) => ("--store-prefix", rest.to_owned()),
+            None => (
+                "--store",
+                format!("is not usable ({})", why.trim_start_matches("--store ")),
+            ),
+        }
+    })?;
+    if let Location::Redis(redis) = &location
+        && store_key::given().is_none()
+    {
+        let why = match &cli.store_key_file {
+            Some(path) if !store_key::is_default() => match store_key::read_key_file(path) {
+                Err(e) => format!("the store key does not read: {e}"),
+                Ok(_) => "the store key does not read".to_owned(),
+            },
+            _ => format!("needs {} or --store-key-file", store_key::STORE_KEY_ENV),
+        };
+        return Err((
+            "--store",
+            format!(
+                "is the Redis store {}, which {why}: every replica seals and opens the same \
+                 records, so they share one key given explicitly (no default store.key)",
+                redis.shown()
+            ),
+        ));
+    }
+    Ok(location)
 }
 
 /// `--public-url` checked and without its trailing `/`: login links and the OAuth callback
@@ -749,6 +795,24 @@ mod tests {
             Ok(result) => panic!("{args:?} was accepted: {result:?}"),
             Err(e) => e.to_string(),
         }
+    }
+
+    #[test]
+    fn store_flags_are_checked_without_quoting_a_password() {
+        let e = err(&["--store", "postgres://u:hunter2@h/db", "--", "x"]);
+        assert!(e.contains("option '--store' is not usable"), "{e}");
+        assert!(!e.contains("hunter2"), "{e}");
+        let e = err(&["--store-prefix", "a b", "--", "x"]);
+        assert!(e.contains("option '--store-prefix' must be"), "{e}");
+        // Unit tests install no store key: a Redis store is refused without one.
+        let e = err(&["--store", "redis://u:hunter2@127.0.0.1:6379/0", "--", "x"]);
+        assert!(e.contains("MCPO_STORE_KEY or --store-key-file"), "{e}");
+        assert!(
+            e.contains("redis://127.0.0.1:6379/0") && !e.contains("hunter2"),
+            "{e}"
+        );
+        let (_, options, _) = ok(&["--store", "file", "--", "x"]);
+        assert_eq!(options.store, Location::File);
     }
 
     fn write_config(dir: &tempfile::TempDir, text: &str) -> PathBuf {

@@ -19,7 +19,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-pub use command_line::{apply_env_flags, from_cli, planned_env, public_url_problems};
+pub use command_line::{
+    apply_env_flags, from_cli, planned_env, public_url_problems, store_location,
+};
 pub use error::{COMMAND_LINE, ConfigError, ConfigWarning, Problem};
 pub use file::RESERVED_SERVER_NAMES;
 pub use signing_key::SigningKey;
@@ -344,6 +346,9 @@ pub struct ServeOptions {
     /// `--trust-forwarded-headers`: `X-Forwarded-Host`/`-Proto` tell the address a browser
     /// used (a reverse proxy sets them); otherwise they are never read.
     pub trust_forwarded_headers: bool,
+    /// `--store` and `--store-prefix`: the token folder, or a Redis several replicas share
+    /// (installed as the process's shared store at start-up, `app::run`).
+    pub store: crate::store::Location,
 }
 
 /// Which `Host` a request may name (`--allowed-hosts`). A page on a domain that resolves to
@@ -425,6 +430,7 @@ impl Default for ServeOptions {
             webui_user_jwt_secret: None,
             public_url: None,
             trust_forwarded_headers: false,
+            store: crate::store::Location::File,
         }
     }
 }

@@ -48,14 +48,16 @@ const USER_JWT_SECRET: Source = Source {
 };
 
 /// Every variable that holds one of mcpo's secrets or names its file: removed from mcpo's
-/// environment once read, and never given to a stdio server.
-pub const VARIABLES: [&str; 6] = [
+/// environment once read, and never given to a stdio server. `MCPO_STORE` among them: a
+/// Redis URL may carry the Redis password (clap has read it into `--store` by then).
+pub const VARIABLES: [&str; 7] = [
     API_KEY.var,
     API_KEY.file_var,
     WEBUI_SECRET_KEY.var,
     WEBUI_SECRET_KEY.file_var,
     USER_JWT_SECRET.var,
     USER_JWT_SECRET.file_var,
+    crate::store::location::STORE_ENV,
 ];
 
 /// A secret shorter than this is easy to guess (or brute-force offline from one signed JWT).

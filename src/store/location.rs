@@ -6,6 +6,10 @@
 
 use std::fmt;
 
+/// The variable `--store` is read from; removed from mcpo's environment once read (it may
+/// hold the Redis password), so no stdio server inherits it.
+pub const STORE_ENV: &str = "MCPO_STORE";
+
 /// The default `--store-prefix`.
 pub const DEFAULT_PREFIX: &str = "mcpo:";
 
@@ -63,6 +67,11 @@ impl Location {
             prefix: prefix.to_owned(),
         }))
     }
+}
+
+/// Whether `text` (a `--store` value) is a URL with a password in it.
+pub fn has_password(text: &str) -> bool {
+    url::Url::parse(text.trim()).is_ok_and(|u| u.password().is_some_and(|p| !p.is_empty()))
 }
 
 impl RedisLocation {
