@@ -5,10 +5,12 @@
 
 mod http;
 mod process;
+mod redis;
 mod wait;
 
 pub use http::*;
 pub use process::*;
+pub use redis::Redis;
 pub use wait::*;
 
 use std::io::{BufRead, BufReader};

@@ -41,6 +41,7 @@ mod oauth;
 mod oauth_daemon;
 mod oauth_store;
 mod prompts;
+mod replicas_secrets;
 mod resilience;
 mod resources;
 mod resources_hostile;
