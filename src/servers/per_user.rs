@@ -209,6 +209,13 @@ impl PerUser {
         if let Some(live) = self.pool.get(user) {
             return Ok(live);
         }
+        let secrets = match (secrets, &self.credentials) {
+            (None, Some(credentials)) => credentials.load(user).await.map_err(NoEndpoint::Store)?,
+            (secrets, _) => secrets,
+        };
+        if let (Some(credentials), Some(secrets)) = (&self.credentials, &secrets) {
+            credentials.started_with(user, secrets);
+        }
         let config = self
             .config_for(user, profile, secrets)
             .await

@@ -1,11 +1,12 @@
 //! Two mcpo replicas sharing one real Redis (`--store redis://…`, #18) in front of the repo's
 //! fixture over streamable HTTP with `user_secrets` (it accepts only the keys listed in a file
 //! and reports the headers each call arrived with): a secret entered through one replica is
-//! used through the other; a credentials link issued by one opens on the other and, once
-//! used on either, is refused on both; what Redis holds is sealed; Redis stopped answers a
-//! user without a live session 503 naming the store (never "enter your secrets"), while live
-//! sessions keep serving, and Redis back serves again without a restart; the anonymous spec
-//! of one replica shows the tool list the other's user session saw.
+//! used through the other, also in place of one the other's session found revoked; a
+//! credentials link issued by one opens on the other and, once used on either, is refused on
+//! both; what Redis holds is sealed; Redis stopped answers a user without a live session 503
+//! naming the store (never "enter your secrets"), while live sessions keep serving, and Redis
+//! back serves again without a restart; the anonymous spec of one replica shows the tool list
+//! the other's user session saw.
 //!
 //! Each replica has its own token folder and tool cache folder, so nothing is shared through
 //! files; both have the same store key and `--public-url` naming themselves (a link is moved
@@ -22,6 +23,9 @@ use crate::user_secrets::{
 use mcpo::oauth::sealed::{self, Format};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
+
+/// Alice's second key, after her first is revoked.
+const KEY_ALICE_NEW: &str = "alice-key-new-Rb27wQe5";
 
 /// The store key both replicas seal with.
 fn key_text() -> String {
@@ -200,7 +204,18 @@ async fn two_replicas_share_users_secrets_links_and_tool_lists_through_redis() {
     .await;
     assert_eq!(again.status, StatusCode::BAD_REQUEST, "{}", again.text);
 
-    // Redis holds both users' secrets, sealed; neither key appears anywhere in it.
+    // Alice's key is revoked: her session on A is refused and she is asked for a new one,
+    // which she enters through B; A uses it at once (its refusal was of the old key).
+    home.accept(&[KEY_ALICE_NEW, KEY_BOB]);
+    let r = call(&a, "/gh/report_headers", "alice", json!({})).await;
+    let link = credentials_url(&r);
+    assert!(r.text.contains("refused"), "{}", r.text);
+    let (saved, _) = enter(&link, &a, &b, KEY_ALICE_NEW).await;
+    assert_eq!(saved.status, StatusCode::OK, "{}", saved.text);
+    let r = call(&a, "/gh/report_headers", "alice", json!({})).await;
+    assert_eq!(seen(&r)["authorization"], format!("Bearer {KEY_ALICE_NEW}"));
+
+    // Redis holds both users' secrets, sealed; no key appears anywhere in it.
     let values = redis.raw_values();
     let secrets: Vec<&String> = values
         .iter()
@@ -218,7 +233,7 @@ async fn two_replicas_share_users_secrets_links_and_tool_lists_through_redis() {
         "no shared tool list"
     );
     for (key, value) in &values {
-        for secret in [KEY_ALICE, KEY_BOB] {
+        for secret in [KEY_ALICE, KEY_ALICE_NEW, KEY_BOB] {
             assert!(!contains(value, secret), "{key} holds a key in plain text");
         }
         if key.ends_with("_secrets.json") || key.starts_with("mcpo:tools/") {
@@ -232,7 +247,7 @@ async fn two_replicas_share_users_secrets_links_and_tool_lists_through_redis() {
     let kept = values.clone();
     redis.stop();
     let r = call(&a, "/gh/report_headers", "alice", json!({})).await;
-    assert_eq!(seen(&r)["authorization"], format!("Bearer {KEY_ALICE}"));
+    assert_eq!(seen(&r)["authorization"], format!("Bearer {KEY_ALICE_NEW}"));
     // Bob stored his key but has no session on B; carol stored none. Neither is asked for
     // secrets: the store is named, and nothing is forgotten.
     let shown = format!("127.0.0.1:{}", redis.port());
@@ -307,7 +322,7 @@ async fn two_replicas_share_users_secrets_links_and_tool_lists_through_redis() {
     // Nothing of either key in either replica's log.
     for (name, mcpo) in [("A", &a), ("B", &b)] {
         let log = mcpo.stderr.text();
-        for secret in [KEY_ALICE, KEY_BOB] {
+        for secret in [KEY_ALICE, KEY_ALICE_NEW, KEY_BOB] {
             assert!(!log.contains(secret), "{name}'s log holds a key");
         }
     }

@@ -93,6 +93,7 @@ impl PerUser {
             upstream.shutdown().await;
             return Err(SecretsNotTaken::NotSaved(e));
         }
+        credentials.started_with(user, &secrets);
         if let Some(old) = self.pool.remove(user) {
             tokio::spawn(async move { old.shutdown().await });
         }
