@@ -327,3 +327,65 @@ async fn two_replicas_share_users_secrets_links_and_tool_lists_through_redis() {
         }
     }
 }
+
+/// Runs one command on the test Redis as its `default` user (mcpo's).
+fn redis_command(redis: &Redis, args: &[&str]) {
+    let mut cmd = ::redis::cmd(args[0]);
+    for arg in &args[1..] {
+        cmd.arg(*arg);
+    }
+    let () = cmd.query(&mut redis.connection()).unwrap();
+}
+
+#[tokio::test]
+async fn secrets_the_store_does_not_take_are_not_used_and_the_page_says_so() {
+    let Some(redis) = Redis::start() else {
+        return;
+    };
+    let home = Home::new();
+    home.accept(&[KEY_ALICE]);
+    let fixture = HttpFixture::start(&home.keys());
+    let config = home.config(json!({ "gh": http_server(&fixture) }));
+    let dir = tempfile::tempdir().unwrap();
+    let mcpo = replica(&redis, &config, dir.path(), "a", &key_text());
+    let link = credentials_url(&call(&mcpo, "/gh/report_headers", "alice", json!({})).await);
+
+    // The server accepts alice's key, but Redis refuses to write users' secrets (an ACL
+    // leaves mcpo only reading them): the page says so, and nothing serves her with them.
+    redis_command(
+        &redis,
+        &[
+            "ACL",
+            "SETUSER",
+            "default",
+            "resetkeys",
+            "~mcpo:ticket/*",
+            "~mcpo:tools/*",
+            "%R~mcpo:gh/*",
+        ],
+    );
+    let (answer, cookie) = enter(&link, &mcpo, &mcpo, KEY_ALICE).await;
+    assert_eq!(
+        answer.status,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "{}",
+        answer.text
+    );
+    assert!(
+        answer.text.contains("could not be saved"),
+        "{}",
+        answer.text
+    );
+    assert!(!answer.text.contains(KEY_ALICE));
+    let r = call(&mcpo, "/gh/report_headers", "alice", json!({})).await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{}", r.text);
+    assert!(redis.keys("*_secrets.json").is_empty());
+
+    // Writable again: the same link (not used up) stores them, and they serve her.
+    redis_command(&redis, &["ACL", "SETUSER", "default", "allkeys"]);
+    let fields = [("action", "save"), ("s_token", KEY_ALICE)];
+    let saved = submit(&on(&mcpo, &link), Some(&cookie), "same-origin", &fields).await;
+    assert_eq!(saved.status, StatusCode::OK, "{}", saved.text);
+    let r = call(&mcpo, "/gh/report_headers", "alice", json!({})).await;
+    assert_eq!(seen(&r)["authorization"], format!("Bearer {KEY_ALICE}"));
+}
