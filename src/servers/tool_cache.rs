@@ -258,18 +258,19 @@ pub struct SharedTools {
 impl SharedTools {
     /// The process's, when a shared store is installed with its key.
     pub fn installed() -> Option<&'static SharedTools> {
-        static SHARED: std::sync::OnceLock<Option<SharedTools>> = std::sync::OnceLock::new();
-        SHARED
-            .get_or_init(|| {
-                let store = crate::store::shared::shared()?.clone();
-                let key = crate::store::key::given()?.key;
-                Some(SharedTools {
-                    store,
-                    key,
-                    known: Mutex::new(HashMap::new()),
-                })
-            })
-            .as_ref()
+        // Made once there is a store to make it for (never "none" for good: a caller before
+        // the store is installed at start-up must not turn sharing off).
+        static SHARED: std::sync::OnceLock<SharedTools> = std::sync::OnceLock::new();
+        if let Some(shared) = SHARED.get() {
+            return Some(shared);
+        }
+        let store = crate::store::shared::shared()?.clone();
+        let key = crate::store::key::given()?.key;
+        Some(SHARED.get_or_init(|| SharedTools {
+            store,
+            key,
+            known: Mutex::new(HashMap::new()),
+        }))
     }
 
     /// The tools another replica (or this one) last saved for this server with this same
