@@ -3,7 +3,7 @@
 //!
 //! - a tool call from a user without them (or whose secrets the upstream refused) gets
 //!   **401** `{"detail": {"message", "credentials_url"}}`; the link carries a one-time ticket
-//!   bound to that user and server (`support::ticket`), never the caller's JWT;
+//!   bound to that user and server (`store::ticket`), never the caller's JWT;
 //! - `POST {prefix}{server}/credentials/link`: the `{server}_credentials` operation of the
 //!   server's document, `{"credentials_url", "stored", "message"}` for the calling user;
 //! - `GET /credentials/{server}?ticket=…`: the page ([`page::form`]). Only checks the ticket
@@ -37,9 +37,10 @@ use super::error::ApiError;
 use super::login::{cookie_of, from_our_page, page::hardened, public_base, sentence};
 use crate::oauth::html_page;
 use crate::servers::credentials::Credentials;
-use crate::servers::{PerUser, Refusal, Server};
+use crate::servers::{PerUser, Refusal, SecretsNotTaken, Server};
+use crate::store::StoreError;
+use crate::store::ticket::TicketError;
 use crate::support::caller::Profile;
-use crate::support::ticket::TicketError;
 
 /// The page's route. Its POST checks where it came from itself and answers with a page, so
 /// the generic cross-origin refusal (`super::browsers`) leaves it alone.
@@ -122,7 +123,8 @@ pub async fn link(
     let caller = identify(&state, entry.multi_user(), &headers, true).await?;
     let stored = credentials
         .stored(&caller)
-        .map_err(ApiError::store_unreadable)?;
+        .await
+        .map_err(|e| ApiError::store_unreadable(e.to_string()))?;
     let url = credentials_url(&state, &credentials, &caller)?;
     let message = if stored {
         format!(
@@ -153,7 +155,8 @@ pub async fn status(
     let caller = identify(&state, entry.multi_user(), &headers, true).await?;
     let stored = credentials
         .load(&caller)
-        .map_err(ApiError::store_unreadable)?;
+        .await
+        .map_err(|e| ApiError::store_unreadable(e.to_string()))?;
     let missing: Vec<&str> = credentials
         .declared
         .iter()
@@ -194,12 +197,16 @@ pub async fn page(
             "This link is incomplete (no ticket). Call the tool again for a new one.".to_owned(),
         );
     };
-    let (user, left) = match credentials.tickets.check(ticket) {
+    let (user, left) = match credentials.tickets.check(ticket).await {
         Ok(found) => found,
         Err(e) => return refused_ticket(&server, &e),
     };
+    let any = match credentials.stored(&user).await {
+        Ok(any) => any,
+        Err(e) => return store_trouble(&server, &e),
+    };
     let stored = page::Stored {
-        any: credentials.stored(&user).unwrap_or(false),
+        any,
         refused: credentials.was_refused(&user),
     };
     let mut response = page::form(&server, &user, &credentials.declared, stored, ticket, left);
@@ -281,7 +288,7 @@ pub async fn submit(
                 .to_owned(),
         );
     }
-    let (user, reservation) = match credentials.tickets.reserve(&ticket) {
+    let (user, reservation) = match credentials.tickets.reserve(&ticket).await {
         Ok(found) => found,
         Err(e) => return refused_ticket(&server, &e),
     };
@@ -302,11 +309,15 @@ pub async fn submit(
             }
             Err(e) => {
                 tracing::warn!(server = %server, "cannot delete a user's secrets: {e}");
+                let why = match &e {
+                    StoreError::Unavailable { store, .. } => {
+                        format!("the store {store} is unavailable")
+                    }
+                    StoreError::Io(_) => "mcpo's store cannot be written".to_owned(),
+                };
                 refused_page(
                     StatusCode::SERVICE_UNAVAILABLE,
-                    "Your credentials could not be deleted (mcpo's store cannot be written); \
-                     try again later."
-                        .to_owned(),
+                    format!("Your credentials could not be deleted ({why}); try again later."),
                 )
             }
         },
@@ -343,7 +354,17 @@ pub async fn submit(
                         ),
                     )
                 }
-                Err(why) => {
+                Err(SecretsNotTaken::NotSaved(e)) => {
+                    // Logged where it happened; the page says so rather than "saved".
+                    refused_page(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        format!(
+                            "'{server}' accepted your credentials, but they could not be saved,                              so they are not used and nothing was stored: {} Try again later                              (the link still works).",
+                            sentence(&crate::support::redact::urls_in(&e.to_string()))
+                        ),
+                    )
+                }
+                Err(SecretsNotTaken::Refused(why)) => {
                     tracing::info!(server = %server, user = %user.log_id(), "the upstream did not accept a user's secrets; nothing stored");
                     refused_page(
                         StatusCode::BAD_REQUEST,
@@ -365,7 +386,25 @@ pub async fn submit(
 
 fn refused_ticket(server: &str, e: &TicketError) -> Response {
     tracing::warn!(server = %server, "refused a credentials link: {e}");
-    refused_page(StatusCode::BAD_REQUEST, sentence(&e.to_string()))
+    // A store that does not answer is mcpo's trouble, not the link's: 503.
+    let status = if e.is_unavailable() {
+        StatusCode::SERVICE_UNAVAILABLE
+    } else {
+        StatusCode::BAD_REQUEST
+    };
+    refused_page(status, sentence(&e.to_string()))
+}
+
+/// The page when the store cannot be read: a 503 naming it (never "nothing stored").
+fn store_trouble(server: &str, e: &StoreError) -> Response {
+    tracing::warn!(server = %server, "{e}");
+    refused_page(
+        StatusCode::SERVICE_UNAVAILABLE,
+        format!(
+            "{} Try again later.",
+            sentence(&crate::support::redact::urls_in(&e.to_string()))
+        ),
+    )
 }
 
 fn refused_page(status: StatusCode, message: String) -> Response {

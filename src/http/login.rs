@@ -124,7 +124,7 @@ pub async fn confirm(
                 .to_owned(),
         );
     };
-    match web.check(ticket) {
+    match web.check(ticket).await {
         Ok((user, left)) => {
             page::confirmation(&server, &user, ticket, left, &web.authorization_origins())
         }
@@ -225,7 +225,13 @@ pub(super) fn from_our_page(base: &str, headers: &HeaderMap) -> bool {
 /// The page for a ticket that cannot be used (invalid, expired, already used…).
 fn refused_ticket(server: &str, e: &TicketError) -> Response {
     tracing::warn!(server = %server, "refused a login link: {e}");
-    failure(StatusCode::BAD_REQUEST, sentence(&e.to_string()))
+    // A store that does not answer is mcpo's trouble, not the link's: 503.
+    let status = if e.is_unavailable() {
+        StatusCode::SERVICE_UNAVAILABLE
+    } else {
+        StatusCode::BAD_REQUEST
+    };
+    failure(status, sentence(&e.to_string()))
 }
 
 /// The cookie that ties a login to the browser that confirmed its link: only sent back to the
@@ -279,7 +285,7 @@ pub async fn callback(
             tracing::info!(server = %server, user = %user.log_id(), "web login complete");
             // Start the user's session now, so their next call finds it up.
             if let Some(per_user) = entry.per_user() {
-                let _ = per_user.endpoint(&user);
+                let _ = per_user.endpoint(&user).await;
             }
             // The login cookie is of no use now and expires with the login window.
             page::hardened(html_page(

@@ -2,10 +2,12 @@
 //! cannot open a browser on their machine.
 //!
 //! A call from a user without usable tokens is answered with a login link carrying a
-//! **ticket**: an HS256 token signed with a key this server's [`WebLogins`] drew at random
-//! (a restart, or a reload that changes the server, invalidates every link, so no reload
-//! forgets which tickets were used while they still verify), naming the user and the server,
-//! valid for ten minutes and accepted once. It is never the caller's Open WebUI JWT, so the
+//! **ticket** (`crate::store::ticket`): an HS256 token signed with a key this server's
+//! [`WebLogins`] drew at random (a restart, or a reload that changes the server, invalidates
+//! every link, so no reload forgets which tickets were used while they still verify) or,
+//! with a shared store, derived from the store key (every replica takes every other's links,
+//! and the used ones are marked in the store), naming the user and the server, valid for ten
+//! minutes and accepted once. It is never the caller's Open WebUI JWT, so the
 //! link can be shown in a chat without handing anyone the user's session. Opening the link
 //! only [checks](WebLogins::check) the ticket, so the page can ask the user to confirm: a link
 //! previewer or scanner that fetches it uses nothing up, and someone sent another user's link
@@ -37,10 +39,10 @@ use super::options::AuthOptions;
 use super::settings::Settings;
 use super::shared_logins::{SharedLogin, SharedLogins};
 use crate::config::ServerConfig;
+pub use crate::store::ticket::TicketError;
+use crate::store::ticket::Tickets;
 use crate::support::bounded_map::BoundedMap;
 use crate::support::caller::Caller;
-pub use crate::support::ticket::TicketError;
-use crate::support::ticket::Tickets;
 
 /// How long a login link works.
 pub const TICKET_TTL: Duration = Duration::from_secs(10 * 60);
@@ -216,8 +218,8 @@ impl WebLogins {
     /// Checks a login link without using it up: whom it signs in,
     /// and for how much longer it works. Anyone may fetch a link (a chat's link preview, a
     /// mail scanner), so this stores nothing.
-    pub fn check(&self, ticket: &str) -> Result<(Caller, Duration), TicketError> {
-        self.tickets.check(ticket)
+    pub async fn check(&self, ticket: &str) -> Result<(Caller, Duration), TicketError> {
+        self.tickets.check(ticket).await
     }
 
     /// Where this server's logins sent browsers (scheme, host and port), latest last: a form
@@ -234,7 +236,11 @@ impl WebLogins {
     /// mcpo's callback at `redirect_uri`. The ticket is used up only when this succeeds;
     /// until then (the authorization server is down…) the same link can be confirmed again.
     pub async fn start(&self, ticket: &str, redirect_uri: &str) -> Result<Started, StartError> {
-        let (user, reservation) = self.tickets.reserve(ticket).map_err(StartError::Ticket)?;
+        let (user, reservation) = self
+            .tickets
+            .reserve(ticket)
+            .await
+            .map_err(StartError::Ticket)?;
         let started = self
             .begin(&user, redirect_uri)
             .await
@@ -482,45 +488,45 @@ mod tests {
     }
 
     /// What opening a link does with the ticket when the login starts.
-    fn redeem(w: &WebLogins, ticket: &str) -> Result<Caller, TicketError> {
-        let (user, reservation) = w.tickets.reserve(ticket)?;
+    async fn redeem(w: &WebLogins, ticket: &str) -> Result<Caller, TicketError> {
+        let (user, reservation) = w.tickets.reserve(ticket).await?;
         reservation.keep();
         Ok(user)
     }
 
-    #[test]
-    fn tickets_are_one_time_and_bound_to_the_server() {
+    #[tokio::test]
+    async fn tickets_are_one_time_and_bound_to_the_server() {
         let a = logins("a");
         let t = a.ticket(&user("alice"));
         assert!(
             !t.contains("alice"),
             "the user id is not in the ticket in clear"
         );
-        assert_eq!(redeem(&a, &t), Ok(user("alice")));
-        assert_eq!(redeem(&a, &t), Err(TicketError::Used));
+        assert_eq!(redeem(&a, &t).await, Ok(user("alice")));
+        assert_eq!(redeem(&a, &t).await, Err(TicketError::Used));
         // Another instance's ticket (another server, or this one rebuilt) is refused.
         assert_eq!(
-            redeem(&a, &logins("b").ticket(&user("alice"))),
+            redeem(&a, &logins("b").ticket(&user("alice"))).await,
             Err(TicketError::Invalid)
         );
-        assert_eq!(redeem(&a, "not-a-ticket"), Err(TicketError::Invalid));
+        assert_eq!(redeem(&a, "not-a-ticket").await, Err(TicketError::Invalid));
         assert_ne!(random_key(), random_key());
     }
 
-    #[test]
-    fn checking_a_ticket_does_not_use_it_up() {
+    #[tokio::test]
+    async fn checking_a_ticket_does_not_use_it_up() {
         let a = logins("a");
         let t = a.ticket(&user("alice"));
         for _ in 0..3 {
-            let (who, left) = a.check(&t).unwrap();
+            let (who, left) = a.check(&t).await.unwrap();
             assert_eq!(who, user("alice"));
             assert!(left <= TICKET_TTL && left > TICKET_TTL - Duration::from_secs(5));
         }
-        assert_eq!(redeem(&a, &t), Ok(user("alice")));
-        assert_eq!(a.check(&t), Err(TicketError::Used));
-        assert_eq!(a.check("not-a-ticket"), Err(TicketError::Invalid));
+        assert_eq!(redeem(&a, &t).await, Ok(user("alice")));
+        assert_eq!(a.check(&t).await, Err(TicketError::Used));
+        assert_eq!(a.check("not-a-ticket").await, Err(TicketError::Invalid));
         assert_eq!(
-            logins("a").check(&a.ticket(&user("bob"))),
+            logins("a").check(&a.ticket(&user("bob"))).await,
             Err(TicketError::Invalid)
         );
     }
@@ -545,28 +551,28 @@ mod tests {
         assert!(!origins.iter().any(|o| o.contains("state")));
     }
 
-    #[test]
-    fn a_rebuilt_server_does_not_take_the_tickets_of_the_old_one() {
+    #[tokio::test]
+    async fn a_rebuilt_server_does_not_take_the_tickets_of_the_old_one() {
         // A reload that changes the server builds a new `WebLogins`, which has not seen the
         // old one's used tickets: it must not accept them at all.
         let old = logins("a");
         let t = old.ticket(&user("alice"));
-        assert_eq!(redeem(&old, &t), Ok(user("alice")));
+        assert_eq!(redeem(&old, &t).await, Ok(user("alice")));
         let rebuilt = logins("a");
-        assert_eq!(redeem(&rebuilt, &t), Err(TicketError::Invalid));
+        assert_eq!(redeem(&rebuilt, &t).await, Err(TicketError::Invalid));
     }
 
-    #[test]
-    fn a_ticket_whose_login_did_not_start_stays_usable() {
+    #[tokio::test]
+    async fn a_ticket_whose_login_did_not_start_stays_usable() {
         let a = logins("a");
         let t = a.ticket(&user("alice"));
         {
-            let _in_use = a.tickets.reserve(&t).unwrap();
+            let _in_use = a.tickets.reserve(&t).await.unwrap();
             // Opened twice at once: only one of them may go on.
-            assert_eq!(a.tickets.reserve(&t).err(), Some(TicketError::Used));
+            assert_eq!(a.tickets.reserve(&t).await.err(), Some(TicketError::Used));
         } // dropped without `keep`: the login did not start
-        assert_eq!(redeem(&a, &t), Ok(user("alice")));
-        assert_eq!(redeem(&a, &t), Err(TicketError::Used));
+        assert_eq!(redeem(&a, &t).await, Ok(user("alice")));
+        assert_eq!(redeem(&a, &t).await, Err(TicketError::Used));
     }
 
     fn pending(w: &WebLogins, id: &str, state: &str) {
@@ -662,8 +668,8 @@ mod tests {
         assert!(w.pending.lock().unwrap().contains_key("s1"));
     }
 
-    #[test]
-    fn no_user_id_names_another_callers_tokens() {
+    #[tokio::test]
+    async fn no_user_id_names_another_callers_tokens() {
         let owners = [
             token_owner(&Caller::Service),
             token_owner(&Caller::Anonymous),
@@ -679,9 +685,9 @@ mod tests {
         // A ticket names its caller by kind, not by a string a user id could spell.
         let w = logins("srv");
         let t = w.ticket(&user("\u{0}service"));
-        assert_eq!(w.check(&t).map(|c| c.0), Ok(user("\u{0}service")));
+        assert_eq!(w.check(&t).await.map(|c| c.0), Ok(user("\u{0}service")));
         assert_eq!(
-            w.check(&w.ticket(&Caller::Service)).map(|c| c.0),
+            w.check(&w.ticket(&Caller::Service)).await.map(|c| c.0),
             Ok(Caller::Service)
         );
     }

@@ -3,14 +3,14 @@
 //! users' secrets the upstream refused since (asked again on their next call, never retried
 //! in a loop). What a user's session is started with: [`user_values`].
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use crate::config::{ServerConfig, UserSecret, UserValues};
-use crate::store::{SecretStore, Secrets};
+use crate::store::ticket::Tickets;
+use crate::store::{SecretStore, Secrets, StoreError};
 use crate::support::caller::{Caller, Profile};
-use crate::support::ticket::Tickets;
 
 /// How long a credentials link works.
 pub const CREDENTIALS_TICKET_TTL: Duration = Duration::from_secs(10 * 60);
@@ -29,8 +29,13 @@ pub struct Credentials {
     store: Arc<dyn SecretStore>,
     /// Links to the credentials page.
     pub tickets: Tickets,
-    /// Users whose stored secrets the upstream refused (HTTP 401/403) since they stored them.
-    refused: Mutex<HashSet<Caller>>,
+    /// Users whose secrets the upstream refused (HTTP 401/403), with a digest of the secrets
+    /// refused when known: secrets stored since (through another replica) differ from it and
+    /// are used, the refused ones are not tried again.
+    refused: Mutex<HashMap<Caller, Option<Digest>>>,
+    /// A digest of the secrets each user's current session was started with, so a refusal
+    /// knows which secrets it was.
+    started: Mutex<HashMap<Caller, Digest>>,
 }
 
 /// Why a submission is not usable as it is (the page says so; nothing is stored).
@@ -56,7 +61,8 @@ impl Credentials {
             tickets: Tickets::new(&config.name, "credentials", CREDENTIALS_TICKET_TTL),
             declared,
             store,
-            refused: Mutex::new(HashSet::new()),
+            refused: Mutex::new(HashMap::new()),
+            started: Mutex::new(HashMap::new()),
         })
     }
 
@@ -64,32 +70,50 @@ impl Credentials {
         &self.server
     }
 
-    /// `user`'s stored secrets (`None`: none stored); an error when the record does not open.
-    pub fn load(&self, user: &Caller) -> Result<Option<Secrets>, String> {
-        self.store.load(&self.server, user)
+    /// `user`'s stored secrets (`None`: none stored); an error when the record does not open
+    /// or the shared store does not answer. Reads the store every time (another replica may
+    /// have stored them just now).
+    pub async fn load(&self, user: &Caller) -> Result<Option<Secrets>, StoreError> {
+        self.store.load(&self.server, user).await
+    }
+
+    /// What `user`'s session can be started with: their stored secrets when every required one
+    /// is there (and the upstream has not refused them), `None` when they have to supply
+    /// secrets first.
+    pub async fn usable(&self, user: &Caller) -> Result<Option<Secrets>, StoreError> {
+        let refused = self.refused().get(user).copied();
+        if refused == Some(None) {
+            return Ok(None);
+        }
+        let stored = self.load(user).await?.unwrap_or_default();
+        if let Some(Some(refused)) = refused {
+            if digest(&stored) == refused {
+                return Ok(None);
+            }
+            // Replaced since, through another replica: these are new.
+            self.refused().remove(user);
+        }
+        let complete = self
+            .declared
+            .iter()
+            .all(|(name, s)| s.optional || stored.0.get(name).is_some_and(|v| !v.is_empty()));
+        Ok(complete.then_some(stored))
     }
 
     /// Whether `user` has to supply secrets before being served: a required one is not
     /// stored, or the upstream refused what is.
-    pub fn needed(&self, user: &Caller) -> Result<bool, String> {
-        if self.refused().contains(user) {
-            return Ok(true);
-        }
-        let stored = self.load(user)?.unwrap_or_default();
-        Ok(self
-            .declared
-            .iter()
-            .any(|(name, s)| !s.optional && stored.0.get(name).is_none_or(String::is_empty)))
+    pub async fn needed(&self, user: &Caller) -> Result<bool, StoreError> {
+        Ok(self.usable(user).await?.is_none())
     }
 
     /// Whether `user` has stored secrets (for the status route; never their values).
-    pub fn stored(&self, user: &Caller) -> Result<bool, String> {
-        Ok(self.load(user)?.is_some())
+    pub async fn stored(&self, user: &Caller) -> Result<bool, StoreError> {
+        Ok(self.load(user).await?.is_some())
     }
 
     /// Whether the upstream refused `user`'s stored secrets since they were stored.
     pub fn was_refused(&self, user: &Caller) -> bool {
-        self.refused().contains(user)
+        self.refused().contains_key(user)
     }
 
     /// The form's values checked: every declared name, required ones non-empty, each a
@@ -116,31 +140,55 @@ impl Credentials {
     }
 
     /// Stores `user`'s secrets (replacing any) and forgets that earlier ones were refused.
-    pub fn save(&self, user: &Caller, secrets: &Secrets) -> Result<(), String> {
-        self.store.save(&self.server, user, secrets)?;
+    pub async fn save(&self, user: &Caller, secrets: &Secrets) -> Result<(), StoreError> {
+        self.store.save(&self.server, user, secrets).await?;
         self.refused().remove(user);
         Ok(())
     }
 
     /// Deletes `user`'s secrets; `true` when there were some.
-    pub fn forget(&self, user: &Caller) -> Result<bool, String> {
-        let had = self.store.forget(&self.server, user)?;
+    pub async fn forget(&self, user: &Caller) -> Result<bool, StoreError> {
+        let had = self.store.forget(&self.server, user).await?;
         self.refused().remove(user);
         Ok(had)
     }
 
-    /// The upstream refused `user`'s secrets: ask them again instead of retrying.
+    /// `user`'s session is being started with `secrets` (see [`Self::mark_refused`]).
+    pub fn started_with(&self, user: &Caller, secrets: &Secrets) {
+        let mut started = lock(&self.started);
+        if started.len() >= MAX_REFUSED {
+            started.clear();
+        }
+        started.insert(user.clone(), digest(secrets));
+    }
+
+    /// The upstream refused `user`'s secrets (those their session was started with): ask
+    /// them again instead of retrying, until other secrets are stored.
     pub fn mark_refused(&self, user: &Caller) {
+        let which = lock(&self.started).remove(user);
         let mut refused = self.refused();
         if refused.len() >= MAX_REFUSED {
             refused.clear();
         }
-        refused.insert(user.clone());
+        refused.insert(user.clone(), which);
     }
 
-    fn refused(&self) -> std::sync::MutexGuard<'_, HashSet<Caller>> {
-        self.refused.lock().unwrap_or_else(|e| e.into_inner())
+    fn refused(&self) -> std::sync::MutexGuard<'_, HashMap<Caller, Option<Digest>>> {
+        lock(&self.refused)
     }
+}
+
+/// SHA-256 of a user's secrets: which ones were refused, never the values.
+type Digest = [u8; 32];
+
+fn digest(secrets: &Secrets) -> Digest {
+    use sha2::Digest as _;
+    let json = serde_json::to_vec(&secrets.0).unwrap_or_default();
+    sha2::Sha256::digest(&json).into()
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// What `user`'s session's templates are filled in with.
@@ -155,5 +203,54 @@ pub fn user_values(user: &Caller, profile: &Profile, secrets: Option<Secrets>) -
         name: profile.name.clone().unwrap_or_default(),
         role: profile.role.clone().unwrap_or_default(),
         secrets: secrets.map(|s| s.0).unwrap_or_default(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::RecordSecrets;
+
+    /// `gh` with one required secret, its secrets in `root` (the records every replica reads).
+    fn replica(root: &std::path::Path) -> Credentials {
+        let text = r#"{"mcpServers": {"gh": {"type": "streamable-http",
+            "url": "http://127.0.0.1:9/mcp", "multi_user": true,
+            "webui_secret_key": "q8Vn3xR7tLm2Wp9Kc4Hs6Jd1",
+            "headers": {"Authorization": "Bearer {{USER_SECRET:token}}"},
+            "user_secrets": {"token": {"title": "Token"}}}}}"#;
+        let (config, _) = crate::config::from_str_with_env(text, "t", &|_| None).unwrap();
+        let store = Arc::new(RecordSecrets::new(Some(root.to_path_buf())));
+        Credentials::new(&config.servers[0], store).unwrap()
+    }
+
+    fn token(value: &str) -> Secrets {
+        Secrets([("token".to_owned(), value.to_owned())].into())
+    }
+
+    #[tokio::test]
+    async fn refused_secrets_are_not_tried_again_but_new_ones_from_another_replica_are() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("tokens");
+        let (a, b) = (replica(&root), replica(&root));
+        let alice = Caller::User("alice".into());
+        assert_eq!(a.usable(&alice).await.unwrap(), None);
+        assert!(a.needed(&alice).await.unwrap());
+        // Stored through B, usable on A at once.
+        b.save(&alice, &token("old")).await.unwrap();
+        assert_eq!(a.usable(&alice).await.unwrap(), Some(token("old")));
+        // A's session with them is refused: A asks for new ones rather than retrying.
+        a.started_with(&alice, &token("old"));
+        a.mark_refused(&alice);
+        assert_eq!(a.usable(&alice).await.unwrap(), None);
+        assert!(a.was_refused(&alice));
+        // New ones entered through B are used on A, without asking again.
+        b.save(&alice, &token("new")).await.unwrap();
+        assert_eq!(a.usable(&alice).await.unwrap(), Some(token("new")));
+        assert!(!a.was_refused(&alice));
+        // A refusal whose secrets are unknown asks until the user enters some on this replica.
+        a.mark_refused(&alice);
+        assert_eq!(a.usable(&alice).await.unwrap(), None);
+        a.save(&alice, &token("newer")).await.unwrap();
+        assert_eq!(a.usable(&alice).await.unwrap(), Some(token("newer")));
     }
 }

@@ -10,6 +10,7 @@ use crate::oauth::{Authorizer, LoginState};
 use crate::upstream::{Session, Status, Upstream};
 
 use super::catalog::{self, LastCatalog, SessionCatalog, SpecContext};
+use super::tool_cache::SharedTools;
 
 /// A supervised session and the catalog of its current tool list.
 pub struct Endpoint {
@@ -124,13 +125,20 @@ impl Endpoint {
             }
             _ => catalog.clone(),
         };
-        // A list that may be one user's (`per_user_tools`) is not written to the shared cache.
-        if let (Some(multi), Some(tool_cache)) = (&config.multi_user, &self.spec.tool_cache)
+        // A list that may be one user's (`per_user_tools`) is not written to the shared cache
+        // (the file, or the shared store every replica reads).
+        if let Some(multi) = &config.multi_user
             && !multi.per_user_tools
         {
-            let (tool_cache, config, tools) =
-                (tool_cache.clone(), config.clone(), session.tools.clone());
-            tokio::task::spawn_blocking(move || tool_cache.save(&config, &tools));
+            if let Some(tool_cache) = &self.spec.tool_cache {
+                let (tool_cache, config, tools) =
+                    (tool_cache.clone(), config.clone(), session.tools.clone());
+                tokio::task::spawn_blocking(move || tool_cache.save(&config, &tools));
+            }
+            if let Some(shared) = SharedTools::installed() {
+                let (config, tools) = (config.clone(), session.tools.clone());
+                tokio::spawn(async move { shared.save(&config, &tools).await });
+            }
         }
         let built = Arc::new(SessionCatalog {
             session,

@@ -28,7 +28,7 @@ pub use catalog::{
 };
 pub use endpoint::Endpoint;
 pub use offerings::add_to_combined as add_offerings;
-pub use per_user::PerUser;
+pub use per_user::{NoEndpoint, PerUser, SecretsNotTaken};
 pub use registry::{Registry, ReloadSummary, Servers};
 pub use server::{Kind, Refusal, Server, shared_upstream};
 pub use state::ServerState;

@@ -21,7 +21,7 @@ use std::sync::{Arc, Mutex};
 
 use crate::config::{MultiUser, ServerConfig};
 use crate::oauth::{Authorizer, OAuthCounters, WebLogins};
-use crate::store::FileSecrets;
+use crate::store::{RecordSecrets, Secrets, StoreError};
 use crate::support::caller::{Caller, Profile};
 use crate::upstream::{Stats, Status, Upstream, UpstreamOptions};
 
@@ -29,8 +29,33 @@ use super::catalog::{self, Catalog, LastCatalog, Links, SpecContext};
 use super::credentials::Credentials;
 use super::endpoint::Endpoint;
 use super::pool::UserPool;
+use super::tool_cache::SharedTools;
 
 mod secrets;
+
+/// Why a user gets no endpoint.
+#[derive(Debug, thiserror::Error)]
+pub enum NoEndpoint {
+    /// Their stored secrets could not be read (a record that does not open, a shared store
+    /// that does not answer): a 503 naming the store, never "no secrets".
+    #[error("{0}")]
+    Store(StoreError),
+    /// Their OAuth client cannot be had.
+    #[error("{0}")]
+    Client(String),
+}
+
+/// Why a user's secrets were not taken.
+#[derive(Debug, thiserror::Error)]
+pub enum SecretsNotTaken {
+    /// The upstream did not accept them (or no session could be tried): nothing was stored.
+    #[error("{0}")]
+    Refused(String),
+    /// The upstream accepted them but the store did not take them: the session that came up
+    /// with them is closed, and nothing was stored.
+    #[error("{0}")]
+    NotSaved(StoreError),
+}
 
 /// The per-user side of a multi-user server.
 pub struct PerUser {
@@ -70,7 +95,8 @@ impl PerUser {
                 })
         });
         let oauth = config.oauth.is_some();
-        let credentials = Credentials::new(&config, Arc::new(FileSecrets::default())).map(Arc::new);
+        let credentials =
+            Credentials::new(&config, Arc::new(RecordSecrets::default())).map(Arc::new);
         // Without a user's secrets there is nobody to start a shared discovery session as.
         let anonymous_session = !oauth && !settings.requires_secrets();
         // The tools of the last run, if any, until a session shows the current ones; an OAuth
@@ -104,6 +130,12 @@ impl PerUser {
         });
         if server.discovery.is_some() {
             tokio::spawn(close_discovery_when_known(Arc::downgrade(&server)));
+        }
+        // Not with `per_user_tools`, like the file: a shared list may be a user's own.
+        if let Some(shared) = SharedTools::installed()
+            && !server.settings.per_user_tools
+        {
+            tokio::spawn(follow_shared_tools(Arc::downgrade(&server), shared));
         }
         tokio::spawn(sweep_idle(
             Arc::downgrade(&server),
@@ -152,18 +184,43 @@ impl PerUser {
 
     /// The endpoint serving `user`: their own session, started on first use. Sessions evicted
     /// to keep within `max_sessions` are closed in the background.
-    pub fn endpoint(&self, user: &Caller) -> Result<Arc<Endpoint>, String> {
-        self.endpoint_as(user, &Profile::default())
+    pub async fn endpoint(&self, user: &Caller) -> Result<Arc<Endpoint>, NoEndpoint> {
+        self.endpoint_as(user, &Profile::default()).await
     }
 
     /// [`Self::endpoint`]; a new session's templates are filled in with `user`'s id, `profile`
     /// and stored secrets (see `secrets.rs`).
-    pub fn endpoint_as(&self, user: &Caller, profile: &Profile) -> Result<Arc<Endpoint>, String> {
+    pub async fn endpoint_as(
+        &self,
+        user: &Caller,
+        profile: &Profile,
+    ) -> Result<Arc<Endpoint>, NoEndpoint> {
+        self.endpoint_with(user, profile, None).await
+    }
+
+    /// [`Self::endpoint_as`] with `user`'s `secrets` already read (`None`: read them from the
+    /// store if a new session needs them).
+    pub async fn endpoint_with(
+        &self,
+        user: &Caller,
+        profile: &Profile,
+        secrets: Option<Secrets>,
+    ) -> Result<Arc<Endpoint>, NoEndpoint> {
         if let Some(live) = self.pool.get(user) {
             return Ok(live);
         }
-        let config = self.config_for(user, profile, None)?;
-        let authorizer = self.authorizer(user)?;
+        let secrets = match (secrets, &self.credentials) {
+            (None, Some(credentials)) => credentials.load(user).await.map_err(NoEndpoint::Store)?,
+            (secrets, _) => secrets,
+        };
+        if let (Some(credentials), Some(secrets)) = (&self.credentials, &secrets) {
+            credentials.started_with(user, secrets);
+        }
+        let config = self
+            .config_for(user, profile, secrets)
+            .await
+            .map_err(NoEndpoint::Store)?;
+        let authorizer = self.authorizer(user).map_err(NoEndpoint::Client)?;
         let options = self.options.clone();
         Ok(self.insert(user, || match self.settings.per_user_tools {
             // Every session shows the same list: a new one takes the last a live session of
@@ -203,6 +260,16 @@ impl PerUser {
         self.credentials.as_ref()
     }
 
+    /// Whether the last known tools came from a live session of this replica (not from the
+    /// tool cache or the shared store).
+    fn shows_live_tools(&self) -> bool {
+        self.last
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .as_ref()
+            .is_some_and(|c| c.source.is_some())
+    }
+
     /// Whether `user` has a session now.
     pub fn has_session(&self, user: &Caller) -> bool {
         self.pool.get(user).is_some()
@@ -218,11 +285,12 @@ impl PerUser {
         }
         if let Some(credentials) = &self.credentials
             && !self.has_session(user)
-            && credentials.needed(user).unwrap_or(true)
+            && credentials.needed(user).await.unwrap_or(true)
         {
             return None;
         }
         self.endpoint(user)
+            .await
             .inspect_err(|e| tracing::error!(server = %self.name(), "{e}"))
             .ok()
     }
@@ -303,6 +371,51 @@ async fn close_discovery_when_known(server: std::sync::Weak<PerUser>) {
         discovery.catalog_for(session);
         tracing::info!(server = %server.name(), "tool list learned; closing the discovery session");
         discovery.shutdown().await;
+    }
+}
+
+/// How often a replica whose sessions have shown no tool list reads the shared one.
+const SHARED_TOOLS_EVERY: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// With a shared store: until a live session of this replica shows the tool list, what
+/// callers without a session see is the list the shared store holds (another replica's
+/// session saw it), read now and every [`SHARED_TOOLS_EVERY`], so a replica that started
+/// later, or whose users never called, shows the same spec as the others. A store that does
+/// not answer leaves the list as it is (the file cache's, or none).
+async fn follow_shared_tools(server: std::sync::Weak<PerUser>, shared: &'static SharedTools) {
+    let mut applied: Option<Vec<rmcp::model::Tool>> = None;
+    loop {
+        // Not held across the read: a reload or shutdown drops the server at once.
+        let config = match server.upgrade() {
+            Some(server) if !server.shows_live_tools() => Some(server.config.clone()),
+            Some(_) => None,
+            None => return,
+        };
+        let fetched = match &config {
+            Some(config) => shared.load(config).await,
+            None => None,
+        };
+        if let Some(tools) = fetched.filter(|t| applied.as_ref() != Some(t)) {
+            let Some(server) = server.upgrade() else {
+                return;
+            };
+            let built = catalog::build(
+                server.name(),
+                &tools,
+                None,
+                &server.spec,
+                Links::of(&server.config),
+                (server.config.expose, None),
+            );
+            let mut last = server.last.lock().unwrap_or_else(|p| p.into_inner());
+            // A live session may have shown its list meanwhile: it wins.
+            if last.as_ref().is_none_or(|c| c.source.is_none()) {
+                *last = Some(Arc::new(built));
+                tracing::debug!(server = %server.name(), tools = tools.len(), "tool list from the shared store");
+            }
+            applied = Some(tools);
+        }
+        tokio::time::sleep(SHARED_TOOLS_EVERY).await;
     }
 }
 

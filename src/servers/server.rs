@@ -12,7 +12,7 @@ use crate::upstream::{CallLimiter, Failure, Stats, Status, Upstream, UpstreamOpt
 use super::catalog::{Catalog, SpecContext};
 use super::credentials::Credentials;
 use super::endpoint::Endpoint;
-use super::per_user::PerUser;
+use super::per_user::{NoEndpoint, PerUser};
 use super::state::ServerState;
 
 /// A configured server as it is served.
@@ -133,22 +133,35 @@ impl Server {
         if let Some(logins) = self.sign_in_needed(user).await? {
             return Err(Refusal::SignIn(logins));
         }
+        // The store is read only for a user without a live session: a signed-in call reads
+        // nothing. A store that cannot be read (or does not answer) is a 503 naming it, never
+        // "no secrets", which would send the user to enter them again.
+        let mut secrets = None;
         if let Some(credentials) = per_user.credentials()
             && !per_user.has_session(user)
         {
-            match credentials.needed(user) {
-                Ok(true) => return Err(Refusal::Credentials(credentials.clone())),
-                Ok(false) => {}
-                Err(reason) => {
-                    tracing::warn!(server = %self.name(), "{reason}");
-                    return Err(Refusal::StoreUnreadable(reason));
+            match credentials.usable(user).await {
+                Ok(None) => return Err(Refusal::Credentials(credentials.clone())),
+                Ok(Some(stored)) => secrets = Some(stored),
+                Err(e) => {
+                    tracing::warn!(server = %self.name(), "{e}");
+                    return Err(Refusal::StoreUnreadable(e.to_string()));
                 }
             }
         }
-        per_user.endpoint_as(user, profile).map_err(|reason| {
-            tracing::error!(server = %self.name(), "{reason}");
-            Refusal::NoSession(reason)
-        })
+        per_user
+            .endpoint_with(user, profile, secrets)
+            .await
+            .map_err(|e| match e {
+                NoEndpoint::Store(e) => {
+                    tracing::warn!(server = %self.name(), "{e}");
+                    Refusal::StoreUnreadable(e.to_string())
+                }
+                NoEndpoint::Client(reason) => {
+                    tracing::error!(server = %self.name(), "{reason}");
+                    Refusal::NoSession(reason)
+                }
+            })
     }
 
     /// Multi-user OAuth: the web logins `user` must sign in through, when they have no usable

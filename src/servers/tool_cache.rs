@@ -14,6 +14,15 @@
 //! (`private_tool_of_alice…`).
 //!
 //! The I/O is small and blocking; callers on the async runtime may run it in `spawn_blocking`.
+//!
+//! With a shared store (`--store redis://…`, several replicas behind one address) the lists
+//! are kept there too ([`SharedTools`]): one record per server and identity,
+//! `tools/<server folder>/<the same hash>`, holding the file's JSON sealed for the owner
+//! {`tools`, server} (tool lists are not secret; the seal keeps them whole and the server's
+//! own), under the same size cap and the same `per_user_tools` rule. So the anonymous spec
+//! of a multi-user server is the same on every replica: one that starts later, or whose
+//! users never called, shows the list another replica's session saw. A store that does not
+//! answer costs nothing but that: the file cache (or nothing) is used, start-up never fails.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -24,8 +33,11 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::config::{ServerConfig, TransportConfig};
+use crate::store::folder::folder_name;
+use crate::store::redis::RedisStore;
 use crate::support::atomic_file::{self, Access};
 use crate::support::private_dir;
+use crate::support::sealed::{self, Owner, StoreKey};
 
 /// Overrides the cache root (`~/.mcpo/cache`); tool lists go in its `tools/` folder.
 pub const CACHE_DIR_ENV: &str = "MCPO_CACHE_DIR";
@@ -227,6 +239,158 @@ impl ToolCache {
     fn known(&self) -> std::sync::MutexGuard<'_, HashMap<PathBuf, [u8; 32]>> {
         self.inner.known.lock().unwrap_or_else(|e| e.into_inner())
     }
+}
+
+/// The owner kind tool list records are sealed as.
+const SHARED_KIND: &str = "tools";
+
+/// Tool lists in the shared store, for every replica (see the module doc). Best effort, like
+/// the files: failures are logged, never returned.
+#[derive(Debug)]
+pub struct SharedTools {
+    store: Arc<RedisStore>,
+    key: Arc<StoreKey>,
+    /// SHA-256 of the tool list last written (or read) under each record name, so an
+    /// unchanged list (every user's session of a server shows the same) is not rewritten.
+    known: Mutex<HashMap<String, [u8; 32]>>,
+}
+
+impl SharedTools {
+    /// The process's, when a shared store is installed with its key.
+    pub fn installed() -> Option<&'static SharedTools> {
+        // Made once there is a store to make it for (never "none" for good: a caller before
+        // the store is installed at start-up must not turn sharing off).
+        static SHARED: std::sync::OnceLock<SharedTools> = std::sync::OnceLock::new();
+        if let Some(shared) = SHARED.get() {
+            return Some(shared);
+        }
+        let store = crate::store::shared::shared()?.clone();
+        let key = crate::store::key::given()?.key;
+        Some(SHARED.get_or_init(|| SharedTools {
+            store,
+            key,
+            known: Mutex::new(HashMap::new()),
+        }))
+    }
+
+    /// The tools another replica (or this one) last saved for this server with this same
+    /// identity; `None` when there are none, or they cannot be had now.
+    pub async fn load(&self, server: &ServerConfig) -> Option<Vec<Tool>> {
+        let name = record_name(server);
+        let bytes = match self.store.get(&name).await {
+            Ok(bytes) => bytes?,
+            Err(e) => {
+                tracing::debug!(server = %server.name, "no shared tool list: {e}");
+                return None;
+            }
+        };
+        match open_list(&self.key, server, &bytes) {
+            Ok(tools) => {
+                if let Ok(digest) = tools_digest(&tools) {
+                    self.known().insert(name, digest);
+                }
+                Some(tools)
+            }
+            Err(why) => {
+                tracing::warn!(
+                    "server '{}': ignoring the shared tool list {}{name}: {why}",
+                    server.name,
+                    self.store.prefix()
+                );
+                None
+            }
+        }
+    }
+
+    /// Remembers `tools` as this server's last known list for every replica; records of the
+    /// server's earlier configurations are removed.
+    pub async fn save(&self, server: &ServerConfig, tools: &[Tool]) {
+        let name = record_name(server);
+        let Ok(digest) = tools_digest(tools) else {
+            return;
+        };
+        if self.known().get(&name) == Some(&digest) {
+            return;
+        }
+        let bytes = match seal_list(&self.key, server, tools) {
+            Ok(bytes) => bytes,
+            Err(why) => {
+                tracing::warn!("server '{}': not sharing its tool list: {why}", server.name);
+                return;
+            }
+        };
+        if let Err(e) = self.store.put(&name, &bytes).await {
+            tracing::warn!("server '{}': cannot share its tool list: {e}", server.name);
+            return;
+        }
+        self.known().insert(name.clone(), digest);
+        let folder = format!("tools/{}/", folder_name(&server.name));
+        if let Ok(names) = self.store.names(&folder).await {
+            for stale in names.iter().filter(|n| **n != name) {
+                let _ = self.store.delete(stale).await;
+                self.known().remove(stale);
+            }
+        }
+    }
+
+    fn known(&self) -> std::sync::MutexGuard<'_, HashMap<String, [u8; 32]>> {
+        self.known.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// A server's tool list record in the shared store.
+fn record_name(server: &ServerConfig) -> String {
+    format!(
+        "tools/{}/{}",
+        folder_name(&server.name),
+        identity_hash(server)
+    )
+}
+
+fn shared_owner(server: &ServerConfig) -> Owner {
+    Owner {
+        kind: SHARED_KIND.to_owned(),
+        server: server.name.clone(),
+        user: None,
+    }
+}
+
+/// `tools` as the cache file's JSON, sealed for the server; refused over [`MAX_FILE_BYTES`].
+fn seal_list(key: &StoreKey, server: &ServerConfig, tools: &[Tool]) -> Result<Vec<u8>, String> {
+    let file = CacheFile {
+        version: FORMAT_VERSION,
+        server: server.name.clone(),
+        saved_at: std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs()),
+        tools: tools.to_vec(),
+    };
+    let json = serde_json::to_vec(&file).map_err(|e| e.to_string())?;
+    if json.len() > MAX_FILE_BYTES {
+        return Err(format!(
+            "the list is {} bytes, over the limit of {MAX_FILE_BYTES}",
+            json.len()
+        ));
+    }
+    sealed::seal(key, &shared_owner(server), &json)
+}
+
+/// The tools of a record [`seal_list`] made for this server.
+fn open_list(key: &StoreKey, server: &ServerConfig, bytes: &[u8]) -> Result<Vec<Tool>, String> {
+    // The seal adds a header and a tag: a few hundred bytes at most.
+    if bytes.len() > MAX_FILE_BYTES + 4096 {
+        return Err(format!("larger than {MAX_FILE_BYTES} bytes"));
+    }
+    let json = sealed::open(key, &shared_owner(server), bytes).map_err(|e| e.to_string())?;
+    let file: CacheFile = serde_json::from_slice(&json)
+        .map_err(|e| format!("not a tool list ({:?} error)", e.classify()))?;
+    if file.version != FORMAT_VERSION || file.server != server.name {
+        return Err(format!(
+            "version {}, server '{}'",
+            file.version, file.server
+        ));
+    }
+    Ok(file.tools)
 }
 
 /// The server name as a safe file name part: `[A-Za-z0-9._-]` (what config names allow anyway),
@@ -433,6 +597,33 @@ mod tests {
         assert_ne!(user("s1"), user("s2"));
         assert_eq!(identity_hash(base), identity_hash(&user("s1")));
         assert_eq!(identity_hash(&user("s1")), identity_hash(&user("s2")));
+    }
+
+    #[test]
+    fn shared_records_are_sealed_for_their_server_and_capped() {
+        let key = StoreKey::from_bytes(&[3; 32]).unwrap();
+        let server = stdio("memory", &["stdio"]);
+        let tools = vec![tool("a"), tool("b")];
+        let bytes = seal_list(&key, &server, &tools).unwrap();
+        assert!(bytes.starts_with(sealed::MAGIC));
+        assert!(!bytes.windows(11).any(|w| w == b"the a tool\""));
+        assert_eq!(open_list(&key, &server, &bytes).unwrap(), tools);
+        // Another server's record, another key's, or one altered, does not open.
+        assert!(open_list(&key, &stdio("other", &["stdio"]), &bytes).is_err());
+        let other_key = StoreKey::from_bytes(&[4; 32]).unwrap();
+        assert!(open_list(&other_key, &server, &bytes).is_err());
+        let mut altered = bytes.clone();
+        *altered.last_mut().unwrap() ^= 1;
+        assert!(open_list(&key, &server, &altered).is_err());
+        // The same name on every replica: the server's folder and its identity hash.
+        assert_eq!(
+            record_name(&server),
+            format!("tools/memory/{}", identity_hash(&server))
+        );
+        assert_ne!(record_name(&server), record_name(&stdio("memory", &["v2"])));
+        // The file cache's size cap.
+        let huge = vec![tool(&"x".repeat(MAX_FILE_BYTES))];
+        assert!(seal_list(&key, &server, &huge).is_err());
     }
 
     #[test]

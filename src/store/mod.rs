@@ -1,6 +1,6 @@
 //! Where mcpo keeps what outlives a request: OAuth tokens and client registrations (through
 //! `oauth::store`), users' secrets ([`user_secrets`]), and, with a shared store, web logins in
-//! progress, used tickets and locks. The file store (the token folder, `~/.mcpo/tokens`) is
+//! progress, one-time tickets ([`ticket`]) and locks. The file store (the token folder, `~/.mcpo/tokens`) is
 //! the default; `--store redis://…` puts the same sealed records in a Redis that several
 //! replicas share ([`records`], [`redis`]). Every record is sealed (`support::sealed`) under
 //! the store key ([`key`]).
@@ -14,6 +14,7 @@ pub mod migrate;
 pub mod records;
 pub mod redis;
 pub mod shared;
+pub mod ticket;
 pub mod user_secrets;
 
 pub use error::StoreError;
@@ -21,4 +22,4 @@ pub use folder::{TOKEN_DIR_ENV, default_token_dir};
 pub use location::{Location, RedisLocation};
 pub use records::Records;
 pub use shared::StoreStatus;
-pub use user_secrets::{FileSecrets, SecretStore, Secrets};
+pub use user_secrets::{RecordSecrets, SecretStore, Secrets};

@@ -1,26 +1,33 @@
 //! The secrets each user supplies for a multi-user server (`user_secrets`): one sealed record
-//! per server and user, `<token folder>/<server>/<hash of user and server>_secrets.json`,
-//! sealed for the owner {`secrets`, server, user} under the store key, so a file copied to
-//! another user's name does not open. Written whole (temporary file, rename), owner-only;
-//! the folders must be mcpo's own, as for the token files.
+//! per server and user, named `<server>/<hash of user and server>_secrets.json` (its path in
+//! the token folder), sealed for the owner {`secrets`, server, user} under the store key, so
+//! a record copied to another user's name does not open. The record goes wherever the
+//! process keeps its records ([`Records::installed`]): the token folder (written whole,
+//! owner-only, in folders that must be mcpo's own, covered by `mcpo store list|rekey`), or
+//! the shared store several replicas use, with the same sealed bytes under the same name.
 //!
-//! [`SecretStore`] is the interface the servers use: the file backend here, a shared one
-//! (several replicas) later behind the same three calls, with the same sealed bytes.
+//! Nothing is cached here: a secret entered through one replica must be usable through
+//! another at once, so every load reads the store. The servers read only while a user has no
+//! live session (`servers::server::Server::route_as`), never per call.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
+use std::time::Duration;
 
 use sha2::{Digest, Sha256};
 
-use crate::store::folder::{SECRETS_SUFFIX, default_token_dir, folder_name};
-use crate::store::key as store_key;
-use crate::support::atomic_file::{self, Access};
+use super::error::StoreError;
+use super::folder::{SECRETS_SUFFIX, folder_name};
+use super::records::Records;
 use crate::support::caller::Caller;
-use crate::support::private_dir;
 use crate::support::sealed::{self, Owner};
 
 /// The kind a secrets record is sealed as.
 pub const KIND: &str = "secrets";
+
+/// Attempts at writing a user's secrets to a shared store that does not answer before the
+/// save reports failure.
+const WRITE_ATTEMPTS: u32 = 3;
 
 /// One user's secrets for one server, by the names `user_secrets` declares. `Debug` shows
 /// the names only.
@@ -34,41 +41,41 @@ impl std::fmt::Debug for Secrets {
     }
 }
 
-/// Where users' secrets are kept. Errors name the store and the record, never a value.
+/// Where users' secrets are kept. Errors name the store and the record, never a value; a
+/// shared store that does not answer is [`StoreError::Unavailable`], never "none stored".
+#[async_trait::async_trait]
 pub trait SecretStore: Send + Sync + std::fmt::Debug {
     /// `user`'s secrets for `server`, `None` when they have stored none.
-    fn load(&self, server: &str, user: &Caller) -> Result<Option<Secrets>, String>;
+    async fn load(&self, server: &str, user: &Caller) -> Result<Option<Secrets>, StoreError>;
     /// Replaces `user`'s secrets for `server`.
-    fn save(&self, server: &str, user: &Caller, secrets: &Secrets) -> Result<(), String>;
+    async fn save(&self, server: &str, user: &Caller, secrets: &Secrets) -> Result<(), StoreError>;
     /// Deletes them; `true` when there were some.
-    fn forget(&self, server: &str, user: &Caller) -> Result<bool, String>;
+    async fn forget(&self, server: &str, user: &Caller) -> Result<bool, StoreError>;
 }
 
-/// Secrets in the token folder (`MCPO_TOKEN_DIR`, else `~/.mcpo/tokens`), next to the tokens.
+/// Secrets as records of the process's store: the shared store when one is installed, else
+/// the token folder (`MCPO_TOKEN_DIR`, else `~/.mcpo/tokens`), next to the tokens.
 #[derive(Debug, Default)]
-pub struct FileSecrets {
+pub struct RecordSecrets {
     /// The token folder; `None`: the one the daemon uses, looked up when needed.
     root: Option<PathBuf>,
 }
 
-impl FileSecrets {
+impl RecordSecrets {
     pub fn new(root: Option<PathBuf>) -> Self {
         Self { root }
     }
 
-    fn root(&self) -> Result<PathBuf, String> {
-        match &self.root {
-            Some(root) => Ok(root.clone()),
-            None => default_token_dir(),
-        }
+    fn records(&self) -> Result<Records, StoreError> {
+        Records::installed(self.root.as_deref())
+            .map_err(|e| StoreError::Io(format!("secret store: {e}")))
     }
 
-    /// The record's path in `root`.
-    fn path(root: &Path, server: &str, user: &Caller) -> PathBuf {
+    /// The record's name (its path in the token folder).
+    fn name(server: &str, user: &Caller) -> String {
         let digest = Sha256::digest(format!("secrets\n{}\n{server}", user.owner_key()).as_bytes());
         let key: String = digest.iter().take(16).map(|b| format!("{b:02x}")).collect();
-        root.join(folder_name(server))
-            .join(format!("{key}{SECRETS_SUFFIX}"))
+        format!("{}/{key}{SECRETS_SUFFIX}", folder_name(server))
     }
 
     fn owner(server: &str, user: &Caller) -> Owner {
@@ -79,84 +86,87 @@ impl FileSecrets {
         }
     }
 
-    /// The record at `path` opened, `None` when absent.
-    fn read(root: &Path, path: &Path, owner: &Owner) -> Result<Option<Secrets>, String> {
+    /// The record `name` opened, `None` when absent.
+    async fn read(
+        records: &Records,
+        name: &str,
+        owner: &Owner,
+    ) -> Result<Option<Secrets>, StoreError> {
         let unreadable = |why: String| {
-            format!(
+            StoreError::Io(format!(
                 "secret store {}: cannot read {}: {why}; nothing was changed",
-                root.display(),
-                path.display()
-            )
+                records.describe(),
+                records.describe_record(name)
+            ))
         };
-        let bytes = match std::fs::read(path) {
-            Ok(bytes) => bytes,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-            Err(e) => return Err(unreadable(e.to_string())),
+        let bytes = match records.get(name).await {
+            Ok(Some(bytes)) => bytes,
+            Ok(None) => return Ok(None),
+            Err(e @ StoreError::Unavailable { .. }) => return Err(e),
+            Err(StoreError::Io(why)) => return Err(unreadable(why)),
         };
-        let key = store_key::for_store(root, false)
-            .map_err(&unreadable)?
-            .ok_or_else(|| {
-                unreadable(format!(
-                    "it is sealed and there is no store key: {} does not exist",
-                    store_key::describe(root)
-                ))
-            })?;
+        let key = records.key(false).map_err(&unreadable)?.ok_or_else(|| {
+            unreadable(format!(
+                "it is sealed and there is no store key: {} does not exist",
+                records.describe_key()
+            ))
+        })?;
         let plain = sealed::open(&key.key, owner, &bytes)
             .map_err(|e| unreadable(format!("{e} (store key from {})", key.source)))?;
         serde_json::from_slice(&plain)
             .map(Some)
             .map_err(|e| unreadable(format!("not a secrets record ({:?} error)", e.classify())))
     }
-
-    fn private_dirs(root: &Path, path: &Path) -> Result<(), String> {
-        for folder in [Some(root), path.parent()].into_iter().flatten() {
-            private_dir::create(folder)
-                .map_err(|e| format!("secret store {}: {e}", folder.display()))?;
-            private_dir::check(folder).map_err(|why| {
-                format!(
-                    "secret store {}: {why}; set {} to a folder of mcpo's own user",
-                    folder.display(),
-                    super::folder::TOKEN_DIR_ENV
-                )
-            })?;
-        }
-        Ok(())
-    }
 }
 
-impl SecretStore for FileSecrets {
-    fn load(&self, server: &str, user: &Caller) -> Result<Option<Secrets>, String> {
-        let root = self.root()?;
-        let path = Self::path(&root, server, user);
-        Self::read(&root, &path, &Self::owner(server, user))
+#[async_trait::async_trait]
+impl SecretStore for RecordSecrets {
+    async fn load(&self, server: &str, user: &Caller) -> Result<Option<Secrets>, StoreError> {
+        let records = self.records()?;
+        Self::read(
+            &records,
+            &Self::name(server, user),
+            &Self::owner(server, user),
+        )
+        .await
     }
 
-    fn save(&self, server: &str, user: &Caller, secrets: &Secrets) -> Result<(), String> {
-        let root = self.root()?;
-        let path = Self::path(&root, server, user);
+    async fn save(&self, server: &str, user: &Caller, secrets: &Secrets) -> Result<(), StoreError> {
+        let records = self.records()?;
+        let name = Self::name(server, user);
         let owner = Self::owner(server, user);
-        Self::private_dirs(&root, &path)?;
         // A record that does not open (another key's) is never overwritten.
-        Self::read(&root, &path, &owner)?;
-        let key = store_key::for_store(&root, true)?
-            .ok_or_else(|| format!("secret store {}: no store key", root.display()))?;
-        let json = serde_json::to_vec(secrets).map_err(|e| e.to_string())?;
-        let bytes = sealed::seal(&key.key, &owner, &json)?;
-        atomic_file::replace(&path, &bytes, Access::Owner)
-            .map_err(|e| format!("secret store: cannot write {}: {e}", path.display()))
+        Self::read(&records, &name, &owner).await?;
+        let key = records
+            .key(true)
+            .map_err(|e| StoreError::Io(format!("secret store {}: {e}", records.describe())))?
+            .ok_or_else(|| {
+                StoreError::Io(format!("secret store {}: no store key", records.describe()))
+            })?;
+        let json = serde_json::to_vec(secrets).map_err(|e| StoreError::Io(e.to_string()))?;
+        let bytes = sealed::seal(&key.key, &owner, &json).map_err(StoreError::Io)?;
+        let mut attempt = 1;
+        loop {
+            match records.put(&name, &bytes).await {
+                Ok(()) => return Ok(()),
+                Err(e) if e.is_unavailable() && attempt < WRITE_ATTEMPTS => {
+                    attempt += 1;
+                    tokio::time::sleep(Duration::from_millis(250 * u64::from(attempt))).await;
+                }
+                Err(StoreError::Io(why)) => {
+                    return Err(StoreError::Io(format!(
+                        "secret store: cannot write {}: {why}",
+                        records.describe_record(&name)
+                    )));
+                }
+                Err(e) => return Err(e),
+            }
+        }
     }
 
-    fn forget(&self, server: &str, user: &Caller) -> Result<bool, String> {
-        let root = self.root()?;
-        let path = Self::path(&root, server, user);
-        match std::fs::remove_file(&path) {
-            Ok(()) => Ok(true),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
-            Err(e) => Err(format!(
-                "secret store: cannot delete {}: {e}",
-                path.display()
-            )),
-        }
+    async fn forget(&self, server: &str, user: &Caller) -> Result<bool, StoreError> {
+        let records = self.records()?;
+        records.delete(&Self::name(server, user)).await
     }
 }
 
@@ -164,29 +174,37 @@ impl SecretStore for FileSecrets {
 mod tests {
     use super::*;
 
-    #[test]
-    fn secrets_are_sealed_per_user_and_server() {
+    #[tokio::test]
+    async fn secrets_are_sealed_per_user_and_server() {
         let dir = tempfile::tempdir().unwrap();
         let root = dir.path().join("tokens");
-        let store = FileSecrets::new(Some(root.clone()));
+        let store = RecordSecrets::new(Some(root.clone()));
         let alice = Caller::User("alice".into());
         let bob = Caller::User("bob".into());
         let secrets = Secrets([("token".to_owned(), "sk-very-secret-1".to_owned())].into());
-        assert_eq!(store.load("gh", &alice).unwrap(), None);
-        store.save("gh", &alice, &secrets).unwrap();
-        assert_eq!(store.load("gh", &alice).unwrap(), Some(secrets.clone()));
-        assert_eq!(store.load("gh", &bob).unwrap(), None);
-        assert_eq!(store.load("other", &alice).unwrap(), None);
-        let path = FileSecrets::path(&root, "gh", &alice);
+        assert_eq!(store.load("gh", &alice).await.unwrap(), None);
+        store.save("gh", &alice, &secrets).await.unwrap();
+        assert_eq!(
+            store.load("gh", &alice).await.unwrap(),
+            Some(secrets.clone())
+        );
+        assert_eq!(store.load("gh", &bob).await.unwrap(), None);
+        assert_eq!(store.load("other", &alice).await.unwrap(), None);
+        // The file store's name and place of earlier versions.
+        let path = root.join(RecordSecrets::name("gh", &alice));
+        assert!(path.starts_with(root.join("gh")));
+        assert!(path.to_string_lossy().ends_with(SECRETS_SUFFIX));
         let bytes = std::fs::read(&path).unwrap();
         assert!(bytes.starts_with(sealed::MAGIC));
         assert!(!bytes.windows(16).any(|w| w == b"sk-very-secret-1"));
         // Copied to bob's name, it does not open, and it is not overwritten.
-        std::fs::copy(&path, FileSecrets::path(&root, "gh", &bob)).unwrap();
-        assert!(store.load("gh", &bob).is_err());
-        assert!(store.save("gh", &bob, &secrets).is_err());
-        assert!(store.forget("gh", &alice).unwrap());
-        assert!(!store.forget("gh", &alice).unwrap());
+        std::fs::copy(&path, root.join(RecordSecrets::name("gh", &bob))).unwrap();
+        let refused = store.load("gh", &bob).await.unwrap_err();
+        assert!(!refused.is_unavailable());
+        assert!(refused.to_string().contains("secret store"), "{refused}");
+        assert!(store.save("gh", &bob, &secrets).await.is_err());
+        assert!(store.forget("gh", &alice).await.unwrap());
+        assert!(!store.forget("gh", &alice).await.unwrap());
         assert_eq!(format!("{secrets:?}"), "Secrets([\"token\"])");
     }
 }

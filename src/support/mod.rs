@@ -23,6 +23,5 @@ pub(crate) mod http_client;
 pub(crate) mod private_dir;
 pub(crate) mod redact;
 pub mod sealed;
-pub(crate) mod ticket;
 
 pub(crate) use error_chain::{causes, error_chain};

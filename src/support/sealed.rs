@@ -22,6 +22,7 @@
 //! 256-bit random key say nothing usable about it.
 
 use ring::aead::{Aad, CHACHA20_POLY1305, LessSafeKey, NONCE_LEN, Nonce, UnboundKey};
+use ring::hkdf::{HKDF_SHA256, Prk, Salt};
 use ring::rand::{SecureRandom, SystemRandom};
 use sha2::{Digest, Sha256};
 
@@ -37,6 +38,8 @@ const NO_USER: u16 = u16::MAX;
 pub struct StoreKey {
     key: LessSafeKey,
     id: [u8; 4],
+    /// HKDF-SHA256's pseudorandom key from it, for keys of other purposes ([`Self::derive`]).
+    prk: Prk,
 }
 
 impl std::fmt::Debug for StoreKey {
@@ -63,7 +66,21 @@ impl StoreKey {
         Ok(StoreKey {
             key: LessSafeKey::new(unbound),
             id: [digest[0], digest[1], digest[2], digest[3]],
+            prk: Salt::new(HKDF_SHA256, b"mcpo store key derivation").extract(bytes),
         })
+    }
+
+    /// A 32-byte key for another purpose, named by `info` (HKDF-SHA256, RFC 5869): every
+    /// process with the same store key derives the same one (replicas sign and verify each
+    /// other's one-time links), keys of different `info` are unrelated, and none of them
+    /// tells anything about the store key.
+    pub fn derive(&self, info: &[&[u8]]) -> [u8; KEY_LEN] {
+        let mut out = [0u8; KEY_LEN];
+        self.prk
+            .expand(info, HKDF_SHA256)
+            .and_then(|okm| okm.fill(&mut out))
+            .expect("HKDF-SHA256 gives 32 bytes");
+        out
     }
 
     /// A key from the base64 (standard or URL-safe, padded or not) of its 32 bytes, as in
@@ -329,6 +346,15 @@ mod tests {
             server: "github".into(),
             user: user.map(str::to_owned),
         }
+    }
+
+    #[test]
+    fn derived_keys_follow_the_store_key_and_their_purpose() {
+        let info: &[&[u8]] = &[b"ticket", b"gh"];
+        assert_eq!(key(1).derive(info), key(1).derive(info));
+        assert_ne!(key(1).derive(info), key(2).derive(info));
+        assert_ne!(key(1).derive(info), key(1).derive(&[b"ticket", b"gl"]));
+        assert_ne!(key(1).derive(info), [1; KEY_LEN]);
     }
 
     #[test]

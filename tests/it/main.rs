@@ -43,6 +43,7 @@ mod oauth_store;
 mod prompts;
 mod redis_harness;
 mod replicas_oauth;
+mod replicas_secrets;
 mod resilience;
 mod resources;
 mod resources_hostile;

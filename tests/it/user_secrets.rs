@@ -13,13 +13,13 @@ use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-const WEBUI_SECRET: &str = "owui-secrets-test-7d1e4b";
-const INFO_SECRET: &str = "forward-user-info-secret-5a90";
-const KEY_ALICE: &str = "alice-key-Zq81vKx2";
-const KEY_BOB: &str = "bob-key-Hh40pLm7";
+pub(crate) const WEBUI_SECRET: &str = "owui-secrets-test-7d1e4b";
+pub(crate) const INFO_SECRET: &str = "forward-user-info-secret-5a90";
+pub(crate) const KEY_ALICE: &str = "alice-key-Zq81vKx2";
+pub(crate) const KEY_BOB: &str = "bob-key-Hh40pLm7";
 const KEY_WRONG: &str = "wrong-key-Uu55tTr9";
 
-fn session_jwt(user: &str) -> String {
+pub(crate) fn session_jwt(user: &str) -> String {
     let t = now();
     let claims = json!({"id": user, "exp": t + 3600, "iat": t, "jti": format!("j-{user}-{t}"), "typ": "session"});
     jsonwebtoken::encode(
@@ -30,7 +30,7 @@ fn session_jwt(user: &str) -> String {
     .unwrap()
 }
 
-fn info_jwt(user: &str, email: &str, name: &str, role: &str) -> String {
+pub(crate) fn info_jwt(user: &str, email: &str, name: &str, role: &str) -> String {
     let t = now();
     let claims = json!({"sub": user, "email": email, "name": name, "role": role,
                         "iss": "open-webui", "iat": t, "exp": t + 300});
@@ -43,13 +43,13 @@ fn info_jwt(user: &str, email: &str, name: &str, role: &str) -> String {
 }
 
 /// The fixture in streamable-HTTP mode with the credentials check and reports on.
-struct HttpFixture {
+pub(crate) struct HttpFixture {
     child: Child,
     base: String,
 }
 
 impl HttpFixture {
-    fn start(keys: &Path) -> Self {
+    pub(crate) fn start(keys: &Path) -> Self {
         let mut child = Command::new(fixture_bin())
             .arg("http")
             .env("FIXTURE_ACCEPTED_KEYS", keys)
@@ -83,26 +83,26 @@ impl Drop for HttpFixture {
 
 /// A temporary home for one test: the token folder (and the store key next to it), the
 /// fixture's accepted keys, the config.
-struct Home {
+pub(crate) struct Home {
     dir: tempfile::TempDir,
 }
 
 impl Home {
-    fn new() -> Self {
+    pub(crate) fn new() -> Self {
         Self {
             dir: tempfile::tempdir().unwrap(),
         }
     }
-    fn tokens(&self) -> PathBuf {
+    pub(crate) fn tokens(&self) -> PathBuf {
         self.dir.path().join("state").join("tokens")
     }
-    fn keys(&self) -> PathBuf {
+    pub(crate) fn keys(&self) -> PathBuf {
         self.dir.path().join("keys.txt")
     }
-    fn accept(&self, keys: &[&str]) {
+    pub(crate) fn accept(&self, keys: &[&str]) {
         std::fs::write(self.keys(), keys.join("\n")).unwrap();
     }
-    fn config(&self, servers: Value) -> PathBuf {
+    pub(crate) fn config(&self, servers: Value) -> PathBuf {
         let path = self.dir.path().join("config.json");
         std::fs::write(&path, json!({ "mcpServers": servers }).to_string()).unwrap();
         path
@@ -146,7 +146,7 @@ fn start_mcpo(home: &Home, config: &Path, port: u16, env: &[(&str, &str)]) -> Mc
     )
 }
 
-fn http_server(fixture: &HttpFixture) -> Value {
+pub(crate) fn http_server(fixture: &HttpFixture) -> Value {
     json!({
         "type": "streamable-http",
         "url": format!("{}/mcp", fixture.base),
@@ -167,7 +167,7 @@ fn http_server(fixture: &HttpFixture) -> Value {
 }
 
 /// A tool call as Open WebUI makes it: the session JWT, and the signed user-info header.
-async fn call(mcpo: &Mcpo, path: &str, user: &str, body: Value) -> Reply {
+pub(crate) async fn call(mcpo: &Mcpo, path: &str, user: &str, body: Value) -> Reply {
     send(
         client()
             .post(mcpo.url(path))
@@ -187,7 +187,7 @@ async fn call(mcpo: &Mcpo, path: &str, user: &str, body: Value) -> Reply {
 }
 
 /// The credentials link of a 401.
-fn credentials_url(r: &Reply) -> String {
+pub(crate) fn credentials_url(r: &Reply) -> String {
     assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{}", r.text);
     r.body["detail"]["credentials_url"]
         .as_str()
@@ -195,7 +195,7 @@ fn credentials_url(r: &Reply) -> String {
         .to_owned()
 }
 
-fn ticket_of(url: &str) -> String {
+pub(crate) fn ticket_of(url: &str) -> String {
     let url = reqwest::Url::parse(url).unwrap();
     url.query_pairs()
         .find(|(k, _)| k == "ticket")
@@ -204,7 +204,7 @@ fn ticket_of(url: &str) -> String {
 }
 
 /// Opens the link like a browser: the page, and the form's cookie (`name=value`).
-async fn open_page(url: &str) -> (Reply, String) {
+pub(crate) async fn open_page(url: &str) -> (Reply, String) {
     let page = send(client().get(url)).await;
     assert_eq!(page.status, StatusCode::OK, "{}", page.text);
     let cookie = page
@@ -218,7 +218,12 @@ async fn open_page(url: &str) -> (Reply, String) {
 }
 
 /// Submits the page's form from the page (same origin, its cookie).
-async fn submit(url: &str, cookie: Option<&str>, site: &str, fields: &[(&str, &str)]) -> Reply {
+pub(crate) async fn submit(
+    url: &str,
+    cookie: Option<&str>,
+    site: &str,
+    fields: &[(&str, &str)],
+) -> Reply {
     let action = url.split('?').next().unwrap();
     let mut form: Vec<(&str, String)> = vec![("ticket", ticket_of(url))];
     form.extend(fields.iter().map(|(k, v)| (*k, (*v).to_owned())));
@@ -237,7 +242,7 @@ async fn submit(url: &str, cookie: Option<&str>, site: &str, fields: &[(&str, &s
 }
 
 /// Whether `needle` occurs anywhere in `haystack`.
-fn contains(haystack: &[u8], needle: &str) -> bool {
+pub(crate) fn contains(haystack: &[u8], needle: &str) -> bool {
     haystack
         .windows(needle.len())
         .any(|w| w == needle.as_bytes())

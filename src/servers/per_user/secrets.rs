@@ -5,28 +5,28 @@
 use std::sync::Arc;
 
 use crate::config::ServerConfig;
-use crate::store::Secrets;
+use crate::store::{Secrets, StoreError};
 use crate::support::caller::{Caller, Profile};
 use crate::upstream::{Status, Upstream};
 
 use super::super::credentials::user_values;
-use super::PerUser;
+use super::{PerUser, SecretsNotTaken};
 
 impl PerUser {
     /// The server's config for `user`'s session: templates filled in with their id, `profile`
-    /// and `secrets` (else their stored ones).
-    pub(super) fn config_for(
+    /// and `secrets` (else their stored ones, read from the store).
+    pub(super) async fn config_for(
         &self,
         user: &Caller,
         profile: &Profile,
         secrets: Option<Secrets>,
-    ) -> Result<ServerConfig, String> {
+    ) -> Result<ServerConfig, StoreError> {
         if self.settings.templates.is_empty() {
             return Ok(self.config.clone());
         }
         let secrets = match (secrets, &self.credentials) {
             (Some(secrets), _) => Some(secrets),
-            (None, Some(credentials)) => credentials.load(user)?,
+            (None, Some(credentials)) => credentials.load(user).await?,
             (None, None) => None,
         };
         Ok(self.config.for_user(&user_values(user, profile, secrets)))
@@ -34,18 +34,25 @@ impl PerUser {
 
     /// Tries `secrets` for `user` by starting their session with them; stores them only when
     /// it comes up, and then that session serves the user (any older one is closed). The error
-    /// says why not (the upstream refused them, the server exited…), never with a value.
+    /// says why not (the upstream refused them, the server exited…, or they could not be
+    /// stored), never with a value.
     pub async fn try_secrets(
         &self,
         user: &Caller,
         profile: &Profile,
         secrets: Secrets,
-    ) -> Result<(), String> {
+    ) -> Result<(), SecretsNotTaken> {
         let Some(credentials) = &self.credentials else {
-            return Err(format!("server '{}' takes no user secrets", self.name()));
+            return Err(SecretsNotTaken::Refused(format!(
+                "server '{}' takes no user secrets",
+                self.name()
+            )));
         };
-        let config = self.config_for(user, profile, Some(secrets.clone()))?;
-        let authorizer = self.authorizer(user)?;
+        let config = self
+            .config_for(user, profile, Some(secrets.clone()))
+            .await
+            .map_err(SecretsNotTaken::NotSaved)?;
+        let authorizer = self.authorizer(user).map_err(SecretsNotTaken::Refused)?;
         let upstream = Upstream::start(config, self.options.clone(), authorizer, Arc::default());
         let mut status = upstream.subscribe();
         let limit = self.options.connect_timeout + std::time::Duration::from_secs(1);
@@ -77,12 +84,16 @@ impl PerUser {
         if let Some(why) = why {
             upstream.shutdown().await;
             // Its failure text is already scrubbed of `secrets` (the session's `Hidden`).
-            return Err(why);
+            return Err(SecretsNotTaken::Refused(why));
         }
-        if let Err(e) = credentials.save(user, &secrets) {
+        // Not stored, not used: the session that came up with them closes, and the user is
+        // told (a session other replicas cannot start would look like lost secrets later).
+        if let Err(e) = credentials.save(user, &secrets).await {
+            tracing::warn!(server = %self.name(), user = %user.log_id(), "a user's accepted secrets could not be stored: {e}");
             upstream.shutdown().await;
-            return Err(e);
+            return Err(SecretsNotTaken::NotSaved(e));
         }
+        credentials.started_with(user, &secrets);
         if let Some(old) = self.pool.remove(user) {
             tokio::spawn(async move { old.shutdown().await });
         }
@@ -102,11 +113,11 @@ impl PerUser {
     }
 
     /// Deletes `user`'s secrets and closes their session.
-    pub async fn forget_secrets(&self, user: &Caller) -> Result<bool, String> {
+    pub async fn forget_secrets(&self, user: &Caller) -> Result<bool, StoreError> {
         let Some(credentials) = &self.credentials else {
             return Ok(false);
         };
-        let had = credentials.forget(user)?;
+        let had = credentials.forget(user).await?;
         if let Some(old) = self.pool.remove(user) {
             old.shutdown().await;
         }
