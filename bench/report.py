@@ -163,8 +163,8 @@ def replicas_report(run):
             f"load average at start {' '.join(meta.get('loadavg_start', []))}, at end {' '.join(meta.get('loadavg_end', []))}"
         )
         print()
-    print("| configuration | users, clients | calls/s total | calls/s per replica | p50 / p99 (ms) | Redis commands per call (call path; with the probe's PINGs) | Redis commands during the load, summed over the runs | Redis commands to sign in and reach every replica (keys) | failed | RSS per replica |")
-    print("|---|---|---:|---:|---|---:|---|---|---:|---:|")
+    print("| configuration | users, clients | calls/s total | calls/s per replica | p50 / p99 (ms) | Redis commands per call (call path; with the probe's PINGs) | Redis commands during the load, summed over the runs | Redis commands to sign in and reach every replica (keys) | mcpo CPU per call (all replicas) | failed | RSS per replica |")
+    print("|---|---|---:|---:|---|---:|---|---|---:|---:|---:|")
     summary = {}
     for config in [c for c in ("file", "redis2", "redis1") if any(r["config"] == c for r in rows)]:
         sel = [r for r in rows if r["config"] == config]
@@ -185,6 +185,7 @@ def replicas_report(run):
                            "max_per_call_all": max(per_call_all)}
         failed = sum(r["load"]["failed"] for r in sel)
         rss = med([statistics.mean(r["rss_kib"]) for r in sel if r["rss_kib"]])
+        cpu_us = med([1000 * sum(r["cpu_ms"]) / max(r["load"]["answered_with_warmup"], 1) for r in sel if r.get("cpu_ms")])
         listed = ", ".join(f"{k} {v}" for k, v in sorted(used.items())) or "none"
         setup = {}
         for r in sel:
@@ -196,7 +197,7 @@ def replicas_report(run):
         print(
             f"| {names.get(config, config)} | {sel[0]['users']}, {sel[0]['load']['c']} | {fmt_rps(total)} | {fmt_rps(replica)} "
             f"(spread {100 * spread:.0f}%) | {med([r['load']['p50_ms'] for r in sel]):.2f} / {med([r['load']['p99_ms'] for r in sel]):.2f} | "
-            f"{med(per_call):.4f}; {med(per_call_all):.5f} | {listed} ({len(sel)} runs) | {setup_text} | {failed} | {fmt_mib(rss)} |"
+            f"{med(per_call):.4f}; {med(per_call_all):.5f} | {listed} ({len(sel)} runs) | {setup_text} | {'–' if cpu_us is None else f'{cpu_us:.0f} µs'} | {failed} | {fmt_mib(rss)} |"
         )
     print()
     print("| target | measured | met |")

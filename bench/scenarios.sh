@@ -257,6 +257,10 @@ free_port() {
 
 redis_cli() { redis-cli -h 127.0.0.1 -p "$P_REDIS" "$@"; }
 
+# cpu_ticks PID: the process's user + system CPU time so far, in clock ticks (CLK_TCK).
+CLK_TCK=$(getconf CLK_TCK)
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+
 # commandstats_json: INFO commandstats as {"command": calls, ...}
 commandstats_json() {
   redis_cli INFO commandstats | tr -d '\r' | python3 -c '
@@ -352,13 +356,16 @@ replicas_run() {
   # Warm-up (not recorded), then the commands Redis runs during the measured load.
   "$TOOLS" calls -c "$BENCH_REPLICAS_C" -s 1 -w 0 --body '{"text":"hi"}' "${targets[@]}" >/dev/null
   redis_cli CONFIG RESETSTAT >/dev/null
+  local cpu0=() cpu=() p
+  for p in "${pids[@]}"; do cpu0+=("$(cpu_ticks "$p")"); done
   run_child "$RUN/last.json" "$TOOLS" calls -c "$BENCH_REPLICAS_C" -s "$BENCH_REPLICAS_SECONDS" -w 1 \
     --body '{"text":"hi"}' "${targets[@]}" || die "$config: load generator failed"
   json=$(cat "$RUN/last.json")
   after=$(commandstats_json)
-  local rss=() p
+  for ((k = 0; k < n; k++)); do cpu+=($((($(cpu_ticks "${pids[$k]}") - ${cpu0[$k]}) * 1000 / CLK_TCK))); done
+  local rss=()
   for p in "${pids[@]}"; do rss+=("$(awk '/^VmRSS:/ {print $2}' "/proc/$p/status")"); done
-  echo "{\"kind\":\"replicas\",\"config\":\"$config\",\"rep\":$rep,\"replicas\":$n,\"users\":$BENCH_REPLICAS_USERS,\"store\":\"${store%%:*}\",\"rss_kib\":[$(IFS=,; echo "${rss[*]}")],\"redis_keys\":$keys,\"redis_commands_setup\":$setup,\"redis_commands\":$after,\"load\":$json}" >>"$RESULTS"
+  echo "{\"kind\":\"replicas\",\"config\":\"$config\",\"rep\":$rep,\"replicas\":$n,\"users\":$BENCH_REPLICAS_USERS,\"store\":\"${store%%:*}\",\"rss_kib\":[$(IFS=,; echo "${rss[*]}")],\"cpu_ms\":[$(IFS=,; echo "${cpu[*]}")],\"redis_keys\":$keys,\"redis_commands_setup\":$setup,\"redis_commands\":$after,\"load\":$json}" >>"$RESULTS"
   printf '%s' "$json" | python3 -c '
 import json, sys
 r = json.load(sys.stdin)
