@@ -140,6 +140,85 @@ def results_report(run):
               f"{g('seconds'):.3f} | {'–' if mbps is None else f'{mbps:.0f}'} | {equal} |")
 
 
+# Commands the bench itself sends Redis around a measured run (not mcpo's).
+OWN_REDIS_COMMANDS = {"info", "config|resetstat"}
+# mcpo's availability probe (src/store/redis.rs): a PING every 5 s per replica, on a timer,
+# whatever the traffic; counted apart from the commands of the call path.
+PROBE_REDIS_COMMANDS = {"ping"}
+
+
+def replicas_report(run):
+    """The replicas scenario (`bench/run.sh replicas`): medians over the repetitions per
+    configuration, and the issue's targets."""
+    rows, meta = load(run)
+    rows = [r for r in rows if r["kind"] == "replicas"]
+    names = {
+        "file": "file store, 1 mcpo",
+        "redis2": "Redis store, 2 replicas",
+        "redis1": "Redis store, 1 mcpo",
+    }
+    if meta:
+        print(
+            f"{meta.get('date', '')} · {meta.get('cpu', '?')} · {meta.get('cores', '?')} cores · mcpo {meta.get('mcpo_rs_rev', '?')} · "
+            f"load average at start {' '.join(meta.get('loadavg_start', []))}, at end {' '.join(meta.get('loadavg_end', []))}"
+        )
+        print()
+    print("| configuration | users, clients | calls/s total | calls/s per replica | p50 / p99 (ms) | Redis commands per call (call path; with the probe's PINGs) | Redis commands during the load, summed over the runs | Redis commands to sign in and reach every replica (keys) | mcpo CPU per call (all replicas) | failed | RSS per replica |")
+    print("|---|---|---:|---:|---|---:|---|---|---:|---:|---:|")
+    summary = {}
+    for config in [c for c in ("file", "redis2", "redis1") if any(r["config"] == c for r in rows)]:
+        sel = [r for r in rows if r["config"] == config]
+        per_rep_per_replica, per_call, per_call_all, used = [], [], [], {}
+        for r in sel:
+            run_load = r["load"]
+            per_rep_per_replica.append(statistics.mean(u["rps"] for u in run_load["per_url"].values()))
+            commands = {k: v for k, v in r["redis_commands"].items() if k not in OWN_REDIS_COMMANDS}
+            for k, v in commands.items():
+                used[k] = used.get(k, 0) + v
+            call_path = sum(v for k, v in commands.items() if k not in PROBE_REDIS_COMMANDS)
+            per_call.append(call_path / max(run_load["answered_with_warmup"], 1))
+            per_call_all.append(sum(commands.values()) / max(run_load["answered_with_warmup"], 1))
+        total = med([r["load"]["rps"] for r in sel])
+        replica = med(per_rep_per_replica)
+        spread = (max(per_rep_per_replica) - min(per_rep_per_replica)) / replica if replica else None
+        summary[config] = {"replica": replica, "spread": spread, "per_call": med(per_call), "max_per_call": max(per_call),
+                           "max_per_call_all": max(per_call_all)}
+        failed = sum(r["load"]["failed"] for r in sel)
+        rss = med([statistics.mean(r["rss_kib"]) for r in sel if r["rss_kib"]])
+        cpu_us = med([1000 * sum(r["cpu_ms"]) / max(r["load"]["answered_with_warmup"], 1) for r in sel if r.get("cpu_ms")])
+        listed = ", ".join(f"{k} {v}" for k, v in sorted(used.items())) or "none"
+        setup = {}
+        for r in sel:
+            for k, v in r.get("redis_commands_setup", {}).items():
+                if k not in OWN_REDIS_COMMANDS:
+                    setup.setdefault(k, []).append(v)
+        setup_text = ", ".join(f"{k} {med(v):.0f}" for k, v in sorted(setup.items())) or "none"
+        setup_text += f" ({med([r.get('redis_keys') for r in sel]):.0f} keys)"
+        print(
+            f"| {names.get(config, config)} | {sel[0]['users']}, {sel[0]['load']['c']} | {fmt_rps(total)} | {fmt_rps(replica)} "
+            f"(spread {100 * spread:.0f}%) | {med([r['load']['p50_ms'] for r in sel]):.2f} / {med([r['load']['p99_ms'] for r in sel]):.2f} | "
+            f"{med(per_call):.4f}; {med(per_call_all):.5f} | {listed} ({len(sel)} runs) | {setup_text} | {'–' if cpu_us is None else f'{cpu_us:.0f} µs'} | {failed} | {fmt_mib(rss)} |"
+        )
+    print()
+    print("| target | measured | met |")
+    print("|---|---:|:---:|")
+    for config in ("redis2", "redis1"):
+        if config in summary:
+            m, m_all = summary[config]["max_per_call"], summary[config]["max_per_call_all"]
+            print(f"| {names[config]}: Redis commands per call with the tokens in memory = 0 (the call path; the probe's timer PINGs apart) | "
+                  f"{m:.4f} (largest run; {m_all:.5f} with the PINGs) | {'yes' if m == 0 else '**NO**'} |")
+    base = summary.get("file")
+    for config in ("redis2", "redis1"):
+        if base and config in summary and base["replica"]:
+            ratio = summary[config]["replica"] / base["replica"]
+            noise = max(base["spread"] or 0, summary[config]["spread"] or 0)
+            ok = abs(ratio - 1) <= noise
+            print(f"| {names[config]}: calls/s per replica within noise of the file store | {ratio:.2f}× (noise ±{100 * noise:.0f}%) | {'yes' if ok else '**NO**'} |")
+    totals = {c: med([r["load"]["rps"] for r in rows if r["config"] == c]) for c in ("file", "redis2")}
+    if totals["file"] and totals["redis2"]:
+        print(f"| (context, not a target) {names['redis2']}: calls/s of both together against the file store's one | {totals['redis2'] / totals['file']:.2f}× | |")
+
+
 def main():
     run = sys.argv[1]
     rows, meta = load(run)
@@ -336,6 +415,8 @@ if __name__ == "__main__":
         catalog_report(sys.argv[2])
     elif len(sys.argv) > 2 and sys.argv[1] == "--results":
         results_report(sys.argv[2])
+    elif len(sys.argv) > 2 and sys.argv[1] == "--replicas":
+        replicas_report(sys.argv[2])
     elif len(sys.argv) > 1 and sys.argv[1] == "--progress":
         progress(*sys.argv[2:6])
     else:

@@ -15,6 +15,13 @@
 #                                      # BENCH_USERS ("100 1000 10000"), BENCH_USERS_STDIO (100),
 #                                      # BENCH_USERS_C (16), MCPO_BEFORE (a second mcpo binary,
 #                                      # measured interleaved with this one as "before")
+#   bench/run.sh catalog | results     # see bench/README.md (issue #16)
+#   bench/run.sh replicas              # OAuth users on two replicas sharing Redis vs the file
+#                                      # store (≈ 4 min): BENCH_REPLICAS_USERS (8),
+#                                      # BENCH_REPLICAS_C (64), BENCH_REPLICAS_SECONDS (10),
+#                                      # BENCH_REPLICAS_REPS (3), BENCH_REPLICAS_CONFIGS
+#                                      # ("file redis2 redis1"); needs redis-server and the
+#                                      # OAuth peers (MCPO_TEST_PEERS, default .test-peers)
 set -euo pipefail
 SCENARIO=${1:-bridges}
 

@@ -16,9 +16,13 @@
 //! writes `fixture started ...` to stderr first thing, and all logging goes to stderr
 //! (`RUST_LOG` enables rmcp's tracing output there too).
 //!
+//! `http` mode can require OAuth bearer tokens checked by introspection ([`oauth`],
+//! `FIXTURE_OAUTH_ISSUER`, `FIXTURE_OAUTH_RS_SECRET`).
+//!
 //! Build with `cargo build --example mcp_fixture`.
 
 mod credentials;
+mod oauth;
 mod resources;
 mod sse;
 mod tools;
@@ -125,7 +129,7 @@ async fn run_http(port: u16) -> anyhow::Result<()> {
     let router = axum::Router::new()
         .nest_service("/mcp", service)
         .layer(axum::middleware::from_fn(credentials::require_key));
-    serve(port, router).await
+    serve(port, oauth::protect(router)).await
 }
 
 /// Legacy HTTP+SSE transport (implemented in [`sse`]).
@@ -137,6 +141,7 @@ async fn run_sse(port: u16) -> anyhow::Result<()> {
 async fn serve(port: u16, router: axum::Router) -> anyhow::Result<()> {
     let listener = TcpListener::bind(("127.0.0.1", port)).await?;
     let addr = listener.local_addr()?;
+    oauth::bound(addr);
     {
         let mut stdout = std::io::stdout().lock();
         writeln!(stdout, "LISTENING http://{addr}")?;

@@ -15,11 +15,17 @@
 //! mcpo-bench users --url URL --secret S --users N -c C --pid PID [--body JSON] [--idle-wait SECS]
 //!                                       # N Open WebUI users' first calls to a multi-user
 //!                                       # server, C at a time: the bridge's RSS per user
+//! mcpo-bench mint --secret S -- USER...  # Open WebUI session JWTs, one per line
+//! mcpo-bench calls -c C -s SECS [-w SECS] [--body JSON] --target URL BEARER [--target ...]
+//!                                       # C clients, client i calling the (i mod n)-th
+//!                                       # target's URL as its bearer: calls/s, p50/p99,
+//!                                       # overall and per URL
 //! ```
 //!
 //! Every mode prints its result as one JSON line on stdout (except `echo`, whose stdout is the
 //! protocol, and `hello`, which prints `LISTENING` once bound).
 
+mod calls;
 mod coldstart;
 mod direct;
 mod echo;
@@ -32,7 +38,7 @@ use std::process::ExitCode;
 fn main() -> ExitCode {
     let mut args: Vec<String> = std::env::args().skip(1).collect();
     if args.is_empty() {
-        eprintln!("usage: mcpo-bench echo | echo-http | direct | startup | hello | coldstart | users (see src/main.rs)");
+        eprintln!("usage: mcpo-bench echo | echo-http | direct | startup | hello | coldstart | users | mint | calls (see src/main.rs)");
         return ExitCode::from(2);
     }
     let mode = args.remove(0);
@@ -44,6 +50,8 @@ fn main() -> ExitCode {
         "hello" => hello::run(args),
         "coldstart" => coldstart::run(args),
         "users" => users::run(args),
+        "mint" => calls::mint(args),
+        "calls" => calls::run(args),
         other => Err(format!("unknown mode: {other}")),
     };
     match outcome {
