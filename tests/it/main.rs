@@ -18,6 +18,7 @@ mod bridge;
 mod commands;
 mod demo;
 mod docs_examples;
+mod fixture_oauth;
 mod hardening_browsers;
 mod hardening_callers;
 mod hardening_docs_page;
