@@ -170,6 +170,15 @@ impl ApiError {
         }
     }
 
+    /// The shared store does not answer: 503 naming it; it reconnects by itself, so callers
+    /// retry in seconds, not minutes.
+    pub fn store_unavailable(reason: String) -> Self {
+        Self::Unavailable {
+            message: crate::support::redact::urls_in(&reason).into_owned(),
+            retry_after_secs: 5,
+        }
+    }
+
     /// The message a person reads (the `message` of the JSON body).
     pub fn message(&self) -> String {
         match self {

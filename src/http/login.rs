@@ -326,6 +326,7 @@ pub fn refused(state: &AppState, server: &Server, user: &Caller, refusal: Refusa
         },
         Refusal::NoSession(reason) => ApiError::no_session(reason),
         Refusal::StoreUnreadable(reason) => ApiError::store_unreadable(reason),
+        Refusal::StoreUnavailable(reason) => ApiError::store_unavailable(reason),
         // Answered by `super::credentials::refused`, which hands every other refusal here.
         Refusal::Credentials(credentials) => ApiError::no_session(format!(
             "server '{}' needs the caller's own credentials",

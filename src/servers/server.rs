@@ -46,6 +46,9 @@ pub enum Refusal {
     /// The caller's stored credentials do not open with the store key (another key, another
     /// owner's file): nothing is served or stored for them until the operator fixes it.
     StoreUnreadable(String),
+    /// The shared store (`--store redis://…`) does not answer and the caller's state is not
+    /// in this replica's memory: a 503 naming it, to be retried in seconds.
+    StoreUnavailable(String),
     /// `user_secrets`: the caller has not supplied theirs (or the upstream refused them);
     /// they do through these credentials' page.
     Credentials(Arc<Credentials>),
@@ -145,7 +148,7 @@ impl Server {
                 Ok(Some(stored)) => secrets = Some(stored),
                 Err(e) => {
                     tracing::warn!(server = %self.name(), "{e}");
-                    return Err(Refusal::StoreUnreadable(e.to_string()));
+                    return Err(store_refusal(e.to_string()));
                 }
             }
         }
@@ -155,7 +158,7 @@ impl Server {
             .map_err(|e| match e {
                 NoEndpoint::Store(e) => {
                     tracing::warn!(server = %self.name(), "{e}");
-                    Refusal::StoreUnreadable(e.to_string())
+                    store_refusal(e.to_string())
                 }
                 NoEndpoint::Client(reason) => {
                     tracing::error!(server = %self.name(), "{reason}");
@@ -172,11 +175,12 @@ impl Server {
         };
         if let Some(reason) = per_user.store_unreadable(user).await {
             tracing::warn!(server = %self.name(), "{reason}");
-            return Err(Refusal::StoreUnreadable(reason));
+            return Err(store_refusal(reason));
         }
         match per_user.needs_login(user).await {
             Ok(true) => Ok(Some(logins.clone())),
             Ok(false) => Ok(None),
+            Err(reason) if store_down() => Err(Refusal::StoreUnavailable(reason)),
             Err(reason) => Err(Refusal::NoSession(reason)),
         }
     }
@@ -274,5 +278,20 @@ pub fn shared_upstream(
             Ok(authorizer) => Upstream::start(config, options, Some(authorizer), stats),
             Err(e) => Upstream::misconfigured(config, options, e.to_string(), stats),
         },
+    }
+}
+
+/// Whether the shared store is installed and does not answer now.
+fn store_down() -> bool {
+    crate::store::shared::shared().is_some_and(|store| !store.available())
+}
+
+/// A store problem as its refusal: the shared store not answering (retried in seconds), or
+/// a record that does not open (the operator must act).
+fn store_refusal(reason: String) -> Refusal {
+    if store_down() {
+        Refusal::StoreUnavailable(reason)
+    } else {
+        Refusal::StoreUnreadable(reason)
     }
 }

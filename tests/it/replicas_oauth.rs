@@ -249,6 +249,13 @@ async fn redis_away_keeps_tokens_in_memory_serving_and_a_new_login_waits_for_it(
         text.contains(&format!("127.0.0.1:{}", redis.port())) && text.contains("unavailable"),
         "the 503 does not name the store: {text}"
     );
+    // Redis reconnects by itself: retry in seconds, not the minutes of a record that does
+    // not open.
+    assert!(
+        answer.retry_after().is_some_and(|s| s <= 10),
+        "Retry-After {:?}",
+        answer.retry_after()
+    );
 
     // Redis back (empty: it keeps nothing on disk): served again without a restart, within
     // 30 s; Bob now gets his login link and signs in.
