@@ -1029,28 +1029,14 @@ mod tests {
         let store = Store::new(TokenStorage::File, "s", "http://h/mcp", Some(&dir)).unwrap();
         let path = &store.client_path().unwrap();
         std::fs::write(path, serde_json::to_vec_pretty(&registration()).unwrap()).unwrap();
-        assert_eq!(
-            store
-                .load_registration()
-                .await
-                .unwrap()
-                .unwrap()
-                .client_secret
-                .as_deref(),
-            Some("topsecret")
-        );
+        let secret = || async {
+            let reg = store.load_registration().await.unwrap().unwrap();
+            reg.client_secret
+        };
+        assert_eq!(secret().await.as_deref(), Some("topsecret"));
         let raw = std::fs::read(path).unwrap();
         assert_eq!(sealed::format(&raw), Format::Sealed);
-        assert_eq!(
-            store
-                .load_registration()
-                .await
-                .unwrap()
-                .unwrap()
-                .client_secret
-                .as_deref(),
-            Some("topsecret")
-        );
+        assert_eq!(secret().await.as_deref(), Some("topsecret"));
     }
 
     /// Another key's file (another folder's default key file), or another user's file copied

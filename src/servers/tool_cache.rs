@@ -182,21 +182,7 @@ impl ToolCache {
             tighten(path, 0o600);
             return Ok(());
         }
-        let file = CacheFile {
-            version: FORMAT_VERSION,
-            server: server.name.clone(),
-            saved_at: std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| d.as_secs()),
-            tools: tools.to_vec(),
-        };
-        let bytes = serde_json::to_vec(&file).map_err(|e| e.to_string())?;
-        if bytes.len() > MAX_FILE_BYTES {
-            return Err(format!(
-                "the list is {} bytes, over the limit of {MAX_FILE_BYTES}",
-                bytes.len()
-            ));
-        }
+        let bytes = list_json(server, tools)?;
         private_dir::create(&self.inner.dir).map_err(|e| e.to_string())?;
         private_dir::check(&self.inner.dir)
             .map_err(|why| format!("the folder {} {why}", self.inner.dir.display()))?;
@@ -355,8 +341,9 @@ fn shared_owner(server: &ServerConfig) -> Owner {
     }
 }
 
-/// `tools` as the cache file's JSON, sealed for the server; refused over [`MAX_FILE_BYTES`].
-fn seal_list(key: &StoreKey, server: &ServerConfig, tools: &[Tool]) -> Result<Vec<u8>, String> {
+/// `tools` as the cache file's JSON (the file's and the shared record's), refused over
+/// [`MAX_FILE_BYTES`].
+fn list_json(server: &ServerConfig, tools: &[Tool]) -> Result<Vec<u8>, String> {
     let file = CacheFile {
         version: FORMAT_VERSION,
         server: server.name.clone(),
@@ -372,6 +359,12 @@ fn seal_list(key: &StoreKey, server: &ServerConfig, tools: &[Tool]) -> Result<Ve
             json.len()
         ));
     }
+    Ok(json)
+}
+
+/// `tools` as the cache file's JSON, sealed for the server; refused over [`MAX_FILE_BYTES`].
+fn seal_list(key: &StoreKey, server: &ServerConfig, tools: &[Tool]) -> Result<Vec<u8>, String> {
+    let json = list_json(server, tools)?;
     sealed::seal(key, &shared_owner(server), &json)
 }
 
