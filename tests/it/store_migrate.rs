@@ -7,10 +7,11 @@
 //! records, and an unreachable Redis is a clear failure naming it.
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::common::*;
+use crate::user_secrets::HttpFixture;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
@@ -46,44 +47,6 @@ fn info_jwt(user: &str) -> String {
         &EncodingKey::from_secret(INFO_SECRET.as_bytes()),
     )
     .unwrap()
-}
-
-/// The fixture over streamable HTTP, accepting only the keys listed in a file.
-struct HttpFixture {
-    child: Child,
-    base: String,
-}
-
-impl HttpFixture {
-    fn start(keys: &Path) -> Self {
-        let mut child = Command::new(fixture_bin())
-            .arg("http")
-            .env("FIXTURE_ACCEPTED_KEYS", keys)
-            .env("FIXTURE_REPORT", "1")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("spawn fixture");
-        let mut line = String::new();
-        std::io::BufRead::read_line(
-            &mut std::io::BufReader::new(child.stdout.take().expect("stdout")),
-            &mut line,
-        )
-        .expect("fixture stdout");
-        let base = line
-            .trim()
-            .strip_prefix("LISTENING ")
-            .unwrap_or_else(|| panic!("fixture did not start: {line:?}"))
-            .to_owned();
-        Self { child, base }
-    }
-}
-
-impl Drop for HttpFixture {
-    fn drop(&mut self) {
-        stop_child(&mut self.child, Duration::from_secs(5));
-    }
 }
 
 /// mcpo serving the multi-user server `gh` (one user secret, `token`) on the token folder

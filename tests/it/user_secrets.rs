@@ -45,7 +45,7 @@ pub(crate) fn info_jwt(user: &str, email: &str, name: &str, role: &str) -> Strin
 /// The fixture in streamable-HTTP mode with the credentials check and reports on.
 pub(crate) struct HttpFixture {
     child: Child,
-    base: String,
+    pub(crate) base: String,
 }
 
 impl HttpFixture {
