@@ -116,6 +116,11 @@ enum Backend {
         cached: Mutex<Option<StoredCredentials>>,
         /// A refresh is saving (its tokens are in memory whatever the store says).
         refreshing: AtomicBool,
+        /// In the token folder, the tokens last read and the file they came from: a call
+        /// whose file is unchanged (same inode, size and modification time) takes them
+        /// without opening, reading and unsealing it again; any write replaces the file
+        /// (a new inode), so another process's login, refresh or logout is seen at once.
+        read: Mutex<Option<(FileStamp, StoredCredentials)>>,
     },
     Memory {
         key: String,
@@ -237,6 +242,7 @@ impl Store {
                 records,
                 tokens,
                 cached,
+                read,
                 ..
             } => {
                 if records.shared().is_some()
@@ -244,7 +250,25 @@ impl Store {
                 {
                     return Ok(Some(copy));
                 }
-                self.read_tokens(records, tokens).await
+                let Some(path) = records.path(tokens) else {
+                    return self.read_tokens(records, tokens).await;
+                };
+                let stamp = match std::fs::metadata(&path) {
+                    Ok(meta) => FileStamp::of(&meta),
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                        *lock(read) = None;
+                        return Ok(None);
+                    }
+                    Err(_) => return self.read_tokens(records, tokens).await,
+                };
+                if let Some((seen, copy)) = &*lock(read)
+                    && *seen == stamp
+                {
+                    return Ok(Some(copy.clone()));
+                }
+                let found = self.read_tokens(records, tokens).await?;
+                *lock(read) = found.clone().map(|c| (stamp, c));
+                Ok(found)
             }
             Backend::Memory { key } => Ok(memory(key, |e| e.tokens.clone())),
         }
@@ -643,7 +667,31 @@ fn records(
         user: user.map(str::to_owned),
         cached: Mutex::new(None),
         refreshing: AtomicBool::new(false),
+        read: Mutex::new(None),
     })
+}
+
+/// Which file a record was read from: its inode, size and modification time. Every write
+/// renames a new file into place, so a changed record has another stamp.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct FileStamp {
+    inode: u64,
+    len: u64,
+    modified: Option<std::time::SystemTime>,
+}
+
+impl FileStamp {
+    fn of(meta: &std::fs::Metadata) -> FileStamp {
+        #[cfg(unix)]
+        let inode = std::os::unix::fs::MetadataExt::ino(meta);
+        #[cfg(not(unix))]
+        let inode = 0;
+        FileStamp {
+            inode,
+            len: meta.len(),
+            modified: meta.modified().ok(),
+        }
+    }
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -1078,6 +1126,29 @@ mod tests {
         assert!(err.contains("another store key"), "{err}");
         assert!(elsewhere.save_tokens(&tokens("new")).await.is_err());
         assert!(alice.check().await.is_ok());
+    }
+
+    /// Tokens read once are taken again without reading while their file is unchanged; a
+    /// login, refresh or logout by another process (another `Store` on the same folder) is
+    /// seen at the next load.
+    #[tokio::test]
+    async fn a_token_file_another_process_changes_is_read_again() {
+        let (_tmp, dir) = folder();
+        let a = Store::new(TokenStorage::File, "s", "http://h/mcp", Some(&dir)).unwrap();
+        let b = Store::new(TokenStorage::File, "s", "http://h/mcp", Some(&dir)).unwrap();
+        let client = |store: &Store| {
+            let store = store.clone();
+            async move { store.load_tokens().await.unwrap().map(|c| c.client_id) }
+        };
+        a.save_tokens(&tokens("one")).await.unwrap();
+        assert_eq!(client(&a).await.as_deref(), Some("one"));
+        assert_eq!(client(&a).await.as_deref(), Some("one"));
+        b.save_tokens(&tokens("two")).await.unwrap();
+        assert_eq!(client(&a).await.as_deref(), Some("two"));
+        b.clear_tokens().await.unwrap();
+        assert_eq!(client(&a).await, None);
+        b.save_tokens(&tokens("three")).await.unwrap();
+        assert_eq!(client(&a).await.as_deref(), Some("three"));
     }
 
     #[tokio::test]
