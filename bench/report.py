@@ -154,6 +154,7 @@ def replicas_report(run):
     rows = [r for r in rows if r["kind"] == "replicas"]
     names = {
         "file": "file store, 1 mcpo",
+        "file-before": "file store, 1 mcpo (MCPO_BEFORE)",
         "redis2": "Redis store, 2 replicas",
         "redis1": "Redis store, 1 mcpo",
     }
@@ -166,7 +167,7 @@ def replicas_report(run):
     print("| configuration | users, clients | calls/s total | calls/s per replica | p50 / p99 (ms) | Redis commands per call (call path; with the probe's PINGs) | Redis commands during the load, summed over the runs | Redis commands to sign in and reach every replica (keys) | mcpo CPU per call (all replicas) | failed | RSS per replica |")
     print("|---|---|---:|---:|---|---:|---|---|---:|---:|---:|")
     summary = {}
-    for config in [c for c in ("file", "redis2", "redis1") if any(r["config"] == c for r in rows)]:
+    for config in [c for c in ("file-before", "file", "redis2", "redis1") if any(r["config"] == c for r in rows)]:
         sel = [r for r in rows if r["config"] == config]
         per_rep_per_replica, per_call, per_call_all, used = [], [], [], {}
         for r in sel:

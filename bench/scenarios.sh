@@ -282,7 +282,7 @@ replica_start() {
   [ "$store" != file ] && store_args=(--store "$store")
   MCPO_TOKEN_DIR=$dir/tokens-$name MCPO_CACHE_DIR=$dir/cache-$name MCPO_STORE_KEY=$REPLICAS_STORE_KEY \
     BROWSER=/bin/false NO_COLOR=1 \
-    "$MCPO_RS" --config "$RUN/replicas.json" --port "$port" --host 127.0.0.1 \
+    "${REPLICA_BIN:-$MCPO_RS}" --config "$RUN/replicas.json" --port "$port" --host 127.0.0.1 \
     --public-url "http://127.0.0.1:$port" "${store_args[@]}" >"$dir/mcpo-$name.log" 2>&1 &
   REPLICA_PID=$!
   PIDS+=("$REPLICA_PID")
@@ -301,10 +301,17 @@ replicas_run() {
   local config=$1 rep=$2 n store dir i k code link before after json pids=() ports=() urls=() jwts=()
   case $config in
     file) n=1 store=file ;;
+    file-before) n=1 store=file ;;
     redis1) n=1 store="redis://127.0.0.1:$P_REDIS/0" ;;
     redis2) n=2 store="redis://127.0.0.1:$P_REDIS/0" ;;
-    *) die "unknown replicas configuration $config (file, redis1, redis2)" ;;
+    *) die "unknown replicas configuration $config (file, file-before, redis1, redis2)" ;;
   esac
+  # `file-before`: the file store on the binary given as MCPO_BEFORE (an A/B in one run).
+  REPLICA_BIN=$MCPO_RS
+  if [ "$config" = file-before ]; then
+    [ -x "$RUN/bin/mcpo-before" ] || die "file-before needs MCPO_BEFORE=<an mcpo binary>"
+    REPLICA_BIN=$RUN/bin/mcpo-before
+  fi
   dir=$RUN/replicas-$config-r$rep
   mkdir -p "$dir"
   redis_cli FLUSHALL >/dev/null
@@ -389,6 +396,7 @@ scenario_replicas() {
     die "the OAuth peers are not installed under $PEERS_OAUTH (scripts/install-oauth-peers.sh; or set MCPO_TEST_PEERS)"
   REPLICAS_STORE_KEY=$(head -c 32 /dev/urandom | base64)
   export REPLICAS_STORE_KEY
+  [ -n "${MCPO_BEFORE:-}" ] && cp "$MCPO_BEFORE" "$RUN/bin/mcpo-before"
 
   # Redis (no persistence, its own directory), the authorization server, the OAuth fixture.
   P_REDIS=$(free_port)
