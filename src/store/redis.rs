@@ -168,6 +168,20 @@ impl RedisStore {
                 self.mark_available();
                 return Ok(value);
             }
+            // Redis answered, about one key (a value of another type under the prefix, a
+            // key that is not UTF-8): that operation fails, the store is not down.
+            Ok(Err(e))
+                if e.code() == Some("WRONGTYPE")
+                    || e.kind() == redis::ErrorKind::UnexpectedReturnType =>
+            {
+                stats.failures.fetch_add(1, Ordering::Relaxed);
+                self.mark_available();
+                return Err(StoreError::Io(format!(
+                    "store {}: {}",
+                    self.shown(),
+                    clean(&e)
+                )));
+            }
             Ok(Err(e)) => clean(&e),
             Err(_) => format!("no answer within {}s", (TIMEOUT * 2).as_secs()),
         };
@@ -246,7 +260,7 @@ impl RedisStore {
         let mut cursor: u64 = 0;
         let mut names = Vec::new();
         loop {
-            let (next, keys): (u64, Vec<String>) = self
+            let (next, keys): (u64, Vec<Vec<u8>>) = self
                 .run(
                     redis::cmd("SCAN")
                         .arg(cursor)
@@ -257,7 +271,12 @@ impl RedisStore {
                 )
                 .await?;
             let prefix = self.prefix().len();
-            names.extend(keys.into_iter().map(|k| k[prefix..].to_owned()));
+            // A key that is not UTF-8 is no record of mcpo's: left out.
+            names.extend(
+                keys.into_iter()
+                    .filter_map(|k| String::from_utf8(k).ok())
+                    .filter_map(|k| k.get(prefix..).map(str::to_owned)),
+            );
             if next == 0 {
                 break;
             }
