@@ -76,36 +76,25 @@ fn a_redis_store_needs_an_explicit_key_and_a_usable_url() {
     let (status, stderr) = run_refused(&["--store-prefix", "has space", "--", "true"]);
     assert_eq!(status.code(), Some(2), "{stderr}");
     assert!(stderr.contains("option '--store-prefix'"), "{stderr}");
-    // `mcpo validate` checks the same, from MCPO_STORE too.
+    // `mcpo validate` checks the same, from MCPO_STORE too; so does `mcpo tools`, which
+    // stores credentials where the daemon finds them.
     let config =
         write_config(&serde_json::json!({"mcpServers": {"a": {"command": "true"}}}).to_string());
-    let out = std::process::Command::new(mcpo_bin())
-        .args(["validate", "--config", config.path().to_str().unwrap()])
-        .env("MCPO_STORE", &url)
-        .env_remove("MCPO_STORE_KEY")
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(2), "{stderr}");
-    assert!(
-        stderr.contains("option '--store'") && stderr.contains("MCPO_STORE_KEY"),
-        "{stderr}"
-    );
-    assert!(!stderr.contains(PASSWORD), "{stderr}");
-    // So do the subcommands that store credentials where the daemon finds them.
-    let out = std::process::Command::new(mcpo_bin())
-        .args(["tools", "--config", config.path().to_str().unwrap()])
-        .env("MCPO_STORE", &url)
-        .env_remove("MCPO_STORE_KEY")
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(2), "{stderr}");
-    assert!(
-        stderr.contains("option '--store'") && stderr.contains("MCPO_STORE_KEY"),
-        "{stderr}"
-    );
-    assert!(!stderr.contains(PASSWORD), "{stderr}");
+    for command in ["validate", "tools"] {
+        let out = std::process::Command::new(mcpo_bin())
+            .args([command, "--config", config.path().to_str().unwrap()])
+            .env("MCPO_STORE", &url)
+            .env_remove("MCPO_STORE_KEY")
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{command}: {stderr}");
+        assert!(
+            stderr.contains("option '--store'") && stderr.contains("MCPO_STORE_KEY"),
+            "{command}: {stderr}"
+        );
+        assert!(!stderr.contains(PASSWORD), "{command}: {stderr}");
+    }
 }
 
 #[tokio::test]
